@@ -1,0 +1,100 @@
+"""Reference data for a fresh installation and synthetic persons for the demo.
+
+The participants follow 298-п Порядок п.3 / Регламент п.4 and 363н п.3. Persons made here
+are generated (``synthetic=True``), never real.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import random
+from datetime import date
+
+from sqlmodel import Session, select
+
+from models.agencies import Agency, AgencyRole
+from models.persons import Person, snils_check_number
+from models.types import new_id
+
+# (id, short name, Russian name, role)
+KALININGRAD_AGENCIES: list[tuple[str, str, str, AgencyRole]] = [
+    ("msp39", "Минсоцполитики", "Министерство социальной политики Калининградской области",
+     AgencyRole.social_policy),
+    ("mz39", "Минздрав", "Министерство здравоохранения Калининградской области",
+     AgencyRole.health),
+    ("mo39", "Минобразования", "Министерство образования Калининградской области",
+     AgencyRole.education),
+    ("msport39", "Минспорт", "Министерство спорта Калининградской области", AgencyRole.sport),
+    ("mkt39", "Минкультуры", "Министерство по культуре и туризму Калининградской области",
+     AgencyRole.culture),
+    ("mse39", "МСЭ", "Главное бюро медико-социальной экспертизы по Калининградской области",
+     AgencyRole.mse),
+    ("sfr39", "СФР", "Отделение Социального фонда России по Калининградской области",
+     AgencyRole.sfr),
+    ("psu39a", "ЦСО «Доверие»", "ГБУ СО КО «Центр социального обслуживания «Доверие»",
+     AgencyRole.provider),
+    ("psu39b", "ЦСО «Надежда»", "ГБУ СО КО «Центр социального обслуживания «Надежда»",
+     AgencyRole.provider),
+]
+
+
+def make_secret(seed: str) -> str:
+    """A deterministic Standard Webhooks secret for a seed (demo and tests only)."""
+    raw = hashlib.sha256(f"rehab-demo-secret:{seed}".encode()).digest()
+    return "whsec_" + base64.b64encode(raw).decode()
+
+
+def seed_agencies(
+    session: Session, *, region: str = "39", endpoints: dict[str, str | None] | None = None,
+) -> list[Agency]:
+    """Insert (or update the endpoints of) the region's participants."""
+    out: list[Agency] = []
+    for aid, short, name, role in KALININGRAD_AGENCIES:
+        agency_id = aid if region == "39" else f"{aid[:-2]}{region}"
+        row = session.get(Agency, agency_id)
+        if row is None:
+            row = Agency(id=agency_id, name=name, short_name=short, role=role, region=region,
+                         secret_current=make_secret(agency_id))
+        if endpoints is not None and agency_id in endpoints:
+            row.endpoint_url = endpoints[agency_id]
+        session.add(row)
+        out.append(row)
+    session.flush()
+    return out
+
+
+FIRST = ["Иван", "Мария", "Алексей", "Ольга", "Дмитрий", "Анна", "Сергей", "Елена"]
+LAST = ["Синтетиков", "Примерова", "Тестов", "Образцова", "Демонов", "Выдумкина"]
+
+
+def synthetic_snils(rng: random.Random) -> str:
+    """A SNILS with a valid check number (random, above 001-001-998)."""
+    body = f"{rng.randint(2_000_000, 999_999_999):09d}"
+    return f"{body[0:3]}-{body[3:6]}-{body[6:9]} {snils_check_number(body):02d}"
+
+
+def make_persons(session: Session, n: int, *, region: str = "39", seed: int = 7) -> list[Person]:
+    """``n`` generated persons (never real)."""
+    rng = random.Random(seed)
+    people = []
+    for _ in range(n):
+        p = Person(
+            id=new_id("pn"),
+            full_name=f"{rng.choice(LAST)} {rng.choice(FIRST)} (синтетический)",
+            snils=synthetic_snils(rng),
+            birth_date=date(rng.randint(1960, 2006), rng.randint(1, 12), rng.randint(1, 28)),
+            region=region,
+            synthetic=True,
+        )
+        session.add(p)
+        people.append(p)
+    session.flush()
+    return people
+
+
+def agencies_by_role(session: Session, region: str) -> dict[str, list[Agency]]:
+    out: dict[str, list[Agency]] = {}
+    for a in session.exec(select(Agency).where(Agency.region == region)):
+        out.setdefault(a.role.value, []).append(a)
+    return out

@@ -1,0 +1,125 @@
+"""The product's configuration: one pydantic-settings object, every field documented.
+
+Values come from environment variables prefixed ``REHAB_`` (e.g. ``REHAB_DATABASE_URL``) or a
+``.env`` file. Outside ``development``/``test`` the settings refuse placeholder secrets.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_VAR_DIR = PROJECT_ROOT / "var"
+PLACEHOLDER = "change-me"
+
+
+class Settings(BaseSettings):
+    """Every setting of the product (env prefix ``REHAB_``)."""
+
+    model_config = SettingsConfigDict(env_prefix="REHAB_", env_file=".env", extra="ignore")
+
+    environment: Literal["development", "test", "production"] = Field(
+        "development", description="Deployment kind; production refuses placeholder secrets."
+    )
+    var_dir: Path = Field(
+        DEFAULT_VAR_DIR, description="Directory for the embedded SQLite files and Prefect home."
+    )
+    database_url: str = Field(
+        "",
+        description="SQLAlchemy URL of the system of record. Empty: SQLite in var_dir/rehab.db. "
+        "Production: postgresql+psycopg://user@host/db.",
+    )
+    prefect_database_url: str = Field(
+        "",
+        description="Database of the Prefect server the product starts itself. Empty: SQLite in "
+        "var_dir/prefect. PostgreSQL: postgresql+asyncpg://user@host/db.",
+    )
+    prefect_api_url: str = Field(
+        "",
+        description="Use an already running Prefect server at this API URL instead of starting one.",
+    )
+    prefect_mirror: bool = Field(
+        True, description="Mirror every route into Prefect as one flow run per person."
+    )
+    api_host: str = Field("127.0.0.1", description="Host the HTTP API binds to.")
+    api_port: int = Field(8040, description="Port of the HTTP API (webhooks, pages, supervisor).")
+    public_base_url: str = Field(
+        "",
+        description="Base URL agencies use to reach our webhooks; empty: http://api_host:api_port.",
+    )
+    sender_region: str = Field(
+        "39", description="Subject code of the ministry that sends interagency requests."
+    )
+    webhook_tolerance_seconds: int = Field(
+        300, description="Replay window of signed webhooks (Standard Webhooks: 5 minutes)."
+    )
+    webhook_max_body_bytes: int = Field(
+        256 * 1024, description="Largest accepted webhook body; larger bodies get 413."
+    )
+    send_timeout_seconds: float = Field(10.0, description="HTTP timeout of a request to an agency.")
+    send_backoff_base_seconds: float = Field(
+        1.0, description="First retry delay after a network error or 5xx; doubles each attempt."
+    )
+    send_backoff_max_seconds: float = Field(300.0, description="Cap of the retry delay.")
+    job_lease_seconds: float = Field(
+        30.0, description="How long a worker holds a claimed job before another may take it."
+    )
+    worker_batch_size: int = Field(200, description="Jobs a worker claims at once.")
+    worker_concurrency: int = Field(64, description="Agency requests a worker sends at once.")
+    worker_idle_poll_seconds: float = Field(
+        0.1, description="How often an idle worker looks for new jobs."
+    )
+    reminder_days_before: int = Field(
+        1, description="Default: remind the agency this many working days before its deadline."
+    )
+    escalate_after_days: int = Field(
+        2, description="Default: escalate to the supervisor this many working days after overdue."
+    )
+    smtp_host: str = Field("127.0.0.1", description="SMTP server for e-mail notifications.")
+    smtp_port: int = Field(25, description="SMTP port.")
+    smtp_from: str = Field("noreply@rehab.example", description="Sender address of e-mails.")
+    smtp_enabled: bool = Field(False, description="Send e-mail for real (else record only).")
+    notify_max_attempts: int = Field(
+        5, description="Notification sending attempts before it is marked failed."
+    )
+    notify_backoff_base_seconds: float = Field(
+        30.0, description="First notification retry delay; doubles each attempt."
+    )
+    notify_backoff_max_seconds: float = Field(3600.0, description="Cap of that retry delay.")
+    allow_clock_control: bool = Field(
+        True, description="Expose the movable clock over HTTP (demo, tests). Off in production."
+    )
+    admin_token: SecretStr = Field(
+        SecretStr(PLACEHOLDER), description="Bearer token of the built-in administrator."
+    )
+
+    @model_validator(mode="after")
+    def _refuse_placeholders_in_production(self) -> Settings:
+        if self.environment == "production":
+            if self.admin_token.get_secret_value() == PLACEHOLDER:
+                raise ValueError("admin_token: a placeholder secret is refused in production")
+            if self.allow_clock_control:
+                raise ValueError("allow_clock_control: must be false in production")
+        return self
+
+    @property
+    def effective_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        self.var_dir.mkdir(parents=True, exist_ok=True)
+        return f"sqlite:///{self.var_dir / 'rehab.db'}"
+
+    @property
+    def effective_public_base_url(self) -> str:
+        return self.public_base_url or f"http://{self.api_host}:{self.api_port}"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings (read once)."""
+    return Settings()

@@ -1,0 +1,31 @@
+"""The Prefect face of a route: one flow run per person, one task run per step.
+
+The route engine is the system of record and holds nothing while a route waits (a route is
+rows in our database). Prefect shows each route as one long-running flow run named and
+tagged by route id, region and template — never by name or SNILS — whose state says where it
+stands ("waiting for МСЭ, answer due 19.01.2026"), with the steps as its task runs.
+The mirror (``tasks/prefect_mirror.py``) keeps these runs in step with the engine.
+"""
+
+from __future__ import annotations
+
+from prefect import flow, task
+
+
+@task(name="agency-step")
+def agency_step(route_id: str, seq: int) -> None:
+    """One step of a route: an interagency request and its answer (298-п п.10–п.12).
+
+    Its task run is created and moved by the mirror; the work itself is the engine's.
+    """
+
+
+@flow(name="rehabilitation-route", log_prints=False)
+def rehabilitation_route(route_id: str) -> str:
+    """Drive one route now: do whatever work of this route is due (send its request, apply
+    its answer) and return the route's status. The route's long-running flow run is the
+    mirror's; this flow is for running one route's pending work by hand
+    (``rehab route drive ROUTE_ID``)."""
+    from engine.drive import drive_route
+
+    return drive_route(route_id)

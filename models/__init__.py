@@ -1,0 +1,28 @@
+"""Tables and pure rules. Importing this package registers every table on SQLModel.metadata."""
+
+from models.agencies import Agency, AgencyAnswer, AgencyRequest
+from models.audit import AuditEvent
+from models.clock import ClockState
+from models.jobs import Job
+from models.notifications import Notification
+from models.persons import Person
+from models.routes import Route, Step
+from models.staff import StaffUser
+from models.timers import CalendarStamp, Escalation, Timer
+
+__all__ = [
+    "Agency",
+    "AgencyAnswer",
+    "AgencyRequest",
+    "AuditEvent",
+    "CalendarStamp",
+    "ClockState",
+    "Escalation",
+    "Job",
+    "Notification",
+    "Person",
+    "Route",
+    "StaffUser",
+    "Step",
+    "Timer",
+]

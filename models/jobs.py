@@ -1,0 +1,41 @@
+"""The engine's durable work queue: what a worker must do next (infrastructure time).
+
+A waiting route holds no job: a job exists only while there is work to do now (send a
+request, apply a received answer, mirror a route into Prefect).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+
+from sqlalchemy import Index, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+from models.types import UTCDateTime, utcnow
+
+
+class JobKind(StrEnum):
+    send_request = "send_request"
+    apply_answer = "apply_answer"
+    mirror_route = "mirror_route"
+    send_notification = "send_notification"
+
+
+# A unit of work; (kind, ref) is unique so that enqueueing twice is harmless.
+class Job(SQLModel, table=True):
+    __table_args__ = (
+        UniqueConstraint("kind", "ref", name="uq_job_kind_ref"),
+        Index("ix_job_due", "due_at"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    kind: JobKind
+    ref: str = Field(max_length=80)
+    due_at: datetime = Field(sa_type=UTCDateTime, description="real time")
+    generation: int = 0  # bumped when re-enqueued while running (coalescing)
+    attempts: int = 0
+    locked_by: str | None = Field(default=None, max_length=80)
+    locked_until: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    last_error: str | None = None
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)

@@ -1,0 +1,82 @@
+"""Routes (one per person and programme) and their steps.
+
+The rehabilitation organisation forms the individual rehabilitation route and ensures its
+deadlines and completeness (363н п.10б); steps follow the template's order (298-п Регламент
+п.16).
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from enum import StrEnum
+
+from sqlalchemy import UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+from models.types import UTCDateTime, utcnow
+
+
+class RouteStatus(StrEnum):
+    active = "active"
+    completed = "completed"
+    cancelled = "cancelled"
+
+
+class StepStatus(StrEnum):
+    """Life of a step. ``awaiting`` with an overdue answer stays ``awaiting`` (the ladder
+    tracks lateness); terminal: answered, absent, cancelled."""
+
+    planned = "planned"  # later in the route
+    sending = "sending"  # request prepared, being delivered (send-by deadline runs)
+    awaiting = "awaiting"  # delivered, waiting for the answer (answer-by deadline runs)
+    needs_clarification = "needs_clarification"  # agency rejected: coordinator must clarify
+    answered = "answered"  # information provided
+    absent = "absent"  # notice that the information is absent (298-п п.11): completed
+    cancelled = "cancelled"  # closed by a supervisor
+
+    @property
+    def terminal(self) -> bool:
+        return self in (StepStatus.answered, StepStatus.absent, StepStatus.cancelled)
+
+
+# A person's individual rehabilitation route.
+class Route(SQLModel, table=True):
+    id: str = Field(primary_key=True, max_length=40)
+    person_id: str = Field(foreign_key="person.id", index=True, max_length=40)
+    region: str = Field(max_length=8, index=True)
+    template: str = Field(max_length=40, index=True)
+    status: RouteStatus = Field(default=RouteStatus.active, index=True)
+    registered_at: datetime = Field(sa_type=UTCDateTime, description="application registered")
+    current_seq: int = 0
+    coordinator_id: str | None = Field(default=None, max_length=40)
+    prefect_flow_run_id: str | None = Field(default=None, max_length=40)
+    prefect_state: str | None = Field(default=None, max_length=200, description="last mirrored")
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    completed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+# One step of a route: an interagency request and its answer.
+class Step(SQLModel, table=True):
+    __table_args__ = (UniqueConstraint("route_id", "seq", name="uq_step_route_seq"),)
+
+    id: str = Field(primary_key=True, max_length=40)
+    route_id: str = Field(foreign_key="route.id", index=True, max_length=40)
+    seq: int
+    kind: str = Field(max_length=40)
+    role: str = Field(max_length=20)
+    agency_id: str | None = Field(default=None, foreign_key="agency.id", max_length=40)
+    status: StepStatus = Field(default=StepStatus.planned, index=True)
+    optional: bool = False
+    current_request_id: str | None = Field(default=None, max_length=40)
+    ready_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    send_by: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    send_by_date: date | None = None
+    sent_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    answer_by: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    answer_by_date: date | None = None
+    deadline_provisional: bool = False
+    answered_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    late_working_days: int | None = None
+    outcome_note: str | None = None
+    prefect_task_run_id: str | None = Field(default=None, max_length=40)
+    prefect_state: str | None = Field(default=None, max_length=200, description="last mirrored")

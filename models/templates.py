@@ -1,0 +1,153 @@
+"""Route templates: the steps of an individual rehabilitation route (pure data).
+
+A route is formed by the rehabilitation organisation from the person's ИПРА and its deadlines
+and completeness are ensured by it (363н п.10б). Each step is an interagency request to a
+participant (298-п Порядок п.3 / Регламент п.4) answered in 5 working days (298-п п.11, п.12).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from models.agencies import AgencyRole
+
+SEND_WORKING_DAYS = 1
+"""298-п п.10: a request is prepared and sent within 1 working day of registration."""
+
+ANSWER_WORKING_DAYS = 5
+"""298-п п.11 (Порядок), п.12 (Регламент): answered within 5 working days of receipt."""
+
+
+@dataclass(frozen=True)
+class Ladder:
+    """Escalation timings of a step, in working days (issue: the escalation ladder)."""
+
+    reminder_days_before: int = 1
+    escalate_after_days: int = 2
+
+
+@dataclass(frozen=True)
+class StepTemplate:
+    """One step: what is requested from which kind of participant, and on which terms."""
+
+    kind: str
+    role: AgencyRole
+    requested: str  # Russian text the agency reads
+    basis: str  # clause of the regulation
+    answer_days: int = ANSWER_WORKING_DAYS
+    send_days: int = SEND_WORKING_DAYS
+    optional: bool = False  # a supervisor may close it and the route goes on
+    ladder: Ladder | None = None  # None: the template's / settings' default
+
+
+@dataclass(frozen=True)
+class RouteTemplate:
+    """A named sequence of steps (298-п Регламент п.16: a mandatory order of actions)."""
+
+    code: str
+    title: str
+    basis: str
+    steps: tuple[StepTemplate, ...]
+    ladder: Ladder | None = None  # None: the settings' default ladder
+
+    def step(self, seq: int) -> StepTemplate:
+        return self.steps[seq]
+
+    def ladder_for(self, seq: int, default: Ladder) -> Ladder:
+        """The step's own ladder, else the template's, else ``default``."""
+        return self.steps[seq].ladder or self.ladder or default
+
+
+SUPPORTED_LIVING = RouteTemplate(
+    code="supported_living",
+    title="Сопровождаемое проживание",
+    basis="000 п.10–14; 298-п Порядок п.9–11",
+    steps=(
+        StepTemplate(
+            kind="need_assessment",
+            role=AgencyRole.social_policy,
+            requested="Оценка нуждаемости в сопровождаемом проживании",
+            basis="000 п.10; 298-п Порядок п.9",
+        ),
+        StepTemplate(
+            kind="medical_check",
+            role=AgencyRole.health,
+            requested="Сведения о состоянии здоровья и противопоказаниях",
+            basis="298-п Регламент п.6 пп.8",
+        ),
+        StepTemplate(
+            kind="training_placement",
+            role=AgencyRole.education,
+            requested="Зачисление на обучение навыкам самостоятельного проживания",
+            basis="000 п.11, п.13",
+            optional=True,
+        ),
+    ),
+)
+
+SOCIAL_EMPLOYMENT = RouteTemplate(
+    code="social_employment",
+    title="Социальная занятость",
+    basis="298-п Регламент п.3, п.16",
+    steps=(
+        StepTemplate(
+            kind="need_assessment",
+            role=AgencyRole.social_policy,
+            requested="Определение потребности в услугах по социальной занятости",
+            basis="298-п Регламент п.16 пп.1",
+        ),
+        StepTemplate(
+            kind="health_monitoring",
+            role=AgencyRole.health,
+            requested="Периодический мониторинг состояния здоровья",
+            basis="298-п Регламент п.6 пп.8",
+        ),
+        StepTemplate(
+            kind="employment_conditions",
+            role=AgencyRole.provider,
+            requested="Создание условий и предоставление услуг социальной занятости",
+            basis="298-п Регламент п.16 пп.2–3",
+        ),
+    ),
+)
+
+ACCOMPANIMENT = RouteTemplate(
+    code="accompaniment",
+    title="Сопровождение при комплексной реабилитации",
+    basis="363н п.1, п.10",
+    steps=(
+        StepTemplate(
+            kind="ipra_extract",
+            role=AgencyRole.mse,
+            requested="Выписка из ИПРА инвалида",
+            basis="363н п.6",
+        ),
+        StepTemplate(
+            kind="rehabilitation_route",
+            role=AgencyRole.provider,
+            requested="Формирование индивидуального реабилитационного маршрута",
+            basis="363н п.10б",
+        ),
+        StepTemplate(
+            kind="tsr_provision",
+            role=AgencyRole.sfr,
+            requested="Сведения об обеспечении техническими средствами реабилитации",
+            basis="363н п.8",
+            optional=True,
+        ),
+    ),
+)
+
+TEMPLATES: dict[str, RouteTemplate] = {
+    t.code: t for t in (SUPPORTED_LIVING, SOCIAL_EMPLOYMENT, ACCOMPANIMENT)
+}
+
+
+def get_template(code: str) -> RouteTemplate:
+    """The template by code, or ValueError naming the field."""
+    try:
+        return TEMPLATES[code]
+    except KeyError:
+        raise ValueError(
+            f"template: unknown route template {code!r}; known: {', '.join(sorted(TEMPLATES))}"
+        ) from None

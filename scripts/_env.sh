@@ -1,0 +1,21 @@
+# Shared by scripts/demo and scripts/test: create (or reuse) the project's virtualenv.
+# The venv is rebuilt when pyproject.toml changes (a stamp keyed on its hash).
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+VENV="${REHAB_VENV:-$ROOT/.venv}"
+PY="${PYTHON:-python3.11}"
+command -v "$PY" >/dev/null 2>&1 || PY=python3
+STAMP="$VENV/.rehab-stamp"
+WANT="$(sha256sum "$ROOT/pyproject.toml" | cut -c1-16)-${REHAB_EXTRAS:-dev,bench}"
+if [ ! -x "$VENV/bin/python" ] || [ "$(cat "$STAMP" 2>/dev/null)" != "$WANT" ]; then
+    echo "[rehab] preparing the environment in $VENV ..." >&2
+    "$PY" -m venv "$VENV"
+    "$VENV/bin/python" -m pip install -q --upgrade pip >&2
+    "$VENV/bin/python" -m pip install -q -e "$ROOT[${REHAB_EXTRAS:-dev,bench}]" >&2
+    echo "$WANT" > "$STAMP"
+fi
+# Offline machines: Prefect must not phone home.
+export PREFECT_SERVER_ANALYTICS_ENABLED=false DO_NOT_TRACK=1
+export PREFECT_UI_ENABLED="${PREFECT_UI_ENABLED:-true}"
+export PATH="$VENV/bin:$PATH"
+cd "$ROOT"

@@ -1,0 +1,107 @@
+"""Shared fixtures.
+
+The system of record is SQLite by default; set ``REHAB_TEST_DATABASE_URL`` (e.g.
+``postgresql+psycopg://root@127.0.0.1:5432/test``) to run every test on PostgreSQL.
+Business time is a movable clock: no test sleeps for time to pass.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from datetime import datetime
+from pathlib import Path
+
+import pendulum
+import pytest
+from sqlalchemy import Engine, text
+from sqlmodel import Session
+
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+os.environ.setdefault("DO_NOT_TRACK", "1")
+
+from engine.clock import DbClock  # noqa: E402
+from engine.db import make_engine, migrate  # noqa: E402
+from engine.routes import EngineConfig  # noqa: E402
+from engine.seed import make_persons, seed_agencies  # noqa: E402
+from models.persons import Person  # noqa: E402
+from models.templates import Ladder  # noqa: E402
+
+PG_URL = os.environ.get("REHAB_TEST_DATABASE_URL", "")
+
+
+def kaliningrad(*args: int) -> datetime:
+    """An aware instant given in Kaliningrad local time (UTC+2)."""
+    return pendulum.datetime(*args, tz="Europe/Kaliningrad")  # type: ignore[arg-type]
+
+
+@pytest.fixture(scope="session")
+def _sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("dbtemplate") / "template.db"
+    eng = make_engine(f"sqlite:///{path}")
+    migrate(eng)
+    eng.dispose()
+    return path
+
+
+@pytest.fixture(scope="session")
+def _pg_migrated() -> str:
+    eng = make_engine(PG_URL)
+    with eng.begin() as conn:
+        conn.execute(text("DROP SCHEMA public CASCADE"))
+        conn.execute(text("CREATE SCHEMA public"))
+    migrate(eng)
+    eng.dispose()
+    return PG_URL
+
+
+@pytest.fixture
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A clean, migrated database for one test."""
+    if PG_URL:
+        url: str = request.getfixturevalue("_pg_migrated")
+        eng = make_engine(url)
+        with eng.begin() as conn:
+            names = [r[0] for r in conn.execute(text(
+                "SELECT tablename FROM pg_tables WHERE schemaname='public' "
+                "AND tablename <> 'alembic_version'"))]
+            if names:
+                conn.execute(text(f"TRUNCATE {', '.join(names)} RESTART IDENTITY CASCADE"))
+        eng.dispose()
+        return url
+    template: Path = request.getfixturevalue("_sqlite_template")
+    path = tmp_path / "rehab.db"
+    shutil.copy(template, path)
+    return f"sqlite:///{path}"
+
+
+@pytest.fixture
+def db(db_url: str) -> Iterator[Engine]:
+    eng = make_engine(db_url)
+    yield eng
+    eng.dispose()
+
+
+@pytest.fixture
+def clock(db: Engine) -> DbClock:
+    """Business time frozen at Monday 3 March 2025, 10:00 in Kaliningrad."""
+    c = DbClock(db, ttl=0)
+    c.freeze(kaliningrad(2025, 3, 3, 10, 0))
+    return c
+
+
+@pytest.fixture
+def cfg() -> EngineConfig:
+    return EngineConfig(sender_region="39", public_base_url="http://127.0.0.1:9",
+                        default_ladder=Ladder(1, 2), mirror=False)
+
+
+@pytest.fixture
+def seeded(db: Engine) -> list[Person]:
+    """Kaliningrad participants (all on the inbox channel) and three synthetic persons."""
+    with Session(db, expire_on_commit=False) as s:
+        seed_agencies(s)
+        people = make_persons(s, 3)
+        s.commit()
+    return people
