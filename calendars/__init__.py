@@ -16,6 +16,7 @@ from calendars.errors import (
     YearOutOfRangeError,
 )
 from calendars.region_calendar import RegionCalendar, YearSummary
+from calendars.regions import RegionInfo
 from calendars.registry import (
     DEFAULT_REGION,
     data_version,
@@ -23,7 +24,6 @@ from calendars.registry import (
     known_regions,
     reload_data,
 )
-from calendars.regions import RegionInfo
 
 __all__ = [
     "DEFAULT_REGION",

@@ -143,7 +143,8 @@ def _named_days(items: Any, path: Path, field: str) -> tuple[NamedDay, ...]:
         ctx = f"{field}[{i}]."
         if not isinstance(item, dict):
             raise _err(path, f"{field}[{i}]", "must be a {date, name} table")
-        out.append(NamedDay(_get(item, "date", date, path, ctx), _get(item, "name", str, path, ctx)))
+        day = _get(item, "date", date, path, ctx)
+        out.append(NamedDay(day, _get(item, "name", str, path, ctx)))
     return tuple(out)
 
 

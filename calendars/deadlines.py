@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 
 import pendulum
 
@@ -45,7 +45,7 @@ def _local_date(at: datetime, tz: str, field: str) -> date:
 def _end_of_day_utc(day: date, tz: str) -> datetime:
     nxt = day + timedelta(days=1)
     p = pendulum.datetime(nxt.year, nxt.month, nxt.day, tz=tz).in_timezone("UTC")
-    return datetime(p.year, p.month, p.day, p.hour, p.minute, p.second, tzinfo=timezone.utc)
+    return datetime(p.year, p.month, p.day, p.hour, p.minute, p.second, tzinfo=UTC)
 
 
 def deadline(event_at: datetime, working_days: int, region: str = DEFAULT_REGION) -> Deadline:

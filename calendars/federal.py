@@ -171,4 +171,5 @@ def from_art112(year: int) -> FederalYear:
         if working_in(special, d) and (nxt in names or (nxt.month, nxt.day) == (1, 1)):
             special[d] = DayInfo(d, True, "shortened", SHORTENED_REASON, True, shortened=True)
         d = nxt
-    return FederalYear(year, True, "ст. 112 ТК РФ (предварительно)", special, frozenset(names), None)
+    source = "ст. 112 ТК РФ (предварительно)"
+    return FederalYear(year, True, source, special, frozenset(names), None)

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import threading
-from functools import lru_cache
+from functools import cache, lru_cache
 
-from calendars.data_files import compute_data_version, federal_files, region_files
+from calendars.data_files import RegionFile, compute_data_version, federal_files, region_files
 from calendars.errors import UnknownRegionError
 from calendars.federal import FederalYear
 from calendars.region_calendar import RegionCalendar
@@ -24,13 +24,18 @@ def _federal() -> dict[int, FederalYear]:
 
 
 @lru_cache(maxsize=1)
+def _region_files() -> dict[str, RegionFile]:
+    return region_files()
+
+
+@lru_cache(maxsize=1)
 def _regions() -> dict[str, RegionInfo]:
-    return {code: region_info(r) for code, r in sorted(region_files().items())}
+    return {code: region_info(r) for code, r in sorted(_region_files().items())}
 
 
-@lru_cache(maxsize=None)
+@cache
 def _calendar(region: str) -> RegionCalendar:
-    files = region_files()
+    files = _region_files()
     if region not in files:
         known = ", ".join(sorted(files))
         raise UnknownRegionError(f"region: unknown subject code {region!r} (known: {known})")
@@ -67,6 +72,7 @@ def reload_data() -> None:
     """Drop every cache so that the next call re-reads the data files."""
     with _lock:
         _federal.cache_clear()
+        _region_files.cache_clear()
         _regions.cache_clear()
         _calendar.cache_clear()
         _version.cache_clear()

@@ -66,8 +66,8 @@ def build_table(federal: dict[int, FederalYear], region: RegionFile | None) -> D
     count = 0
     d = FIRST_DAY
     for i in range(size):
-        info = special.get(d)
-        w = info.working if info is not None else d.weekday() < 5
+        found = special.get(d)
+        w = found.working if found is not None else d.weekday() < 5
         before[i] = count
         if w:
             working[i] = 1

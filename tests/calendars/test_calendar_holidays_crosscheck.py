@@ -16,7 +16,7 @@ from calendars import get_calendar
 
 @pytest.mark.parametrize("year", [2024, 2025, 2026, 2027])
 def test_day_by_day_against_holidays_package(year: int) -> None:
-    ru = holidays.Russia(years=year)
+    ru = holidays.Russia(years=year)  # type: ignore[attr-defined]
     weekend_workdays = set(getattr(ru, "weekend_workdays", set()))
     cal = get_calendar("39")
     d = date(year, 1, 1)
@@ -31,7 +31,7 @@ def test_day_by_day_against_holidays_package(year: int) -> None:
 
 @pytest.mark.parametrize("year", [2024, 2025, 2026, 2027])
 def test_working_saturdays_match_holidays_package(year: int) -> None:
-    ru = holidays.Russia(years=year)
+    ru = holidays.Russia(years=year)  # type: ignore[attr-defined]
     if not hasattr(ru, "weekend_workdays"):
         pytest.skip("this holidays version does not expose weekend_workdays")
     assert sorted(ru.weekend_workdays) == get_calendar().working_saturdays(year)

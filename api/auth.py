@@ -1,0 +1,55 @@
+"""Bearer-token authentication of staff (StaffUser.token_sha256) and role checks.
+
+Supervisors act for the Ministry's control of interagency interaction (298-п Порядок п.13,
+Регламент п.17); coordinators for the rehabilitation organisation (363н п.10б).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Annotated
+
+from fastapi import Depends, HTTPException, status
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlmodel import Session
+
+from api.deps import EngineDep
+from engine.staff import staff_by_token
+from models.staff import StaffRole, StaffUser
+
+_bearer = HTTPBearer(auto_error=False)
+
+
+def current_staff(
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    engine: EngineDep,
+) -> StaffUser:
+    """The active staff user whose token is presented as ``Authorization: Bearer ...``."""
+    if credentials is None or credentials.scheme.lower() != "bearer":
+        raise HTTPException(status.HTTP_401_UNAUTHORIZED,
+                            "authorization: a staff bearer token is required",
+                            headers={"WWW-Authenticate": "Bearer"})
+    with Session(engine, expire_on_commit=False) as s:
+        user = staff_by_token(s, credentials.credentials)
+        s.rollback()
+    if user is None:
+        raise HTTPException(status.HTTP_401_UNAUTHORIZED,
+                            "authorization: unknown or inactive token",
+                            headers={"WWW-Authenticate": "Bearer"})
+    return user
+
+
+CurrentStaff = Annotated[StaffUser, Depends(current_staff)]
+
+
+def require_role(*roles: StaffRole) -> Callable[[StaffUser], StaffUser]:
+    """A dependency admitting only staff of ``roles`` (403 otherwise)."""
+
+    def check(user: CurrentStaff) -> StaffUser:
+        if user.role not in roles:
+            raise HTTPException(
+                status.HTTP_403_FORBIDDEN,
+                f"role: needs {' or '.join(r.value for r in roles)}, not {user.role.value}")
+        return user
+
+    return check

@@ -1,0 +1,172 @@
+"""The supervisor's HTTP API over the escalation ladder, and a route's history.
+
+The Ministry of Social Policy controls interagency interaction (298-п Порядок п.13,
+Регламент п.17). Errors: 401 no/unknown token, 403 role or another region, 404 unknown
+thing, 409 the action does not apply to its state, 422 a field breaks its rule; the body's
+``detail`` names the field and the rule, and nothing is changed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import date, datetime
+from typing import Any
+
+from fastapi import APIRouter, Depends, HTTPException, Query, status
+from pydantic import BaseModel
+
+from api.auth import CurrentStaff, require_role
+from api.deps import CfgDep, ClockDep, SessionDep
+from engine import supervisor as sv
+from engine.routes import EngineError, NotFoundError
+from models.staff import StaffRole
+
+router = APIRouter(prefix="/api/supervisor", tags=["supervisor"],
+                   dependencies=[Depends(require_role(StaffRole.supervisor, StaffRole.admin))])
+history_router = APIRouter(prefix="/api/routes", tags=["routes"])
+
+
+@contextmanager
+def _http_errors() -> Iterator[None]:
+    try:
+        yield
+    except NotFoundError as exc:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from exc
+    except sv.ForbiddenError as exc:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, str(exc)) from exc
+    except sv.ConflictError as exc:
+        raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from exc
+    except (EngineError, ValueError) as exc:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from exc
+
+
+# Escalation as listed to a supervisor.
+class EscalationOut(BaseModel):
+    id: int
+    level: int
+    level_name: str
+    status: str
+    route_id: str
+    step_id: str
+    step_kind: str
+    region: str
+    agency_id: str | None
+    deadline: date
+    deadline_version: int
+    age_working_days: int
+    opened_at: datetime
+    acknowledged_by: str | None
+    resolution: str | None
+
+
+class AcknowledgeIn(BaseModel):
+    note: str | None = None
+
+
+class ExtendIn(BaseModel):
+    days: int
+    reason: str = ""
+
+
+class ReassignIn(BaseModel):
+    agency_id: str
+    reason: str = ""
+
+
+class CloseIn(BaseModel):
+    reason: str = ""
+    cancel_route: bool = False
+
+
+class ActionOut(BaseModel):
+    ok: bool = True
+    step_id: str | None = None
+    escalation_id: int | None = None
+    detail: dict[str, Any] = {}
+
+
+@router.get("/escalations", response_model=list[EscalationOut])
+def list_escalations(
+    session: SessionDep, clock: ClockDep, staff: CurrentStaff,
+    level: int | None = Query(None, description="0 reminder, 1 overdue, 2 escalated"),
+    status_: str | None = Query(None, alias="status",
+                                description="open+acknowledged by default; 'all'"),
+    agency_id: str | None = None, region: str | None = None,
+    min_age_days: int | None = Query(None, ge=0, description="working days past deadline"),
+    sort: str = Query("-age", description="age, level, opened_at; '-' for descending"),
+) -> list[EscalationOut]:
+    with _http_errors():
+        rows = sv.list_escalations(session, staff=staff, now=clock.now(), level=level,
+                                   status=status_, agency_id=agency_id, region=region,
+                                   min_age_days=min_age_days, sort=sort)
+    return [EscalationOut(**r.__dict__) for r in rows]
+
+
+@router.post("/escalations/{escalation_id}/acknowledge", response_model=ActionOut)
+def acknowledge(escalation_id: int, body: AcknowledgeIn, session: SessionDep, clock: ClockDep,
+                staff: CurrentStaff) -> ActionOut:
+    with _http_errors():
+        esc = sv.acknowledge(session, staff=staff, escalation_id=escalation_id,
+                             now=clock.now(), note=body.note)
+        session.commit()
+    return ActionOut(escalation_id=esc.id, step_id=esc.step_id,
+                     detail={"status": esc.status.value})
+
+
+@router.post("/steps/{step_id}/extend", response_model=ActionOut)
+def extend(step_id: str, body: ExtendIn, session: SessionDep, clock: ClockDep, cfg: CfgDep,
+           staff: CurrentStaff) -> ActionOut:
+    with _http_errors():
+        new = sv.extend_deadline(session, cfg, staff=staff, step_id=step_id, days=body.days,
+                                 reason=body.reason, now=clock.now())
+        session.commit()
+    return ActionOut(step_id=step_id, detail={"due_date": new.due_date.isoformat(),
+                                              "due_at": new.due_at.isoformat(),
+                                              "provisional": new.provisional})
+
+
+@router.post("/steps/{step_id}/reassign", response_model=ActionOut)
+def reassign(step_id: str, body: ReassignIn, session: SessionDep, clock: ClockDep,
+             cfg: CfgDep, staff: CurrentStaff) -> ActionOut:
+    with _http_errors():
+        req = sv.reassign_step(session, cfg, staff=staff, step_id=step_id,
+                               agency_id=body.agency_id, reason=body.reason, now=clock.now())
+        session.commit()
+    return ActionOut(step_id=step_id, detail={"agency_id": req.agency_id, "request_id": req.id})
+
+
+@router.post("/steps/{step_id}/close", response_model=ActionOut)
+def close(step_id: str, body: CloseIn, session: SessionDep, clock: ClockDep, cfg: CfgDep,
+          staff: CurrentStaff) -> ActionOut:
+    with _http_errors():
+        step = sv.close_step(session, cfg, staff=staff, step_id=step_id, reason=body.reason,
+                             now=clock.now(), cancel_route=body.cancel_route)
+        session.commit()
+    return ActionOut(step_id=step.id, detail={"status": step.status.value,
+                                              "route_cancelled": body.cancel_route})
+
+
+# One audit record of a route's history.
+class AuditOut(BaseModel):
+    id: int
+    at: datetime
+    actor: str
+    entity: str
+    entity_id: str
+    action: str
+    before: dict[str, Any] | None
+    after: dict[str, Any] | None
+    reason: str | None
+
+
+@history_router.get("/{route_id}/history", response_model=list[AuditOut])
+def route_history(route_id: str, session: SessionDep, clock: ClockDep,
+                  staff: CurrentStaff) -> list[AuditOut]:
+    """The route's full audit history in order (the read is logged, 152-ФЗ)."""
+    with _http_errors():
+        rows = sv.route_history(session, staff=staff, route_id=route_id, now=clock.now())
+        session.commit()
+    return [AuditOut(id=r.id or 0, at=r.at, actor=r.actor, entity=r.entity,
+                     entity_id=r.entity_id, action=r.action, before=r.before, after=r.after,
+                     reason=r.reason) for r in rows]

@@ -1,0 +1,134 @@
+"""Answers in: agencies answer interagency requests through signed webhooks.
+
+Contract (docs/agencies.md): ``POST /webhooks/agencies/{agency_id}`` with Standard Webhooks
+headers (``webhook-id``, ``webhook-timestamp``, ``webhook-signature`` = HMAC-SHA256 over
+``id.timestamp.body`` with the agency's secret), verified on the raw body in constant time,
+within a 5-minute replay window; deduplicated by ``webhook-id``; stored durably and
+acknowledged before the route moves. Outcomes follow 298-п п.11, п.12: the information,
+a notice that it is absent, or a rejection needing clarification.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Header, HTTPException, Request
+from fastapi.concurrency import run_in_threadpool
+from pydantic import BaseModel, Field, ValidationError
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session
+
+from engine.routes import AnswerIn, NotFoundError, record_answer
+from models.agencies import Agency, AnswerOutcome
+from tasks.signing import SignatureError, verify
+
+router = APIRouter(tags=["agencies"])
+
+
+class AnswerBody(BaseModel):
+    """The body of an agency's answer."""
+
+    task_id: str = Field(max_length=40, description="task_id of the request being answered")
+    outcome: AnswerOutcome = Field(
+        description="provided: the information; absent: a notice that it is absent "
+        "(298-п п.11); rejected: the request needs clarification"
+    )
+    payload: dict[str, Any] = Field(default_factory=dict, description="the information")
+    comment: str | None = Field(default=None, max_length=2000)
+
+
+class AnswerAck(BaseModel):
+    """The acknowledgement: the answer is stored; the route moves within seconds."""
+
+    status: Literal["accepted", "duplicate"]
+    answer_id: int
+    task_id: str
+    late_working_days: int = Field(description="0 if on time")
+
+
+class ErrorBody(BaseModel):
+    detail: str = Field(description="'<field>: <rule>'")
+
+
+def _fail(code: int, detail: str) -> HTTPException:
+    return HTTPException(status_code=code, detail=detail)
+
+
+@router.post(
+    "/webhooks/agencies/{agency_id}",
+    response_model=AnswerAck,
+    responses={400: {"model": ErrorBody}, 401: {"model": ErrorBody},
+               404: {"model": ErrorBody}, 413: {"model": ErrorBody},
+               422: {"model": ErrorBody}},
+    summary="An agency answers an interagency request",
+    openapi_extra={"requestBody": {"required": True, "content": {"application/json": {
+        "schema": AnswerBody.model_json_schema()}}}},
+)
+async def receive_answer(
+    agency_id: str,
+    request: Request,
+    webhook_id: Annotated[str | None, Header(alias="webhook-id")] = None,
+    webhook_timestamp: Annotated[str | None, Header(alias="webhook-timestamp")] = None,
+    webhook_signature: Annotated[str | None, Header(alias="webhook-signature")] = None,
+) -> AnswerAck:
+    state = request.app.state
+    limit: int = state.settings.webhook_max_body_bytes
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise _fail(413, f"body: at most {limit} bytes")
+    raw = bytearray()
+    async for chunk in request.stream():
+        raw.extend(chunk)
+        if len(raw) > limit:
+            raise _fail(413, f"body: at most {limit} bytes")
+    body = bytes(raw)
+    return await run_in_threadpool(
+        _store_answer, state, agency_id, body,
+        {"webhook-id": webhook_id or "", "webhook-timestamp": webhook_timestamp or "",
+         "webhook-signature": webhook_signature or ""},
+    )
+
+
+def _store_answer(state: Any, agency_id: str, body: bytes, headers: dict[str, str]) -> AnswerAck:
+    with Session(state.engine, expire_on_commit=False) as s:
+        agency = s.get(Agency, agency_id)
+        if agency is None or not agency.active:
+            raise _fail(404, f"agency_id: unknown agency {agency_id!r}")
+        secrets = [x for x in (agency.secret_current, agency.secret_previous) if x]
+        s.rollback()  # release the read transaction before the HMAC work
+    try:
+        msg_id = verify(secrets, headers, body,
+                        tolerance_seconds=state.settings.webhook_tolerance_seconds)
+    except SignatureError as exc:
+        raise _fail(401, str(exc)) from None
+    try:
+        data = json.loads(body)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise _fail(400, f"body: not valid JSON ({exc.__class__.__name__})") from None
+    try:
+        parsed = AnswerBody.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        loc = ".".join(str(p) for p in first["loc"]) or "body"
+        raise _fail(422, f"{loc}: {first['msg']}") from None
+    now = state.clock.now()
+    answer = AnswerIn(parsed.task_id, parsed.outcome, parsed.payload, parsed.comment)
+    for _ in range(2):
+        with Session(state.engine, expire_on_commit=False) as s:
+            agency = s.get(Agency, agency_id)
+            assert agency is not None
+            try:
+                row, created = record_answer(s, agency=agency, webhook_id=msg_id,
+                                             answer=answer, now=now)
+                s.commit()
+            except NotFoundError as exc:
+                s.rollback()
+                raise _fail(404, str(exc)) from None
+            except IntegrityError:  # the same webhook-id raced in on another connection
+                s.rollback()
+                continue
+        assert row.id is not None
+        return AnswerAck(status="accepted" if created else "duplicate", answer_id=row.id,
+                         task_id=row.request_id, late_working_days=row.late_working_days)
+    raise _fail(409, "webhook-id: concurrent delivery, retry")

@@ -1,0 +1,71 @@
+"""``rehab demo``: the product's main job, with a progress bar and a summary."""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import date
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from engine.settings import get_settings
+from sim.scenario import DemoOptions, demo_stack, run_scenario
+
+
+def run_demo_command(*, persons: int, json_out: bool, serve: bool, prefect: bool,
+                     max_days: int, seed: int) -> None:
+    if persons < 1:
+        raise typer.BadParameter("persons: must be at least 1", param_hint="--persons")
+    settings = get_settings()
+    opts = DemoOptions(persons=persons, max_days=max_days, seed=seed, prefect=prefect,
+                       work_dir=settings.var_dir / "demo")
+    console = Console(stderr=True)
+    console.print(f"[bold]Демо:[/] {persons} синтетических получателей, маршрут "
+                  f"«Сопровождаемое проживание», старт {opts.start:%d.%m.%Y}")
+    with demo_stack(opts, settings) as stack:
+        with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                      TimeElapsedColumn(), console=console, transient=json_out) as bar:
+            task = bar.add_task("маршруты", total=persons)
+
+            def on_day(done: int, total: int, day: date) -> None:
+                bar.update(task, completed=done,
+                           description=f"маршруты · день {day:%d.%m.%Y}")
+
+            summary = run_scenario(opts, stack, settings, on_day)
+        if json_out:
+            typer.echo(json.dumps(summary.as_dict(), ensure_ascii=False, indent=2))
+        else:
+            _print_summary(console, summary.as_dict())
+        if serve:
+            console.print(f"\nAPI: {stack['api_url']}/docs   страницы: {stack['api_url']}/")
+            if stack["prefect_ui"]:
+                console.print(f"Prefect UI: {stack['prefect_ui']}")
+            console.print("Ctrl-C — остановить.")
+            try:
+                while True:
+                    time.sleep(3600)
+            except KeyboardInterrupt:
+                pass
+
+
+def _print_summary(console: Console, d: dict[str, object]) -> None:
+    t = Table(title="Итоги демо", show_header=False)
+    labels = {
+        "routes": "маршрутов", "routes_completed": "завершено", "routes_active": "в работе",
+        "steps": "шагов", "steps_done": "шагов выполнено",
+        "answers_on_time": "ответов в срок", "answers_late": "ответов с опозданием",
+        "absent_notices": "уведомлений об отсутствии сведений",
+        "overdue_steps": "просроченных шагов", "escalations": "эскалации по уровням",
+        "supervisor_actions": "действий руководителя", "requests": "запросов отправлено",
+        "distinct_keys_at_agencies": "различных запросов у ведомств",
+        "deliveries_at_agencies": "доставок (с повторами)",
+        "simulated_from": "с", "simulated_to": "по", "simulated_days": "дней смоделировано",
+        "wall_seconds": "время, с", "flow_runs_mirrored": "flow runs в Prefect",
+        "prefect_ui": "Prefect UI", "api_url": "API",
+    }
+    for key, label in labels.items():
+        t.add_row(label, str(d.get(key)))
+    console.print(t)

@@ -1,0 +1,73 @@
+"""``rehab route``: a route's history, and recomputing open deadlines after a calendar
+change (298-п Порядок п.10, п.11 deadlines in working days)."""
+
+from __future__ import annotations
+
+import getpass
+import json
+
+import typer
+from sqlmodel import Session
+
+from engine.clock import DbClock
+from engine.db import make_engine
+from engine.recompute import ensure_calendar_current, recompute_open_deadlines
+from engine.routes import EngineConfig, EngineError
+from engine.settings import get_settings
+from engine.staff import staff_by_token
+from engine.supervisor import route_history
+
+routes_app = typer.Typer(help="Routes: history, deadlines.", no_args_is_help=True)
+
+
+@routes_app.command("history")
+def history(
+    route_id: str = typer.Argument(..., help="Route id, e.g. rt_..."),
+    token: str | None = typer.Option(None, "--token", envvar="REHAB_STAFF_TOKEN",
+                                     help="Staff token (the read is logged under that user)"),
+) -> None:
+    """Print the route's audit history as JSON lines, in order (the read is logged)."""
+    engine = make_engine()
+    try:
+        with Session(engine) as s:
+            staff = staff_by_token(s, token) if token else None
+            if token and staff is None:
+                typer.echo("error: token: unknown or inactive token", err=True)
+                raise typer.Exit(2)
+            rows = route_history(s, staff=staff, route_id=route_id,
+                                 now=DbClock(engine).now(),
+                                 actor=None if staff else f"cli:{getpass.getuser()}")
+            s.commit()
+            for r in rows:
+                typer.echo(json.dumps({
+                    "id": r.id, "at": r.at.isoformat(), "actor": r.actor, "entity": r.entity,
+                    "entity_id": r.entity_id, "action": r.action, "before": r.before,
+                    "after": r.after, "reason": r.reason,
+                }, ensure_ascii=False))
+    except EngineError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    finally:
+        engine.dispose()
+
+
+@routes_app.command("calendar-recompute")
+def calendar_recompute(
+    reason: str = typer.Option("", "--reason", help="Why (e.g. the decree's number)"),
+) -> None:
+    """Recompute the open deadlines with the current calendar data (the sweeper also does
+    it by itself when the data version changed)."""
+    engine = make_engine()
+    cfg = EngineConfig.from_settings(get_settings())
+    try:
+        now = DbClock(engine).now()
+        if reason.strip():
+            with Session(engine) as s:
+                moved: int | None = recompute_open_deadlines(s, cfg, now=now,
+                                                             reason=reason.strip())
+                s.commit()
+        else:
+            moved = ensure_calendar_current(engine, cfg, now=now)
+    finally:
+        engine.dispose()
+    typer.echo("calendar data unchanged" if moved is None else f"deadlines moved: {moved}")

@@ -1,0 +1,370 @@
+"""The supervisor's review of the escalation ladder: list, acknowledge, extend, reassign,
+close; and reading a route's history.
+
+The Ministry of Social Policy controls interagency interaction (298-п Порядок п.13,
+Регламент п.17); the rehabilitation organisation answers for the deadlines and completeness
+of the route (363н п.10б). A supervisor acts only on routes of their own region; an
+administrator on any. Every action is refused with an error naming the field and the rule
+(and changes nothing) when it does not apply; every action leaves an audit record.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime
+
+import pendulum
+from sqlmodel import Session, col, select
+
+import calendars
+from engine import audit, ladder
+from engine.recompute import deadline_timer, set_deadline
+from engine.routes import EngineConfig, EngineError, NotFoundError, _new_request, advance_route
+from models.agencies import Agency, AgencyRequest, RequestChannel, RequestState
+from models.audit import AuditEvent
+from models.routes import Route, RouteStatus, Step, StepStatus
+from models.staff import StaffRole, StaffUser
+from models.templates import get_template
+from models.timers import Escalation, EscalationLevel, EscalationStatus, Timer, TimerKind
+
+
+class ForbiddenError(EngineError):
+    """The caller may not act here (another region, or not their role)."""
+
+
+class ConflictError(EngineError):
+    """The action does not apply to the thing's current state."""
+
+
+SUPERVISING = (StaffRole.supervisor, StaffRole.admin)
+READING = (StaffRole.coordinator, StaffRole.supervisor, StaffRole.admin)
+ACTIVE_STEP = (StepStatus.sending, StepStatus.awaiting, StepStatus.needs_clarification)
+SORTS = ("-age", "age", "-level", "level", "-opened_at", "opened_at")
+
+
+def actor_of(staff: StaffUser) -> str:
+    return f"staff:{staff.id}"
+
+
+def check_access(staff: StaffUser, region: str, *,
+                 roles: tuple[StaffRole, ...] = SUPERVISING) -> None:
+    """Role and region rule: a supervisor acts only in their own region (298-п п.13)."""
+    if staff.role not in roles:
+        raise ForbiddenError(
+            f"role: a {staff.role.value} may not do this "
+            f"(needs {' or '.join(r.value for r in roles)})")
+    if staff.role is not StaffRole.admin and staff.region != region:
+        raise ForbiddenError(
+            f"region: the route belongs to region {region}; {staff.id} acts only in region "
+            f"{staff.region}")
+
+
+def _reason(reason: str | None) -> str:
+    text = (reason or "").strip()
+    if not text:
+        raise EngineError("reason: must not be empty")
+    if len(text) > 2000:
+        raise EngineError("reason: at most 2000 characters")
+    return text
+
+
+def _step_route(session: Session, step_id: str, staff: StaffUser) -> tuple[Step, Route]:
+    step = session.get(Step, step_id)
+    if step is None:
+        raise NotFoundError(f"step_id: no step {step_id!r}")
+    route = session.get(Route, step.route_id)
+    assert route is not None
+    check_access(staff, route.region)
+    return step, route
+
+
+def local_today(region: str, now: datetime) -> date:
+    cal = calendars.get_calendar(region)
+    local = pendulum.instance(now).in_timezone(cal.timezone)
+    return date(local.year, local.month, local.day)
+
+
+# --------------------------------------------------------------------------- listing
+@dataclass(frozen=True)
+class EscalationView:
+    """One escalation as the supervisor sees it (identifiers only)."""
+
+    id: int
+    level: int
+    level_name: str
+    status: str
+    route_id: str
+    step_id: str
+    step_kind: str
+    region: str
+    agency_id: str | None
+    deadline: date
+    deadline_version: int
+    age_working_days: int  # working days since the missed deadline (0 before / on it)
+    opened_at: datetime
+    acknowledged_by: str | None
+    resolution: str | None
+
+
+def list_escalations(
+    session: Session, *, staff: StaffUser, now: datetime, level: int | None = None,
+    status: str | None = None, agency_id: str | None = None, region: str | None = None,
+    min_age_days: int | None = None, sort: str = "-age", limit: int = 500,
+) -> list[EscalationView]:
+    """Escalations filtered by level, status (default: open and acknowledged), agency,
+    region (a supervisor: only their own) and minimal age in working days; sorted."""
+    if sort not in SORTS:
+        raise EngineError(f"sort: must be one of {', '.join(SORTS)}")
+    if level is not None and level not in {int(lv) for lv in EscalationLevel}:
+        raise EngineError("level: must be 0 (reminder), 1 (overdue) or 2 (escalated)")
+    if staff.role not in SUPERVISING:
+        raise ForbiddenError(f"role: a {staff.role.value} may not list escalations")
+    if staff.role is not StaffRole.admin:
+        if region is not None and region != staff.region:
+            raise ForbiddenError(f"region: {staff.id} sees only region {staff.region}")
+        region = staff.region
+    q = select(Escalation)
+    if status is None:
+        q = q.where(col(Escalation.status).in_(ladder.OPEN_STATES))
+    elif status != "all":
+        try:
+            q = q.where(Escalation.status == EscalationStatus(status))
+        except ValueError:
+            raise EngineError(f"status: must be all or one of "
+                              f"{', '.join(s.value for s in EscalationStatus)}") from None
+    if level is not None:
+        q = q.where(Escalation.level == EscalationLevel(level))
+    if agency_id is not None:
+        q = q.where(Escalation.agency_id == agency_id)
+    if region is not None:
+        q = q.where(Escalation.region == region)
+    kinds = {s.id: s.kind for s in session.exec(
+        select(Step).where(col(Step.id).in_(select(Escalation.step_id).where(
+            col(Escalation.id).in_(q.with_only_columns(col(Escalation.id)))))))}
+    out = []
+    for esc in session.exec(q.order_by(col(Escalation.id))):
+        age = max(0, calendars.get_calendar(esc.region).get_working_days_delta(
+            esc.due_date, local_today(esc.region, now)))
+        if min_age_days is not None and age < min_age_days:
+            continue
+        assert esc.id is not None
+        out.append(EscalationView(
+            id=esc.id, level=int(esc.level), level_name=EscalationLevel(esc.level).name,
+            status=esc.status.value, route_id=esc.route_id, step_id=esc.step_id,
+            step_kind=kinds.get(esc.step_id, ""), region=esc.region, agency_id=esc.agency_id,
+            deadline=esc.due_date, deadline_version=esc.deadline_version,
+            age_working_days=age, opened_at=esc.opened_at,
+            acknowledged_by=esc.acknowledged_by, resolution=esc.resolution,
+        ))
+    key = sort.lstrip("-")
+    out.sort(key=lambda v: (
+        v.age_working_days if key == "age" else v.level if key == "level"
+        else v.opened_at.timestamp(), v.id), reverse=sort.startswith("-"))
+    return out[:limit]
+
+
+# --------------------------------------------------------------------------- actions
+def acknowledge(session: Session, *, staff: StaffUser, escalation_id: int, now: datetime,
+                note: str | None = None) -> Escalation:
+    """Take an open escalation into work (298-п Порядок п.13: the Ministry's control)."""
+    esc = session.get(Escalation, escalation_id)
+    if esc is None:
+        raise NotFoundError(f"escalation_id: no escalation {escalation_id}")
+    check_access(staff, esc.region)
+    if esc.status is not EscalationStatus.open:
+        raise ConflictError(
+            f"escalation: only an open escalation can be acknowledged (it is {esc.status.value})")
+    esc.status = EscalationStatus.acknowledged
+    esc.acknowledged_by = staff.id
+    esc.acknowledged_at = now
+    session.add(esc)
+    audit.record(session, at=now, actor=actor_of(staff), entity="escalation",
+                 entity_id=str(esc.id), route_id=esc.route_id, action="acknowledged",
+                 before={"status": EscalationStatus.open.value},
+                 after={"status": esc.status.value}, reason=(note or "").strip() or None)
+    return esc
+
+
+def extend_deadline(session: Session, cfg: EngineConfig, *, staff: StaffUser, step_id: str,
+                    days: int, reason: str, now: datetime) -> calendars.Deadline:
+    """Extend the step's running deadline (send-by or answer-by) by ``days`` working days
+    of the acting party's region: new deadline version, new timers, old ones cancelled,
+    open escalations resolved, audit old → new."""
+    if isinstance(days, bool) or not isinstance(days, int) or days < 1:
+        raise EngineError(f"days: must be a positive whole number of working days (got {days})")
+    text = _reason(reason)
+    step, _route = _step_route(session, step_id, staff)
+    if step.status not in (StepStatus.sending, StepStatus.awaiting):
+        raise ConflictError(f"step: only a step waiting to be sent or answered has a deadline "
+                            f"to extend (it is {step.status.value})")
+    base = deadline_timer(session, step)
+    if base is None:
+        raise ConflictError("step: it has no running deadline")
+    total = base.working_days + days
+    new = calendars.deadline(base.anchor_at, total, base.region)
+    if new.due_at <= now:
+        raise EngineError(f"days: extended by {days} the deadline {new.display()} is already "
+                          f"past; extend by more working days")
+    new, _version = set_deadline(session, cfg, step, base=base, working_days=total, now=now,
+                                 actor=actor_of(staff), reason=text, action="deadline_extended")
+    ladder.resolve_open(session, step, now=now, actor=actor_of(staff),
+                        resolution=f"deadline extended to {new.display()}",
+                        action="resolved_by_extension")
+    return new
+
+
+def _cancel_request(session: Session, req: AgencyRequest, *, now: datetime, actor: str,
+                    reason: str) -> None:
+    if req.state is RequestState.cancelled:
+        return
+    before = {"state": req.state.value}
+    req.state = RequestState.cancelled
+    req.cancelled_at = now
+    session.add(req)
+    step = session.get(Step, req.step_id)
+    route_id = step.route_id if step else None
+    audit.record(session, at=now, actor=actor, entity="request", entity_id=req.id,
+                 route_id=route_id, action="cancelled", before=before,
+                 after={"state": req.state.value}, reason=reason)
+    agency = session.get(Agency, req.agency_id)
+    if agency is not None and agency.endpoint_url and req.channel is RequestChannel.http:
+        # The agency's system must learn the task is withdrawn; no cancel job kind exists
+        # yet, so the notice is recorded for the connector (and the agency's next answer
+        # to this task is ignored: AnswerEffect.request_cancelled).
+        audit.record(session, at=now, actor=actor, entity="request", entity_id=req.id,
+                     route_id=route_id, action="cancel_notice_recorded",
+                     after={"agency_id": agency.id, "endpoint": "http"}, reason=reason)
+
+
+def _stop_step(session: Session, step: Step, *, now: datetime, actor: str, reason: str,
+               resolution: str) -> None:
+    if step.current_request_id:
+        req = session.get(AgencyRequest, step.current_request_id)
+        if req is not None:
+            _cancel_request(session, req, now=now, actor=actor, reason=reason)
+    ladder.cancel_timers(session, step, now=now, actor=actor, reason=reason)
+    ladder.resolve_open(session, step, now=now, actor=actor, resolution=resolution,
+                        action="resolved_by_supervisor")
+
+
+def reassign_step(session: Session, cfg: EngineConfig, *, staff: StaffUser, step_id: str,
+                  agency_id: str, reason: str, now: datetime) -> AgencyRequest:
+    """Give the step to another provider of the same service (same role, same region): the
+    old request is cancelled, a new one is sent with a new send-by deadline (298-п
+    Порядок п.10), the history is kept."""
+    text = _reason(reason)
+    step, route = _step_route(session, step_id, staff)
+    if step.status not in ACTIVE_STEP:
+        raise ConflictError(f"step: only a step in progress can be reassigned "
+                            f"(it is {step.status.value})")
+    agency = session.get(Agency, agency_id)
+    if agency is None:
+        raise NotFoundError(f"agency_id: no agency {agency_id!r}")
+    if agency.id == step.agency_id:
+        raise EngineError("agency_id: the step is already assigned to this agency")
+    if agency.role.value != step.role:
+        raise EngineError(f"agency_id: {agency.id} provides {agency.role.value}; the step "
+                          f"needs {step.role}")
+    if agency.region != route.region:
+        raise EngineError(f"agency_id: {agency.id} is in region {agency.region}; the route "
+                          f"is in region {route.region}")
+    if not agency.active:
+        raise EngineError(f"agency_id: {agency.id} is not active")
+    actor = actor_of(staff)
+    old_agency, old_status = step.agency_id, step.status
+    _stop_step(session, step, now=now, actor=actor, reason=f"reassigned: {text}",
+               resolution=f"step reassigned to {agency.id}")
+    session.flush()
+    template = get_template(route.template)
+    send = calendars.deadline(now, template.step(step.seq).send_days, cfg.sender_region)
+    from engine.routes import _next_deadline_version
+
+    step.agency_id = agency.id
+    step.status = StepStatus.sending
+    step.ready_at = now
+    step.send_by, step.send_by_date = send.due_at, send.due_date
+    step.outcome_note = None
+    session.add(step)
+    session.add(Timer(step_id=step.id, route_id=route.id, kind=TimerKind.send_overdue,
+                      deadline_version=_next_deadline_version(session, step.id),
+                      due_at=send.due_at, due_date=send.due_date, region=cfg.sender_region,
+                      working_days=template.step(step.seq).send_days, anchor_at=now))
+    session.flush()
+    audit.record(session, at=now, actor=actor, entity="step", entity_id=step.id,
+                 route_id=route.id, action="reassigned",
+                 before={"agency_id": old_agency, "status": old_status.value},
+                 after={"agency_id": agency.id, "status": StepStatus.sending.value,
+                        "send_by": send.due_date}, reason=text)
+    return _new_request(session, cfg, route, template, step, agency, now=now)
+
+
+def close_step(session: Session, cfg: EngineConfig, *, staff: StaffUser, step_id: str,
+               reason: str, now: datetime, cancel_route: bool = False) -> Step:
+    """Close a step (cancelled, with reason).
+
+    An optional step (StepTemplate.optional) is closed and the route goes on with its next
+    step (298-п Регламент п.16: the order of the mandatory steps is kept). A mandatory step
+    can be closed only together with the whole route (``cancel_route=True``): a route
+    without it would not be complete (363н п.10б), so it must not silently go on.
+    """
+    text = _reason(reason)
+    step, route = _step_route(session, step_id, staff)
+    if step.status.terminal:
+        raise ConflictError(f"step: a {step.status.value} step cannot be closed")
+    if route.status is not RouteStatus.active:
+        raise ConflictError(f"route: a {route.status.value} route cannot change")
+    if not step.optional and not cancel_route:
+        raise ConflictError(
+            f"step: {step.kind} is mandatory in template {route.template}; it can be closed "
+            f"only with cancel_route=true (the route is cancelled)")
+    actor = actor_of(staff)
+    targets = [step]
+    if cancel_route:
+        targets = list(session.exec(select(Step).where(Step.route_id == route.id)
+                                    .order_by(col(Step.seq))))
+    for s in targets:
+        if s.status.terminal:
+            continue
+        before = {"status": s.status.value}
+        _stop_step(session, s, now=now, actor=actor, reason=f"closed: {text}",
+                   resolution="step closed by supervisor")
+        s.status = StepStatus.cancelled
+        s.outcome_note = text
+        session.add(s)
+        audit.record(session, at=now, actor=actor, entity="step", entity_id=s.id,
+                     route_id=route.id, action="closed", before=before,
+                     after={"status": s.status.value}, reason=text)
+    if cancel_route:
+        route.status = RouteStatus.cancelled
+        route.completed_at = now
+        session.add(route)
+        audit.record(session, at=now, actor=actor, entity="route", entity_id=route.id,
+                     route_id=route.id, action="cancelled",
+                     before={"status": RouteStatus.active.value},
+                     after={"status": route.status.value}, reason=text)
+        return step
+    session.flush()
+    others = session.exec(select(Step).where(Step.route_id == route.id,
+                                             col(Step.status).in_(ACTIVE_STEP)))
+    if others.first() is None:
+        advance_route(session, cfg, route, now=now, actor=actor)
+    return step
+
+
+# --------------------------------------------------------------------------- history
+def route_history(session: Session, *, staff: StaffUser | None, route_id: str, now: datetime,
+                  actor: str | None = None) -> list[AuditEvent]:
+    """The route's audit history in order. Reading it reads personal-data-bearing records
+    (152-ФЗ): the read itself is logged (action "read"). ``staff`` None: an operator at
+    the command line, named by ``actor``."""
+    route = session.get(Route, route_id)
+    if route is None:
+        raise NotFoundError(f"route_id: no route {route_id!r}")
+    if staff is not None:
+        check_access(staff, route.region, roles=READING)
+    rows = list(session.exec(select(AuditEvent).where(AuditEvent.route_id == route_id)
+                             .order_by(col(AuditEvent.id))))
+    audit.record(session, at=now, actor=actor or (actor_of(staff) if staff else "cli"),
+                 entity="route", entity_id=route_id, route_id=route_id, action="read",
+                 after={"what": "history", "events": len(rows)})
+    return rows

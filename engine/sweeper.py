@@ -1,0 +1,93 @@
+"""The timer sweeper: finds due timers and fires each exactly once, in batches.
+
+Reminders are sweepers (a scheduled query by status and due time), not sleeping flow runs:
+after a long holiday thousands of timers come due together and are fired one transaction
+per batch. Exactly once, with several sweepers at a time: on PostgreSQL the batch is
+claimed with ``SELECT ... FOR UPDATE SKIP LOCKED``; on SQLite every transaction begins with
+``BEGIN IMMEDIATE`` (engine/db.py), so sweepers take turns. A timer's effects and its
+``status = fired`` commit in one transaction, so a crash between finding and firing leaves
+the timer pending and the next sweep fires it. Deadlines: 298-п Порядок п.10, п.11,
+Регламент п.12; the ladder: 298-п Порядок п.13, Регламент п.17, 363н п.10б.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from sqlalchemy import Engine
+from sqlmodel import Session, col, select
+
+from engine import ladder
+from engine.clock import Clock
+from engine.recompute import ensure_calendar_current
+from engine.routes import EngineConfig
+from models.timers import Timer, TimerStatus
+
+
+@dataclass
+class SweepResult:
+    """What one sweep did: timers fired by kind, stale timers cancelled, batches run."""
+
+    fired: dict[str, int] = field(default_factory=dict)
+    stale: int = 0
+    batches: int = 0
+    recomputed: int | None = None  # deadlines moved by a calendar change (None: no change)
+
+    @property
+    def total_fired(self) -> int:
+        return sum(self.fired.values())
+
+    def as_dict(self) -> dict[str, int]:
+        """Counts only (safe for Prefect: identifiers and numbers, no personal data)."""
+        out = {f"fired_{k}": v for k, v in sorted(self.fired.items())}
+        out.update(fired=self.total_fired, stale=self.stale, batches=self.batches,
+                   recomputed=self.recomputed or 0)
+        return out
+
+
+def sweep_due_timers(
+    engine: Engine, clock: Clock, cfg: EngineConfig, *, sweeper_id: str,
+    batch_size: int = 200, max_batches: int | None = None,
+    check_calendar: bool = True,
+    on_claimed: Callable[[list[int]], None] | None = None,
+) -> SweepResult:
+    """Fire every pending timer with ``due_at <= clock.now()``, ``batch_size`` per
+    transaction, at most ``max_batches`` batches (None: until none is due).
+
+    ``check_calendar``: first recompute open deadlines if the calendar data changed.
+    ``on_claimed`` is called with the claimed ids inside the batch's transaction (tests use
+    it to simulate a crash between finding and firing).
+    """
+    if batch_size < 1:
+        raise ValueError("batch_size: must be at least 1")
+    result = SweepResult()
+    actor = f"system:sweeper:{sweeper_id}"
+    if check_calendar:
+        result.recomputed = ensure_calendar_current(engine, cfg, now=clock.now())
+    while max_batches is None or result.batches < max_batches:
+        now = clock.now()
+        with Session(engine, expire_on_commit=False) as session:
+            due = list(session.exec(
+                select(Timer)
+                .where(Timer.status == TimerStatus.pending, col(Timer.due_at) <= now)
+                .order_by(col(Timer.due_at), col(Timer.id))
+                .limit(batch_size)
+                .with_for_update(skip_locked=True)
+            ))
+            if not due:
+                session.commit()
+                break
+            if on_claimed is not None:
+                on_claimed([t.id for t in due if t.id is not None])
+            for timer in due:
+                if ladder.fire_timer(session, timer, now=now, actor=actor):
+                    key = timer.kind.value
+                    result.fired[key] = result.fired.get(key, 0) + 1
+                else:
+                    result.stale += 1
+            session.commit()
+        result.batches += 1
+        if len(due) < batch_size:
+            break
+    return result
