@@ -14,6 +14,7 @@ import calendars
 from engine import audit
 from engine.routes import EngineError
 from models.staff import StaffRole, StaffUser
+from models.types import utcnow
 
 ID_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]{1,39}$")
 
@@ -46,8 +47,6 @@ def create_staff(
     user = StaffUser(id=id, display_name=display_name.strip(), role=role, region=region,
                      email=email, token_sha256=token_hash(token))
     session.add(user)
-    from models.types import utcnow
-
     audit.record(session, at=now or utcnow(), actor=actor, entity="staff", entity_id=id,
                  action="created", after={"role": role.value, "region": region})
     return user, token

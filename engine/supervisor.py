@@ -19,7 +19,14 @@ from sqlmodel import Session, col, select
 import calendars
 from engine import audit, ladder
 from engine.recompute import deadline_timer, set_deadline
-from engine.routes import EngineConfig, EngineError, NotFoundError, _new_request, advance_route
+from engine.routes import (
+    EngineConfig,
+    EngineError,
+    NotFoundError,
+    _new_request,
+    _next_deadline_version,
+    advance_route,
+)
 from models.agencies import Agency, AgencyRequest, RequestChannel, RequestState
 from models.audit import AuditEvent
 from models.routes import Route, RouteStatus, Step, StepStatus
@@ -277,8 +284,6 @@ def reassign_step(session: Session, cfg: EngineConfig, *, staff: StaffUser, step
     session.flush()
     template = get_template(route.template)
     send = calendars.deadline(now, template.step(step.seq).send_days, cfg.sender_region)
-    from engine.routes import _next_deadline_version
-
     step.agency_id = agency.id
     step.status = StepStatus.sending
     step.ready_at = now

@@ -57,6 +57,9 @@ class DemoOptions:
     seed: int = 7
     prefect: bool = True
     work_dir: Path = Path("var/demo")
+    database_url: str = ""  # empty: a fresh SQLite file in work_dir
+    profiles: dict[str, Profile] = field(default_factory=lambda: dict(PROFILES))
+    worker_name: str = "demo-worker-1"
 
 
 @dataclass
@@ -98,7 +101,7 @@ def demo_stack(opts: DemoOptions, settings: Settings) -> Iterator[dict[str, Any]
     if work.exists():
         shutil.rmtree(work)
     (work / "logs").mkdir(parents=True)
-    db_url = f"sqlite:///{work / 'rehab.db'}"
+    db_url = opts.database_url or f"sqlite:///{work / 'rehab.db'}"
     engine = make_engine(db_url)
     migrate(engine)
     api_port, sim_port = free_port(), free_port()
@@ -121,13 +124,13 @@ def demo_stack(opts: DemoOptions, settings: Settings) -> Iterator[dict[str, Any]
             os.environ.update(server.env())
             prefect_ui = server.ui_url
         with Session(engine) as s:
-            endpoints = {aid: f"{sim_url}/agencies/{aid}/requests" for aid in PROFILES}
+            endpoints = {aid: f"{sim_url}/agencies/{aid}/requests" for aid in opts.profiles}
             agencies = seed_agencies(s, endpoints=dict(endpoints))
             s.commit()
             secrets = {a.id: a.secret_current for a in agencies}
         cfg_path = work / "sim.json"
         cfg_path.write_text(json.dumps({
-            "secrets": secrets, "profiles": {k: asdict(v) for k, v in PROFILES.items()}}))
+            "secrets": secrets, "profiles": {k: asdict(v) for k, v in opts.profiles.items()}}))
         logs = work / "logs"
         sim = Proc("sim", ["sim", "--port", str(sim_port), "--config", str(cfg_path)], env=env,
                    log_dir=logs, health_url=f"{sim_url}/_sim/stats").start()
@@ -135,7 +138,7 @@ def demo_stack(opts: DemoOptions, settings: Settings) -> Iterator[dict[str, Any]
         api = Proc("api", ["api", "--port", str(api_port)], env=env, log_dir=logs,
                    health_url=f"{api_url}/health").start()
         stack.callback(api.stop)
-        worker = Proc("worker", ["worker", "--name", "demo-worker-1"], env=env, log_dir=logs)
+        worker = Proc("worker", ["worker", "--name", opts.worker_name], env=env, log_dir=logs)
         worker.start()
         stack.callback(worker.stop)
         yield {"engine": engine, "api_url": api_url, "sim_url": sim_url,
