@@ -31,7 +31,6 @@ def current_staff(
                             headers={"WWW-Authenticate": "Bearer"})
     with Session(engine, expire_on_commit=False) as s:
         user = staff_by_token(s, credentials.credentials)
-        s.rollback()
     if user is None:
         raise HTTPException(status.HTTP_401_UNAUTHORIZED,
                             "authorization: unknown or inactive token",

@@ -220,6 +220,9 @@ class ResourceSampler:
         self.processes_peak = 0
         self.samples = 0
         self._per_pid: dict[int, tuple[str, int]] = {}
+        #: pid → role ("prefect-server" ...); descendants inherit it as "<role>/child"
+        self.labels: dict[int, str] = {}
+        self._label_of: dict[int, str] = {}
         self._me = psutil.Process()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -259,19 +262,38 @@ class ResourceSampler:
                 with p.oneshot():
                     rss = p.memory_info().rss
                     nth = p.num_threads()
-                    name = p.name()
+                    name = self._label(p)
             except psutil.Error:
                 continue
             total += rss
             threads += nth
             count += 1
             prev = self._per_pid.get(p.pid)
-            if prev is None or rss > prev[1]:
-                self._per_pid[p.pid] = (name, rss)
+            self._per_pid[p.pid] = (name, rss if prev is None else max(rss, prev[1]))
         self.peak_total_bytes = max(self.peak_total_bytes, total)
         self.threads_peak = max(self.threads_peak, threads)
         self.processes_peak = max(self.processes_peak, count)
         self.samples += 1
+
+    def _label(self, p: psutil.Process) -> str:
+        known = self._label_of.get(p.pid)
+        if known is not None:
+            return known
+        if p.pid == self._me.pid:
+            label = "bench"
+        elif p.pid in self.labels:
+            label = self.labels[p.pid]
+        else:
+            for parent in p.parents():
+                if parent.pid in self.labels:
+                    label = f"{self.labels[parent.pid]}/child"
+                    break
+                if parent.pid == self._me.pid:
+                    return str(p.name())  # not labelled (yet): ask again next sample
+            else:
+                return str(p.name())
+        self._label_of[p.pid] = label
+        return label
 
     def _loop(self) -> None:
         while not self._stop.is_set():
@@ -296,8 +318,17 @@ class ResourceSampler:
         return max(self.peak_total_bytes / 2**20, self_peak_rss_mb())
 
     def per_process_peak_mb(self) -> dict[str, float]:
-        return {f"{name}[{pid}]": round(rss / 2**20, 1)
+        return {f"{name}:{pid}": round(rss / 2**20, 1)
                 for pid, (name, rss) in sorted(self._per_pid.items())}
+
+    def roles_summary(self) -> dict[str, dict[str, float]]:
+        """Per role: how many processes were seen and the largest single-process peak."""
+        out: dict[str, dict[str, float]] = {}
+        for name, rss in self._per_pid.values():
+            role = out.setdefault(name, {"processes": 0, "max_mb": 0.0})
+            role["processes"] += 1
+            role["max_mb"] = max(role["max_mb"], round(rss / 2**20, 1))
+        return out
 
     def __enter__(self) -> ResourceSampler:
         return self.start()

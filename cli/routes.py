@@ -20,6 +20,12 @@ from engine.supervisor import route_history
 routes_app = typer.Typer(help="Routes: history, deadlines.", no_args_is_help=True)
 
 
+
+@routes_app.callback()
+def _group() -> None:
+    """Routes of persons."""
+
+
 @routes_app.command("history")
 def history(
     route_id: str = typer.Argument(..., help="Route id, e.g. rt_..."),

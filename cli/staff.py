@@ -14,6 +14,12 @@ staff_app = typer.Typer(help="Staff users: coordinators, supervisors, administra
                         no_args_is_help=True)
 
 
+
+@staff_app.callback()
+def _group() -> None:
+    """Staff users of the product."""
+
+
 @staff_app.command("add")
 def add(
     id: str = typer.Option(..., "--id", help="Login id, e.g. sup39-ivanova"),
@@ -25,7 +31,7 @@ def add(
     """Add a staff user and print the token once (only its hash is stored)."""
     engine = make_engine()
     try:
-        with Session(engine) as s:
+        with Session(engine, expire_on_commit=False) as s:
             user, token = create_staff(s, id=id, display_name=display_name, role=role,
                                        region=region, email=email, actor="cli:staff")
             s.commit()

@@ -3,6 +3,9 @@ production). The schema is owned by Alembic migrations (``migrations/``)."""
 
 from __future__ import annotations
 
+import fcntl
+import os
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -24,6 +27,84 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.close()
 
 
+class SqliteWriteGate:
+    """Queue SQLite writers on a lock instead of SQLite's busy handler.
+
+    SQLite's busy handler polls with sleeps of up to 100 ms, so writers that contend for the
+    one write lock wait far longer than the lock is held. The gate makes them wait on a
+    thread lock (same process) and an ``flock`` on ``<db>.writelock`` (other processes):
+    the kernel wakes the next writer the moment the lock is free. Reentrant per thread.
+    """
+
+    def __init__(self, db_path: Path) -> None:
+        self._lock = threading.Lock()  # releasable from any thread (pool check-in)
+        self._owner: int | None = None
+        self._depth = 0
+        self._fd = os.open(f"{db_path}.writelock", os.O_RDWR | os.O_CREAT, 0o644)
+
+    def acquire(self) -> None:
+        me = threading.get_ident()
+        if self._owner == me:
+            self._depth += 1
+            return
+        self._lock.acquire()
+        self._owner, self._depth = me, 1
+        fcntl.flock(self._fd, fcntl.LOCK_EX)
+
+    def release(self) -> None:
+        if self._depth == 0:
+            return
+        self._depth -= 1
+        if self._depth == 0:
+            self._owner = None
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+            self._lock.release()
+
+
+def _install_gate(eng: Engine, gate: SqliteWriteGate) -> None:
+    """Hold the gate from BEGIN until COMMIT/ROLLBACK (or the connection's return to the
+    pool, or its invalidation) of each connection."""
+    dialect = eng.dialect
+    orig_commit, orig_rollback = dialect.do_commit, dialect.do_rollback
+    held: set[int] = set()
+
+    def raw(conn: Any) -> Any:
+        return getattr(conn, "dbapi_connection", conn)
+
+    def release(dbapi_conn: Any) -> None:
+        key = id(raw(dbapi_conn))
+        if key in held:
+            held.discard(key)
+            gate.release()
+
+    def begin(conn: Any) -> None:
+        gate.acquire()
+        try:
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+        except BaseException:
+            gate.release()
+            raise
+        held.add(id(raw(conn.connection.dbapi_connection)))
+
+    def do_commit(dbapi_conn: Any) -> None:
+        try:
+            orig_commit(dbapi_conn)
+        finally:
+            release(dbapi_conn)
+
+    def do_rollback(dbapi_conn: Any) -> None:
+        try:
+            orig_rollback(dbapi_conn)
+        finally:
+            release(dbapi_conn)
+
+    event.listen(eng, "begin", begin)
+    event.listen(eng.pool, "checkin", lambda dbapi_conn, _rec: release(dbapi_conn))
+    event.listen(eng.pool, "invalidate", lambda dbapi_conn, _rec, _exc: release(dbapi_conn))
+    dialect.do_commit = do_commit  # type: ignore[method-assign]
+    dialect.do_rollback = do_rollback  # type: ignore[method-assign]
+
+
 def make_engine(url: str | None = None, *, read_only: bool = False) -> Engine:
     """An engine for ``url`` (default: the settings' database).
 
@@ -37,8 +118,12 @@ def make_engine(url: str | None = None, *, read_only: bool = False) -> Engine:
             url, connect_args={"check_same_thread": False, "timeout": 30}, pool_size=20
         )
         event.listen(eng, "connect", _sqlite_pragmas)
-        begin = "BEGIN" if read_only else "BEGIN IMMEDIATE"
-        event.listen(eng, "begin", lambda conn: conn.exec_driver_sql(begin))
+        path = sqlite_path(eng)
+        if read_only or path is None:
+            begin = "BEGIN" if read_only else "BEGIN IMMEDIATE"
+            event.listen(eng, "begin", lambda conn: conn.exec_driver_sql(begin))
+        else:
+            _install_gate(eng, _gate_for(path))
 
         @event.listens_for(eng, "connect")
         def _no_pysqlite_begin(dbapi_conn: Any, _record: Any) -> None:
@@ -46,6 +131,19 @@ def make_engine(url: str | None = None, *, read_only: bool = False) -> Engine:
 
         return eng
     return create_engine(url, pool_size=20, max_overflow=20, pool_pre_ping=True)
+
+
+_gates: dict[str, SqliteWriteGate] = {}
+_gates_lock = threading.Lock()
+
+
+def _gate_for(path: Path) -> SqliteWriteGate:
+    """One gate per database file per process (engines on one file share it)."""
+    key = str(path.resolve())
+    with _gates_lock:
+        if key not in _gates:
+            _gates[key] = SqliteWriteGate(path)
+        return _gates[key]
 
 
 def migrate(engine: Engine) -> None:

@@ -1,0 +1,264 @@
+"""Route-engine benchmark: the same scenario three ways, side by side, plus the waiting-route
+memory and webhook-latency targets.
+
+Scenario: N routes × 3 steps; each step sends a signed interagency request to an agency over
+HTTP and waits for the agency's signed answer (the echo agency answers at once). One applied
+answer is one route transition.
+
+    python bench/engine_bench.py                      # everything, default sizes
+    python bench/engine_bench.py --n 200 --rivals dbos,prefect --waiting 100000 \
+        --webhook-rate 200 --webhook-seconds 10
+
+Prints a table and writes var/bench/engine_bench.json. Figures, not a test.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pendulum
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+os.environ.setdefault("DO_NOT_TRACK", "1")
+
+from sqlalchemy import func  # noqa: E402
+from sqlmodel import Session, select  # noqa: E402
+
+from bench.echo_agency import start_echo_agency  # noqa: E402
+from bench.rivals_common import ResourceSampler, RivalResult, wait_for  # noqa: E402
+from engine.clock import DbClock  # noqa: E402
+from engine.db import make_engine, migrate  # noqa: E402
+from engine.routes import EngineConfig, register_application  # noqa: E402
+from engine.seed import make_persons, make_secret, seed_agencies  # noqa: E402
+from models.agencies import AgencyRequest, RequestState  # noqa: E402
+from models.routes import Route, RouteStatus, Step, StepStatus  # noqa: E402
+from models.templates import Ladder  # noqa: E402
+from tasks.processes import Proc, free_port  # noqa: E402
+from tasks.signing import canonical_json, sign_headers  # noqa: E402
+
+SCENARIO_AGENCIES = ["msp39", "mz39", "mo39"]  # the supported_living template's three steps
+
+
+def _stack_env(db_url: str, api_url: str, work: Path) -> dict[str, str]:
+    return {**os.environ, "REHAB_DATABASE_URL": db_url, "REHAB_PUBLIC_BASE_URL": api_url,
+            "REHAB_PREFECT_MIRROR": "false", "REHAB_VAR_DIR": str(work),
+            "PYTHONPATH": str(ROOT)}
+
+
+def run_ours(n: int, *, workers: int = 1) -> RivalResult:
+    """Our engine: API process + worker process(es) on SQLite, real HTTP both ways."""
+    work = Path(tempfile.mkdtemp(prefix="bench-ours-"))
+    db_url = f"sqlite:///{work / 'rehab.db'}"
+    engine = make_engine(db_url)
+    migrate(engine)
+    secrets = {a: make_secret(a) for a in SCENARIO_AGENCIES}
+    echo = start_echo_agency(secrets)
+    api_port = free_port()
+    api_url = f"http://127.0.0.1:{api_port}"
+    env = _stack_env(db_url, api_url, work)
+    with Session(engine) as s:
+        seed_agencies(s, endpoints={a: echo.url_for(a) for a in SCENARIO_AGENCIES})
+        people = make_persons(s, n)
+        s.commit()
+        person_ids = [p.id for p in people]
+    procs = [Proc("api", ["api", "--port", str(api_port)], env=env, log_dir=work,
+                  health_url=f"{api_url}/health").start()]
+    procs += [Proc(f"worker{i}", ["worker", "--name", f"bench-{i}"], env=env,
+                   log_dir=work).start() for i in range(workers)]
+    clock = DbClock(engine, ttl=0)
+    clock.freeze(pendulum.datetime(2026, 3, 2, 10, tz="Europe/Kaliningrad"))
+    cfg = EngineConfig(sender_region="39", public_base_url=api_url,
+                       default_ladder=Ladder(1, 2), mirror=False)
+    try:
+        with ResourceSampler(exclude=[echo.pid]) as sampler:
+            t0 = time.perf_counter()
+            for pid in person_ids:
+                with Session(engine) as s:
+                    register_application(s, cfg, now=clock.now(), person_id=pid,
+                                         template_code="supported_living")
+                    s.commit()
+
+            def done() -> bool:
+                with Session(engine) as s:
+                    return int(s.exec(select(func.count()).select_from(Route).where(
+                        Route.status == RouteStatus.completed)).one()) == n
+
+            wait_for(done, timeout=600, interval=0.01, what="all routes completed")
+            seconds = time.perf_counter() - t0
+        stats = echo.stats()
+    finally:
+        for p in procs:
+            p.stop()
+        echo.stop()
+        engine.dispose()
+    transitions = 3 * n
+    return RivalResult(
+        name=f"ours ({workers} worker{'s' if workers > 1 else ''}, SQLite)", routes=n,
+        transitions=transitions, seconds=seconds, transitions_per_s=transitions / seconds,
+        peak_rss_mb=sampler.peak_rss_mb, threads_peak=sampler.threads_peak,
+        expected_transitions=transitions,
+        notes={"distinct_keys_at_agency": stats.get("distinct_keys"),
+               "per_process_peak_mb": sampler.per_process_peak_mb()},
+    )
+
+
+def run_waiting(n_wait: int, *, rate: float, seconds: float) -> dict[str, Any]:
+    """``n_wait`` routes waiting at once (inbox agencies: the rows only), then our API and a
+    worker started over them, answered at ``rate``/s for ``seconds``: memory of all our
+    processes and the webhook acknowledgement latency."""
+    work = Path(tempfile.mkdtemp(prefix="bench-wait-"))
+    db_url = f"sqlite:///{work / 'rehab.db'}"
+    engine = make_engine(db_url)
+    migrate(engine)
+    api_port = free_port()
+    api_url = f"http://127.0.0.1:{api_port}"
+    clock = DbClock(engine, ttl=0)
+    clock.freeze(pendulum.datetime(2026, 3, 2, 10, tz="Europe/Kaliningrad"))
+    cfg = EngineConfig(sender_region="39", public_base_url=api_url,
+                       default_ladder=Ladder(1, 2), mirror=False)
+    t0 = time.perf_counter()
+    with Session(engine) as s:
+        seed_agencies(s)  # no endpoints: every request goes to the agency's inbox
+        s.commit()
+    batch = 1000
+    made = 0
+    while made < n_wait:
+        k = min(batch, n_wait - made)
+        with Session(engine) as s:
+            for p in make_persons(s, k, seed=made):
+                register_application(s, cfg, now=clock.now(), person_id=p.id,
+                                     template_code="supported_living")
+            s.commit()
+        made += k
+        print(f"\r  registering waiting routes: {made}/{n_wait}", end="", file=sys.stderr)
+    print(file=sys.stderr)
+    create_s = time.perf_counter() - t0
+    with Session(engine) as s:
+        waiting = int(s.exec(select(func.count()).select_from(Step).where(
+            Step.status == StepStatus.awaiting)).one())
+        tasks = list(s.exec(select(AgencyRequest.id, AgencyRequest.agency_id).where(
+            AgencyRequest.state == RequestState.delivered).limit(int(rate * seconds) + 10)))
+    env = _stack_env(db_url, api_url, work)
+    procs = [Proc("api", ["api", "--port", str(api_port)], env=env, log_dir=work,
+                  health_url=f"{api_url}/health").start(),
+             Proc("worker", ["worker", "--name", "bench-w"], env=env, log_dir=work).start()]
+    try:
+        with ResourceSampler() as sampler:
+            lat = asyncio.run(_paced_answers(api_url, tasks, rate=rate, seconds=seconds))
+
+            def moved() -> bool:
+                with Session(engine) as s:
+                    return int(s.exec(select(func.count()).select_from(Step).where(
+                        Step.status == StepStatus.answered)).one()) >= len(lat)
+
+            wait_for(moved, timeout=300, interval=0.05, what="answers applied")
+    finally:
+        for p in procs:
+            p.stop()
+        engine.dispose()
+    ok = [x for x, code in lat if code == 200]
+    ok.sort()
+    return {
+        "waiting_routes": waiting, "create_seconds": round(create_s, 1),
+        "db_bytes": (work / "rehab.db").stat().st_size,
+        "peak_rss_mb_all_processes": round(sampler.peak_rss_mb, 1),
+        "per_process_peak_mb": sampler.per_process_peak_mb(),
+        "webhook_rate_target": rate, "webhooks_sent": len(lat), "webhooks_2xx": len(ok),
+        "latency_ms_p50": round(statistics.median(ok) * 1000, 2) if ok else None,
+        "latency_ms_p99": round(ok[int(len(ok) * 0.99) - 1] * 1000, 2) if ok else None,
+        "latency_ms_max": round(ok[-1] * 1000, 2) if ok else None,
+    }
+
+
+async def _paced_answers(api_url: str, tasks: list[tuple[str, str]], *, rate: float,
+                         seconds: float) -> list[tuple[float, int]]:
+    """Open-loop load: one signed answer every 1/rate s, whatever the latency."""
+    total = min(len(tasks), int(rate * seconds))
+    out: list[tuple[float, int]] = []
+    limits = httpx.Limits(max_connections=200, max_keepalive_connections=200)
+    async with httpx.AsyncClient(timeout=30, limits=limits) as client:
+
+        async def one(task_id: str, agency: str) -> None:
+            raw = canonical_json({"task_id": task_id, "outcome": "provided",
+                                  "payload": {"bench": True}})
+            h = sign_headers(make_secret(agency), f"bench-{task_id}", raw)
+            h["content-type"] = "application/json"
+            t = time.perf_counter()
+            r = await client.post(f"{api_url}/webhooks/agencies/{agency}", content=raw,
+                                  headers=h)
+            out.append((time.perf_counter() - t, r.status_code))
+
+        start = time.perf_counter()
+        pending = []
+        for i in range(total):
+            delay = start + i / rate - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            pending.append(asyncio.create_task(one(*tasks[i])))
+        await asyncio.gather(*pending)
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--n", type=int, default=200, help="routes in the throughput scenario")
+    ap.add_argument("--workers", type=int, default=1, help="our worker processes")
+    ap.add_argument("--rivals", default="dbos,prefect", help="dbos,prefect or none")
+    ap.add_argument("--prefect-n", type=int, default=5, help="routes for naive Prefect")
+    ap.add_argument("--prefect-max-seconds", type=float, default=240)
+    ap.add_argument("--waiting", type=int, default=100_000, help="routes waiting at once")
+    ap.add_argument("--webhook-rate", type=float, default=200.0)
+    ap.add_argument("--webhook-seconds", type=float, default=10.0)
+    args = ap.parse_args()
+    results: list[RivalResult] = []
+    print(f"== throughput: {args.n} routes × 3 steps", file=sys.stderr)
+    ours = run_ours(args.n, workers=args.workers)
+    results.append(ours)
+    print(ours.line())
+    rivals = [r for r in args.rivals.split(",") if r and r != "none"]
+    if "dbos" in rivals:
+        from bench.rival_dbos import run as run_dbos
+
+        results.append(run_dbos(args.n))
+        print(results[-1].line())
+    if "prefect" in rivals:
+        from bench.rival_prefect_naive import run as run_prefect
+
+        results.append(run_prefect(args.prefect_n, max_seconds=args.prefect_max_seconds))
+        print(results[-1].line())
+    print("\n| engine | routes | transitions | seconds | transitions/s | peak RSS MB | "
+          "threads peak | ours ÷ it |")
+    print("|---|---|---|---|---|---|---|---|")
+    for r in results:
+        ratio = ours.transitions_per_s / r.transitions_per_s if r.transitions_per_s else 0
+        print(f"| {r.name} | {r.routes} | {r.transitions}/{r.expected_transitions} | "
+              f"{r.seconds:.1f} | {r.transitions_per_s:.2f} | {r.peak_rss_mb:.0f} | "
+              f"{r.threads_peak} | {ratio:.2f} |")
+    report: dict[str, Any] = {"throughput": [r.as_dict() for r in results]}
+    if args.waiting:
+        print(f"\n== {args.waiting} waiting routes; webhooks at {args.webhook_rate}/s",
+              file=sys.stderr)
+        w = run_waiting(args.waiting, rate=args.webhook_rate, seconds=args.webhook_seconds)
+        report["waiting"] = w
+        print(json.dumps(w, indent=2, ensure_ascii=False))
+    out = ROOT / "var" / "bench"
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "engine_bench.json").write_text(json.dumps(report, indent=2, default=str))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,51 @@
+"""The audit log is append-only: updates and deletes fail through the ORM and through raw
+SQL (database triggers of migration 0002), on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import Engine, text
+from sqlalchemy.exc import DBAPIError
+from sqlmodel import Session, select
+
+from engine import audit
+from models.audit import AuditEvent, AuditImmutableError
+from tests.conftest import kaliningrad
+
+
+@pytest.fixture
+def event_id(db: Engine) -> int:
+    with Session(db) as s:
+        audit.record(s, at=kaliningrad(2025, 3, 3, 10, 0), actor="staff:x", entity="route",
+                     entity_id="rt_1", action="read")
+        s.commit()
+        row = s.exec(select(AuditEvent)).one()
+        assert row.id is not None
+        return row.id
+
+
+def test_orm_update_and_delete_are_refused(db: Engine, event_id: int) -> None:
+    with Session(db) as s:
+        row = s.get(AuditEvent, event_id)
+        assert row is not None
+        row.action = "forged"
+        s.add(row)
+        with pytest.raises(AuditImmutableError):
+            s.commit()
+    with Session(db) as s:
+        row = s.get(AuditEvent, event_id)
+        s.delete(row)
+        with pytest.raises(AuditImmutableError):
+            s.commit()
+
+
+@pytest.mark.parametrize("sql", [
+    "UPDATE audit_event SET action = 'forged' WHERE id = :id",
+    "DELETE FROM audit_event WHERE id = :id",
+])
+def test_raw_sql_update_and_delete_are_refused(db: Engine, event_id: int, sql: str) -> None:
+    with pytest.raises(DBAPIError, match="append-only"), db.begin() as conn:
+        conn.execute(text(sql), {"id": event_id})
+    with Session(db) as s:
+        row = s.get(AuditEvent, event_id)
+        assert row is not None and row.action == "read"
