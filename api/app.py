@@ -12,6 +12,7 @@ from sqlalchemy import Engine
 
 import calendars
 from api import pages, webhooks
+from api.answer_writer import AnswerWriter
 from engine.clock import DbClock
 from engine.routes import EngineConfig, EngineError, NotFoundError
 from engine.settings import Settings, get_settings
@@ -42,9 +43,14 @@ def create_app(engine: Engine | None = None, *, settings: Settings | None = None
     app.state.engine = engine
     app.state.clock = clock or DbClock(engine)
     app.state.cfg = EngineConfig.from_settings(settings)
+    app.state.read_engine = (
+        make_engine(engine.url.render_as_string(hide_password=False), read_only=True)
+        if engine.dialect.name == "sqlite" else engine
+    )
+    app.state.answer_writer = AnswerWriter(engine, app.state.clock)
     app.include_router(webhooks.router)
     app.include_router(pages.router)
-    _include_optional(app)
+    _include_routers(app)
 
     @app.exception_handler(EngineError)
     async def _engine_error(_: Request, exc: EngineError) -> JSONResponse:
@@ -79,13 +85,10 @@ def create_app(engine: Engine | None = None, *, settings: Settings | None = None
     return app
 
 
-def _include_optional(app: FastAPI) -> None:
-    """Routers of the supervisor's API and the route API."""
-    from api import routes_api
+def _include_routers(app: FastAPI) -> None:
+    """Routers of the route API and the supervisor's API."""
+    from api import routes_api, supervisor
 
     app.include_router(routes_api.router)
-    try:
-        from api import supervisor
-    except ImportError:  # pragma: no cover - during partial checkouts only
-        return
     app.include_router(supervisor.router)
+    app.include_router(supervisor.history_router)

@@ -10,16 +10,17 @@ a notice that it is absent, or a rejection needing clarification.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Header, HTTPException, Request
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field, ValidationError
-from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
-from engine.routes import AnswerIn, NotFoundError, record_answer
+from api.answer_writer import AnswerWriter
+from engine.routes import AnswerIn, EngineError, NotFoundError
 from models.agencies import Agency, AnswerOutcome
 from tasks.signing import SignatureError, verify
 
@@ -83,20 +84,9 @@ async def receive_answer(
         if len(raw) > limit:
             raise _fail(413, f"body: at most {limit} bytes")
     body = bytes(raw)
-    return await run_in_threadpool(
-        _store_answer, state, agency_id, body,
-        {"webhook-id": webhook_id or "", "webhook-timestamp": webhook_timestamp or "",
-         "webhook-signature": webhook_signature or ""},
-    )
-
-
-def _store_answer(state: Any, agency_id: str, body: bytes, headers: dict[str, str]) -> AnswerAck:
-    with Session(state.engine, expire_on_commit=False) as s:
-        agency = s.get(Agency, agency_id)
-        if agency is None or not agency.active:
-            raise _fail(404, f"agency_id: unknown agency {agency_id!r}")
-        secrets = [x for x in (agency.secret_current, agency.secret_previous) if x]
-        s.rollback()  # release the read transaction before the HMAC work
+    secrets = await run_in_threadpool(_secrets, state.read_engine, agency_id)
+    headers = {"webhook-id": webhook_id or "", "webhook-timestamp": webhook_timestamp or "",
+               "webhook-signature": webhook_signature or ""}
     try:
         msg_id = verify(secrets, headers, body,
                         tolerance_seconds=state.settings.webhook_tolerance_seconds)
@@ -112,23 +102,22 @@ def _store_answer(state: Any, agency_id: str, body: bytes, headers: dict[str, st
         first = exc.errors()[0]
         loc = ".".join(str(p) for p in first["loc"]) or "body"
         raise _fail(422, f"{loc}: {first['msg']}") from None
-    now = state.clock.now()
     answer = AnswerIn(parsed.task_id, parsed.outcome, parsed.payload, parsed.comment)
-    for _ in range(2):
-        with Session(state.engine, expire_on_commit=False) as s:
-            agency = s.get(Agency, agency_id)
-            assert agency is not None
-            try:
-                row, created = record_answer(s, agency=agency, webhook_id=msg_id,
-                                             answer=answer, now=now)
-                s.commit()
-            except NotFoundError as exc:
-                s.rollback()
-                raise _fail(404, str(exc)) from None
-            except IntegrityError:  # the same webhook-id raced in on another connection
-                s.rollback()
-                continue
-        assert row.id is not None
-        return AnswerAck(status="accepted" if created else "duplicate", answer_id=row.id,
-                         task_id=row.request_id, late_working_days=row.late_working_days)
-    raise _fail(409, "webhook-id: concurrent delivery, retry")
+    writer: AnswerWriter = state.answer_writer
+    try:
+        stored = await asyncio.wrap_future(writer.submit(agency_id, msg_id, answer))
+    except NotFoundError as exc:
+        raise _fail(404, str(exc)) from None
+    except EngineError as exc:
+        raise _fail(422, str(exc)) from None
+    return AnswerAck(status="accepted" if stored.created else "duplicate",
+                     answer_id=stored.answer_id, task_id=stored.task_id,
+                     late_working_days=stored.late_working_days)
+
+
+def _secrets(read_engine: Any, agency_id: str) -> list[str]:
+    with Session(read_engine) as s:
+        agency = s.get(Agency, agency_id)
+        if agency is None or not agency.active:
+            raise _fail(404, f"agency_id: unknown agency {agency_id!r}")
+        return [x for x in (agency.secret_current, agency.secret_previous) if x]

@@ -58,12 +58,22 @@ def _stack_env(db_url: str, api_url: str, work: Path) -> dict[str, str]:
             "PYTHONPATH": str(ROOT)}
 
 
-def run_ours(n: int, *, workers: int = 1) -> RivalResult:
+def _fresh_schema(engine: Any) -> None:
+    if engine.dialect.name == "postgresql":
+        from sqlalchemy import text
+
+        with engine.begin() as conn:
+            conn.execute(text("DROP SCHEMA public CASCADE"))
+            conn.execute(text("CREATE SCHEMA public"))
+    migrate(engine)
+
+
+def run_ours(n: int, *, workers: int = 1, database_url: str = "") -> RivalResult:
     """Our engine: API process + worker process(es) on SQLite, real HTTP both ways."""
     work = Path(tempfile.mkdtemp(prefix="bench-ours-"))
-    db_url = f"sqlite:///{work / 'rehab.db'}"
+    db_url = database_url or f"sqlite:///{work / 'rehab.db'}"
     engine = make_engine(db_url)
-    migrate(engine)
+    _fresh_schema(engine)
     secrets = {a: make_secret(a) for a in SCENARIO_AGENCIES}
     echo = start_echo_agency(secrets)
     api_port = free_port()
@@ -106,7 +116,8 @@ def run_ours(n: int, *, workers: int = 1) -> RivalResult:
         engine.dispose()
     transitions = 3 * n
     return RivalResult(
-        name=f"ours ({workers} worker{'s' if workers > 1 else ''}, SQLite)", routes=n,
+        name=f"ours ({workers} worker{'s' if workers > 1 else ''}, {engine.dialect.name})",
+        routes=n,
         transitions=transitions, seconds=seconds, transitions_per_s=transitions / seconds,
         peak_rss_mb=sampler.peak_rss_mb, threads_peak=sampler.threads_peak,
         expected_transitions=transitions,
@@ -115,14 +126,15 @@ def run_ours(n: int, *, workers: int = 1) -> RivalResult:
     )
 
 
-def run_waiting(n_wait: int, *, rate: float, seconds: float) -> dict[str, Any]:
+def run_waiting(n_wait: int, *, rate: float, seconds: float,
+                with_worker: bool = True, database_url: str = "") -> dict[str, Any]:
     """``n_wait`` routes waiting at once (inbox agencies: the rows only), then our API and a
     worker started over them, answered at ``rate``/s for ``seconds``: memory of all our
     processes and the webhook acknowledgement latency."""
     work = Path(tempfile.mkdtemp(prefix="bench-wait-"))
-    db_url = f"sqlite:///{work / 'rehab.db'}"
+    db_url = database_url or f"sqlite:///{work / 'rehab.db'}"
     engine = make_engine(db_url)
-    migrate(engine)
+    _fresh_schema(engine)
     api_port = free_port()
     api_url = f"http://127.0.0.1:{api_port}"
     clock = DbClock(engine, ttl=0)
@@ -153,8 +165,10 @@ def run_waiting(n_wait: int, *, rate: float, seconds: float) -> dict[str, Any]:
             AgencyRequest.state == RequestState.delivered).limit(int(rate * seconds) + 10)))
     env = _stack_env(db_url, api_url, work)
     procs = [Proc("api", ["api", "--port", str(api_port)], env=env, log_dir=work,
-                  health_url=f"{api_url}/health").start(),
-             Proc("worker", ["worker", "--name", "bench-w"], env=env, log_dir=work).start()]
+                  health_url=f"{api_url}/health").start()]
+    if with_worker:
+        procs.append(Proc("worker", ["worker", "--name", "bench-w"], env=env,
+                          log_dir=work).start())
     try:
         with ResourceSampler() as sampler:
             lat = asyncio.run(_paced_answers(api_url, tasks, rate=rate, seconds=seconds))
@@ -164,7 +178,8 @@ def run_waiting(n_wait: int, *, rate: float, seconds: float) -> dict[str, Any]:
                     return int(s.exec(select(func.count()).select_from(Step).where(
                         Step.status == StepStatus.answered)).one()) >= len(lat)
 
-            wait_for(moved, timeout=300, interval=0.05, what="answers applied")
+            if with_worker:
+                wait_for(moved, timeout=300, interval=0.05, what="answers applied")
     finally:
         for p in procs:
             p.stop()
@@ -173,7 +188,7 @@ def run_waiting(n_wait: int, *, rate: float, seconds: float) -> dict[str, Any]:
     ok.sort()
     return {
         "waiting_routes": waiting, "create_seconds": round(create_s, 1),
-        "db_bytes": (work / "rehab.db").stat().st_size,
+        "database": engine.dialect.name,
         "peak_rss_mb_all_processes": round(sampler.peak_rss_mb, 1),
         "per_process_peak_mb": sampler.per_process_peak_mb(),
         "webhook_rate_target": rate, "webhooks_sent": len(lat), "webhooks_2xx": len(ok),
@@ -197,9 +212,13 @@ async def _paced_answers(api_url: str, tasks: list[tuple[str, str]], *, rate: fl
             h = sign_headers(make_secret(agency), f"bench-{task_id}", raw)
             h["content-type"] = "application/json"
             t = time.perf_counter()
-            r = await client.post(f"{api_url}/webhooks/agencies/{agency}", content=raw,
-                                  headers=h)
-            out.append((time.perf_counter() - t, r.status_code))
+            try:
+                r = await client.post(f"{api_url}/webhooks/agencies/{agency}", content=raw,
+                                      headers=h)
+                code = r.status_code
+            except httpx.HTTPError:
+                code = 0
+            out.append((time.perf_counter() - t, code))
 
         start = time.perf_counter()
         pending = []

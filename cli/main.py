@@ -10,24 +10,14 @@ from typing import Annotated
 import typer
 
 from cli.calendar import calendar_app
+from cli.routes import routes_app
+from cli.staff import staff_app
 
 app = typer.Typer(help="Individual rehabilitation routes: engine, API, demo, calendars.",
                   no_args_is_help=True, add_completion=False)
 app.add_typer(calendar_app, name="calendar")
-
-
-def _mount_optional() -> None:
-    from cli.routes import routes_app
-    from cli.staff import staff_app
-
-    app.add_typer(routes_app, name="route")
-    app.add_typer(staff_app, name="staff")
-
-
-try:
-    _mount_optional()
-except ImportError:  # pragma: no cover - partial checkout
-    pass
+app.add_typer(routes_app, name="route")
+app.add_typer(staff_app, name="staff")
 
 
 def _logging() -> None:

@@ -16,10 +16,11 @@ Each level happens once per step and deadline version (``Escalation`` is unique 
 from __future__ import annotations
 
 from datetime import date, datetime
+from typing import Any
 
 from sqlmodel import Session, col, select
 
-from engine import audit, notify
+from engine import audit, notify, timers
 from models.agencies import Agency
 from models.routes import Route, RouteStatus, Step, StepStatus
 from models.templates import get_template
@@ -167,23 +168,11 @@ def _open_rung(session: Session, timer: Timer, step: Step, route: Route, *, now:
 def cancel_timers(session: Session, step: Step, *, now: datetime, actor: str,
                   reason: str) -> int:
     """Cancel the step's pending timers, one audit record each."""
-    rows = list(session.exec(select(Timer).where(
-        Timer.step_id == step.id, Timer.status == TimerStatus.pending)))
-    for t in rows:
-        t.status = TimerStatus.cancelled
-        t.cancelled_reason = reason
-        session.add(t)
-        audit.record(session, at=now, actor=actor, entity="timer", entity_id=str(t.id),
-                     route_id=step.route_id, action="cancelled",
-                     before={"status": TimerStatus.pending.value},
-                     after={"status": t.status.value, "kind": t.kind.value,
-                            "deadline_version": t.deadline_version},
-                     reason=reason)
-    return len(rows)
+    return timers.cancel_pending(session, step.id, reason=reason, now=now, actor=actor)
 
 
 def resolve_open(session: Session, step: Step, *, now: datetime, actor: str,
-                 resolution: str, action: str) -> int:
+                 resolution: str, action: str, extra: dict[str, Any] | None = None) -> int:
     """Resolve the step's open (or acknowledged) escalations with ``resolution``."""
     rows = list(session.exec(
         select(Escalation).where(Escalation.step_id == step.id,
@@ -197,49 +186,16 @@ def resolve_open(session: Session, step: Step, *, now: datetime, actor: str,
         session.add(esc)
         audit.record(session, at=now, actor=actor, entity="escalation", entity_id=str(esc.id),
                      route_id=step.route_id, action=action, before=before,
-                     after={"status": esc.status.value, "resolution": resolution})
+                     after={"status": esc.status.value, "resolution": resolution,
+                            **(extra or {})})
     return len(rows)
 
 
 def resolve_on_answer(session: Session, step: Step, *, now: datetime, late_days: int) -> int:
     """An answer stops the ladder: open escalations of the step are resolved, recording
-    that the answer came late and by how many working days (298-п Порядок п.11)."""
-    rows = list(session.exec(
-        select(Escalation).where(Escalation.step_id == step.id,
-                                 col(Escalation.status).in_(OPEN_STATES))
-    ))
-    for esc in rows:
-        before = {"status": esc.status.value}
-        esc.status = EscalationStatus.resolved
-        esc.resolved_at = now
-        esc.resolution = (
-            f"answer received {late_days} working day(s) late" if late_days
-            else "answer received on time"
-        )
-        session.add(esc)
-        audit.record(session, at=now, actor=SYSTEM, entity="escalation", entity_id=str(esc.id),
-                     route_id=step.route_id, action="resolved_by_answer", before=before,
-                     after={"status": esc.status.value, "late_working_days": late_days})
-    _audit_cancelled_by_answer(session, step, now=now)
-    return len(rows)
-
-
-def _audit_cancelled_by_answer(session: Session, step: Step, *, now: datetime) -> None:
-    """``apply_answer`` cancels the timers in bulk; each cancellation gets its record here."""
-    from models.audit import AuditEvent
-
-    done = set(session.exec(select(AuditEvent.entity_id).where(
-        AuditEvent.entity == "timer", AuditEvent.route_id == step.route_id,
-        AuditEvent.action == "cancelled")))
-    rows = session.exec(select(Timer).where(
-        Timer.step_id == step.id, Timer.status == TimerStatus.cancelled,
-        col(Timer.cancelled_reason).like("answer % received")))
-    for t in rows:
-        if str(t.id) in done:
-            continue
-        audit.record(session, at=now, actor=SYSTEM, entity="timer", entity_id=str(t.id),
-                     route_id=step.route_id, action="cancelled",
-                     before={"status": TimerStatus.pending.value},
-                     after={"status": t.status.value, "kind": t.kind.value,
-                            "deadline_version": t.deadline_version},
-                     reason=t.cancelled_reason)
+    that the answer came late and by how many working days (298-п Порядок п.11). The
+    step's timers were cancelled (and audited) by ``apply_answer``."""
+    resolution = (f"answer received {late_days} working day(s) late" if late_days
+                  else "answer received on time")
+    return resolve_open(session, step, now=now, actor=SYSTEM, resolution=resolution,
+                        action="resolved_by_answer", extra={"late_working_days": late_days})

@@ -96,14 +96,15 @@ def release_worker(engine: Engine, worker: str) -> int:
 def finish(session: Session, job: ClaimedJob) -> None:
     """Remove the job in the caller's transaction, unless it was re-enqueued meanwhile
     (then unlock it for another pass)."""
-    session.execute(
+    res = session.execute(
         text("DELETE FROM job WHERE id = :id AND generation = :g"),
         {"id": job.id, "g": job.generation},
     )
-    session.execute(
-        text("UPDATE job SET locked_by = NULL, locked_until = NULL WHERE id = :id"),
-        {"id": job.id},
-    )
+    if not res.rowcount:  # type: ignore[attr-defined]
+        session.execute(
+            text("UPDATE job SET locked_by = NULL, locked_until = NULL WHERE id = :id"),
+            {"id": job.id},
+        )
 
 
 def retry_later(engine: Engine, job: ClaimedJob, *, delay_seconds: float, error: str) -> None:

@@ -126,11 +126,12 @@ def _step(session: Session, route_id: str, seq: int) -> Step:
 def pick_agency(session: Session, *, role: str, region: str, route_id: str,
                 exclude: str | None = None) -> Agency:
     """A participant of ``role`` in ``region`` (spread over routes by a stable hash)."""
-    rows = list(session.exec(
-        select(Agency)
-        .where(Agency.role == role, Agency.region == region, col(Agency.active).is_(True))
-        .order_by(col(Agency.id))
-    ))
+    with session.no_autoflush:
+        rows = list(session.exec(
+            select(Agency)
+            .where(Agency.role == role, Agency.region == region, col(Agency.active).is_(True))
+            .order_by(col(Agency.id))
+        ))
     rows = [a for a in rows if a.id != exclude]
     if not rows:
         raise EngineError(f"agency: no active participant with role {role!r} in region {region}")
@@ -159,8 +160,9 @@ def _start_step(
     step.deadline_provisional = send.provisional
     route.current_seq = step.seq
     session.add_all([route, step])
-    request = _new_request(session, cfg, route, template, step, agency, now=now)
     timers.schedule_send_deadline(session, step, region=cfg.sender_region)
+    session.flush()  # the send-by timer exists before an inbox delivery cancels it
+    request = _new_request(session, cfg, route, template, step, agency, now=now)
     audit.record(session, at=now, actor=actor, entity="step", entity_id=step.id,
                  route_id=route.id, action="ready", before=before,
                  after={"status": step.status.value, "agency_id": agency.id,
@@ -174,7 +176,8 @@ def _new_request(
     """Prepare the step's request (it becomes the step's current one) and send it: over
     HTTP by a worker, or straight into the agency's inbox."""
     st = template.step(step.seq)
-    person = session.get(Person, route.person_id)
+    with session.no_autoflush:
+        person = session.get(Person, route.person_id)
     assert person is not None
     request_id = new_id("tk")
     expected = calendars.deadline(now, st.answer_days, agency.region)
@@ -238,7 +241,7 @@ def mark_delivered(session: Session, cfg: EngineConfig, req: AgencyRequest, *,
     step.answer_by_date = due.due_date
     step.deadline_provisional = step.deadline_provisional or due.provisional
     session.add(step)
-    timers.cancel_pending(session, step.id, reason="request delivered")
+    timers.cancel_pending(session, step.id, reason="request delivered", now=now)
     version = _next_deadline_version(session, step.id)
     for t in timers.answer_timers(step, region=agency.region, anchor_at=now,
                                   answer_days=st.answer_days,
@@ -259,8 +262,10 @@ def mark_delivered(session: Session, cfg: EngineConfig, req: AgencyRequest, *,
 def _next_deadline_version(session: Session, step_id: str) -> int:
     from models.timers import Timer
 
-    versions = session.exec(select(Timer.deadline_version).where(Timer.step_id == step_id))
-    return max([0, *[v + 1 for v in versions]])
+    with session.no_autoflush:  # answer timers are always flushed by cancel_pending first
+        versions = session.exec(
+            select(Timer.deadline_version).where(Timer.step_id == step_id))
+        return max([0, *[v + 1 for v in versions]])
 
 
 def mark_failed(session: Session, cfg: EngineConfig, req: AgencyRequest, *, now: datetime,
@@ -373,7 +378,7 @@ def apply_answer(session: Session, cfg: EngineConfig, answer_id: int, *,
         }[ans.outcome]
         step.outcome_note = ans.comment
         session.add(step)
-        timers.cancel_pending(session, step.id, reason=f"answer {ans.id} received")
+        timers.cancel_pending(session, step.id, reason=f"answer {ans.id} received", now=now)
         ladder.resolve_on_answer(session, step, now=now, late_days=ans.late_working_days)
         audit.record(session, at=now, actor=SYSTEM, entity="step", entity_id=step.id,
                      route_id=route.id, action=f"answer_{ans.outcome.value}", before=before,
@@ -392,8 +397,9 @@ def advance_route(session: Session, cfg: EngineConfig, route: Route, *, now: dat
     """Start the next step after a terminal one, or complete the route (298-п Регламент
     п.16: the steps go in their mandatory order)."""
     template = get_template(route.template)
-    steps = list(session.exec(select(Step).where(Step.route_id == route.id)
-                              .order_by(col(Step.seq))))
+    with session.no_autoflush:
+        steps = list(session.exec(select(Step).where(Step.route_id == route.id)
+                                  .order_by(col(Step.seq))))
     nxt = next((s for s in steps if s.status is StepStatus.planned), None)
     if nxt is None:
         if all(s.status.terminal for s in steps) and route.status is RouteStatus.active:

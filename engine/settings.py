@@ -70,6 +70,9 @@ class Settings(BaseSettings):
         30.0, description="How long a worker holds a claimed job before another may take it."
     )
     worker_batch_size: int = Field(200, description="Jobs a worker claims at once.")
+    worker_txn_answers: int = Field(
+        8, description="Answers a worker applies per transaction (short lock holds on SQLite)."
+    )
     worker_concurrency: int = Field(64, description="Agency requests a worker sends at once.")
     worker_idle_poll_seconds: float = Field(
         0.1, description="How often an idle worker looks for new jobs."

@@ -12,10 +12,10 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 import pendulum
-from sqlalchemy import update
-from sqlmodel import Session, col
+from sqlmodel import Session, col, select
 
 import calendars
+from engine import audit
 from models.routes import Step
 from models.templates import Ladder
 from models.timers import Timer, TimerKind, TimerStatus
@@ -70,15 +70,22 @@ def answer_timers(
     return out
 
 
-def cancel_pending(session: Session, step_id: str, *, reason: str,
-                   kinds: list[TimerKind] | None = None) -> int:
-    """Cancel the step's pending timers (an answer came, the step was closed...)."""
-    stmt = (
-        update(Timer)
-        .where(col(Timer.step_id) == step_id, col(Timer.status) == TimerStatus.pending)
-        .values(status=TimerStatus.cancelled, cancelled_reason=reason)
-    )
+def cancel_pending(session: Session, step_id: str, *, reason: str, now: datetime,
+                   actor: str = "system:timers", kinds: list[TimerKind] | None = None) -> int:
+    """Cancel the step's pending timers (an answer came, the step was closed...), with an
+    audit record for each."""
+    stmt = select(Timer).where(col(Timer.step_id) == step_id,
+                               col(Timer.status) == TimerStatus.pending)
     if kinds:
         stmt = stmt.where(col(Timer.kind).in_(kinds))
-    res = session.execute(stmt)
-    return int(res.rowcount or 0)  # type: ignore[attr-defined]
+    rows = list(session.exec(stmt))
+    for t in rows:
+        t.status = TimerStatus.cancelled
+        t.cancelled_reason = reason
+        session.add(t)
+        audit.record(session, at=now, actor=actor, entity="timer", entity_id=str(t.id),
+                     route_id=t.route_id, action="cancelled",
+                     before={"status": TimerStatus.pending.value},
+                     after={"status": TimerStatus.cancelled.value, "kind": t.kind.value,
+                            "deadline_version": t.deadline_version}, reason=reason)
+    return len(rows)

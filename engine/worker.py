@@ -30,7 +30,7 @@ from engine.routes import EngineConfig
 from engine.settings import Settings
 from models.agencies import Agency, AgencyRequest, RequestState
 from models.jobs import JobKind
-from tasks.agency_client import Delivery, backoff_seconds, send_request
+from tasks.agency_client import Delivery, DeliveryResult, backoff_seconds, send_request
 
 log = logging.getLogger("rehab.worker")
 
@@ -104,10 +104,12 @@ class Worker:
         answers = [j for j in jobs if j.kind is JobKind.apply_answer]
         sends = [j for j in jobs if j.kind is JobKind.send_request]
         notes = [j for j in jobs if j.kind is JobKind.send_notification]
-        for j in answers:
-            self._apply_answer(j)
+        for i in range(0, len(answers), self.settings.worker_txn_answers):
+            # short transactions: the API's answer writer never waits long for the lock
+            self._apply_answers(answers[i:i + self.settings.worker_txn_answers])
+            await asyncio.sleep(0)
         if sends:
-            await asyncio.gather(*(self._send(j) for j in sends))
+            await self._send_all(sends)
         for j in notes:
             await asyncio.to_thread(self._notify, j)
         done = len(jobs)
@@ -116,56 +118,79 @@ class Worker:
         return done
 
     # -- handlers ----------------------------------------------------------------------
-    def _apply_answer(self, job: queue.ClaimedJob) -> None:
+    def _apply_answers(self, jobs: list[queue.ClaimedJob]) -> None:
+        """Apply a batch of stored answers in one transaction (each in its own savepoint,
+        so that one failing answer is retried alone and the others go through)."""
         now = self.clock.now()
+        failed: list[tuple[queue.ClaimedJob, str]] = []
         with Session(self.engine, expire_on_commit=False) as s:
-            routes.apply_answer(s, self.cfg, int(job.ref), now=now)
-            queue.finish(s, job)
+            for job in jobs:
+                sp = s.begin_nested()
+                try:
+                    routes.apply_answer(s, self.cfg, int(job.ref), now=now)
+                    queue.finish(s, job)
+                    sp.commit()
+                    self.stats.answers_applied += 1
+                except Exception as exc:
+                    sp.rollback()
+                    log.exception("applying answer %s failed", job.ref)
+                    failed.append((job, f"{type(exc).__name__}: {exc}"))
             s.commit()
-        self.stats.answers_applied += 1
+        for job, err in failed:
+            queue.retry_later(self.engine, job, delay_seconds=self._backoff(job), error=err)
 
-    async def _send(self, job: queue.ClaimedJob) -> None:
+    def _backoff(self, job: queue.ClaimedJob) -> float:
+        return backoff_seconds(job.attempts, base=self.settings.send_backoff_base_seconds,
+                               cap=self.settings.send_backoff_max_seconds)
+
+    async def _send_all(self, jobs: list[queue.ClaimedJob]) -> None:
+        """Send a batch of requests concurrently, then record the outcomes in one
+        transaction. A crash between a send and its record resends with the same key."""
+        work: list[tuple[queue.ClaimedJob, str, str, str, dict[str, Any]]] = []
         with Session(self.engine, expire_on_commit=False) as s:
-            req = s.get(AgencyRequest, job.ref)
-            agency = s.get(Agency, req.agency_id) if req else None
-            if req is None or agency is None or req.state is not RequestState.queued \
-                    or not agency.endpoint_url:
-                queue.finish(s, job)
-                s.commit()
-                return
-            url, secret, key, body = (agency.endpoint_url, agency.secret_current,
-                                      req.idempotency_key, dict(req.body))
-        assert self._http is not None
-        async with self._sem:
-            result = await send_request(self._http, url=url, secret=secret,
-                                        idempotency_key=key, body=body)
-        now = self.clock.now()
-        if result.outcome is Delivery.retry:
-            with Session(self.engine) as s:
+            for job in jobs:
                 req = s.get(AgencyRequest, job.ref)
-                if req is not None:
-                    req.attempts += 1
+                agency = s.get(Agency, req.agency_id) if req else None
+                if req is None or agency is None or req.state is not RequestState.queued \
+                        or not agency.endpoint_url:
+                    queue.finish(s, job)
+                    continue
+                work.append((job, agency.endpoint_url, agency.secret_current,
+                             req.idempotency_key, dict(req.body)))
+            s.commit()
+        assert self._http is not None
+        http = self._http
+
+        async def one(url: str, secret: str, key: str, body: dict[str, Any]) -> DeliveryResult:
+            async with self._sem:
+                return await send_request(http, url=url, secret=secret, idempotency_key=key,
+                                          body=body)
+
+        results = await asyncio.gather(*(one(u, sec, k, b) for _, u, sec, k, b in work))
+        now = self.clock.now()
+        retry: list[tuple[queue.ClaimedJob, str]] = []
+        with Session(self.engine, expire_on_commit=False) as s:
+            for (job, *_), result in zip(work, results, strict=True):
+                req = s.get(AgencyRequest, job.ref)
+                assert req is not None
+                req.attempts += 1
+                if result.outcome is Delivery.retry:
                     req.last_error = result.error
                     s.add(req)
-                    s.commit()
-            delay = backoff_seconds(job.attempts, base=self.settings.send_backoff_base_seconds,
-                                    cap=self.settings.send_backoff_max_seconds)
-            queue.retry_later(self.engine, job, delay_seconds=delay, error=result.error or "")
-            self.stats.send_retries += 1
-            return
-        with Session(self.engine, expire_on_commit=False) as s:
-            req = s.get(AgencyRequest, job.ref)
-            assert req is not None
-            req.attempts += 1
-            if req.state is RequestState.queued:
-                if result.outcome is Delivery.delivered:
-                    routes.mark_delivered(s, self.cfg, req, now=now)
-                    self.stats.sent += 1
-                else:
-                    routes.mark_failed(s, self.cfg, req, now=now, error=result.error or "")
-                    self.stats.send_refused += 1
-            queue.finish(s, job)
+                    retry.append((job, result.error or ""))
+                    continue
+                if req.state is RequestState.queued:
+                    if result.outcome is Delivery.delivered:
+                        routes.mark_delivered(s, self.cfg, req, now=now)
+                        self.stats.sent += 1
+                    else:
+                        routes.mark_failed(s, self.cfg, req, now=now, error=result.error or "")
+                        self.stats.send_refused += 1
+                queue.finish(s, job)
             s.commit()
+        for job, err in retry:
+            queue.retry_later(self.engine, job, delay_seconds=self._backoff(job), error=err)
+            self.stats.send_retries += 1
 
     def _notify(self, job: queue.ClaimedJob) -> None:
         from engine.notify import deliver_notification
