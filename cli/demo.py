@@ -55,6 +55,7 @@ def _print_summary(console: Console, d: dict[str, object]) -> None:
     t = Table(title="Итоги демо", show_header=False)
     labels = {
         "routes": "маршрутов", "routes_completed": "завершено", "routes_active": "в работе",
+        "routes_cancelled": "отменено",
         "steps": "шагов", "steps_done": "шагов выполнено",
         "answers_on_time": "ответов в срок", "answers_late": "ответов с опозданием",
         "absent_notices": "уведомлений об отсутствии сведений",

@@ -101,8 +101,8 @@ def _install_gate(eng: Engine, gate: SqliteWriteGate) -> None:
     event.listen(eng, "begin", begin)
     event.listen(eng.pool, "checkin", lambda dbapi_conn, _rec: release(dbapi_conn))
     event.listen(eng.pool, "invalidate", lambda dbapi_conn, _rec, _exc: release(dbapi_conn))
-    dialect.do_commit = do_commit  # type: ignore[method-assign]
-    dialect.do_rollback = do_rollback  # type: ignore[method-assign]
+    dialect.do_commit = do_commit  # type: ignore[method-assign,assignment]
+    dialect.do_rollback = do_rollback  # type: ignore[method-assign,assignment]
 
 
 def make_engine(url: str | None = None, *, read_only: bool = False) -> Engine:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import Engine, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -36,16 +37,18 @@ def enqueue(session: Session, kind: JobKind, ref: str, *, due_at: datetime | Non
               "attempts": 0, "created_at": now}
     table = Job.__table__  # type: ignore[attr-defined]
     dialect = session.get_bind().dialect.name
+    upsert: Any
     if dialect == "postgresql":
-        stmt = pg_insert(table).values(**values)
+        ins = pg_insert(table).values(**values)
+        upsert = ins.on_conflict_do_update(
+            index_elements=["kind", "ref"],
+            set_={"generation": table.c.generation + 1, "due_at": ins.excluded.due_at})
     else:
-        stmt = sqlite_insert(table).values(**values)
-    stmt = stmt.on_conflict_do_update(
-        index_elements=["kind", "ref"],
-        set_={"generation": table.c.generation + 1,
-              "due_at": stmt.excluded.due_at},
-    )
-    session.execute(stmt)
+        sins = sqlite_insert(table).values(**values)
+        upsert = sins.on_conflict_do_update(
+            index_elements=["kind", "ref"],
+            set_={"generation": table.c.generation + 1, "due_at": sins.excluded.due_at})
+    session.execute(upsert)
 
 
 def claim(engine: Engine, worker: str, *, kinds: list[JobKind], limit: int,

@@ -41,7 +41,8 @@ class Settings(BaseSettings):
     )
     prefect_api_url: str = Field(
         "",
-        description="Use an already running Prefect server at this API URL instead of starting one.",
+        description="The demo uses the Prefect server at this API URL instead of starting "
+        "one (workers and the sweeper read PREFECT_API_URL as Prefect does).",
     )
     prefect_mirror: bool = Field(
         True, description="Mirror every route into Prefect as one flow run per person."

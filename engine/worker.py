@@ -53,13 +53,15 @@ class Worker:
     """One worker process's loop (several may run side by side)."""
 
     def __init__(self, engine: Engine, clock: Clock, cfg: EngineConfig, settings: Settings,
-                 *, worker_id: str | None = None, mirror: bool | None = None) -> None:
+                 *, worker_id: str | None = None, mirror: bool | None = None,
+                 prefect_api_url: str | None = None) -> None:
         self.engine = engine
         self.clock = clock
         self.cfg = cfg
         self.settings = settings
         self.worker_id = worker_id or f"worker-{os.getpid()}"
         self.mirror_enabled = cfg.mirror if mirror is None else mirror
+        self.prefect_api_url = prefect_api_url or settings.prefect_api_url or None
         self.stats = WorkerStats()
         self._http: httpx.AsyncClient | None = None
         self._prefect: Any = None
@@ -210,9 +212,10 @@ class Worker:
 
         try:
             if self._prefect is None:
-                from prefect.client.orchestration import get_client
+                from prefect.client.orchestration import PrefectClient, get_client
 
-                self._prefect = get_client()
+                self._prefect = (PrefectClient(api=self.prefect_api_url)
+                                 if self.prefect_api_url else get_client())
                 await self._prefect.__aenter__()
             for j in jobs:
                 await reconcile(self._prefect, self.engine, j.ref)
@@ -222,6 +225,11 @@ class Worker:
                 self.stats.mirrored += 1
         except Exception as exc:  # Prefect down: the route goes on, the mirror catches up
             self.stats.mirror_errors += 1
+            if self._prefect is not None:
+                try:
+                    await self._prefect.__aexit__(None, None, None)
+                finally:
+                    self._prefect = None
             log.warning("prefect mirror failed (%s); retrying later", type(exc).__name__)
             for j in jobs:
                 queue.retry_later(self.engine, j, delay_seconds=5.0, error=str(exc)[:300])

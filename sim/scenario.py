@@ -32,8 +32,10 @@ from models.routes import Route, RouteStatus, Step, StepStatus
 from models.templates import Ladder
 from models.timers import Escalation, EscalationLevel
 from sim.agencies import Profile
+from sim.supervisor_bot import BOT_ID, act_on_escalations, ensure_bot
 from tasks.processes import Proc, free_port
 
+SUPERVISOR_ACTIONS = ["acknowledged", "deadline_extended", "reassigned", "closed"]
 CORE = [JobKind.send_request, JobKind.apply_answer, JobKind.send_notification]
 
 PROFILES: dict[str, Profile] = {
@@ -68,6 +70,7 @@ class DemoSummary:
     routes: int
     routes_completed: int
     routes_active: int
+    routes_cancelled: int
     steps: int
     steps_done: int
     answers_on_time: int
@@ -113,7 +116,11 @@ def demo_stack(opts: DemoOptions, settings: Settings) -> Iterator[dict[str, Any]
                "REHAB_VAR_DIR": str(work), "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
                "DO_NOT_TRACK": "1"}
         prefect_ui = None
-        if opts.prefect:
+        if opts.prefect and settings.prefect_api_url:
+            env["PREFECT_API_URL"] = settings.prefect_api_url
+            os.environ["PREFECT_API_URL"] = settings.prefect_api_url
+            prefect_ui = settings.prefect_api_url.removesuffix("/api")
+        elif opts.prefect:
             from tasks.prefect_server import PrefectServer
 
             server = PrefectServer(home=work / "prefect",
@@ -149,12 +156,16 @@ def demo_stack(opts: DemoOptions, settings: Settings) -> Iterator[dict[str, Any]
 
 def wait_idle(engine: Engine, *, timeout: float = 120.0) -> None:
     """Wait until the worker has done every core job (real time: processes at work)."""
+    _wait_jobs(engine, CORE, timeout=timeout)
+
+
+def _wait_jobs(engine: Engine, kinds: list[JobKind], *, timeout: float) -> None:
     end = time.monotonic() + timeout
     while time.monotonic() < end:
-        if queue.pending_count(engine, CORE) == 0:
+        if queue.pending_count(engine, kinds) == 0:
             return
         time.sleep(0.02)
-    raise TimeoutError("the worker did not finish its jobs in time")
+    raise TimeoutError(f"the worker did not finish its {kinds} jobs in time")
 
 
 def run_scenario(opts: DemoOptions, stack: dict[str, Any], settings: Settings,
@@ -179,6 +190,7 @@ def run_scenario(opts: DemoOptions, stack: dict[str, Any], settings: Settings,
     for i, p in enumerate(people):
         arrivals.setdefault(cal.add_working_days(start_day, i % 5), []).append(p.id)
     sweeper = _sweeper(engine, clock, cfg)
+    ensure_bot(engine)
     http = httpx.Client(timeout=60)
     day = start_day
     n_days = 0
@@ -199,6 +211,8 @@ def run_scenario(opts: DemoOptions, stack: dict[str, Any], settings: Settings,
                     wait_idle(engine)
                 sweeper()
                 wait_idle(engine)
+            if act_on_escalations(engine, cfg, now=clock.now()):
+                wait_idle(engine)
             done, total = _progress(engine)
             if progress:
                 progress(done, opts.persons, day)
@@ -208,6 +222,11 @@ def run_scenario(opts: DemoOptions, stack: dict[str, Any], settings: Settings,
             day = day + timedelta(days=1)
     finally:
         http.close()
+    if opts.prefect:  # let the Prefect mirror catch up, so the UI shows the final states
+        try:
+            _wait_jobs(engine, [JobKind.mirror_route], timeout=120)
+        except TimeoutError:
+            pass
     return _summary(engine, stack, opts, start_day, day, n_days, time.monotonic() - t0)
 
 
@@ -244,7 +263,8 @@ def _summary(engine: Engine, stack: dict[str, Any], opts: DemoOptions, start: da
         from models.audit import AuditEvent
 
         sup = s.exec(select(func.count()).select_from(AuditEvent)
-                     .where(col(AuditEvent.actor).like("demo:supervisor%"))).one()
+                 .where(col(AuditEvent.actor) == f"staff:{BOT_ID}")
+                 .where(col(AuditEvent.action).in_(SUPERVISOR_ACTIONS))).one()
     by_level = {lvl.name: sum(1 for e in escs if e.level == lvl) for lvl in EscalationLevel}
     overdue_steps = len({e.step_id for e in escs if e.level >= EscalationLevel.overdue})
     return DemoSummary(
@@ -252,6 +272,7 @@ def _summary(engine: Engine, stack: dict[str, Any], opts: DemoOptions, start: da
         routes=len(routes),
         routes_completed=sum(r.status is RouteStatus.completed for r in routes),
         routes_active=sum(r.status is RouteStatus.active for r in routes),
+        routes_cancelled=sum(r.status is RouteStatus.cancelled for r in routes),
         steps=len(steps),
         steps_done=sum(st.status.terminal for st in steps),
         answers_on_time=sum(a.late_working_days == 0 for a in answers),

@@ -25,7 +25,9 @@ def canonical_json(body: Mapping[str, Any]) -> bytes:
     return json.dumps(body, ensure_ascii=False, sort_keys=True, separators=(",", ":")).encode()
 
 
-def sign_headers(secret: str, msg_id: str, body: bytes, *, at: float | None = None) -> dict[str, str]:
+def sign_headers(
+    secret: str, msg_id: str, body: bytes, *, at: float | None = None
+) -> dict[str, str]:
     """Headers of a signed message (``at``: Unix time of signing, default now)."""
     ts = int(at if at is not None else time.time())
     sig = Webhook(secret).sign(msg_id, datetime.fromtimestamp(ts, tz=UTC), body.decode())
