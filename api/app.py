@@ -6,6 +6,8 @@ from datetime import timedelta
 from typing import Any
 
 from fastapi import FastAPI, HTTPException, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from sqlalchemy import Engine
@@ -56,6 +58,17 @@ def create_app(engine: Engine | None = None, *, settings: Settings | None = None
     async def _engine_error(_: Request, exc: EngineError) -> JSONResponse:
         code = 404 if isinstance(exc, NotFoundError) else 422
         return JSONResponse({"detail": str(exc)}, status_code=code)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
+        """422 whose ``detail`` names the field and the rule, e.g. ``body.snils: ...``."""
+        errors = exc.errors()
+        parts = []
+        for e in errors:
+            loc = ".".join(str(p) for p in e.get("loc", ()) if p != "body") or "body"
+            parts.append(f"{loc}: {e.get('msg', 'invalid')}")
+        return JSONResponse({"detail": "; ".join(parts),
+                             "errors": jsonable_encoder(errors)}, status_code=422)
 
     @app.exception_handler(calendars.CalendarError)
     async def _calendar_error(_: Request, exc: calendars.CalendarError) -> JSONResponse:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import getpass
 import json
+from typing import Annotated
 
 import typer
 from sqlmodel import Session
@@ -77,3 +78,17 @@ def calendar_recompute(
     finally:
         engine.dispose()
     typer.echo("calendar data unchanged" if moved is None else f"deadlines moved: {moved}")
+
+
+@routes_app.command("drive")
+def drive(route_id: Annotated[str, typer.Argument(help="route id, e.g. rt_...")]) -> None:
+    """Do the route's due work now (send its request, apply its answers) and print its
+    status — what a worker would do, for one route."""
+    from engine.drive import drive_route
+    from engine.routes import NotFoundError
+
+    try:
+        typer.echo(drive_route(route_id))
+    except NotFoundError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(2) from None

@@ -32,13 +32,15 @@ def drive_route(route_id: str) -> str:
     with Session(engine) as s:
         if s.get(Route, route_id) is None:
             raise NotFoundError(f"route_id: no route {route_id!r}")
-        refs = route_job_refs(s, route_id)
 
     async def go() -> None:
         async with Worker(engine, DbClock(engine), EngineConfig.from_settings(settings),
                           settings, worker_id=f"drive-{route_id}") as w:
-            while await w.run_once(refs=refs):
-                pass
+            while True:  # each pass may create the route's next jobs (a new request)
+                with Session(engine) as s:
+                    refs = route_job_refs(s, route_id)
+                if not await w.run_once(refs=refs):
+                    return
 
     asyncio.run(go())
     with Session(engine) as s:

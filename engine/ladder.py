@@ -174,10 +174,11 @@ def cancel_timers(session: Session, step: Step, *, now: datetime, actor: str,
 def resolve_open(session: Session, step: Step, *, now: datetime, actor: str,
                  resolution: str, action: str, extra: dict[str, Any] | None = None) -> int:
     """Resolve the step's open (or acknowledged) escalations with ``resolution``."""
-    rows = list(session.exec(
-        select(Escalation).where(Escalation.step_id == step.id,
-                                 col(Escalation.status).in_(OPEN_STATES))
-    ))
+    with session.no_autoflush:  # escalations are committed by the sweeper that opens them
+        rows = list(session.exec(
+            select(Escalation).where(Escalation.step_id == step.id,
+                                     col(Escalation.status).in_(OPEN_STATES))
+        ))
     for esc in rows:
         before = {"status": esc.status.value}
         esc.status = EscalationStatus.resolved

@@ -161,7 +161,8 @@ def _start_step(
     route.current_seq = step.seq
     session.add_all([route, step])
     timers.schedule_send_deadline(session, step, region=cfg.sender_region)
-    session.flush()  # the send-by timer exists before an inbox delivery cancels it
+    if not agency.endpoint_url:
+        session.flush()  # the send-by timer exists before the inbox delivery cancels it
     request = _new_request(session, cfg, route, template, step, agency, now=now)
     audit.record(session, at=now, actor=actor, entity="step", entity_id=step.id,
                  route_id=route.id, action="ready", before=before,

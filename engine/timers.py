@@ -78,7 +78,10 @@ def cancel_pending(session: Session, step_id: str, *, reason: str, now: datetime
                                col(Timer.status) == TimerStatus.pending)
     if kinds:
         stmt = stmt.where(col(Timer.kind).in_(kinds))
-    rows = list(session.exec(stmt))
+    # timers are always flushed when created (see engine.routes._start_step), so the read
+    # needs no autoflush of the unrelated pending changes
+    with session.no_autoflush:
+        rows = list(session.exec(stmt))
     for t in rows:
         t.status = TimerStatus.cancelled
         t.cancelled_reason = reason

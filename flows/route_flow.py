@@ -25,7 +25,7 @@ def rehabilitation_route(route_id: str) -> str:
     """Drive one route now: do whatever work of this route is due (send its request, apply
     its answer) and return the route's status. The route's long-running flow run is the
     mirror's; this flow is for running one route's pending work by hand
-    (``rehab route drive ROUTE_ID``)."""
+    (``rehab route drive ROUTE_ID`` does the same without Prefect)."""
     from engine.drive import drive_route
 
     return drive_route(route_id)
