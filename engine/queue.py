@@ -48,7 +48,8 @@ def enqueue(session: Session, kind: JobKind, ref: str, *, due_at: datetime | Non
         upsert = sins.on_conflict_do_update(
             index_elements=["kind", "ref"],
             set_={"generation": table.c.generation + 1, "due_at": sins.excluded.due_at})
-    session.execute(upsert)
+    with session.no_autoflush:  # job rows reference nothing pending in the session
+        session.execute(upsert)
 
 
 def claim(engine: Engine, worker: str, *, kinds: list[JobKind], limit: int,
@@ -99,15 +100,16 @@ def release_worker(engine: Engine, worker: str) -> int:
 def finish(session: Session, job: ClaimedJob) -> None:
     """Remove the job in the caller's transaction, unless it was re-enqueued meanwhile
     (then unlock it for another pass)."""
-    res = session.execute(
-        text("DELETE FROM job WHERE id = :id AND generation = :g"),
-        {"id": job.id, "g": job.generation},
-    )
-    if not res.rowcount:  # type: ignore[attr-defined]
-        session.execute(
-            text("UPDATE job SET locked_by = NULL, locked_until = NULL WHERE id = :id"),
-            {"id": job.id},
+    with session.no_autoflush:  # the job row is independent of pending ORM changes
+        res = session.execute(
+            text("DELETE FROM job WHERE id = :id AND generation = :g"),
+            {"id": job.id, "g": job.generation},
         )
+        if not res.rowcount:  # type: ignore[attr-defined]
+            session.execute(
+                text("UPDATE job SET locked_by = NULL, locked_until = NULL WHERE id = :id"),
+                {"id": job.id},
+            )
 
 
 def retry_later(engine: Engine, job: ClaimedJob, *, delay_seconds: float, error: str) -> None:

@@ -76,7 +76,7 @@ class Settings(BaseSettings):
     )
     worker_concurrency: int = Field(64, description="Agency requests a worker sends at once.")
     worker_idle_poll_seconds: float = Field(
-        0.1, description="How often an idle worker looks for new jobs."
+        0.02, description="How often an idle worker looks for new jobs (seconds)."
     )
     reminder_days_before: int = Field(
         1, description="Default: remind the agency this many working days before its deadline."
