@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import os
 import tomllib
+import zoneinfo
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -29,6 +30,12 @@ def data_dir() -> Path:
 
 @dataclass(frozen=True, slots=True)
 class Decree:
+    """The government decree transferring days off for a year (Labour Code art. 112 part 5).
+
+    ``number`` and ``date`` identify it (e.g. № 1335 of 04.10.2024), ``title`` is its full
+    Russian title and ``source`` where it was read (a URL).
+    """
+
     number: str
     date: date
     title: str
@@ -37,8 +44,24 @@ class Decree:
 
 @dataclass(frozen=True, slots=True)
 class NamedDay:
+    """A dated day with its Russian name (a holiday, or a regional holiday of a given year)."""
+
     date: date
     name: str
+
+
+@dataclass(frozen=True, slots=True)
+class Art112Exception:
+    """A date where a federal file knowingly departs from the Labour Code art. 112 checks.
+
+    ``date`` is an art. 112 part 1 holiday of the file's year that the file either does not
+    list as a holiday or, falling on a weekend, does not move (art. 112 part 2); ``reason``
+    says why (e.g. a federal law that changed the list). Without such an entry the loader
+    refuses the file.
+    """
+
+    date: date
+    reason: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +75,15 @@ class Transfer:
 
 @dataclass(frozen=True, slots=True)
 class FederalYearFile:
+    """One parsed ``data/<year>.toml``: the federal production calendar of ``year``.
+
+    ``status`` is "approved" (a decree exists, ``decree`` is set) or "provisional";
+    ``working_days`` is the official control total; ``holidays`` the art. 112 part 1 holidays;
+    ``transfers`` the days off moved; ``working_saturdays`` the weekend days made working;
+    ``shortened`` the pre-holiday days (art. 95); ``art112_exceptions`` the deliberate
+    departures from the art. 112 checks; ``path`` the file read.
+    """
+
     year: int
     status: str
     working_days: int
@@ -61,10 +93,13 @@ class FederalYearFile:
     working_saturdays: tuple[date, ...]
     shortened: tuple[date, ...]
     path: str
+    art112_exceptions: tuple[Art112Exception, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
 class FixedHoliday:
+    """A regional holiday on the same date every year (``month``, ``day``), set by regional law."""
+
     month: int
     day: int
     name: str
@@ -72,6 +107,12 @@ class FixedHoliday:
 
 @dataclass(frozen=True, slots=True)
 class RegionYear:
+    """The ``[years.<YEAR>]`` table of a region file: its holidays dated for that year.
+
+    ``status`` is "approved" (dated by the regional act named in ``source``) or "provisional"
+    (estimated dates; ``source`` says how they were estimated); ``days`` are the dated holidays.
+    """
+
     year: int
     status: str
     source: str
@@ -80,6 +121,15 @@ class RegionYear:
 
 @dataclass(frozen=True, slots=True)
 class RegionFile:
+    """One parsed ``data/regions/*.toml``: a region's own non-working days and time zone.
+
+    ``code`` is the two-digit subject code; ``timezone`` an IANA zone checked with zoneinfo;
+    ``weekend_transfer`` whether a regional holiday on a day off moves to the next working
+    day (the regional law's choice); ``dated_yearly`` the names of holidays dated every year
+    (Uraza Bayram, Kurban Bayram); ``sources`` the regional law and documents cited;
+    ``fixed`` the fixed-date holidays; ``years`` the holidays dated for each year.
+    """
+
     code: str
     name: str
     timezone: str
@@ -128,7 +178,7 @@ def _only(table: dict[str, Any], allowed: set[str], path: Path, ctx: str = "") -
 
 _FEDERAL_KEYS = {
     "year", "status", "working_days", "decree", "holidays", "transfers",
-    "working_saturdays", "shortened",
+    "working_saturdays", "shortened", "art112_exceptions",
 }
 _REGION_KEYS = {
     "code", "name", "timezone", "weekend_transfer", "dated_yearly", "sources", "fixed", "years",
@@ -195,6 +245,19 @@ def load_federal_file(path: Path) -> FederalYearFile:
         transfers.append(
             Transfer(_get(t, "from", date, path, ctx), _get(t, "to", date, path, ctx), basis)
         )
+    exceptions = []
+    raw_ex = raw.get("art112_exceptions", [])
+    if not isinstance(raw_ex, list):
+        raise _err(path, "art112_exceptions", "must be a list of {date, reason} tables")
+    for i, e in enumerate(raw_ex):
+        ctx = f"art112_exceptions[{i}]."
+        if not isinstance(e, dict):
+            raise _err(path, f"art112_exceptions[{i}]", "must be a {date, reason} table")
+        _only(e, {"date", "reason"}, path, ctx)
+        reason = _get(e, "reason", str, path, ctx)
+        if not reason.strip():
+            raise _err(path, f"{ctx}reason", "must say why the file departs from art. 112")
+        exceptions.append(Art112Exception(_get(e, "date", date, path, ctx), reason))
     return FederalYearFile(
         year=year,
         status=status,
@@ -205,28 +268,62 @@ def load_federal_file(path: Path) -> FederalYearFile:
         working_saturdays=_dates(raw.get("working_saturdays", []), path, "working_saturdays"),
         shortened=_dates(raw.get("shortened", []), path, "shortened"),
         path=str(path),
+        art112_exceptions=tuple(exceptions),
     )
 
 
+def _timezone(raw: dict[str, Any], path: Path) -> str:
+    tz: str = _get(raw, "timezone", str, path)
+    try:
+        zoneinfo.ZoneInfo(tz)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError) as exc:
+        raise _err(
+            path, "timezone", f"{tz!r} is not a known IANA time zone (e.g. 'Europe/Moscow')"
+        ) from exc
+    return tz
+
+
+def _strings(raw: dict[str, Any], key: str, path: Path, rule: str) -> tuple[str, ...]:
+    items = raw.get(key, [])
+    if not isinstance(items, list) or not all(isinstance(x, str) and x.strip() for x in items):
+        raise _err(path, key, rule)
+    return tuple(items)
+
+
 def load_region_file(path: Path) -> RegionFile:
-    """Parse one ``data/regions/*.toml`` file."""
+    """Parse and check one ``data/regions/*.toml`` file.
+
+    Checks (each CalendarError names the file and the field): known keys only; ``code`` is a
+    two-digit string; ``timezone`` is a zone zoneinfo knows; ``fixed`` is a list of
+    ``{month, day, name}`` tables forming valid dates; each ``[years.<YEAR>]`` has a status,
+    a source and days inside that year; ``sources`` is a non-empty list of strings.
+    """
     raw = _load(path)
     _only(raw, _REGION_KEYS, path)
     code = _get(raw, "code", str, path)
     if not (len(code) == 2 and code.isdigit()):
         raise _err(path, "code", "must be a two-digit subject code string such as '39'")
+    timezone = _timezone(raw, path)
+    raw_fixed = raw.get("fixed", [])
+    if not isinstance(raw_fixed, list):
+        raise _err(path, "fixed", "must be a list of {month, day, name} tables")
     fixed = []
-    for i, f in enumerate(raw.get("fixed", [])):
+    for i, f in enumerate(raw_fixed):
         ctx = f"fixed[{i}]."
+        if not isinstance(f, dict):
+            raise _err(path, f"fixed[{i}]", "must be a {month, day, name} table")
+        _only(f, {"month", "day", "name"}, path, ctx)
         fh = FixedHoliday(
             _get(f, "month", int, path, ctx),
             _get(f, "day", int, path, ctx),
             _get(f, "name", str, path, ctx),
         )
         try:
-            date(2024, fh.month, fh.day)
+            date(2023, fh.month, fh.day)  # a common year: 29 February is not a yearly date
         except ValueError as exc:
-            raise _err(path, f"{ctx}month/day", "must form a valid date") from exc
+            raise _err(
+                path, f"{ctx}month/day", "must form a valid date in every year (not 29 Feb)"
+            ) from exc
         fixed.append(fh)
     years: dict[int, RegionYear] = {}
     raw_years = raw.get("years", {})
@@ -247,19 +344,19 @@ def load_region_file(path: Path) -> RegionFile:
             if nd.date.year != int(key):
                 raise _err(path, f"{ctx}days", f"date {nd.date} is not in year {key}")
         years[int(key)] = RegionYear(int(key), status, _get(y, "source", str, path, ctx), days)
-    sources = raw.get("sources", [])
-    if not isinstance(sources, list) or not sources:
-        raise _err(path, "sources", "must be a non-empty list citing the regional law")
-    dated_yearly = raw.get("dated_yearly", [])
-    if not isinstance(dated_yearly, list):
-        raise _err(path, "dated_yearly", "must be a list of holiday names")
+    sources = _strings(
+        raw, "sources", path, "must be a non-empty list of strings citing the regional law"
+    )
+    if not sources:
+        raise _err(path, "sources", "must be a non-empty list of strings citing the regional law")
+    dated_yearly = _strings(raw, "dated_yearly", path, "must be a list of holiday names")
     return RegionFile(
         code=code,
         name=_get(raw, "name", str, path),
-        timezone=_get(raw, "timezone", str, path),
+        timezone=timezone,
         weekend_transfer=_get(raw, "weekend_transfer", bool, path),
-        dated_yearly=tuple(str(x) for x in dated_yearly),
-        sources=tuple(str(s) for s in sources),
+        dated_yearly=dated_yearly,
+        sources=sources,
         fixed=tuple(fixed),
         years=years,
         path=str(path),

@@ -73,10 +73,7 @@ def deadline(event_at: datetime, working_days: int, region: str = DEFAULT_REGION
     cal = get_calendar(region)
     start = _local_date(event_at, cal.timezone, "event_at")
     due = cal.add_working_days(start, working_days)
-    first = start + timedelta(days=1)
-    provisional = any(
-        cal.is_year_provisional(y) for y in range(first.year, due.year + 1)
-    )
+    provisional = cal.is_range_provisional(start + timedelta(days=1), due)
     return Deadline(due, _end_of_day_utc(due, cal.timezone), cal.code, cal.timezone, provisional)
 
 
@@ -90,4 +87,4 @@ def working_days_late(due: Deadline, at: datetime) -> int:
     local = _local_date(at, due.timezone, "at")
     if local <= due.due_date:
         return 0
-    return cal.get_working_days_delta(due.due_date, local)
+    return cal.working_days_between(due.due_date, local)

@@ -12,8 +12,10 @@ Legal basis:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, timedelta
+from pathlib import Path
 
 from calendars.data_files import FederalYearFile, Transfer
 from calendars.days import DayInfo
@@ -39,6 +41,7 @@ ART112_HOLIDAYS: tuple[tuple[int, int, str], ...] = (
 
 SHORTENED_REASON = "Предпраздничный день, сокращён на 1 час (ст. 95 ТК РФ)"
 ONE_DAY = timedelta(days=1)
+_WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +81,16 @@ def _fmt(d: date) -> str:
     return d.strftime("%d.%m.%Y")
 
 
+def shortened_info(prev: DayInfo | None, d: date, reason: str, provisional: bool) -> DayInfo:
+    """``d`` marked shortened (art. 95); a working Saturday keeps its kind, others are "shortened".
+
+    ``prev`` is what ``d`` was before (None: an ordinary weekday); its reason is kept first.
+    """
+    kind = prev.kind if prev is not None and prev.kind == "working_saturday" else "shortened"
+    text = reason if prev is None else f"{prev.reason}; {reason}"
+    return DayInfo(d, True, kind, text, provisional, shortened=True)
+
+
 def _transfer_reason(t: Transfer, names: dict[date, str], decree_no: str | None) -> str:
     basis = "ч. 2 ст. 112 ТК РФ" if t.basis == "art112" else f"постановление № {decree_no}"
     holiday = f", {names[t.from_day]}" if t.from_day in names else ""
@@ -87,18 +100,23 @@ def _transfer_reason(t: Transfer, names: dict[date, str], decree_no: str | None)
 def from_file(f: FederalYearFile) -> FederalYear:
     """Build a decree year from its data file and check it (art. 112, art. 95, the total).
 
-    Rules checked (each error names the file, field and rule): dates lie in the year; a transfer
-    moves a weekend day (``from``) to a weekday that is not a holiday (``to``) — art. 112 parts 2
-    and 5; a working Saturday is a weekend day that is not a holiday and is the ``from`` of a
-    decree transfer; a shortened day is a working day (art. 95); the computed number of working
-    days equals ``working_days``.
+    Rules checked (each error names the file, field and rule): dates lie in the year; every
+    Labour Code art. 112 part 1 holiday of the year (1–8 January, 23 February, 8 March, 1 May,
+    9 May, 12 June, 4 November) is listed; every non-January holiday falling on a Saturday or
+    Sunday is the ``from`` of a transfer (art. 112 part 2 moves it; the decree may move it
+    elsewhere, art. 112 part 5) — either rule can be waived for a date only by an
+    ``art112_exceptions`` entry giving the reason; a transfer moves a weekend day (``from``) to
+    a weekday that is not a holiday (``to``) — art. 112 parts 2 and 5; a working Saturday is a
+    weekend day that is not a holiday and is the ``from`` of a decree transfer; a shortened day
+    is a working day (art. 95); the computed number of working days equals ``working_days``.
     """
     y = f.year
     provisional = f.status != "approved"
     decree_no = f.decree.number if f.decree else None
+    file_name = Path(f.path).name
 
     def bad(field: str, rule: str) -> CalendarError:
-        return CalendarError(f"{y}.toml: {field}: {rule}")
+        return CalendarError(f"{file_name}: {field}: {rule}")
 
     special: dict[date, DayInfo] = {}
     names: dict[date, str] = {}
@@ -107,6 +125,7 @@ def from_file(f: FederalYearFile) -> FederalYear:
             raise bad("holidays", f"{h.date} is not in {y}")
         names[h.date] = h.name
         special[h.date] = DayInfo(h.date, False, "holiday", h.name, provisional)
+    _check_art112(f, names, bad)
     sat_from = {t.from_day for t in f.transfers if t.basis == "decree"}
     for t in f.transfers:
         if t.from_day.year != y or t.to_day.year != y:
@@ -133,14 +152,44 @@ def from_file(f: FederalYearFile) -> FederalYear:
     for d in f.shortened:
         if d.year != y or not working_in(special, d):
             raise bad("shortened", f"{d} must be a working day of {y} (art. 95)")
-        prev = special.get(d)
-        reason = SHORTENED_REASON if prev is None else f"{prev.reason}; {SHORTENED_REASON}"
-        special[d] = DayInfo(d, True, "shortened", reason, provisional, shortened=True)
+        special[d] = shortened_info(special.get(d), d, SHORTENED_REASON, provisional)
     total = count_working_days(y, special)
     if total != f.working_days:
         raise bad("working_days", f"declares {f.working_days} but the data gives {total}")
     source = f.decree.title if f.decree else "ст. 112 ТК РФ (предварительно)"
     return FederalYear(y, provisional, source, special, frozenset(names), f.working_days)
+
+
+def _check_art112(
+    f: FederalYearFile, names: dict[date, str], bad: Callable[[str, str], CalendarError]
+) -> None:
+    """The art. 112 checks of :func:`from_file`: every holiday listed, weekend ones moved."""
+    y = f.year
+    waived = {e.date: e.reason for e in f.art112_exceptions}
+    law_days = {date(y, m, d): name for m, d, name in ART112_HOLIDAYS}
+    for d in waived:
+        if d not in law_days:
+            raise bad(
+                "art112_exceptions",
+                f"{d} is not a Labour Code art. 112 part 1 holiday of {y}; nothing to waive",
+            )
+    moved_from = {t.from_day for t in f.transfers}
+    for d, name in sorted(law_days.items()):
+        if d in waived:
+            continue
+        if d not in names:
+            raise bad(
+                "holidays",
+                f"{y}: {d} ({name}) is a non-working holiday under Labour Code art. 112 part 1 "
+                "but is not listed (add it, or an art112_exceptions entry with the reason)",
+            )
+        if d.month != 1 and is_weekend(d) and d not in moved_from:
+            raise bad(
+                "transfers",
+                f"{y}: {d} ({name}) falls on a {_WEEKDAYS[d.weekday()]} but no transfer moves "
+                "its day off (Labour Code art. 112 part 2: to the next working day); add the "
+                "transfer, or an art112_exceptions entry with the reason",
+            )
 
 
 def from_art112(year: int) -> FederalYear:
@@ -169,7 +218,7 @@ def from_art112(year: int) -> FederalYear:
     while d.year == year:
         nxt = d + ONE_DAY
         if working_in(special, d) and (nxt in names or (nxt.month, nxt.day) == (1, 1)):
-            special[d] = DayInfo(d, True, "shortened", SHORTENED_REASON, True, shortened=True)
+            special[d] = shortened_info(special.get(d), d, SHORTENED_REASON, True)
         d = nxt
     source = "ст. 112 ТК РФ (предварительно)"
     return FederalYear(year, True, source, special, frozenset(names), None)

@@ -6,7 +6,14 @@ from dataclasses import dataclass
 from datetime import date
 
 from calendars.days import NON_WORKING_KINDS, DayInfo
-from calendars.errors import MAX_YEAR, MIN_YEAR, CalendarError, YearOutOfRangeError, check_year
+from calendars.errors import (
+    MAX_YEAR,
+    MIN_YEAR,
+    YearOutOfRangeError,
+    check_year,
+    require_date,
+    require_int,
+)
 from calendars.regions import RegionInfo
 from calendars.tables import DayTable
 
@@ -22,6 +29,8 @@ class YearSummary:
     hours_40: int
     provisional: bool
     source: str
+    provisional_reasons: tuple[str, ...] = ()
+    """Why the year is provisional: the federal reason (no decree) and/or the regional one."""
 
 
 def _out_of_range(field: str, day: object) -> YearOutOfRangeError:
@@ -36,6 +45,13 @@ class RegionCalendar:
     Method names and semantics follow ``workalendar.core.Calendar``. All look-ups use the
     precomputed :class:`~calendars.tables.DayTable`; dates outside MIN_YEAR..MAX_YEAR raise
     :class:`YearOutOfRangeError`.
+
+    Arguments are checked: a day must be a ``datetime.date`` — a ``datetime`` is refused, not
+    truncated (its ``.date()`` is the date in its own zone, not necessarily the region's; see
+    :func:`calendars.errors.require_date`); a count must be an ``int`` and not a ``bool``.
+    Anything else raises :class:`CalendarError` (a ``ValueError``) naming the argument.
+    ``calendars.workalendar_compat.ProductionCalendar`` keeps workalendar's behaviour of
+    converting datetimes with ``.date()``.
     """
 
     __slots__ = (
@@ -60,16 +76,17 @@ class RegionCalendar:
         return f"RegionCalendar(code={self.code!r}, name={self.name!r}, tz={self.timezone!r})"
 
     def _index(self, day: date, field: str = "day") -> int:
-        try:
-            i = day.toordinal() - self._base
-        except AttributeError:
-            raise CalendarError(f"{field}: expected a date, got {type(day).__name__}") from None
+        if type(day) is not date:
+            require_date(day, field)
+        i = day.toordinal() - self._base
         if not 0 <= i < self._size:
             raise _out_of_range(field, day)
         return i
 
     def is_working_day(self, day: date) -> bool:
         """True if ``day`` is a working day (a shortened day is working, Labour Code art. 95)."""
+        if type(day) is not date:
+            require_date(day, "day")
         i = day.toordinal() - self._base
         if not 0 <= i < self._size:
             raise _out_of_range("day", day)
@@ -84,7 +101,12 @@ class RegionCalendar:
 
         Same semantics as ``workalendar``: ``day`` itself is never counted, so from a Friday
         ``add_working_days(fri, 1)`` is the next Monday, and from a Saturday it is Monday too.
+        ``n`` must be an ``int`` (not a bool).
         """
+        if type(day) is not date:
+            require_date(day, "day")
+        if type(n) is not int:
+            require_int(n, "n")
         i = day.toordinal() - self._base
         if not 0 <= i < self._size:
             raise _out_of_range("day", day)
@@ -102,17 +124,55 @@ class RegionCalendar:
 
     def sub_working_days(self, day: date, n: int) -> date:
         """The ``n``-th working day before ``day`` (``add_working_days(day, -n)``)."""
+        if type(n) is not int:
+            require_int(n, "n")
         return self.add_working_days(day, -n)
 
-    def get_working_days_delta(self, start: date, end: date) -> int:
-        """Working days in the half-open interval (start, end].
+    def get_working_days_delta(
+        self, start: date, end: date, include_start: bool = False
+    ) -> int:
+        """Working days between two dates, exactly as ``workalendar``'s method of this name.
 
-        ``start`` is not counted, ``end`` is (as a period counted from the day after an event,
-        Civil Code art. 191). If ``end`` < ``start`` the result is the negated count of
-        (end, start], so ``delta(a, b) == -delta(b, a)`` and
-        ``add_working_days(a, delta(a, b)) == b`` whenever ``b`` is a working day.
+        The order of the dates does not matter (the result is never negative): with
+        ``a, b = min(start, end), max(start, end)`` it counts the working days in (a, b], plus
+        ``a`` itself when ``include_start`` is true and ``a`` is a working day. When
+        ``start == end`` the result is 0 even with ``include_start`` (workalendar returns
+        early there). Unlike workalendar, datetimes are refused (see the class doc).
+
+        For a signed count of a period, use :meth:`working_days_between`.
         """
-        return self._after[self._index(end, "end")] - self._after[self._index(start, "start")]
+        a = self._index(start, "start")
+        b = self._index(end, "end")
+        if a == b:
+            return 0
+        if a > b:
+            a, b = b, a
+        return self._after[b] - self._after[a] + (1 if include_start and self._working[a] else 0)
+
+    def working_days_between(self, d1: date, d2: date) -> int:
+        """Signed number of working days in the half-open interval (d1, d2].
+
+        ``d1`` is not counted, ``d2`` is (a period counted from the day after an event, Civil
+        Code art. 191; Labour Code art. 112 decides which days work). If ``d2`` < ``d1`` the
+        result is the negated count of (d2, d1], so ``between(a, b) == -between(b, a)`` and
+        ``add_working_days(a, between(a, b)) == b`` whenever ``b`` is a working day after ``a``.
+        """
+        return self._after[self._index(d2, "d2")] - self._after[self._index(d1, "d1")]
+
+    def is_range_provisional(self, d1: date, d2: date) -> bool:
+        """True if any day of the closed interval [d1, d2] (either order) is provisional.
+
+        A day is provisional when its year has no approved federal decree (Labour Code
+        art. 112 rules only) or the region's own dates for that year are estimates. Pass the
+        days an answer depends on: for ``add_working_days(d, n)`` with n > 0 that is
+        (d, result], i.e. ``is_range_provisional(d + 1 day, result)``; for n < 0 it is
+        [result, d - 1 day]; for :meth:`working_days_between` (d1, d2] likewise.
+        """
+        a = self._index(d1, "d1")
+        b = self._index(d2, "d2")
+        first, last = (d1.year, d2.year) if a <= b else (d2.year, d1.year)
+        prov = self._table.provisional_years
+        return any(y in prov for y in range(first, last + 1))
 
     def day_info(self, day: date) -> DayInfo:
         """What ``day`` is: working or not, the kind, the reason and whether it is provisional."""
@@ -132,8 +192,20 @@ class RegionCalendar:
         return day.year in self._table.provisional_years
 
     def is_year_provisional(self, year: int) -> bool:
+        """True if ``year`` of this region rests on provisional data.
+
+        That is: no approved federal transfer decree for the year (only the Labour Code
+        art. 112 rules are applied), or — for a region with holidays dated yearly by a
+        regional act — no approved regional dates for the year.
+        :meth:`provisional_reasons` says which.
+        """
         check_year(year)
         return year in self._table.provisional_years
+
+    def provisional_reasons(self, year: int) -> tuple[str, ...]:
+        """Why ``year`` is provisional, federal reason first; empty if it is approved."""
+        check_year(year)
+        return self._table.provisional_reasons.get(year, ())
 
     def working_days_in_year(self, year: int) -> int:
         """Number of working days in ``year`` (shortened days count as full days)."""
@@ -163,6 +235,12 @@ class RegionCalendar:
         )
 
     def get_holiday_label(self, day: date) -> str | None:
+        """The reason ``day`` is a non-working holiday (Russian), or None.
+
+        As in workalendar: the label of a holiday (Labour Code art. 112 part 1), of a
+        transferred day off (art. 112 parts 2 and 5) or of a regional holiday; None for a
+        working day and for a plain weekend.
+        """
         info = self.day_info(day)
         return info.reason if info.kind in NON_WORKING_KINDS and info.kind != "weekend" else None
 
@@ -182,4 +260,5 @@ class RegionCalendar:
             hours_40=working * 8 - shortened,
             provisional=year in self._table.provisional_years,
             source=self._table.year_sources.get(year, ""),
+            provisional_reasons=self._table.provisional_reasons.get(year, ()),
         )

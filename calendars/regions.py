@@ -1,11 +1,13 @@
 """Regional calendars: regional non-working days laid over the federal calendar.
 
 Legal basis: Labour Code art. 6 and art. 112 allow a subject of the Russian Federation to set
-extra non-working holidays by its own law (e.g. Tatarstan law № 2280 of 19.07.1999,
-Bashkortostan law № ВС-10/21 of 27.02.1992). Whether a regional holiday on a day off moves to
-the next working day is the regional law's choice (``weekend_transfer`` in the data file).
-Regional holidays dated yearly (Uraza Bayram, Kurban Bayram) are known only for the years the
-data lists as approved; any other year of such a region is provisional.
+extra non-working holidays by its own law (e.g. the Law of the Republic of Tatarstan «О
+праздничных днях и памятных датах Республики Татарстан», art. 1 — number and date to be
+confirmed; the Law of the Republic of Bashkortostan of 27.02.1992 № ВС-10/21). Whether a
+regional holiday on a day off moves to the next working day is the regional law's choice
+(``weekend_transfer`` in the data file). Regional holidays dated yearly (Uraza Bayram, Kurban
+Bayram) are known only for the years the data lists as approved; any other year of such a
+region is provisional.
 """
 
 from __future__ import annotations
@@ -16,7 +18,13 @@ from datetime import date
 from calendars.data_files import NamedDay, RegionFile
 from calendars.days import DayInfo
 from calendars.errors import MAX_YEAR, MIN_YEAR
-from calendars.federal import ONE_DAY, SHORTENED_REASON, FederalYear, working_in
+from calendars.federal import (
+    ONE_DAY,
+    SHORTENED_REASON,
+    FederalYear,
+    shortened_info,
+    working_in,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,6 +40,11 @@ class RegionInfo:
 
 
 def region_info(r: RegionFile) -> RegionInfo:
+    """The public description of a parsed region file (what :func:`known_regions` lists).
+
+    ``regional_holidays`` is True when the region has any day off of its own (fixed-date,
+    dated for some year, or dated yearly by a regional act).
+    """
     return RegionInfo(
         code=r.code,
         name=r.name,
@@ -50,6 +63,24 @@ def region_year_provisional(r: RegionFile, year: int) -> bool:
     return ry is None or ry.status != "approved"
 
 
+def region_year_provisional_reason(r: RegionFile, year: int) -> str | None:
+    """Why ``year`` of region ``r`` is provisional on the regional side (None if it is not).
+
+    Names the holidays concerned and, when the file has a ``[years.<YEAR>]`` table, quotes its
+    ``source`` (how the estimated dates were obtained).
+    """
+    if not region_year_provisional(r, year):
+        return None
+    holidays = ", ".join(r.dated_yearly)
+    ry = r.years.get(year)
+    if ry is None:
+        return (
+            f"{r.name}: dates of {holidays} in {year} are not set by a regional act yet "
+            "and not in the data (only fixed-date regional holidays are applied)"
+        )
+    return f"{r.name}: dates of {holidays} in {year} are estimates ({ry.source})"
+
+
 def regional_days(r: RegionFile, year: int) -> list[NamedDay]:
     """The regional holiday dates of ``year`` (fixed by law plus those dated for the year)."""
     days = [NamedDay(date(year, f.month, f.day), f.name) for f in r.fixed]
@@ -64,19 +95,24 @@ def overlay(
     federal: dict[int, FederalYear],
     special: dict[date, DayInfo],
     provisional_years: set[int],
+    reasons: dict[int, list[str]] | None = None,
 ) -> None:
     """Lay the region's non-working days over ``special`` (federal special days, all years).
 
     Each regional holiday is a day off. With ``weekend_transfer`` a holiday that falls on a day
     off (weekend, federal holiday or transferred day) moves to the next working day (as art. 112
     part 2 does for federal holidays). The working day right before a regional holiday is
-    shortened by one hour (art. 95). ``provisional_years`` gains the years whose regional dates
-    are not approved.
+    shortened by one hour (art. 95); a working Saturday so shortened keeps its kind.
+    ``provisional_years`` gains the years whose regional dates are not approved, and
+    ``reasons`` (if given) the regional reason for each of them.
     """
     for year in range(MIN_YEAR, MAX_YEAR + 1):
-        prov = year in provisional_years or region_year_provisional(r, year)
+        regional_reason = region_year_provisional_reason(r, year)
+        prov = year in provisional_years or regional_reason is not None
         if prov:
             provisional_years.add(year)
+        if regional_reason is not None and reasons is not None:
+            reasons.setdefault(year, []).append(regional_reason)
         holidays = regional_days(r, year)
         for nd in holidays:
             d = nd.date
@@ -101,6 +137,4 @@ def overlay(
                 if prev is not None and prev.shortened:
                     continue
                 reason = f"{SHORTENED_REASON} перед: {nd.name}"
-                if prev is not None:
-                    reason = f"{prev.reason}; {reason}"
-                special[before] = DayInfo(before, True, "shortened", reason, prov, shortened=True)
+                special[before] = shortened_info(prev, before, reason, prov)

@@ -29,8 +29,26 @@ def federal_years(files: dict[int, FederalYearFile]) -> dict[int, FederalYear]:
     }
 
 
+def federal_provisional_reason(fy: FederalYear) -> str | None:
+    """Why a federal year is provisional (None if it rests on an approved decree)."""
+    if not fy.provisional:
+        return None
+    if fy.declared_working_days is None:
+        return (
+            f"no approved federal decree for {fy.year}: Labour Code art. 112 rules only "
+            "(the transfer decree, art. 112 part 5, is not in the data)"
+        )
+    return f"the federal data file {fy.year}.toml is marked provisional (decree not approved)"
+
+
 @dataclass(frozen=True, slots=True)
 class DayTable:
+    """The precomputed calendar of one region over MIN_YEAR..MAX_YEAR (see the module doc).
+
+    ``provisional_reasons`` maps each provisional year to why it is provisional: the federal
+    reason (no decree) and/or the regional one (regional dates estimated), in that order.
+    """
+
     base: int
     size: int
     working: bytes
@@ -40,18 +58,22 @@ class DayTable:
     special: dict[date, DayInfo]
     provisional_years: frozenset[int]
     year_sources: dict[int, str]
+    provisional_reasons: dict[int, tuple[str, ...]]
 
 
 def build_table(federal: dict[int, FederalYear], region: RegionFile | None) -> DayTable:
     """Build the table of one region (``None``: the federal calendar alone)."""
     special: dict[date, DayInfo] = {}
     provisional: set[int] = set()
+    reasons: dict[int, list[str]] = {}
     for fy in federal.values():
         special.update(fy.special)
-        if fy.provisional:
+        federal_reason = federal_provisional_reason(fy)
+        if federal_reason is not None:
             provisional.add(fy.year)
+            reasons[fy.year] = [federal_reason]
     if region is not None:
-        overlay(region, federal, special, provisional)
+        overlay(region, federal, special, provisional, reasons)
     for d, info in list(special.items()):
         if not FIRST_DAY <= d <= LAST_DAY:
             del special[d]
@@ -78,5 +100,5 @@ def build_table(federal: dict[int, FederalYear], region: RegionFile | None) -> D
     sources = {y: fy.source for y, fy in federal.items()}
     return DayTable(
         base, size, bytes(working), after, before, work_days, special,
-        frozenset(provisional), sources,
+        frozenset(provisional), sources, {y: tuple(r) for y, r in reasons.items()},
     )

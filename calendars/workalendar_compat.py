@@ -86,3 +86,25 @@ class ProductionCalendar(Calendar):  # type: ignore[misc]
         return self.add_working_days(
             day, -abs(delta), extra_working_days, extra_holidays, keep_datetime
         )
+
+    def get_working_days_delta(
+        self,
+        start: date,
+        end: date,
+        include_start: bool = False,
+        extra_working_days: list[date] | None = None,
+        extra_holidays: list[date] | None = None,
+    ) -> int:
+        """workalendar's count (order-free, ``include_start``), from the precomputed table.
+
+        Datetimes are converted with ``.date()`` as workalendar does; with extra days the
+        base class's day-by-day loop is used.
+        """
+        if extra_working_days or extra_holidays:
+            result: int = super().get_working_days_delta(
+                start, end, include_start, extra_working_days, extra_holidays
+            )
+            return result
+        return self.region_calendar.get_working_days_delta(
+            _as_date(start), _as_date(end), include_start
+        )

@@ -104,8 +104,27 @@ def test_every_working_saturday(day: date) -> None:
     cal = get_calendar()
     assert day.weekday() == 5
     assert cal.is_working_day(day)
-    assert cal.day_info(day).kind in ("working_saturday", "shortened")
+    assert cal.day_info(day).kind == "working_saturday"
     assert "перенес" in cal.day_info(day).reason
+
+
+@pytest.mark.parametrize("region", ["39", "16", "02"])
+@pytest.mark.parametrize(
+    "day", [date(2025, 11, 1), date(2024, 11, 2), date(2027, 2, 20)], ids=lambda d: d.isoformat()
+)
+def test_shortened_working_saturday_keeps_its_kind(day: date, region: str) -> None:
+    info = get_calendar(region).day_info(day)
+    assert info.working
+    assert info.kind == "working_saturday"  # not "shortened"
+    assert info.shortened  # ... and still shortened by one hour (art. 95)
+    assert "перенес" in info.reason and "ст. 95" in info.reason
+
+
+def test_ordinary_shortened_weekday_kind() -> None:
+    info = get_calendar().day_info(date(2025, 4, 30))
+    assert (info.kind, info.shortened) == ("shortened", True)
+    assert get_calendar().day_info(date(2024, 12, 28)).kind == "working_saturday"
+    assert not get_calendar().day_info(date(2024, 12, 28)).shortened
 
 
 @pytest.mark.parametrize("year", sorted(WORKING_SATURDAYS))

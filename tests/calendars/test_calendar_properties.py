@@ -25,12 +25,17 @@ def test_add_lands_on_working_day_and_delta_agrees(region: str, day: date, n: in
     assert cal.is_working_day(result)
     assert (result > day) == (n > 0)
     if n > 0:
+        assert cal.working_days_between(day, result) == n
         assert cal.get_working_days_delta(day, result) == n
+        assert cal.get_working_days_delta(result, day) == n  # order does not matter
     else:
         # the |n|-th working day before `day`: (result, day) holds |n| - 1 working days,
         # plus `day` itself when it is working
-        back = cal.get_working_days_delta(result, day)
+        back = cal.working_days_between(result, day)
         assert back == -n - 1 + cal.is_working_day(day)
+        assert cal.working_days_between(day, result) == -back
+        # workalendar's include_start counts `result` (a working day) as well
+        assert cal.get_working_days_delta(day, result, include_start=True) == back + 1
 
 
 @settings(max_examples=400, deadline=None)
@@ -42,12 +47,29 @@ def test_sub_is_add_negated(region: str, day: date, n: int) -> None:
 
 @settings(max_examples=400, deadline=None)
 @given(region=REGIONS, a=DAYS, b=DAYS)
-def test_delta_antisymmetric_and_add_inverts_it(region: str, a: date, b: date) -> None:
+def test_between_antisymmetric_and_add_inverts_it(region: str, a: date, b: date) -> None:
     cal = get_calendar(region)
-    delta = cal.get_working_days_delta(a, b)
-    assert delta == -cal.get_working_days_delta(b, a)
-    if b > a and cal.is_working_day(b) and delta > 0:
-        assert cal.add_working_days(a, delta) == b
+    between = cal.working_days_between(a, b)
+    assert between == -cal.working_days_between(b, a)
+    if b > a and cal.is_working_day(b) and between > 0:
+        assert cal.add_working_days(a, between) == b
+
+
+@settings(max_examples=400, deadline=None)
+@given(region=REGIONS, a=DAYS, b=DAYS, include_start=st.booleans())
+def test_delta_is_workalendar_semantics(
+    region: str, a: date, b: date, include_start: bool
+) -> None:
+    cal = get_calendar(region)
+    delta = cal.get_working_days_delta(a, b, include_start)
+    assert delta >= 0
+    assert delta == cal.get_working_days_delta(b, a, include_start)  # order-free
+    lo = min(a, b)
+    if a == b:
+        assert delta == 0  # workalendar returns 0 early, even with include_start
+    else:
+        extra = 1 if include_start and cal.is_working_day(lo) else 0
+        assert delta == abs(cal.working_days_between(a, b)) + extra
 
 
 @settings(max_examples=200, deadline=None)
