@@ -2,19 +2,26 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from datetime import timedelta
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import FastAPI, HTTPException, Request
+import pendulum
+from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.encoders import jsonable_encoder
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
-from pydantic import BaseModel, Field
+from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import Engine
+from sqlmodel import Session
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 import calendars
 from api import pages, webhooks
 from api.answer_writer import AnswerWriter
+from api.auth import require_admin
+from engine import audit
 from engine.clock import DbClock
 from engine.routes import EngineConfig, EngineError, NotFoundError
 from engine.settings import Settings, get_settings
@@ -28,9 +35,54 @@ Standard Webhooks signatures — see `docs/agencies.md` for a signed example.
 
 
 class ClockMove(BaseModel):
-    working_days: int | None = Field(default=None, description="advance N working days")
-    seconds: float | None = Field(default=None, ge=0, description="advance N seconds")
-    region: str = calendars.DEFAULT_REGION
+    """Move business time forward (demo, tests): give working_days or seconds."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    working_days: int | None = Field(default=None, ge=0, le=500,
+                                     description="advance N working days (N >= 0)")
+    seconds: float | None = Field(default=None, ge=0, allow_inf_nan=False,
+                                  description="advance N seconds (N >= 0)")
+    region: str = Field(default=calendars.DEFAULT_REGION, max_length=8,
+                        description="whose production calendar counts the working days")
+
+
+# ctx keys of pydantic errors that state the rule (never the input)
+_SAFE_CTX = {"min_length", "max_length", "ge", "gt", "le", "lt", "multiple_of", "expected",
+             "pattern", "max_digits", "decimal_places"}
+
+
+def _error_location(loc: Sequence[Any]) -> str:
+    parts = list(loc)
+    if parts and parts[0] in ("body", "query", "path", "header", "cookie"):
+        parts = parts[1:]
+    return ".".join(str(p) for p in parts) or "body"
+
+
+def public_errors(errors: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Validation errors without what they would echo of the input (152-ФЗ: a SNILS or a
+    name sent in a bad request must not come back in the reply or land in a log): the
+    field, the rule and the type only."""
+    out: list[dict[str, Any]] = []
+    for e in errors:
+        item: dict[str, Any] = {"loc": [str(p) for p in e.get("loc", ())],
+                                "msg": str(e.get("msg", "invalid")),
+                                "type": str(e.get("type", "value_error"))}
+        ctx = e.get("ctx") or {}
+        inp = e.get("input")
+        safe = {k: v for k, v in ctx.items() if k in _SAFE_CTX
+                and isinstance(v, str | int | float | bool) and v != inp
+                and not (isinstance(v, str) and isinstance(inp, str) and inp and inp in v)}
+        if safe:
+            item["ctx"] = safe
+        out.append(item)
+    return out
+
+
+def _rule(e: Mapping[str, Any]) -> str:
+    if e.get("type") == "extra_forbidden":
+        return "unknown field (not permitted)"
+    return str(e.get("msg", "invalid"))
 
 
 def create_app(engine: Engine | None = None, *, settings: Settings | None = None,
@@ -51,6 +103,7 @@ def create_app(engine: Engine | None = None, *, settings: Settings | None = None
     )
     app.state.answer_writer = AnswerWriter(engine, app.state.clock)
     app.include_router(webhooks.router)
+    webhooks.document_outgoing(app)
     app.include_router(pages.router)
     _include_routers(app)
 
@@ -61,14 +114,24 @@ def create_app(engine: Engine | None = None, *, settings: Settings | None = None
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
-        """422 whose ``detail`` names the field and the rule, e.g. ``body.snils: ...``."""
+        """422 whose ``detail`` names the field and the rule, e.g. ``snils: ...``; a body
+        that is not JSON gets 400 ``body: not valid JSON`` (as the agency webhook). The
+        input is never echoed back (it may be personal data)."""
         errors = exc.errors()
-        parts = []
-        for e in errors:
-            loc = ".".join(str(p) for p in e.get("loc", ()) if p != "body") or "body"
-            parts.append(f"{loc}: {e.get('msg', 'invalid')}")
+        if any(e.get("type") == "json_invalid" for e in errors):
+            return JSONResponse({"detail": "body: not valid JSON"}, status_code=400)
+        parts = [f"{_error_location(e.get('loc', ()))}: {_rule(e)}" for e in errors]
         return JSONResponse({"detail": "; ".join(parts),
-                             "errors": jsonable_encoder(errors)}, status_code=422)
+                             "errors": jsonable_encoder(public_errors(errors))},
+                            status_code=422)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        """FastAPI's own 400 for a body it cannot decode (e.g. not UTF-8) says the same as
+        the JSON decode error: ``body: not valid JSON``."""
+        if exc.status_code == 400 and exc.detail == "There was an error parsing the body":
+            return JSONResponse({"detail": "body: not valid JSON"}, status_code=400)
+        return await http_exception_handler(request, exc)
 
     @app.exception_handler(calendars.CalendarError)
     async def _calendar_error(_: Request, exc: calendars.CalendarError) -> JSONResponse:
@@ -83,16 +146,42 @@ def create_app(engine: Engine | None = None, *, settings: Settings | None = None
         now = app.state.clock.now()
         return {"now": now.isoformat()}
 
-    if settings.allow_clock_control:
+    if settings.allow_clock_control and settings.environment != "production":
         @app.post("/api/clock/advance", tags=["ops"])
-        def advance_clock(move: ClockMove) -> dict[str, Any]:
-            if move.working_days is None and move.seconds is None:
-                raise HTTPException(422, "working_days: give working_days or seconds")
+        def advance_clock(move: ClockMove,
+                          actor: Annotated[str, Depends(require_admin)]) -> dict[str, Any]:
+            """Move business time forward (never backwards); administrators only, and only
+            where clock control is on (never in production)."""
+            if (move.working_days is None) == (move.seconds is None):
+                raise HTTPException(422, "working_days: give working_days or seconds "
+                                         "(exactly one)")
             c: DbClock = app.state.clock
+            c.refresh()
+            before = c.now()
             if move.working_days is not None:
-                now = c.advance_working_days(move.working_days, move.region)
+                try:
+                    cal = calendars.get_calendar(move.region)
+                except calendars.CalendarError as exc:
+                    raise HTTPException(422, f"region: {exc}") from None
+                local = pendulum.instance(before).in_timezone(cal.timezone)
+                try:
+                    day = cal.add_working_days(local.date(), move.working_days)
+                except calendars.CalendarError as exc:
+                    raise HTTPException(422, f"working_days: {exc}") from None
+                target = pendulum.datetime(day.year, day.month, day.day, local.hour,
+                                           local.minute, local.second, tz=cal.timezone)
+                delta: timedelta = target - local
             else:
-                now = c.advance(timedelta(seconds=move.seconds or 0))
+                delta = timedelta(seconds=move.seconds or 0)
+            if delta < timedelta(0):
+                raise HTTPException(422, "working_days: business time never moves backwards")
+            now = c.advance(delta)
+            with Session(app.state.engine) as s:
+                audit.record(s, at=now, actor=actor, entity="clock", entity_id="business",
+                             action="advanced", before={"now": before}, after={"now": now},
+                             reason=f"working_days={move.working_days}, "
+                                    f"seconds={move.seconds}")
+                s.commit()
             return {"now": now.isoformat()}
 
     return app

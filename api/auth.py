@@ -6,14 +6,16 @@ Supervisors act for the Ministry's control of interagency interaction (298-п П
 
 from __future__ import annotations
 
+import hmac
 from collections.abc import Callable
 from typing import Annotated
 
-from fastapi import Depends, HTTPException, status
+from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlmodel import Session
 
 from api.deps import EngineDep
+from engine.settings import PLACEHOLDER, Settings
 from engine.staff import staff_by_token
 from models.staff import StaffRole, StaffUser
 
@@ -52,3 +54,31 @@ def require_role(*roles: StaffRole) -> Callable[[StaffUser], StaffUser]:
         return user
 
     return check
+
+
+def require_admin(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    engine: EngineDep,
+) -> str:
+    """Admit the built-in administrator (``REHAB_ADMIN_TOKEN``, never its placeholder) or an
+    active staff user with the admin role; returns the actor for the audit."""
+    if credentials is None or credentials.scheme.lower() != "bearer":
+        raise HTTPException(status.HTTP_401_UNAUTHORIZED,
+                            "authorization: the admin bearer token is required",
+                            headers={"WWW-Authenticate": "Bearer"})
+    settings: Settings = request.app.state.settings
+    admin = settings.admin_token.get_secret_value()
+    given = credentials.credentials
+    if admin != PLACEHOLDER and hmac.compare_digest(given.encode(), admin.encode()):
+        return "admin:builtin"
+    with Session(engine, expire_on_commit=False) as s:
+        user = staff_by_token(s, given)
+    if user is None:
+        raise HTTPException(status.HTTP_401_UNAUTHORIZED,
+                            "authorization: unknown or inactive token",
+                            headers={"WWW-Authenticate": "Bearer"})
+    if user.role is not StaffRole.admin:
+        raise HTTPException(status.HTTP_403_FORBIDDEN,
+                            f"role: needs admin, not {user.role.value}")
+    return f"staff:{user.id}"

@@ -52,8 +52,10 @@ class EscalationOut(BaseModel):
     step_kind: str
     region: str
     agency_id: str | None
+    deadline_kind: str  # send_by, answer_by, complete_by
     deadline: date
     deadline_version: int
+    cause: str | None  # why it was opened, e.g. "agency refused the request: HTTP 400 ..."
     age_working_days: int
     opened_at: datetime
     acknowledged_by: str | None

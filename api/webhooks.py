@@ -12,14 +12,16 @@ from __future__ import annotations
 
 import asyncio
 import json
+from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Header, HTTPException, Request
+from fastapi import APIRouter, FastAPI, Header, HTTPException, Request
 from fastapi.concurrency import run_in_threadpool
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlmodel import Session
 
 from api.answer_writer import AnswerWriter
+from engine.agencies import usable_secrets
 from engine.routes import AnswerIn, EngineError, NotFoundError
 from models.agencies import Agency, AnswerOutcome
 from tasks.signing import SignatureError, verify
@@ -36,7 +38,10 @@ class AnswerBody(BaseModel):
         "(298-п п.11); rejected: the request needs clarification"
     )
     payload: dict[str, Any] = Field(default_factory=dict, description="the information")
-    comment: str | None = Field(default=None, max_length=2000)
+    comment: str | None = Field(
+        default=None, max_length=2000,
+        description="free text; required (not blank) when outcome is 'rejected': what must "
+        "be clarified")
 
 
 class AnswerAck(BaseModel):
@@ -84,7 +89,8 @@ async def receive_answer(
         if len(raw) > limit:
             raise _fail(413, f"body: at most {limit} bytes")
     body = bytes(raw)
-    secrets = await run_in_threadpool(_secrets, state.read_engine, agency_id)
+    secrets = await run_in_threadpool(_secrets, state.read_engine, agency_id,
+                                      state.settings.environment == "production")
     headers = {"webhook-id": webhook_id or "", "webhook-timestamp": webhook_timestamp or "",
                "webhook-signature": webhook_signature or ""}
     try:
@@ -102,6 +108,9 @@ async def receive_answer(
         first = exc.errors()[0]
         loc = ".".join(str(p) for p in first["loc"]) or "body"
         raise _fail(422, f"{loc}: {first['msg']}") from None
+    if parsed.outcome is AnswerOutcome.rejected and not (parsed.comment or "").strip():
+        raise _fail(422, "comment: required when outcome is 'rejected' (say what must be "
+                         "clarified)")
     answer = AnswerIn(parsed.task_id, parsed.outcome, parsed.payload, parsed.comment)
     writer: AnswerWriter = state.answer_writer
     try:
@@ -115,9 +124,71 @@ async def receive_answer(
                      late_working_days=stored.late_working_days)
 
 
-def _secrets(read_engine: Any, agency_id: str) -> list[str]:
+def _secrets(read_engine: Any, agency_id: str, production: bool) -> list[str]:
+    """The agency's valid secrets (two during a rotation; never a demo one in production)."""
     with Session(read_engine) as s:
         agency = s.get(Agency, agency_id)
         if agency is None or not agency.active:
             raise _fail(404, f"agency_id: unknown agency {agency_id!r}")
-        return [x for x in (agency.secret_current, agency.secret_previous) if x]
+        return usable_secrets(agency, production=production)
+
+
+# --------------------------------------------------------------------------- requests out
+class RequestSubject(BaseModel):
+    """Whom the request is about (152-ФЗ: only to the agency the request is addressed to)."""
+
+    snils: str = Field(description="XXX-XXX-XXX YY")
+    full_name: str
+    birth_date: date
+
+
+class InteragencyRequest(BaseModel):
+    """The body of our interagency request to an agency (298-п Порядок п.10, п.11)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    task_id: str = Field(description="the task to answer; quote it as task_id in the answer")
+    idempotency_key: str = Field(
+        description="equal to task_id and to the Idempotency-Key and webhook-id headers: a "
+        "resend carries the same key, treat it as the same request")
+    route_id: str = Field(description="the person's route (an identifier, no personal data)")
+    step: str = Field(description="the route step, e.g. medical_check")
+    requested: str = Field(description="what is requested (Russian)")
+    basis: str = Field(description="the clause of the regulation the request rests on")
+    subject: RequestSubject
+    answer_within_working_days: int = Field(
+        description="answer period in working days of the agency's region (298-п п.11)")
+    answer_by: datetime = Field(
+        description="expected deadline if received now: end of the last working day, UTC")
+    answer_by_date: date = Field(description="that day, in the agency's time zone")
+    callback_url: str = Field(description="where to POST the signed answer")
+    clarification: str | None = Field(
+        default=None,
+        description="present only on a request resent after the agency answered 'rejected': "
+        "the coordinator's clarification; it is a new task with a new task_id")
+
+
+def document_outgoing(app: FastAPI) -> None:
+    """Describe our request to an agency in the OpenAPI document (``webhooks``), so that
+    ``/openapi.json`` holds both directions of the exchange."""
+
+    @app.webhooks.post(
+        "interagency-request", summary="Our interagency request to an agency",
+        description="POSTed to the agency's endpoint, signed like the answers (Standard "
+        "Webhooks; during a secret rotation `webhook-signature` carries one `v1,` signature "
+        "per valid secret). Reply 2xx to take it; network errors, 408/425/429 and 5xx are "
+        "retried with backoff and the same Idempotency-Key; another 4xx refuses it.",
+        tags=["agencies"],
+    )
+    def interagency_request(
+        body: InteragencyRequest,
+        webhook_id: Annotated[str, Header(alias="webhook-id",
+                                          description="= task_id = Idempotency-Key")],
+        webhook_timestamp: Annotated[str, Header(alias="webhook-timestamp",
+                                                 description="Unix seconds")],
+        webhook_signature: Annotated[str, Header(
+            alias="webhook-signature",
+            description="space-separated v1,<base64 HMAC-SHA256> signatures")],
+        idempotency_key: Annotated[str, Header(alias="Idempotency-Key")],
+    ) -> None:
+        """(documentation only: agencies implement this endpoint)"""

@@ -12,14 +12,13 @@ from sqlmodel import Session
 
 from engine.clock import DbClock
 from engine.db import make_engine
-from engine.recompute import ensure_calendar_current, recompute_open_deadlines
+from engine.recompute import ensure_calendar_current
 from engine.routes import EngineConfig, EngineError
 from engine.settings import get_settings
 from engine.staff import staff_by_token
 from engine.supervisor import route_history
 
 routes_app = typer.Typer(help="Routes: history, deadlines.", no_args_is_help=True)
-
 
 
 @routes_app.callback()
@@ -60,21 +59,20 @@ def history(
 
 @routes_app.command("calendar-recompute")
 def calendar_recompute(
-    reason: str = typer.Option("", "--reason", help="Why (e.g. the decree's number)"),
+    reason: str = typer.Option("", "--reason",
+                               help="Why (e.g. the decree's number): recompute every open "
+                               "deadline now and record this reason"),
 ) -> None:
-    """Recompute the open deadlines with the current calendar data (the sweeper also does
-    it by itself when the data version changed)."""
+    """Recompute the open deadlines with the current calendar data, under the calendar
+    stamp's lock, and stamp the data version (298-п Порядок п.10, п.11). Without --reason
+    only when the data changed or timers of other data are pending (the sweeper does the
+    same by itself on every sweep)."""
     engine = make_engine()
     cfg = EngineConfig.from_settings(get_settings())
+    text = reason.strip()
     try:
-        now = DbClock(engine).now()
-        if reason.strip():
-            with Session(engine) as s:
-                moved: int | None = recompute_open_deadlines(s, cfg, now=now,
-                                                             reason=reason.strip())
-                s.commit()
-        else:
-            moved = ensure_calendar_current(engine, cfg, now=now)
+        moved = ensure_calendar_current(engine, cfg, now=DbClock(engine).now(),
+                                        reason=text or None, force=bool(text))
     finally:
         engine.dispose()
     typer.echo("calendar data unchanged" if moved is None else f"deadlines moved: {moved}")

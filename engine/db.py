@@ -6,6 +6,7 @@ from __future__ import annotations
 import fcntl
 import os
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -27,6 +28,16 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.close()
 
 
+_priority_writer = False
+
+
+def set_write_priority(enabled: bool) -> None:
+    """Make this process's SQLite writers go first (the API acknowledging answers: its
+    latency is what agencies see); workers, sweepers and the demo wait their turn."""
+    global _priority_writer
+    _priority_writer = enabled
+
+
 class SqliteWriteGate:
     """Queue SQLite writers on a lock instead of SQLite's busy handler.
 
@@ -41,6 +52,7 @@ class SqliteWriteGate:
         self._owner: int | None = None
         self._depth = 0
         self._fd = os.open(f"{db_path}.writelock", os.O_RDWR | os.O_CREAT, 0o644)
+        self._want_fd = os.open(f"{db_path}.writewant", os.O_RDWR | os.O_CREAT, 0o644)
 
     def acquire(self) -> None:
         me = threading.get_ident()
@@ -49,6 +61,21 @@ class SqliteWriteGate:
             return
         self._lock.acquire()
         self._owner, self._depth = me, 1
+        if _priority_writer:
+            # announce that a latency-sensitive writer waits (a shared lock on .writewant);
+            # background writers step aside before their next transaction
+            fcntl.flock(self._want_fd, fcntl.LOCK_SH)
+            fcntl.flock(self._fd, fcntl.LOCK_EX)
+            fcntl.flock(self._want_fd, fcntl.LOCK_UN)
+            return
+        while True:
+            try:
+                fcntl.flock(self._want_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                time.sleep(0.0005)
+                continue
+            fcntl.flock(self._want_fd, fcntl.LOCK_UN)
+            break
         fcntl.flock(self._fd, fcntl.LOCK_EX)
 
     def release(self) -> None:
@@ -115,7 +142,8 @@ def make_engine(url: str | None = None, *, read_only: bool = False) -> Engine:
     url = url or get_settings().effective_database_url
     if url.startswith("sqlite"):
         eng = create_engine(
-            url, connect_args={"check_same_thread": False, "timeout": 30}, pool_size=20
+            url, connect_args={"check_same_thread": False, "timeout": 30}, pool_size=20,
+            hide_parameters=True,  # 152-ФЗ: statement errors never echo names or SNILS
         )
         event.listen(eng, "connect", _sqlite_pragmas)
         path = sqlite_path(eng)
@@ -130,7 +158,8 @@ def make_engine(url: str | None = None, *, read_only: bool = False) -> Engine:
             dbapi_conn.isolation_level = None
 
         return eng
-    return create_engine(url, pool_size=20, max_overflow=20, pool_pre_ping=True)
+    return create_engine(url, pool_size=20, max_overflow=20, pool_pre_ping=True,
+                         hide_parameters=True)
 
 
 _gates: dict[str, SqliteWriteGate] = {}
@@ -156,6 +185,34 @@ def migrate(engine: Engine) -> None:
     with engine.begin() as conn:
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, "head")
+
+
+class SchemaNotAtHeadError(RuntimeError):
+    """The database schema is not at the newest migration (run ``rehab migrate``)."""
+
+
+def require_schema_at_head(engine: Engine) -> str:
+    """Return the schema's revision, or raise SchemaNotAtHeadError (a one-line message
+    saying what is there, what is needed and to run ``rehab migrate``)."""
+    from alembic.runtime.migration import MigrationContext
+    from alembic.script import ScriptDirectory
+    from sqlalchemy.exc import SQLAlchemyError
+
+    cfg_dir = str(PROJECT_ROOT / "migrations")
+    heads = set(ScriptDirectory(cfg_dir).get_heads())
+    try:
+        with engine.connect() as conn:
+            current = set(MigrationContext.configure(conn).get_current_heads())
+    except SQLAlchemyError as exc:
+        raise SchemaNotAtHeadError(
+            f"database: cannot read the schema version ({type(exc).__name__}); "
+            "is the database reachable?") from None
+    if current != heads:
+        have = ", ".join(sorted(current)) or "empty (no migrations)"
+        raise SchemaNotAtHeadError(
+            f"database: schema is at {have}, needs {', '.join(sorted(heads))}; "
+            "run `rehab migrate` first")
+    return ", ".join(sorted(current))
 
 
 @contextmanager

@@ -1,5 +1,6 @@
 """The notification outbox: queue messages to people in the caller's transaction, deliver
-them later through the channel adapters, retrying with backoff; never blocking the route.
+them later through the channel adapters, retrying with backoff; never blocking the route
+(the worker sends them in a lane of their own, engine/worker.py).
 
 The ladder's recipients (298-п Порядок п.13, Регламент п.17: the Ministry controls the
 interaction; 363н п.10б: the rehabilitation organisation answers for the deadlines): the
@@ -12,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, update
 from sqlmodel import Session, col, select
 
 from engine import audit
@@ -113,26 +114,47 @@ def deliver_notification(
     engine: Engine, notification_id: int, *,
     adapters: Mapping[Channel, ChannelAdapter] | None = None,
     settings: Settings | None = None,
+    now: datetime | None = None,
 ) -> bool:
-    """Send one queued notification (the worker calls it for ``send_notification`` jobs).
+    """Send one queued notification (the worker's notification lane calls it for
+    ``send_notification`` jobs).
+
+    The row is claimed first — ``pending`` → ``sending`` by a conditional UPDATE, committed
+    before the channel is called — so a second worker that gets the job after a lease
+    expiry never sends it again while the first is still talking: it finds ``sending``,
+    counts that attempt as lost (its outcome unknown: the first worker died or hung) and
+    schedules a retry with a backoff; the first worker's outcome, if it comes, still wins.
+    The database holds no transaction open while the channel is talking.
 
     Returns True when the notification needs no more work (sent now, sent before, or given
-    up), False when this attempt failed and a retry is scheduled: the job is re-enqueued with
-    a backoff delay here, so the worker just finishes the job it holds. After
-    ``notify_max_attempts`` failures the notification is ``failed``. The database holds no
-    transaction open while the channel is talking.
+    up), False when this attempt failed and a retry is scheduled (the job is re-enqueued
+    with a backoff delay here, so the worker just finishes the job it holds). After
+    ``notify_max_attempts`` failures the notification is ``failed``. Sending and failing
+    are audited (business time ``now``; default: the business clock).
     """
     settings = settings or get_settings()
     if adapters is None:
         from tasks.notifications import adapters_from_settings
 
         adapters = adapters_from_settings(settings)
+    if now is None:
+        from engine.clock import DbClock
+
+        now = DbClock(engine).now()
+    table = Notification.__table__  # type: ignore[attr-defined]
     with Session(engine, expire_on_commit=False) as s:
+        claimed = s.execute(
+            update(table).where(table.c.id == notification_id,
+                                table.c.status == NotificationStatus.pending)
+            .values(status=NotificationStatus.sending, attempts=table.c.attempts + 1)
+        ).rowcount  # type: ignore[attr-defined]
         row = s.get(Notification, notification_id)
+        if not claimed:
+            done = _lost_attempt(s, row, settings=settings, now=now)
+            s.commit()
+            return done
         s.commit()
-    if row is None or row.status is not NotificationStatus.pending:
-        return True
-    assert row.id is not None
+    assert row is not None and row.id is not None
     adapter = adapters.get(row.channel)
     error: str | None = None
     if adapter is None:
@@ -146,23 +168,50 @@ def deliver_notification(
     with Session(engine, expire_on_commit=False) as s:
         fresh = s.get(Notification, notification_id)
         assert fresh is not None
-        if fresh.status is not NotificationStatus.pending:
+        if fresh.status in (NotificationStatus.sent, NotificationStatus.failed):
             s.commit()
             return True
-        fresh.attempts += 1
-        done = True
-        if error is None:
-            fresh.status = NotificationStatus.sent
-            fresh.sent_at = utcnow()
-            fresh.last_error = None
-        else:
-            fresh.last_error = error[:500]
-            if fresh.attempts >= settings.notify_max_attempts:
-                fresh.status = NotificationStatus.failed
-            else:
-                done = False
-                due = utcnow() + timedelta(seconds=backoff_seconds(fresh.attempts, settings))
-                enqueue(s, JobKind.send_notification, str(fresh.id), due_at=due)
-        s.add(fresh)
+        done = _record_attempt(s, fresh, error=error, settings=settings, now=now)
         s.commit()
     return done
+
+
+def _record_attempt(s: Session, row: Notification, *, error: str | None, settings: Settings,
+                    now: datetime) -> bool:
+    """The outcome of an attempt (``row.attempts`` already counts it): sent, retry later,
+    or failed for good; audited."""
+    done = True
+    if error is None:
+        row.status = NotificationStatus.sent
+        row.sent_at = utcnow()
+        row.last_error = None
+        action = "sent"
+    else:
+        row.last_error = error[:500]
+        if row.attempts >= settings.notify_max_attempts:
+            row.status = NotificationStatus.failed
+            action = "failed"
+        else:
+            done = False
+            row.status = NotificationStatus.pending
+            due = utcnow() + timedelta(seconds=backoff_seconds(row.attempts, settings))
+            enqueue(s, JobKind.send_notification, str(row.id), due_at=due)
+            action = "attempt_failed"
+    s.add(row)
+    audit.record(s, at=now, actor=SYSTEM, entity="notification", entity_id=str(row.id),
+                 route_id=row.route_id, action=action,
+                 after={"status": row.status.value, "channel": row.channel.value,
+                        "attempts": row.attempts,
+                        **({"error": error[:200]} if error is not None else {})})
+    return done
+
+
+def _lost_attempt(s: Session, row: Notification | None, *, settings: Settings,
+                  now: datetime) -> bool:
+    """The job came again but the row is not ``pending``: done (sent / failed), or an
+    attempt still ``sending`` whose worker lost its lease — counted as failed, retried
+    later (never sent twice at once)."""
+    if row is None or row.status is not NotificationStatus.sending:
+        return True
+    return _record_attempt(s, row, settings=settings, now=now,
+                           error="attempt lost: the worker's lease ended while sending")

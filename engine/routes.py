@@ -8,14 +8,17 @@ moment leaves either all of a transition or none of it.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
+import pendulum
 from sqlmodel import Session, col, select
 
 import calendars
 from engine import audit, timers
+from engine.locks import lock_step, reread
 from engine.queue import enqueue
 from engine.settings import Settings
 from models.agencies import (
@@ -29,8 +32,9 @@ from models.agencies import (
 )
 from models.jobs import JobKind
 from models.persons import Person
-from models.routes import Route, RouteStatus, Step, StepStatus
+from models.routes import CancelNotice, CancelState, Route, RouteStatus, Step, StepStatus
 from models.templates import Ladder, RouteTemplate, get_template
+from models.timers import REQUEST_KINDS, DeadlineKind
 from models.types import new_id
 
 SYSTEM = "system:engine"
@@ -80,11 +84,18 @@ def register_application(
     registered_at: datetime | None = None,
     coordinator_id: str | None = None,
     actor: str = SYSTEM,
+    ipra_deadlines: Mapping[str, date] | None = None,
 ) -> Route:
     """Register a person's application and start the route's first step.
 
     The application (298-п Регламент п.14; 363н п.12) starts the route; its first request is
     due within 1 working day of registration (298-п Порядок п.10).
+
+    ``ipra_deadlines``: per step kind, the execution deadline («срок исполнения») of the ИПРА
+    measure that step carries out — the ИПРА form lists each measure with its executor and
+    deadline (545н). Each becomes the step's complete-by deadline with its own ladder (the
+    rehabilitation organisation ensures the route's deadlines, 363н п.10б); a template's
+    ``deadline_days`` is used for steps the ИПРА gives no deadline for.
     """
     template = get_template(template_code)
     person = session.get(Person, person_id)
@@ -95,6 +106,7 @@ def register_application(
     reg_at = registered_at or now
     if reg_at.tzinfo is None:
         raise EngineError("registered_at: must carry a time zone")
+    ipra = check_ipra_deadlines(template, ipra_deadlines, region=region, registered_at=reg_at)
     route = Route(
         id=new_id("rt"), person_id=person_id, region=region, template=template.code,
         registered_at=reg_at, coordinator_id=coordinator_id,
@@ -103,24 +115,87 @@ def register_application(
     for seq, st in enumerate(template.steps):
         session.add(Step(
             id=f"{route.id}-s{seq}", route_id=route.id, seq=seq, kind=st.kind,
-            role=st.role.value, optional=st.optional,
+            role=st.role.value, optional=st.optional, ipra_due_date=ipra.get(st.kind),
         ))
     session.flush()
     audit.record(session, at=now, actor=actor, entity="route", entity_id=route.id,
                  route_id=route.id, action="registered",
                  after={"template": template.code, "region": region,
-                        "registered_at": reg_at})
-    first = _step(session, route.id, 0)
-    _start_step(session, cfg, route, template, first, ready_at=reg_at, now=now, actor=actor)
+                        "registered_at": reg_at,
+                        **({"ipra_deadlines": {k: v.isoformat() for k, v in ipra.items()}}
+                           if ipra else {})})
+    with session.no_autoflush:
+        steps = list(session.exec(select(Step).where(Step.route_id == route.id)
+                                  .order_by(col(Step.seq))))
+    for step in steps:
+        _arm_complete_deadline(session, cfg, route, template, step, now=now, actor=actor)
+    _start_step(session, cfg, route, template, steps[0], ready_at=reg_at, now=now,
+                actor=actor)
     _mirror(session, cfg, route.id)
     return route
 
 
-def _step(session: Session, route_id: str, seq: int) -> Step:
-    step = session.exec(
-        select(Step).where(Step.route_id == route_id, Step.seq == seq)
-    ).one()
-    return step
+def check_ipra_deadlines(
+    template: RouteTemplate, given: Mapping[str, date] | None, *, region: str,
+    registered_at: datetime,
+) -> dict[str, date]:
+    """Validate the ИПРА deadlines of an application: a step kind of the template each, a
+    date (the ИПРА's «срок исполнения», 545н) not before the registration day in the
+    route's region and within the calendar data. EngineError naming the field otherwise."""
+    if not given:
+        return {}
+    kinds = [st.kind for st in template.steps]
+    cal = calendars.get_calendar(region)
+    local = pendulum.instance(registered_at).in_timezone(cal.timezone)
+    reg_day = date(local.year, local.month, local.day)
+    out: dict[str, date] = {}
+    for kind, day in given.items():
+        field = f"ipra_deadlines.{kind}"
+        if kind not in kinds:
+            raise EngineError(f"{field}: {kind!r} is not a step of template {template.code} "
+                              f"(its steps: {', '.join(kinds)})")
+        if isinstance(day, datetime) or not isinstance(day, date):
+            raise EngineError(f"{field}: must be a date (YYYY-MM-DD), got {day!r}")
+        if day < reg_day:
+            raise EngineError(f"{field}: {day.isoformat()} is before the application's "
+                              f"registration day {reg_day.isoformat()}")
+        try:
+            timers.after_deadline(timers.end_of_day(day, region), 1)
+        except calendars.CalendarError as exc:
+            raise EngineError(f"{field}: {exc}") from None
+        out[kind] = day
+    return out
+
+
+def _arm_complete_deadline(
+    session: Session, cfg: EngineConfig, route: Route, template: RouteTemplate, step: Step,
+    *, now: datetime, actor: str,
+) -> None:
+    """Give the step its complete-by deadline, if it has one, and that deadline's ladder:
+    the ИПРА measure's execution deadline (545н), else the template's ``deadline_days``
+    working days from registration (363н п.10б). Counted in the route's region: the step's
+    agencies are always of that region (``pick_agency``; a reassignment keeps the region),
+    so it is the acting agency's calendar and time zone."""
+    st = template.step(step.seq)
+    if step.ipra_due_date is not None:
+        due = timers.end_of_day(step.ipra_due_date, route.region)
+        days, source = 0, "ipra"
+    elif st.deadline_days is not None:
+        due = calendars.deadline(route.registered_at, st.deadline_days, route.region)
+        days, source = st.deadline_days, "template"
+    else:
+        return
+    step.complete_by_date = due.due_date
+    step.complete_by_source = source
+    session.add(step)
+    timers.add_timers(session, timers.ladder_timers(
+        DeadlineKind.complete_by, step, due=due, anchor_at=route.registered_at,
+        working_days=days, ladder=template.ladder_for(step.seq, cfg.default_ladder),
+        version=timers.next_version(session, step.id)), now=now, actor=actor)
+    audit.record(session, at=now, actor=actor, entity="step", entity_id=step.id,
+                 route_id=route.id, action="complete_by_set",
+                 after={"complete_by": due.due_date, "source": source,
+                        "ipra_due_date": step.ipra_due_date, "working_days": days or None})
 
 
 def pick_agency(session: Session, *, role: str, region: str, route_id: str,
@@ -147,27 +222,40 @@ def _start_step(
 
     298-п Порядок п.10: the request is prepared and sent within 1 working day.
     """
-    st = template.step(step.seq)
     agency = agency or pick_agency(session, role=step.role, region=route.region,
                                    route_id=route.id)
-    send = calendars.deadline(ready_at, st.send_days, cfg.sender_region)
     before = {"status": step.status.value}
     step.agency_id = agency.id
     step.status = StepStatus.sending
-    step.ready_at = ready_at
-    step.send_by = send.due_at
-    step.send_by_date = send.due_date
-    step.deadline_provisional = send.provisional
     route.current_seq = step.seq
     session.add_all([route, step])
-    timers.schedule_send_deadline(session, step, region=cfg.sender_region)
-    if not agency.endpoint_url:
-        session.flush()  # the send-by timer exists before the inbox delivery cancels it
+    send = arm_send_deadline(session, cfg, template, step, ready_at=ready_at, now=now,
+                             actor=actor)
     request = _new_request(session, cfg, route, template, step, agency, now=now)
     audit.record(session, at=now, actor=actor, entity="step", entity_id=step.id,
                  route_id=route.id, action="ready", before=before,
                  after={"status": step.status.value, "agency_id": agency.id,
                         "send_by": send.due_date, "request_id": request.id})
+
+
+def arm_send_deadline(
+    session: Session, cfg: EngineConfig, template: RouteTemplate, step: Step, *,
+    ready_at: datetime, now: datetime, actor: str,
+) -> calendars.Deadline:
+    """The step's (new) send-by deadline — ``send_days`` (1) working day from ``ready_at`` in
+    the sender's region (298-п Порядок п.10) — and its timers: level 1 at the deadline,
+    level 2 some working days later (a new deadline version)."""
+    st = template.step(step.seq)
+    send = calendars.deadline(ready_at, st.send_days, cfg.sender_region)
+    step.ready_at = ready_at
+    step.send_by, step.send_by_date = send.due_at, send.due_date
+    step.deadline_provisional = send.provisional
+    session.add(step)
+    timers.add_timers(session, timers.ladder_timers(
+        DeadlineKind.send_by, step, due=send, anchor_at=ready_at, working_days=st.send_days,
+        ladder=template.ladder_for(step.seq, cfg.default_ladder),
+        version=timers.next_version(session, step.id)), now=now, actor=actor)
+    return send
 
 
 def _new_request(
@@ -222,19 +310,35 @@ def _new_request(
 def mark_delivered(session: Session, cfg: EngineConfig, req: AgencyRequest, *,
                    now: datetime) -> None:
     """The agency received the request: the 5-working-day answer period starts the next
-    day in the agency's time zone (298-п Порядок п.11, Регламент п.12)."""
-    step = session.get(Step, req.step_id)
+    day in the agency's time zone (298-п Порядок п.11, Регламент п.12). The send-by ladder
+    stops: its open escalations are resolved with the send's lateness in working days
+    (298-п Порядок п.10)."""
+    from engine import ladder
+
+    step = lock_step(session, req.step_id)
+    fresh = reread(session, AgencyRequest, req.id)
+    assert step is not None and fresh is not None
+    req = fresh
     agency = session.get(Agency, req.agency_id)
-    assert step is not None and agency is not None
+    assert agency is not None
     route = session.get(Route, step.route_id)
     assert route is not None
     template = get_template(route.template)
     st = template.step(step.seq)
-    req.state = RequestState.delivered
+    withdrawn = req.state is RequestState.cancelled
+    if not withdrawn:
+        req.state = RequestState.delivered
     req.delivered_at = now
     session.add(req)
-    if step.current_request_id != req.id or step.status is not StepStatus.sending:
-        return  # superseded meanwhile; the agency will be told of the cancel
+    if withdrawn or step.current_request_id != req.id or step.status is not StepStatus.sending:
+        # superseded meanwhile (reassigned, closed, answered): the agency got it all the
+        # same; a withdrawn request's agency is sent a cancel notice
+        audit.record(session, at=now, actor=SYSTEM, entity="request", entity_id=req.id,
+                     route_id=route.id, action="delivered_superseded",
+                     after={"channel": req.channel.value, "state": req.state.value,
+                            "step_status": step.status.value,
+                            "current_request_id": step.current_request_id})
+        return
     due = calendars.deadline(now, st.answer_days, agency.region)
     step.status = StepStatus.awaiting
     step.sent_at = now
@@ -242,13 +346,19 @@ def mark_delivered(session: Session, cfg: EngineConfig, req: AgencyRequest, *,
     step.answer_by_date = due.due_date
     step.deadline_provisional = step.deadline_provisional or due.provisional
     session.add(step)
-    timers.cancel_pending(session, step.id, reason="request delivered", now=now)
-    version = _next_deadline_version(session, step.id)
-    for t in timers.answer_timers(step, region=agency.region, anchor_at=now,
-                                  answer_days=st.answer_days,
-                                  ladder=template.ladder_for(step.seq, cfg.default_ladder),
-                                  version=version):
-        session.add(t)
+    timers.cancel_pending(session, step.id, reason="request delivered", now=now,
+                          kinds=REQUEST_KINDS)
+    if step.send_by_date is not None:
+        late = ladder.days_late(step.send_by_date, step.send_by, cfg.sender_region, now)
+        ladder.resolve_open(
+            session, step, now=now, actor=SYSTEM, action="resolved_by_delivery",
+            resolution=(f"request delivered {late} working day(s) late" if late
+                        else "request delivered on time"),
+            extra={"late_working_days": late}, kinds=(DeadlineKind.send_by,))
+    timers.add_timers(session, timers.answer_timers(
+        step, region=agency.region, anchor_at=now, answer_days=st.answer_days,
+        ladder=template.ladder_for(step.seq, cfg.default_ladder),
+        version=timers.next_version(session, step.id)), now=now)
     audit.record(session, at=now, actor=SYSTEM, entity="request", entity_id=req.id,
                  route_id=route.id, action="delivered",
                  after={"channel": req.channel.value, "attempts": req.attempts})
@@ -260,25 +370,116 @@ def mark_delivered(session: Session, cfg: EngineConfig, req: AgencyRequest, *,
     _mirror(session, cfg, route.id)
 
 
-def _next_deadline_version(session: Session, step_id: str) -> int:
-    from models.timers import Timer
-
-    with session.no_autoflush:  # answer timers are always flushed by cancel_pending first
-        versions = session.exec(
-            select(Timer.deadline_version).where(Timer.step_id == step_id))
-        return max([0, *[v + 1 for v in versions]])
-
-
 def mark_failed(session: Session, cfg: EngineConfig, req: AgencyRequest, *, now: datetime,
                 error: str) -> None:
-    """The agency refused the request itself (a 4xx): recorded; a person must look."""
+    """The agency refused the request itself (a 4xx). A person must look, so it is made
+    visible at once: the step waits for the coordinator's clarification
+    (``needs_clarification``: the agency refused the request as it is, see
+    ``resend_after_clarification``) and a level-2 escalation goes to the region's
+    supervisors with the reason "agency refused the request" (298-п Порядок п.10, п.13).
+    The request's timers stop: the refusal is already at the top of the ladder."""
+    from engine import ladder
+
+    step = lock_step(session, req.step_id)
+    fresh = reread(session, AgencyRequest, req.id)
+    assert step is not None and fresh is not None
+    req = fresh
+    if req.state is not RequestState.queued:
+        audit.record(session, at=now, actor=SYSTEM, entity="request", entity_id=req.id,
+                     route_id=step.route_id, action="delivery_failed_ignored",
+                     after={"error": error[:200], "state": req.state.value})
+        return
     req.state = RequestState.failed
     req.last_error = error[:500]
     session.add(req)
-    step = session.get(Step, req.step_id)
     audit.record(session, at=now, actor=SYSTEM, entity="request", entity_id=req.id,
-                 route_id=step.route_id if step else None, action="delivery_failed",
-                 after={"error": error[:200]})
+                 route_id=step.route_id, action="delivery_failed",
+                 before={"state": RequestState.queued.value},
+                 after={"state": req.state.value, "error": error[:200]})
+    if step.current_request_id != req.id or step.status is not StepStatus.sending:
+        return
+    step.status = StepStatus.needs_clarification
+    step.outcome_note = f"{ladder.REFUSED}: {error}"[:500]
+    session.add(step)
+    timers.cancel_pending(session, step.id, reason="request refused by the agency", now=now,
+                          kinds=REQUEST_KINDS)
+    ladder.refuse(session, step.id, now=now, error=error[:200])
+    audit.record(session, at=now, actor=SYSTEM, entity="step", entity_id=step.id,
+                 route_id=step.route_id, action="request_refused",
+                 before={"status": StepStatus.sending.value},
+                 after={"status": step.status.value, "request_id": req.id},
+                 reason=ladder.REFUSED)
+    _mirror(session, cfg, step.route_id)
+
+
+def withdraw_request(session: Session, req: AgencyRequest, *, now: datetime, actor: str,
+                     reason: str) -> CancelNotice | None:
+    """Cancel a request (its step was reassigned or closed) and tell its agency: a
+    ``CancelNotice`` POSTed to the agency's endpoint by a worker (``send_cancel``, signed,
+    idempotency key ``<request key>:cancel``, retried like a request), or — for an agency
+    working from its inbox — shown in its inbox at once (the request is ``cancelled`` there).
+    The caller holds the step's lock. Returns the notice (None: nothing to withdraw)."""
+    if req.state is RequestState.cancelled:
+        return None
+    before = {"state": req.state.value}
+    refused = req.state is RequestState.failed
+    req.state = RequestState.cancelled
+    req.cancelled_at = now
+    session.add(req)
+    with session.no_autoflush:
+        route_id = session.exec(select(Step.route_id).where(Step.id == req.step_id)).one()
+    audit.record(session, at=now, actor=actor, entity="request", entity_id=req.id,
+                 route_id=route_id, action="cancelled", before=before,
+                 after={"state": req.state.value}, reason=reason)
+    if refused:
+        return None  # the agency never took it: nothing to withdraw from its system
+    agency = session.get(Agency, req.agency_id)
+    assert agency is not None
+    http = req.channel is RequestChannel.http and bool(agency.endpoint_url)
+    notice = CancelNotice(
+        id=f"{req.idempotency_key}:cancel", request_id=req.id, agency_id=agency.id,
+        channel=RequestChannel.http if http else RequestChannel.inbox,
+        state=CancelState.queued if http else CancelState.delivered, reason=reason,
+        created_at=now, delivered_at=None if http else now,
+    )
+    session.add(notice)
+    session.flush()
+    if http:
+        enqueue(session, JobKind.send_cancel, notice.id)
+    audit.record(session, at=now, actor=actor, entity="request", entity_id=req.id,
+                 route_id=route_id,
+                 action="cancel_notice_queued" if http else "cancel_notice_delivered",
+                 after={"agency_id": agency.id, "channel": notice.channel.value,
+                        "notice_id": notice.id}, reason=reason)
+    return notice
+
+
+def cancel_notice_body(notice: CancelNotice) -> dict[str, Any]:
+    """What the agency's endpoint receives (docs/agencies.md, "Withdrawn requests")."""
+    return {"task_id": notice.request_id, "cancelled": True, "reason": notice.reason}
+
+
+def record_cancel_outcome(session: Session, notice_id: str, *, now: datetime,
+                          delivered: bool, error: str | None = None) -> None:
+    """Record a cancel notice's final delivery attempt: taken (2xx) or refused (4xx)."""
+    notice = session.get(CancelNotice, notice_id)
+    if notice is None or notice.state is not CancelState.queued:
+        return
+    notice.attempts += 1
+    notice.state = CancelState.delivered if delivered else CancelState.failed
+    notice.delivered_at = now if delivered else None
+    notice.last_error = None if delivered else (error or "")[:500]
+    session.add(notice)
+    with session.no_autoflush:
+        route_id = session.exec(select(Step.route_id).join(
+            AgencyRequest, col(AgencyRequest.step_id) == col(Step.id))
+            .where(AgencyRequest.id == notice.request_id)).one()
+    audit.record(session, at=now, actor=SYSTEM, entity="request", entity_id=notice.request_id,
+                 route_id=route_id,
+                 action="cancel_notice_delivered" if delivered else "cancel_notice_refused",
+                 after={"agency_id": notice.agency_id, "channel": notice.channel.value,
+                        "attempts": notice.attempts,
+                        **({} if delivered else {"error": (error or "")[:200]})})
 
 
 # --------------------------------------------------------------------------- answers
@@ -348,16 +549,24 @@ def apply_answer(session: Session, cfg: EngineConfig, answer_id: int, *,
 
     provided -> step answered; absent -> step completed with the notice of absence
     (298-п Порядок п.11: a valid completion); rejected -> the coordinator must clarify.
+    The step's row is locked first and everything is read again after the lock, so a sweeper
+    firing the step's timers or a supervisor acting on it at the same moment is either seen
+    whole or waits (engine/locks.py). An answer that changes nothing (its request was
+    withdrawn, or the step was answered already) is recorded as ignored.
     """
     from engine import ladder  # escalations resolved by the answer (issue: the ladder)
 
     ans = session.get(AgencyAnswer, answer_id)
     if ans is None or ans.effect is not AnswerEffect.pending:
         return ans.effect if ans else AnswerEffect.already_answered
-    req = session.get(AgencyRequest, ans.request_id)
-    assert req is not None
-    step = session.get(Step, req.step_id)
-    assert step is not None
+    first = session.get(AgencyRequest, ans.request_id)
+    assert first is not None
+    step = lock_step(session, first.step_id)
+    ans = reread(session, AgencyAnswer, answer_id)
+    req = reread(session, AgencyRequest, first.id)
+    assert step is not None and ans is not None and req is not None
+    if ans.effect is not AnswerEffect.pending:  # applied by another worker meanwhile
+        return ans.effect
     route = session.get(Route, step.route_id)
     assert route is not None
     if req.state is RequestState.cancelled or step.current_request_id != req.id:
@@ -379,8 +588,11 @@ def apply_answer(session: Session, cfg: EngineConfig, answer_id: int, *,
         }[ans.outcome]
         step.outcome_note = ans.comment
         session.add(step)
-        timers.cancel_pending(session, step.id, reason=f"answer {ans.id} received", now=now)
-        ladder.resolve_on_answer(session, step, now=now, late_days=ans.late_working_days)
+        # a rejection leaves the step open: its complete-by ladder goes on
+        timers.cancel_pending(session, step.id, reason=f"answer {ans.id} received", now=now,
+                              kinds=None if step.status.terminal else REQUEST_KINDS)
+        ladder.resolve_on_answer(session, step, now=now, late_days=ans.late_working_days,
+                                 received_at=ans.received_at)
         audit.record(session, at=now, actor=SYSTEM, entity="step", entity_id=step.id,
                      route_id=route.id, action=f"answer_{ans.outcome.value}", before=before,
                      after={"status": step.status.value, "answer_id": ans.id,
@@ -388,6 +600,12 @@ def apply_answer(session: Session, cfg: EngineConfig, answer_id: int, *,
         ans.effect = AnswerEffect.moved_route
         if step.status.terminal:
             advance_route(session, cfg, route, now=now)
+    if ans.effect is not AnswerEffect.moved_route:
+        audit.record(session, at=now, actor=SYSTEM, entity="answer", entity_id=str(ans.id),
+                     route_id=route.id, action="ignored",
+                     after={"effect": ans.effect.value, "request_id": req.id,
+                            "request_state": req.state.value, "step_status": step.status.value,
+                            "current_request_id": step.current_request_id})
     session.add(ans)
     _mirror(session, cfg, route.id)
     return ans.effect
@@ -419,17 +637,21 @@ def resend_after_clarification(
     session: Session, cfg: EngineConfig, *, step_id: str, clarification: str, now: datetime,
     actor: str,
 ) -> AgencyRequest:
-    """The coordinator clarifies a rejected request: a new request (new key) goes out, the
-    old one stays in the history."""
-    step = session.get(Step, step_id)
+    """The coordinator clarifies a rejected (or refused) request: a new request (new key)
+    goes out with a new send-by deadline and its timers — 1 working day from now (298-п
+    Порядок п.10), as a reassignment does; the old request stays in the history and the
+    escalations of its send-by deadline (a refusal) are resolved."""
+    from engine import ladder
+
+    if not clarification.strip():
+        raise EngineError("clarification: must not be empty")
+    step = lock_step(session, step_id)
     if step is None:
         raise NotFoundError(f"step_id: no step {step_id!r}")
     if step.status is not StepStatus.needs_clarification:
         raise EngineError(
             f"step: only a step that needs clarification can be resent (it is {step.status})"
         )
-    if not clarification.strip():
-        raise EngineError("clarification: must not be empty")
     route = session.get(Route, step.route_id)
     assert route is not None and step.agency_id is not None
     agency = session.get(Agency, step.agency_id)
@@ -437,12 +659,19 @@ def resend_after_clarification(
     template = get_template(route.template)
     step.status = StepStatus.sending
     step.outcome_note = None
+    session.add(step)
+    timers.cancel_pending(session, step.id, reason="resent with clarification", now=now,
+                          actor=actor, kinds=REQUEST_KINDS)
+    send = arm_send_deadline(session, cfg, template, step, ready_at=now, now=now, actor=actor)
+    ladder.resolve_open(session, step, now=now, actor=actor, action="resolved_by_resend",
+                        resolution="request resent with clarification",
+                        kinds=(DeadlineKind.send_by, DeadlineKind.answer_by))
     req = _new_request(session, cfg, route, template, step, agency, now=now,
                        extra={"clarification": clarification})
     audit.record(session, at=now, actor=actor, entity="step", entity_id=step.id,
                  route_id=route.id, action="resent_with_clarification",
                  before={"status": StepStatus.needs_clarification.value},
-                 after={"status": step.status.value, "request_id": req.id},
-                 reason=clarification)
+                 after={"status": StepStatus.sending.value, "send_by": send.due_date,
+                        "request_id": req.id}, reason=clarification)
     _mirror(session, cfg, route.id)
     return req

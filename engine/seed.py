@@ -39,16 +39,39 @@ KALININGRAD_AGENCIES: list[tuple[str, str, str, AgencyRole]] = [
 ]
 
 
-def make_secret(seed: str) -> str:
-    """A deterministic Standard Webhooks secret for a seed (demo and tests only)."""
+def derive_demo_secret(seed: str) -> str:
+    """The demo secret of ``seed``, derived from a public string: for recognising it
+    (``engine.agencies.is_demo_secret``), never for signing in production."""
     raw = hashlib.sha256(f"rehab-demo-secret:{seed}".encode()).digest()
     return "whsec_" + base64.b64encode(raw).decode()
+
+
+class DemoOnlyError(RuntimeError):
+    """Demo data asked for in production."""
+
+
+def refuse_in_production(what: str) -> None:
+    """Raise DemoOnlyError when the settings say production (REHAB_ENVIRONMENT)."""
+    from engine.settings import get_settings
+
+    if get_settings().environment == "production":
+        raise DemoOnlyError(f"{what}: demo data (public secrets) is refused in production; "
+                            "register agencies with `rehab agency add`")
+
+
+def make_secret(seed: str) -> str:
+    """A deterministic Standard Webhooks secret for a seed (demo and tests only: anyone can
+    derive it, so production refuses it; real secrets come from ``rehab agency``)."""
+    refuse_in_production("make_secret")
+    return derive_demo_secret(seed)
 
 
 def seed_agencies(
     session: Session, *, region: str = "39", endpoints: dict[str, str | None] | None = None,
 ) -> list[Agency]:
-    """Insert (or update the endpoints of) the region's participants."""
+    """Insert (or update the endpoints of) the region's participants, with demo secrets
+    (demo and tests only: refused in production)."""
+    refuse_in_production("seed_agencies")
     out: list[Agency] = []
     for aid, short, name, role in KALININGRAD_AGENCIES:
         agency_id = aid if region == "39" else f"{aid[:-2]}{region}"

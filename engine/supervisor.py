@@ -5,7 +5,9 @@ The Ministry of Social Policy controls interagency interaction (298-п Поря�
 Регламент п.17); the rehabilitation organisation answers for the deadlines and completeness
 of the route (363н п.10б). A supervisor acts only on routes of their own region; an
 administrator on any. Every action is refused with an error naming the field and the rule
-(and changes nothing) when it does not apply; every action leaves an audit record.
+(and changes nothing) when it does not apply; every action leaves an audit record. Every
+action locks the step's row first and checks the state after the lock (engine/locks.py), so
+an answer or a sweeper at the same moment is either seen whole or waits.
 """
 
 from __future__ import annotations
@@ -18,21 +20,29 @@ from sqlmodel import Session, col, select
 
 import calendars
 from engine import audit, ladder
+from engine.locks import lock_route_steps, lock_step, reread
 from engine.recompute import deadline_timer, set_deadline
 from engine.routes import (
     EngineConfig,
     EngineError,
     NotFoundError,
     _new_request,
-    _next_deadline_version,
     advance_route,
+    arm_send_deadline,
+    withdraw_request,
 )
-from models.agencies import Agency, AgencyRequest, RequestChannel, RequestState
+from models.agencies import Agency, AgencyRequest
 from models.audit import AuditEvent
 from models.routes import Route, RouteStatus, Step, StepStatus
 from models.staff import StaffRole, StaffUser
 from models.templates import get_template
-from models.timers import Escalation, EscalationLevel, EscalationStatus, Timer, TimerKind
+from models.timers import (
+    REQUEST_KINDS,
+    DeadlineKind,
+    Escalation,
+    EscalationLevel,
+    EscalationStatus,
+)
 
 
 class ForbiddenError(EngineError):
@@ -76,7 +86,8 @@ def _reason(reason: str | None) -> str:
 
 
 def _step_route(session: Session, step_id: str, staff: StaffUser) -> tuple[Step, Route]:
-    step = session.get(Step, step_id)
+    """The step, locked and read afresh, and its route (after the access check)."""
+    step = lock_step(session, step_id)
     if step is None:
         raise NotFoundError(f"step_id: no step {step_id!r}")
     route = session.get(Route, step.route_id)
@@ -105,8 +116,10 @@ class EscalationView:
     step_kind: str
     region: str
     agency_id: str | None
+    deadline_kind: str  # send_by, answer_by, complete_by
     deadline: date
     deadline_version: int
+    cause: str | None  # why it was opened (e.g. "agency refused the request: HTTP 400")
     age_working_days: int  # working days since the missed deadline (0 before / on it)
     opened_at: datetime
     acknowledged_by: str | None
@@ -150,7 +163,7 @@ def list_escalations(
             col(Escalation.id).in_(q.with_only_columns(col(Escalation.id)))))))}
     out = []
     for esc in session.exec(q.order_by(col(Escalation.id))):
-        age = max(0, calendars.get_calendar(esc.region).get_working_days_delta(
+        age = max(0, calendars.get_calendar(esc.region).working_days_between(
             esc.due_date, local_today(esc.region, now)))
         if min_age_days is not None and age < min_age_days:
             continue
@@ -159,7 +172,8 @@ def list_escalations(
             id=esc.id, level=int(esc.level), level_name=EscalationLevel(esc.level).name,
             status=esc.status.value, route_id=esc.route_id, step_id=esc.step_id,
             step_kind=kinds.get(esc.step_id, ""), region=esc.region, agency_id=esc.agency_id,
-            deadline=esc.due_date, deadline_version=esc.deadline_version,
+            deadline_kind=esc.deadline_kind.value, deadline=esc.due_date,
+            deadline_version=esc.deadline_version, cause=esc.cause,
             age_working_days=age, opened_at=esc.opened_at,
             acknowledged_by=esc.acknowledged_by, resolution=esc.resolution,
         ))
@@ -178,6 +192,9 @@ def acknowledge(session: Session, *, staff: StaffUser, escalation_id: int, now: 
     if esc is None:
         raise NotFoundError(f"escalation_id: no escalation {escalation_id}")
     check_access(staff, esc.region)
+    lock_step(session, esc.step_id)  # an answer resolving it meanwhile is seen, not undone
+    esc = reread(session, Escalation, escalation_id)
+    assert esc is not None
     if esc.status is not EscalationStatus.open:
         raise ConflictError(
             f"escalation: only an open escalation can be acknowledged (it is {esc.status.value})")
@@ -196,7 +213,7 @@ def extend_deadline(session: Session, cfg: EngineConfig, *, staff: StaffUser, st
                     days: int, reason: str, now: datetime) -> calendars.Deadline:
     """Extend the step's running deadline (send-by or answer-by) by ``days`` working days
     of the acting party's region: new deadline version, new timers, old ones cancelled,
-    open escalations resolved, audit old → new."""
+    open escalations of that deadline resolved, audit old → new."""
     if isinstance(days, bool) or not isinstance(days, int) or days < 1:
         raise EngineError(f"days: must be a positive whole number of working days (got {days})")
     text = _reason(reason)
@@ -216,49 +233,38 @@ def extend_deadline(session: Session, cfg: EngineConfig, *, staff: StaffUser, st
                                  actor=actor_of(staff), reason=text, action="deadline_extended")
     ladder.resolve_open(session, step, now=now, actor=actor_of(staff),
                         resolution=f"deadline extended to {new.display()}",
-                        action="resolved_by_extension")
+                        action="resolved_by_extension", reason=text,
+                        kinds=(base.kind.deadline_kind,))
     return new
 
 
-def _cancel_request(session: Session, req: AgencyRequest, *, now: datetime, actor: str,
-                    reason: str) -> None:
-    if req.state is RequestState.cancelled:
-        return
-    before = {"state": req.state.value}
-    req.state = RequestState.cancelled
-    req.cancelled_at = now
-    session.add(req)
-    step = session.get(Step, req.step_id)
-    route_id = step.route_id if step else None
-    audit.record(session, at=now, actor=actor, entity="request", entity_id=req.id,
-                 route_id=route_id, action="cancelled", before=before,
-                 after={"state": req.state.value}, reason=reason)
-    agency = session.get(Agency, req.agency_id)
-    if agency is not None and agency.endpoint_url and req.channel is RequestChannel.http:
-        # The agency's system must learn the task is withdrawn; no cancel job kind exists
-        # yet, so the notice is recorded for the connector (and the agency's next answer
-        # to this task is ignored: AnswerEffect.request_cancelled).
-        audit.record(session, at=now, actor=actor, entity="request", entity_id=req.id,
-                     route_id=route_id, action="cancel_notice_recorded",
-                     after={"agency_id": agency.id, "endpoint": "http"}, reason=reason)
-
-
 def _stop_step(session: Session, step: Step, *, now: datetime, actor: str, reason: str,
-               resolution: str) -> None:
+               resolution: str, closing: bool) -> None:
+    """Withdraw the step's current request (its agency is told: a cancel notice) and stop
+    its request timers; ``closing`` the step: every timer, and its open escalations are
+    ``closed`` (the deadline will not be met); otherwise (reassigned) the request's
+    escalations are resolved and the complete-by ladder goes on."""
     if step.current_request_id:
         req = session.get(AgencyRequest, step.current_request_id)
         if req is not None:
-            _cancel_request(session, req, now=now, actor=actor, reason=reason)
-    ladder.cancel_timers(session, step, now=now, actor=actor, reason=reason)
-    ladder.resolve_open(session, step, now=now, actor=actor, resolution=resolution,
-                        action="resolved_by_supervisor")
+            withdraw_request(session, req, now=now, actor=actor, reason=reason)
+    ladder.cancel_timers(session, step, now=now, actor=actor, reason=reason,
+                         kinds=None if closing else REQUEST_KINDS)
+    if closing:
+        ladder.resolve_open(session, step, now=now, actor=actor, resolution=resolution,
+                            action="closed_with_step", status=EscalationStatus.closed,
+                            reason=reason)
+    else:
+        ladder.resolve_open(session, step, now=now, actor=actor, resolution=resolution,
+                            action="resolved_by_supervisor", reason=reason,
+                            kinds=(DeadlineKind.send_by, DeadlineKind.answer_by))
 
 
 def reassign_step(session: Session, cfg: EngineConfig, *, staff: StaffUser, step_id: str,
                   agency_id: str, reason: str, now: datetime) -> AgencyRequest:
     """Give the step to another provider of the same service (same role, same region): the
-    old request is cancelled, a new one is sent with a new send-by deadline (298-п
-    Порядок п.10), the history is kept."""
+    old request is cancelled and its agency told (a cancel notice), a new one is sent with a
+    new send-by deadline (298-п Порядок п.10), the history is kept."""
     text = _reason(reason)
     step, route = _step_route(session, step_id, staff)
     if step.status not in ACTIVE_STEP:
@@ -280,21 +286,13 @@ def reassign_step(session: Session, cfg: EngineConfig, *, staff: StaffUser, step
     actor = actor_of(staff)
     old_agency, old_status = step.agency_id, step.status
     _stop_step(session, step, now=now, actor=actor, reason=f"reassigned: {text}",
-               resolution=f"step reassigned to {agency.id}")
-    session.flush()
+               resolution=f"step reassigned to {agency.id}", closing=False)
     template = get_template(route.template)
-    send = calendars.deadline(now, template.step(step.seq).send_days, cfg.sender_region)
     step.agency_id = agency.id
     step.status = StepStatus.sending
-    step.ready_at = now
-    step.send_by, step.send_by_date = send.due_at, send.due_date
     step.outcome_note = None
     session.add(step)
-    session.add(Timer(step_id=step.id, route_id=route.id, kind=TimerKind.send_overdue,
-                      deadline_version=_next_deadline_version(session, step.id),
-                      due_at=send.due_at, due_date=send.due_date, region=cfg.sender_region,
-                      working_days=template.step(step.seq).send_days, anchor_at=now))
-    session.flush()
+    send = arm_send_deadline(session, cfg, template, step, ready_at=now, now=now, actor=actor)
     audit.record(session, at=now, actor=actor, entity="step", entity_id=step.id,
                  route_id=route.id, action="reassigned",
                  before={"agency_id": old_agency, "status": old_status.value},
@@ -313,7 +311,14 @@ def close_step(session: Session, cfg: EngineConfig, *, staff: StaffUser, step_id
     without it would not be complete (363н п.10б), so it must not silently go on.
     """
     text = _reason(reason)
-    step, route = _step_route(session, step_id, staff)
+    first = session.get(Step, step_id)
+    if first is None:
+        raise NotFoundError(f"step_id: no step {step_id!r}")
+    route_steps = lock_route_steps(session, first.route_id)  # seq order: no deadlock
+    step = next(s for s in route_steps if s.id == step_id)
+    route = session.get(Route, step.route_id)
+    assert route is not None
+    check_access(staff, route.region)
     if step.status.terminal:
         raise ConflictError(f"step: a {step.status.value} step cannot be closed")
     if route.status is not RouteStatus.active:
@@ -323,16 +328,13 @@ def close_step(session: Session, cfg: EngineConfig, *, staff: StaffUser, step_id
             f"step: {step.kind} is mandatory in template {route.template}; it can be closed "
             f"only with cancel_route=true (the route is cancelled)")
     actor = actor_of(staff)
-    targets = [step]
-    if cancel_route:
-        targets = list(session.exec(select(Step).where(Step.route_id == route.id)
-                                    .order_by(col(Step.seq))))
+    targets = route_steps if cancel_route else [step]
     for s in targets:
         if s.status.terminal:
             continue
         before = {"status": s.status.value}
         _stop_step(session, s, now=now, actor=actor, reason=f"closed: {text}",
-                   resolution="step closed by supervisor")
+                   resolution="step closed by supervisor", closing=True)
         s.status = StepStatus.cancelled
         s.outcome_note = text
         session.add(s)

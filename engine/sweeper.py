@@ -6,12 +6,17 @@ per batch. Exactly once, with several sweepers at a time: on PostgreSQL the batc
 claimed with ``SELECT ... FOR UPDATE SKIP LOCKED``; on SQLite every transaction begins with
 ``BEGIN IMMEDIATE`` (engine/db.py), so sweepers take turns. A timer's effects and its
 ``status = fired`` commit in one transaction, so a crash between finding and firing leaves
-the timer pending and the next sweep fires it. Deadlines: 298-п Порядок п.10, п.11,
-Регламент п.12; the ladder: 298-п Порядок п.13, Регламент п.17, 363н п.10б.
+the timer pending and the next sweep fires it. Before firing, the timer's step is locked
+with ``SKIP LOCKED`` too: a step held by an answer being applied or a supervisor acting is
+left for a moment (``busy``) and tried again, so the sweeper never waits holding timer
+locks that the other transaction needs (no deadlock), and never fires on a step that is
+being answered. Deadlines: 298-п Порядок п.10, п.11, Регламент п.12; the ladder: 298-п
+Порядок п.13, Регламент п.17, 363н п.10б.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -31,6 +36,7 @@ class SweepResult:
 
     fired: dict[str, int] = field(default_factory=dict)
     stale: int = 0
+    busy: int = 0  # timers left pending because their step was held by another transaction
     batches: int = 0
     recomputed: int | None = None  # deadlines moved by a calendar change (None: no change)
 
@@ -41,8 +47,8 @@ class SweepResult:
     def as_dict(self) -> dict[str, int]:
         """Counts only (safe for Prefect: identifiers and numbers, no personal data)."""
         out = {f"fired_{k}": v for k, v in sorted(self.fired.items())}
-        out.update(fired=self.total_fired, stale=self.stale, batches=self.batches,
-                   recomputed=self.recomputed or 0)
+        out.update(fired=self.total_fired, stale=self.stale, busy=self.busy,
+                   batches=self.batches, recomputed=self.recomputed or 0)
         return out
 
 
@@ -51,13 +57,19 @@ def sweep_due_timers(
     batch_size: int = 200, max_batches: int | None = None,
     check_calendar: bool = True,
     on_claimed: Callable[[list[int]], None] | None = None,
+    before_commit: Callable[[list[int]], None] | None = None,
+    busy_retries: int = 8,
 ) -> SweepResult:
     """Fire every pending timer with ``due_at <= clock.now()``, ``batch_size`` per
     transaction, at most ``max_batches`` batches (None: until none is due).
 
-    ``check_calendar``: first recompute open deadlines if the calendar data changed.
-    ``on_claimed`` is called with the claimed ids inside the batch's transaction (tests use
-    it to simulate a crash between finding and firing).
+    ``check_calendar``: first make the open deadlines current with the calendar data
+    (``engine.recompute.ensure_calendar_current``). ``on_claimed`` is called with the claimed
+    ids inside the batch's transaction, before any step is locked (tests use it to simulate
+    a crash between finding and firing); ``before_commit`` with the ids fired, just before
+    the batch commits (tests use it to hold a batch open). Timers whose step was busy are
+    tried again, after a short real-time pause, up to ``busy_retries`` times in a row; then
+    they are left for the next sweep.
     """
     if batch_size < 1:
         raise ValueError("batch_size: must be at least 1")
@@ -65,8 +77,10 @@ def sweep_due_timers(
     actor = f"system:sweeper:{sweeper_id}"
     if check_calendar:
         result.recomputed = ensure_calendar_current(engine, cfg, now=clock.now())
+    retries = 0
     while max_batches is None or result.batches < max_batches:
         now = clock.now()
+        busy = 0
         with Session(engine, expire_on_commit=False) as session:
             due = list(session.exec(
                 select(Timer)
@@ -80,14 +94,29 @@ def sweep_due_timers(
                 break
             if on_claimed is not None:
                 on_claimed([t.id for t in due if t.id is not None])
+            fired: list[int] = []
             for timer in due:
-                if ladder.fire_timer(session, timer, now=now, actor=actor):
+                outcome = ladder.fire_timer(session, timer, now=now, actor=actor)
+                if outcome is ladder.FireOutcome.fired:
                     key = timer.kind.value
                     result.fired[key] = result.fired.get(key, 0) + 1
-                else:
+                    fired.append(timer.id or 0)
+                elif outcome is ladder.FireOutcome.stale:
                     result.stale += 1
+                else:
+                    busy += 1
+            if before_commit is not None:
+                before_commit(fired)
             session.commit()
         result.batches += 1
-        if len(due) < batch_size:
+        if busy == len(due):
+            retries += 1
+            if retries > busy_retries:
+                result.busy += busy
+                break
+            time.sleep(min(0.02 * 2 ** retries, 0.5))  # real time: a lock is being held
+            continue
+        retries = 0
+        if len(due) < batch_size and not busy:
             break
     return result

@@ -1,94 +1,208 @@
 """Scheduling the working-day timers of a step (firing them is the sweeper's work).
 
-- send by: 1 working day from registration / from the step becoming ready (298-п п.10),
-  counted in the sender's region;
-- answer by: 5 working days from receipt (298-п п.11, п.12), counted in the agency's region;
-- the ladder: a reminder N working days before the answer deadline (level 0), overdue at
-  the deadline (level 1), escalation M working days after it (level 2).
+Each deadline of a step (``DeadlineKind``) has its ladder of timers:
+
+- send by: 1 working day from registration / from the step becoming ready (298-п Порядок
+  п.10), counted in the sender's region: ``send_overdue`` at the deadline (level 1),
+  ``send_escalation`` some working days later (level 2);
+- answer by: 5 working days from receipt (298-п Порядок п.11, Регламент п.12), counted in
+  the agency's region: ``answer_reminder`` N working days before (level 0, 09:00 local),
+  ``answer_overdue`` at the deadline (level 1), ``answer_escalation`` M working days after
+  (level 2);
+- complete by: the ИПРА measure's execution deadline (545н: the ИПРА lists each measure with
+  its executor and deadline), or the template's N working days from registration (363н
+  п.10б): ``complete_overdue`` at the end of that day (level 1), ``complete_escalation`` M
+  working days after (level 2).
+
+Every timer records the calendar data version its due time was computed with
+(``Timer.calendar_version``), so a process still holding old calendar data leaves timers the
+sweeper recognises and recomputes (``engine.recompute``). Creating and cancelling a timer
+each leave an audit record.
 """
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from collections.abc import Iterable
+from datetime import date, datetime, timedelta
 
 import pendulum
-from sqlmodel import Session, col, select
+from sqlalchemy import update
+from sqlmodel import Session, col
 
 import calendars
 from engine import audit
 from models.routes import Step
 from models.templates import Ladder
-from models.timers import Timer, TimerKind, TimerStatus
+from models.timers import DeadlineKind, Timer, TimerKind, TimerStatus
 
 REMINDER_LOCAL_HOUR = 9
 """Reminders go out at 09:00 local time of the agency's working day."""
 
+SYSTEM = "system:timers"
 
-def schedule_send_deadline(session: Session, step: Step, *, region: str) -> None:
-    """The send-by timer of a step that has become ready (298-п п.10)."""
-    assert step.send_by is not None and step.send_by_date is not None
-    assert step.ready_at is not None
-    session.add(
-        Timer(
-            step_id=step.id, route_id=step.route_id, kind=TimerKind.send_overdue,
-            deadline_version=0, due_at=step.send_by, due_date=step.send_by_date,
-            region=region, working_days=1, anchor_at=step.ready_at,
-        )
-    )
+
+def end_of_day(day: date, region: str) -> calendars.Deadline:
+    """A deadline on a fixed calendar day (an ИПРА's «срок исполнения»): it ends at local
+    midnight after ``day`` in ``region``'s time zone."""
+    cal = calendars.get_calendar(region)
+    nxt = day + timedelta(days=1)
+    at = pendulum.datetime(nxt.year, nxt.month, nxt.day, tz=cal.timezone).in_timezone("UTC")
+    return calendars.Deadline(due_date=day, due_at=at, region=cal.code, timezone=cal.timezone,
+                              provisional=cal.is_provisional(day))
+
+
+def compute_deadline(*, anchor_at: datetime, working_days: int, region: str,
+                     fixed_date: date | None = None) -> calendars.Deadline:
+    """``working_days`` working days after ``anchor_at`` in ``region`` (298-п п.10–12);
+    ``working_days == 0`` means a fixed day (``fixed_date``, e.g. from the ИПРА)."""
+    if working_days == 0:
+        assert fixed_date is not None, "a fixed-day deadline needs its day"
+        return end_of_day(fixed_date, region)
+    return calendars.deadline(anchor_at, working_days, region)
+
+
+def after_deadline(due: calendars.Deadline, days: int) -> calendars.Deadline:
+    """The end of the ``days``-th working day after the deadline's last day (level 2)."""
+    return calendars.deadline(due.due_at - timedelta(microseconds=1), days, due.region)
+
+
+def step_deadline(step: Step, kind: DeadlineKind) -> tuple[datetime | None, date | None]:
+    """The step's current (instant, day) of a deadline; complete-by keeps only the day."""
+    if kind is DeadlineKind.send_by:
+        return step.send_by, step.send_by_date
+    if kind is DeadlineKind.answer_by:
+        return step.answer_by, step.answer_by_date
+    return None, step.complete_by_date
+
+
+def set_step_deadline(step: Step, kind: DeadlineKind, due: calendars.Deadline) -> None:
+    if kind is DeadlineKind.send_by:
+        step.send_by, step.send_by_date = due.due_at, due.due_date
+    elif kind is DeadlineKind.answer_by:
+        step.answer_by, step.answer_by_date = due.due_at, due.due_date
+    else:
+        step.complete_by_date = due.due_date
+
+
+def _timer(step: Step, kind: TimerKind, *, version: int, at: datetime, day: date, region: str,
+           working_days: int, anchor_at: datetime) -> Timer:
+    return Timer(step_id=step.id, route_id=step.route_id, kind=kind, deadline_version=version,
+                 due_at=at, due_date=day, region=region, working_days=working_days,
+                 anchor_at=anchor_at, calendar_version=calendars.data_version())
+
+
+def ladder_timers(
+    kind: DeadlineKind, step: Step, *, due: calendars.Deadline, anchor_at: datetime,
+    working_days: int, ladder: Ladder, version: int,
+) -> list[Timer]:
+    """The timers of one deadline ``due`` (pure): the reminder (answer-by only; not when its
+    time is not after ``anchor_at``), overdue at the deadline, escalation after it."""
+    region = due.region
+    out: list[Timer] = []
+    if kind is DeadlineKind.answer_by and ladder.reminder_days_before > 0:
+        cal = calendars.get_calendar(region)
+        day = cal.sub_working_days(due.due_date, ladder.reminder_days_before)
+        at = pendulum.datetime(day.year, day.month, day.day, REMINDER_LOCAL_HOUR,
+                               tz=cal.timezone).in_timezone("UTC")
+        if at > anchor_at:
+            out.append(_timer(step, TimerKind.answer_reminder, version=version, at=at, day=day,
+                              region=region, working_days=working_days, anchor_at=anchor_at))
+    overdue, escalation = {
+        DeadlineKind.send_by: (TimerKind.send_overdue, TimerKind.send_escalation),
+        DeadlineKind.answer_by: (TimerKind.answer_overdue, TimerKind.answer_escalation),
+        DeadlineKind.complete_by: (TimerKind.complete_overdue, TimerKind.complete_escalation),
+    }[kind]
+    out.append(_timer(step, overdue, version=version, at=due.due_at, day=due.due_date,
+                      region=region, working_days=working_days, anchor_at=anchor_at))
+    esc = after_deadline(due, ladder.escalate_after_days)
+    out.append(_timer(step, escalation, version=version, at=esc.due_at, day=esc.due_date,
+                      region=region, working_days=working_days, anchor_at=anchor_at))
+    return out
 
 
 def answer_timers(
     step: Step, *, region: str, anchor_at: datetime, answer_days: int, ladder: Ladder,
     version: int,
 ) -> list[Timer]:
-    """The ladder's three timers for the answer deadline ``step.answer_by`` (pure)."""
+    """The ladder's timers for the answer deadline ``step.answer_by`` (pure)."""
     assert step.answer_by is not None and step.answer_by_date is not None
     cal = calendars.get_calendar(region)
-    out: list[Timer] = []
-    if ladder.reminder_days_before > 0:
-        day = cal.sub_working_days(step.answer_by_date, ladder.reminder_days_before)
-        at = pendulum.datetime(day.year, day.month, day.day, REMINDER_LOCAL_HOUR,
-                               tz=cal.timezone).in_timezone("UTC")
-        if at > anchor_at:
-            out.append(Timer(
-                step_id=step.id, route_id=step.route_id, kind=TimerKind.answer_reminder,
-                deadline_version=version, due_at=at, due_date=day, region=region,
-                working_days=answer_days, anchor_at=anchor_at,
-            ))
-    out.append(Timer(
-        step_id=step.id, route_id=step.route_id, kind=TimerKind.answer_overdue,
-        deadline_version=version, due_at=step.answer_by, due_date=step.answer_by_date,
-        region=region, working_days=answer_days, anchor_at=anchor_at,
-    ))
-    esc = calendars.deadline(step.answer_by - timedelta(microseconds=1),
-                             ladder.escalate_after_days, region)
-    out.append(Timer(
-        step_id=step.id, route_id=step.route_id, kind=TimerKind.answer_escalation,
-        deadline_version=version, due_at=esc.due_at, due_date=esc.due_date, region=region,
-        working_days=answer_days, anchor_at=anchor_at,
-    ))
-    return out
+    due = calendars.Deadline(due_date=step.answer_by_date, due_at=step.answer_by,
+                             region=cal.code, timezone=cal.timezone,
+                             provisional=step.deadline_provisional)
+    return ladder_timers(DeadlineKind.answer_by, step, due=due, anchor_at=anchor_at,
+                         working_days=answer_days, ladder=ladder, version=version)
+
+
+def next_version(session: Session, step_id: str) -> int:
+    """A new deadline version of the step (one counter over all its deadlines)."""
+    from sqlmodel import select
+
+    with session.no_autoflush:  # timers are always flushed when they are created
+        versions = session.exec(select(Timer.deadline_version).where(Timer.step_id == step_id))
+        return max([0, *[v + 1 for v in versions]])
+
+
+def add_timers(session: Session, timers: Iterable[Timer], *, now: datetime,
+               actor: str = SYSTEM, reason: str | None = None) -> list[Timer]:
+    """Insert the timers (flushed at once: later conditional updates see them) with an audit
+    record ``scheduled`` each."""
+    rows = list(timers)
+    if not rows:
+        return rows
+    session.add_all(rows)
+    session.flush()
+    for t in rows:
+        audit.record(session, at=now, actor=actor, entity="timer", entity_id=str(t.id),
+                     route_id=t.route_id, action="scheduled",
+                     after={"step_id": t.step_id, "kind": t.kind.value,
+                            "deadline_version": t.deadline_version, "due_at": t.due_at,
+                            "due_date": t.due_date, "region": t.region,
+                            "calendar_version": t.calendar_version}, reason=reason)
+    return rows
 
 
 def cancel_pending(session: Session, step_id: str, *, reason: str, now: datetime,
-                   actor: str = "system:timers", kinds: list[TimerKind] | None = None) -> int:
-    """Cancel the step's pending timers (an answer came, the step was closed...), with an
-    audit record for each."""
-    stmt = select(Timer).where(col(Timer.step_id) == step_id,
-                               col(Timer.status) == TimerStatus.pending)
-    if kinds:
-        stmt = stmt.where(col(Timer.kind).in_(kinds))
-    # timers are always flushed when created (see engine.routes._start_step), so the read
-    # needs no autoflush of the unrelated pending changes
-    with session.no_autoflush:
-        rows = list(session.exec(stmt))
-    for t in rows:
-        t.status = TimerStatus.cancelled
-        t.cancelled_reason = reason
-        session.add(t)
-        audit.record(session, at=now, actor=actor, entity="timer", entity_id=str(t.id),
-                     route_id=t.route_id, action="cancelled",
+                   actor: str = SYSTEM, kinds: Iterable[TimerKind] | None = None) -> int:
+    """Cancel the step's pending timers (of ``kinds``; None: all), with an audit record for
+    each one actually cancelled.
+
+    A conditional ``UPDATE … WHERE status = 'pending'``: a timer that a sweeper fired
+    meanwhile stays fired (its row lock makes this statement wait for the sweeper's commit,
+    and PostgreSQL then re-checks the condition), it is never overwritten to cancelled.
+    """
+    table = Timer.__table__  # type: ignore[attr-defined]
+    stmt = (update(table)
+            .where(table.c.step_id == step_id, table.c.status == TimerStatus.pending)
+            .values(status=TimerStatus.cancelled, cancelled_reason=reason[:2000])
+            .returning(table.c.id, table.c.kind, table.c.deadline_version, table.c.route_id))
+    kind_list = list(kinds) if kinds is not None else None
+    if kind_list is not None:
+        if not kind_list:
+            return 0
+        stmt = stmt.where(table.c.kind.in_(kind_list))
+    with session.no_autoflush:  # timers are flushed when created (add_timers)
+        rows = list(session.execute(stmt))
+    ids = {r[0] for r in rows}
+    for obj in list(session.identity_map.values()):  # keep loaded timers truthful
+        if isinstance(obj, Timer) and obj.id in ids:
+            session.expire(obj)
+    for tid, kind, version, route_id in sorted(rows, key=lambda r: r[0]):
+        audit.record(session, at=now, actor=actor, entity="timer", entity_id=str(tid),
+                     route_id=route_id, action="cancelled",
                      before={"status": TimerStatus.pending.value},
-                     after={"status": TimerStatus.cancelled.value, "kind": t.kind.value,
-                            "deadline_version": t.deadline_version}, reason=reason)
+                     after={"status": TimerStatus.cancelled.value,
+                            "kind": TimerKind(kind).value, "deadline_version": version},
+                     reason=reason)
     return len(rows)
+
+
+def pending_of(session: Session, step_id: str,
+               kinds: Iterable[TimerKind] | None = None) -> list[Timer]:
+    """The step's pending timers (of ``kinds``), oldest deadline version first."""
+    from sqlmodel import select
+
+    stmt = select(Timer).where(Timer.step_id == step_id, Timer.status == TimerStatus.pending)
+    if kinds is not None:
+        stmt = stmt.where(col(Timer.kind).in_(list(kinds)))
+    return list(session.exec(stmt.order_by(col(Timer.deadline_version), col(Timer.id))))

@@ -20,6 +20,7 @@ class JobKind(StrEnum):
     apply_answer = "apply_answer"
     mirror_route = "mirror_route"
     send_notification = "send_notification"
+    send_cancel = "send_cancel"  # tell an agency its request is withdrawn (CancelNotice)
 
 
 # A unit of work; (kind, ref) is unique so that enqueueing twice is harmless.

@@ -19,6 +19,7 @@ class Channel(StrEnum):
 
 class NotificationStatus(StrEnum):
     pending = "pending"
+    sending = "sending"  # claimed: an adapter is talking to the channel (never sent twice)
     sent = "sent"
     failed = "failed"  # gave up after the last attempt
 

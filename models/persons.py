@@ -40,7 +40,8 @@ def normalize_snils(value: str) -> str:
 class Person(SQLModel, table=True):
     id: str = Field(primary_key=True, max_length=40)
     full_name: str = Field(max_length=300)
-    snils: str = Field(max_length=14, index=True)
+    snils: str = Field(max_length=14, unique=True, index=True,
+                       description="XXX-XXX-XXX YY; one person per SNILS (migration 0004)")
     birth_date: date
     region: str = Field(max_length=8)
     representative: str | None = Field(default=None, max_length=300)

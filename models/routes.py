@@ -13,6 +13,7 @@ from enum import StrEnum
 from sqlalchemy import UniqueConstraint
 from sqlmodel import Field, SQLModel
 
+from models.agencies import RequestChannel
 from models.types import UTCDateTime, utcnow
 
 
@@ -75,8 +76,39 @@ class Step(SQLModel, table=True):
     answer_by: datetime | None = Field(default=None, sa_type=UTCDateTime)
     answer_by_date: date | None = None
     deadline_provisional: bool = False
+    ipra_due_date: date | None = Field(
+        default=None, description="execution deadline of the ИПРА measure («срок исполнения», "
+        "545н) this step carries out, as given with the application")
+    complete_by_date: date | None = Field(
+        default=None, description="the step must be done by the end of this day (local time "
+        "of its region): the ИПРА deadline, else the template's (363н п.10б)")
+    complete_by_source: str | None = Field(default=None, max_length=20,
+                                           description="ipra / template")
     answered_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     late_working_days: int | None = None
     outcome_note: str | None = None
     prefect_task_run_id: str | None = Field(default=None, max_length=40)
     prefect_state: str | None = Field(default=None, max_length=200, description="last mirrored")
+
+
+class CancelState(StrEnum):
+    queued = "queued"  # to be POSTed to the agency's endpoint (retried like a request)
+    delivered = "delivered"  # the agency took it (2xx), or it was put in the agency's inbox
+    failed = "failed"  # the agency refused it (4xx): recorded, a person may follow up
+
+
+# A notice to an agency that a request addressed to it is withdrawn (step reassigned or
+# closed); its id doubles as the idempotency key: "<request id>:cancel".
+class CancelNotice(SQLModel, table=True):
+    __tablename__ = "cancel_notice"
+
+    id: str = Field(primary_key=True, max_length=60)
+    request_id: str = Field(foreign_key="agency_request.id", unique=True, max_length=40)
+    agency_id: str = Field(foreign_key="agency.id", index=True, max_length=40)
+    channel: RequestChannel
+    state: CancelState = Field(default=CancelState.queued, index=True)
+    reason: str
+    attempts: int = 0
+    last_error: str | None = None
+    created_at: datetime = Field(sa_type=UTCDateTime, description="business clock")
+    delivered_at: datetime | None = Field(default=None, sa_type=UTCDateTime)

@@ -18,12 +18,28 @@ ANSWER_WORKING_DAYS = 5
 """298-п п.11 (Порядок), п.12 (Регламент): answered within 5 working days of receipt."""
 
 
+class LadderError(ValueError):
+    """A ladder timing breaks its rule (the message names the field)."""
+
+
 @dataclass(frozen=True)
 class Ladder:
-    """Escalation timings of a step, in working days (issue: the escalation ladder)."""
+    """Escalation timings of a step, in working days (issue: the escalation ladder).
+
+    ``reminder_days_before``: level 0 this many working days before the answer deadline
+    (0: no reminder); ``escalate_after_days``: level 2 when this many working days have
+    passed after the deadline (at least 1: level 2 comes after level 1).
+    """
 
     reminder_days_before: int = 1
     escalate_after_days: int = 2
+
+    def __post_init__(self) -> None:
+        for name, low in (("reminder_days_before", 0), ("escalate_after_days", 1)):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+                raise LadderError(f"ladder.{name}: must be a whole number of working days "
+                                  f">= {low} (got {value!r})")
 
 
 @dataclass(frozen=True)
@@ -38,6 +54,16 @@ class StepTemplate:
     send_days: int = SEND_WORKING_DAYS
     optional: bool = False  # a supervisor may close it and the route goes on
     ladder: Ladder | None = None  # None: the template's / settings' default
+    deadline_days: int | None = None
+    """Template-level deadline: the step must be done within this many working days of the
+    route's registration (363н п.10б: the organisation ensures the route's deadlines); an
+    ИПРА deadline given with the application takes precedence. None: no such deadline."""
+
+    def __post_init__(self) -> None:
+        d = self.deadline_days
+        if d is not None and (isinstance(d, bool) or not isinstance(d, int) or d < 1):
+            raise ValueError(f"deadline_days: must be a whole number of working days >= 1 "
+                             f"(got {d!r})")
 
 
 @dataclass(frozen=True)

@@ -1,11 +1,18 @@
 """Sending interagency requests to agencies over HTTP (httpx), signed like webhooks.
 
 Retries with backoff on network errors and 5xx are the queue's: one call here is one
-attempt, classified so the worker knows whether to retry.
+attempt, classified so the worker knows whether to retry (298-п Порядок п.10: the request
+is sent within 1 working day; a transport failure must not lose it).
+
+Personal data (152-ФЗ): what an agency replies may echo the request's subject (name, SNILS),
+so a reply's text is never stored, logged or put into the audit: a refusal is recorded as
+its status code and a short SHA-256 of the reply, enough to match it with the agency's logs.
 """
 
 from __future__ import annotations
 
+import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -31,12 +38,26 @@ class DeliveryResult:
 RETRYABLE = {408, 425, 429}
 
 
+def reply_digest(content: bytes) -> str:
+    """A short fingerprint of a reply body (never the body itself: it may hold PII)."""
+    return hashlib.sha256(content).hexdigest()[:16]
+
+
 async def send_request(
-    client: httpx.AsyncClient, *, url: str, secret: str, idempotency_key: str,
+    client: httpx.AsyncClient, *, url: str, secret: str | Sequence[str], idempotency_key: str,
     body: dict[str, Any],
 ) -> DeliveryResult:
     """POST one request; the idempotency key doubles as ``webhook-id`` so a resend after a
-    crash is the same request to the agency."""
+    crash is the same request to the agency.
+
+    ``secret``: the agency's secret, or its current and previous secrets during a rotation
+    (the request then carries a signature by each, so the agency verifies it whichever of
+    the two it holds).
+    """
+    if not secret:
+        # e.g. production with only a (refused) demo secret: kept queued until rotated
+        return DeliveryResult(Delivery.retry, None,
+                              "secret: the agency has no usable secret; rotate it")
     raw = canonical_json(body)
     headers = sign_headers(secret, idempotency_key, raw)
     headers["Idempotency-Key"] = idempotency_key
@@ -44,13 +65,14 @@ async def send_request(
     try:
         resp = await client.post(url, content=raw, headers=headers)
     except httpx.HTTPError as exc:
-        return DeliveryResult(Delivery.retry, None, f"{type(exc).__name__}: {exc}"[:300])
+        return DeliveryResult(Delivery.retry, None,
+                              f"network error: {type(exc).__name__}: {exc}"[:300])
     if 200 <= resp.status_code < 300:
         return DeliveryResult(Delivery.delivered, resp.status_code)
     if resp.status_code >= 500 or resp.status_code in RETRYABLE:
         return DeliveryResult(Delivery.retry, resp.status_code, f"HTTP {resp.status_code}")
     return DeliveryResult(Delivery.refused, resp.status_code,
-                          f"HTTP {resp.status_code}: {resp.text[:200]}")
+                          f"HTTP {resp.status_code}; reply sha256:{reply_digest(resp.content)}")
 
 
 def backoff_seconds(attempt: int, *, base: float, cap: float) -> float:

@@ -42,7 +42,10 @@ class ChannelAdapter(Protocol):
 
 
 class SmtpEmailAdapter:
-    """Real e-mail over SMTP (plain, no authentication: a relay of the installation)."""
+    """Real e-mail over SMTP (plain, no authentication: a relay of the installation).
+
+    ``timeout`` bounds each socket operation (connect, greeting, every command), so a server
+    that accepts and never answers fails the attempt instead of holding the sender."""
 
     def __init__(self, host: str, port: int, sender: str, timeout: float = 10.0) -> None:
         self.host = host
@@ -92,6 +95,7 @@ def adapters_from_settings(settings: Settings) -> Mapping[Channel, ChannelAdapte
     out: dict[Channel, ChannelAdapter] = {c: RecordingAdapter(directory, c) for c in Channel}
     if settings.smtp_enabled:
         out[Channel.email] = SmtpEmailAdapter(
-            settings.smtp_host, settings.smtp_port, settings.smtp_from
+            settings.smtp_host, settings.smtp_port, settings.smtp_from,
+            timeout=settings.notify_timeout_seconds,
         )
     return out

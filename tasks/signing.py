@@ -26,11 +26,20 @@ def canonical_json(body: Mapping[str, Any]) -> bytes:
 
 
 def sign_headers(
-    secret: str, msg_id: str, body: bytes, *, at: float | None = None
+    secret: str | Sequence[str], msg_id: str, body: bytes, *, at: float | None = None
 ) -> dict[str, str]:
-    """Headers of a signed message (``at``: Unix time of signing, default now)."""
+    """Headers of a signed message (``at``: Unix time of signing, default now).
+
+    ``secret`` may be several secrets (a rotation: the new one and the previous one): the
+    ``webhook-signature`` header then carries one space-separated ``v1,`` signature per
+    secret, so a receiver holding either secret verifies the message (Standard Webhooks).
+    """
+    secrets = [secret] if isinstance(secret, str) else list(dict.fromkeys(secret))
+    if not secrets:
+        raise ValueError("secret: at least one secret is needed to sign")
     ts = int(at if at is not None else time.time())
-    sig = Webhook(secret).sign(msg_id, datetime.fromtimestamp(ts, tz=UTC), body.decode())
+    when = datetime.fromtimestamp(ts, tz=UTC)
+    sig = " ".join(Webhook(s).sign(msg_id, when, body.decode()) for s in secrets)
     return {"webhook-id": msg_id, "webhook-timestamp": str(ts), "webhook-signature": sig}
 
 

@@ -3,13 +3,18 @@ and changes nothing; staff see only their region's routes."""
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable
+from datetime import date
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, func
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
+from api import routes_api
 from api.app import create_app
 from engine.clock import DbClock
 from engine.seed import seed_agencies
@@ -17,6 +22,7 @@ from engine.settings import Settings
 from engine.staff import create_staff
 from models.persons import Person
 from models.routes import Route
+from tests.api.conftest import Snapshot
 
 GOOD: dict[str, Any] = {"full_name": "Синтетиков Иван", "snils": "112-233-445 95",
                         "birth_date": "1990-05-01", "template": "supported_living"}
@@ -76,17 +82,179 @@ def test_register_application_starts_the_route(api: tuple[TestClient, dict[str, 
         ({"template": "nope"}, "template"),
         ({"birth_date": "2999-01-01"}, "birth_date"),
         ({"full_name": ""}, "full_name"),
+        ({"full_name": "     "}, "full_name"),  # blank: stripped, then too short
+        ({"full_name": "  a\t "}, "full_name"),
+        ({"full_name": "123 456"}, "full_name"),  # no letters
         ({"registered_at": "2025-03-03T10:00:00"}, "registered_at"),
+        # after the business clock's now (Mon 03.03.2025 10:00 Kaliningrad)
+        ({"registered_at": "2025-03-03T10:00:01+02:00"}, "registered_at"),
+        ({"registered_at": "2025-03-10T09:00:00+02:00"}, "registered_at"),
+        # before the production calendar's first year: a calendar error, named
+        ({"registered_at": "1999-06-10T10:00:00+03:00"}, "registered_at"),
+        # born after the registration day, though before the machine's today
+        ({"birth_date": "2025-03-04"}, "birth_date"),
+        ({"birth_date": "2025-03-03"}, "birth_date"),
+        ({"registered_at": "2025-01-15T10:00:00+02:00", "birth_date": "2025-02-01"},
+         "birth_date"),
+        ({"birth_date": "1899-12-31"}, "birth_date"),
+        ({"nickname": "Ваня"}, "nickname"),  # unknown fields are refused
+        ({"region": "39", "extra": {"a": 1}}, "extra"),
     ],
 )
 def test_bad_application_names_the_field_and_changes_nothing(
-    api: tuple[TestClient, dict[str, str]], db: Engine, change: dict[str, str], field: str
+    api: tuple[TestClient, dict[str, str]], db: Engine, snapshot: Callable[[], Snapshot],
+    change: dict[str, str], field: str
 ) -> None:
     client, t = api
+    before = snapshot()
     r = client.post("/api/applications", json={**GOOD, **change}, headers=h(t["coord"]))
     assert r.status_code == 422, r.text
-    assert r.json()["detail"].startswith(field), r.json()["detail"]
+    assert r.json()["detail"].startswith(f"{field}:"), r.json()["detail"]
+    assert snapshot() == before
     assert rows(db) == (0, 0)
+
+
+def test_the_registration_day_itself_is_accepted(
+        api: tuple[TestClient, dict[str, str]], db: Engine) -> None:
+    client, t = api
+    r = client.post("/api/applications", headers=h(t["coord"]), json={
+        **GOOD, "full_name": "  Синтетиков   Иван  ", "birth_date": "2025-03-02",
+        "registered_at": "2025-03-03T10:00:00+02:00"})
+    assert r.status_code == 201, r.text
+    with Session(db) as s:
+        assert s.exec(select(Person)).one().full_name == "Синтетиков Иван"  # normalised
+
+
+def test_broken_json_is_400_and_changes_nothing(
+        api: tuple[TestClient, dict[str, str]], snapshot: Callable[[], Snapshot]) -> None:
+    client, t = api
+    before = snapshot()
+    r = client.post("/api/applications", content=b'{"full_name": "\xd0', headers={
+        **h(t["coord"]), "content-type": "application/json"})
+    assert r.status_code == 400, r.text
+    assert r.json() == {"detail": "body: not valid JSON"}
+    r = client.post("/api/applications", content=b'{"full_name": ', headers={
+        **h(t["coord"]), "content-type": "application/json"})
+    assert r.status_code == 400 and r.json()["detail"] == "body: not valid JSON"
+    assert snapshot() == before
+
+
+def test_errors_never_echo_personal_data(api: tuple[TestClient, dict[str, str]],
+                                         snapshot: Callable[[], Snapshot]) -> None:
+    """A refused application's reply names the field and the rule, not the input (a SNILS
+    or a name would otherwise come back and land in logs)."""
+    client, t = api
+    before = snapshot()
+    long_name = "Синтетикова" * 30  # too long
+    bad_snils = "112-233-445 96"  # wrong check number
+    r = client.post("/api/applications", headers=h(t["coord"]), json={
+        **GOOD, "full_name": long_name, "snils": bad_snils, "birth_date": "1990-13-45"})
+    assert r.status_code == 422, r.text
+    assert "Синтетикова" not in r.text and "445" not in r.text and "1990-13" not in r.text
+    body = r.json()
+    fields = {e["loc"][-1] for e in body["errors"]}
+    assert fields == {"full_name", "snils", "birth_date"}
+    assert all("input" not in e for e in body["errors"])
+    too_long = next(e for e in body["errors"] if e["loc"][-1] == "full_name")
+    assert too_long["ctx"] == {"max_length": 300}  # the rule is kept
+    assert snapshot() == before
+
+
+def test_same_snils_with_other_data_is_a_conflict(
+        api: tuple[TestClient, dict[str, str]], db: Engine,
+        snapshot: Callable[[], Snapshot]) -> None:
+    client, t = api
+    assert client.post("/api/applications", json=GOOD, headers=h(t["coord"])).status_code == 201
+    before = snapshot()
+    for change in ({"full_name": "Другой Человек"}, {"birth_date": "1991-05-01"}):
+        r = client.post("/api/applications", json={**GOOD, **change}, headers=h(t["coord"]))
+        assert r.status_code == 409, r.text
+        assert r.json()["detail"].startswith("snils:")
+        assert "112-233" not in r.text and "Человек" not in r.text
+        assert snapshot() == before
+    # the same person written differently (case, spaces, ё/е) is the same person
+    r = client.post("/api/applications", headers=h(t["coord"]),
+                    json={**GOOD, "full_name": "синтетиков   ИВАН"})
+    assert r.status_code == 201, r.text
+    assert rows(db) == (1, 2)
+
+
+def test_person_created_by_a_concurrent_registration_is_reused(
+        api: tuple[TestClient, dict[str, str]], db: Engine,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The race: our lookup by SNILS misses, another registration commits the same person,
+    then we insert. SNILS is unique, so the insert fails and the committed person is used."""
+    client, t = api
+    with Session(db) as s:  # the other registration, committed
+        s.add(Person(id="pn_other", full_name=GOOD["full_name"], snils=GOOD["snils"],
+                     birth_date=date(1990, 5, 1), region="39"))
+        s.commit()
+    monkeypatch.setattr(routes_api, "_find_person", lambda _s, _snils: None)
+    r = client.post("/api/applications", json=GOOD, headers=h(t["coord"]))
+    assert r.status_code == 201, r.text
+    with Session(db) as s:
+        assert [p.id for p in s.exec(select(Person))] == ["pn_other"]
+        assert s.exec(select(Route)).one().person_id == "pn_other"
+    # the same race with other data: 409, nothing added
+    monkeypatch.setattr(routes_api, "_find_person", lambda _s, _snils: None)
+    r = client.post("/api/applications", json={**GOOD, "birth_date": "1980-01-01"},
+                    headers=h(t["coord"]))
+    assert r.status_code == 409 and r.json()["detail"].startswith("snils:")
+    assert rows(db) == (1, 1)
+
+
+def test_concurrent_registrations_of_one_new_person_create_one_person(
+        api: tuple[TestClient, dict[str, str]], db: Engine) -> None:
+    client, t = api
+    n = 6
+    barrier = threading.Barrier(n)
+    codes: list[int] = []
+
+    def post() -> None:
+        barrier.wait()
+        codes.append(client.post("/api/applications", json=GOOD,
+                                 headers=h(t["coord"])).status_code)
+
+    threads = [threading.Thread(target=post) for _ in range(n)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join(60)
+    assert codes == [201] * n
+    assert rows(db) == (1, n)
+
+
+def test_snils_is_unique_in_the_database(db: Engine) -> None:
+    with Session(db) as s:
+        s.add(Person(id="pn_a", full_name="А", snils=GOOD["snils"], birth_date=date(1990, 1, 1),
+                     region="39"))
+        s.commit()
+    with Session(db) as s:
+        s.add(Person(id="pn_b", full_name="Бэтесткин Пётр", snils=GOOD["snils"],
+                     birth_date=date(1977, 7, 17), region="39"))
+        with pytest.raises(IntegrityError) as err:
+            s.commit()
+    # 152-ФЗ: the statement's parameters (a name, a birth date) are not in the error text
+    # (PostgreSQL's own DETAIL names the duplicated key; the API catches that error)
+    text = str(err.value)
+    assert "parameters hidden" in text
+    assert "Бэтесткин" not in text and "1977" not in text and "pn_b" not in text
+
+
+@pytest.mark.parametrize("query", ["status=bogus", "limit=0", "limit=1001", "limit=x"])
+def test_route_list_refuses_bad_query(api: tuple[TestClient, dict[str, str]],
+                                      query: str) -> None:
+    client, t = api
+    r = client.get(f"/api/routes?{query}", headers=h(t["sup"]))
+    assert r.status_code == 422, r.text
+    assert r.json()["detail"].startswith(query.split("=")[0] + ":"), r.json()
+
+
+def test_route_list_filters_by_status(api: tuple[TestClient, dict[str, str]]) -> None:
+    client, t = api
+    assert client.post("/api/applications", json=GOOD, headers=h(t["coord"])).status_code == 201
+    assert len(client.get("/api/routes?status=active", headers=h(t["sup"])).json()) == 1
+    assert client.get("/api/routes?status=completed", headers=h(t["sup"])).json() == []
 
 
 def test_application_refused_without_token_or_in_another_region(

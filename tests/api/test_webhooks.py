@@ -12,6 +12,7 @@ from sqlalchemy import Engine, func
 from sqlmodel import Session, select
 
 from api.app import create_app
+from engine.agencies import new_secret
 from engine.clock import DbClock
 from engine.routes import EngineConfig, register_application
 from engine.seed import make_secret
@@ -98,6 +99,8 @@ def test_previous_secret_still_valid_during_rotation(client: TestClient, task: S
         ("other_agencys_task", 404, "task_id"),
         ("unknown_task", 404, "task_id"),
         ("oversized", 413, "body"),
+        ("rejected_without_comment", 422, "comment"),
+        ("rejected_with_blank_comment", 422, "comment"),
     ],
 )
 def test_bad_input_gets_clear_4xx_and_changes_nothing(
@@ -129,6 +132,10 @@ def test_bad_input_gets_clear_4xx_and_changes_nothing(
         r = post(client, "mz39" if agency != "mz39" else "mo39", good)
     elif case == "unknown_task":
         r = post(client, agency, {**good, "task_id": "tk_missing"})
+    elif case == "rejected_without_comment":
+        r = post(client, agency, {**good, "outcome": "rejected"})
+    elif case == "rejected_with_blank_comment":
+        r = post(client, agency, {**good, "outcome": "rejected", "comment": "  \n "})
     else:
         r = post(client, agency, {**good, "payload": {"blob": "x" * 300_000}})
     assert r.status_code == status, r.text
@@ -143,3 +150,51 @@ def test_openapi_documents_the_webhook(client: TestClient) -> None:
     assert {"webhook-id", "webhook-timestamp", "webhook-signature"} <= params
     assert "requestBody" in op
     assert json.dumps(spec, ensure_ascii=False).count("absent") >= 1
+
+
+def test_rejection_with_a_comment_is_accepted(client: TestClient, task: Step) -> None:
+    r = post(client, task.agency_id or "", {"task_id": task.current_request_id,
+                                            "outcome": "rejected",
+                                            "comment": "Уточните дату заявления"})
+    assert r.status_code == 200, r.text
+
+
+def test_openapi_documents_both_directions(client: TestClient) -> None:
+    spec = client.get("/openapi.json").json()
+    out = spec["webhooks"]["interagency-request"]["post"]
+    headers = {p["name"] for p in out["parameters"]}
+    assert {"webhook-id", "webhook-timestamp", "webhook-signature",
+            "Idempotency-Key"} <= headers
+    ref = out["requestBody"]["content"]["application/json"]["schema"]["$ref"]
+    schema = spec["components"]["schemas"][ref.rsplit("/", 1)[1]]
+    assert {"task_id", "idempotency_key", "requested", "answer_by", "callback_url",
+            "clarification", "subject"} <= set(schema["properties"])
+    answer = spec["paths"]["/webhooks/agencies/{agency_id}"]["post"]
+    comment = answer["requestBody"]["content"]["application/json"]["schema"]["properties"][
+        "comment"]
+    assert "rejected" in comment["description"]
+
+
+def test_production_refuses_the_demo_secret(db: Engine, clock: DbClock, task: Step) -> None:
+    """Seeded agencies hold secrets derived from a public string: in production an answer
+    signed with one is refused (401) and changes nothing; a real secret works."""
+    settings = Settings(environment="production", allow_clock_control=False,
+                        admin_token="a-real-admin-token", public_base_url="https://r.example",
+                        database_url="postgresql+psycopg://rehab@db/rehab",
+                        prefect_mirror=False)
+    prod = TestClient(create_app(db, settings=settings, clock=clock))
+    agency = task.agency_id or ""
+    body = {"task_id": task.current_request_id, "outcome": "provided"}
+    before = counts(db)
+    r = post(prod, agency, body, msg_id="demo")
+    assert r.status_code == 401 and r.json()["detail"].startswith("webhook-signature")
+    assert counts(db) == before
+    real = new_secret()
+    with Session(db) as s:
+        a = s.get(Agency, agency)
+        assert a is not None
+        a.secret_previous, a.secret_current = a.secret_current, real
+        s.add(a)
+        s.commit()
+    assert post(prod, agency, body, msg_id="demo2").status_code == 401  # previous: still demo
+    assert post(prod, agency, body, msg_id="real", secret=real).status_code == 200

@@ -1,5 +1,6 @@
 """The audit log is append-only: updates and deletes fail through the ORM and through raw
-SQL (database triggers of migration 0002), on SQLite and PostgreSQL."""
+SQL (database triggers of migration 0002), on SQLite and PostgreSQL; TRUNCATE fails on
+PostgreSQL (a statement trigger of migration 0003)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from sqlmodel import Session, select
 
 from engine import audit
 from models.audit import AuditEvent, AuditImmutableError
-from tests.conftest import kaliningrad
+from tests.conftest import PG_URL, kaliningrad
 
 
 @pytest.fixture
@@ -49,3 +50,22 @@ def test_raw_sql_update_and_delete_are_refused(db: Engine, event_id: int, sql: s
     with Session(db) as s:
         row = s.get(AuditEvent, event_id)
         assert row is not None and row.action == "read"
+
+
+@pytest.mark.postgres
+@pytest.mark.skipif(not PG_URL, reason="TRUNCATE is PostgreSQL's (SQLite has none; its "
+                    "DELETE without WHERE is covered below)")
+def test_truncate_is_refused_on_postgres(db: Engine, event_id: int) -> None:
+    with pytest.raises(DBAPIError, match="append-only: TRUNCATE refused"), db.begin() as conn:
+        conn.execute(text("TRUNCATE audit_event"))
+    with pytest.raises(DBAPIError, match="append-only"), db.begin() as conn:
+        conn.execute(text("TRUNCATE audit_event, job RESTART IDENTITY CASCADE"))
+    with Session(db) as s:
+        assert s.get(AuditEvent, event_id) is not None
+
+
+def test_deleting_every_row_is_refused(db: Engine, event_id: int) -> None:
+    with pytest.raises(DBAPIError, match="append-only"), db.begin() as conn:
+        conn.execute(text("DELETE FROM audit_event"))
+    with Session(db) as s:
+        assert s.get(AuditEvent, event_id) is not None

@@ -1,10 +1,14 @@
 """The notification outbox: real e-mail over SMTP (a local aiosmtpd server), recorded
-channels, retries with backoff and giving up — never blocking the route."""
+channels, retries with backoff and giving up — never blocking the route: a hung mail server
+holds only the notification lane, and a row claimed (``sending``) is never sent twice."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import socket
+import threading
+import time
 from collections.abc import Iterator
 from email import message_from_bytes
 from email.header import decode_header, make_header
@@ -16,10 +20,16 @@ from aiosmtpd.controller import Controller
 from sqlalchemy import Engine
 from sqlmodel import Session, select
 
+from engine.clock import DbClock
 from engine.notify import Recipient, deliver_notification, queue_notification
+from engine.routes import AnswerIn, EngineConfig, record_answer
 from engine.settings import Settings
+from engine.worker import Worker
+from models.agencies import Agency, AnswerOutcome
 from models.jobs import Job, JobKind
 from models.notifications import Channel, Notification, NotificationStatus
+from models.persons import Person
+from models.routes import StepStatus
 from tasks.notifications import (
     DeliveryError,
     OutgoingMessage,
@@ -28,6 +38,7 @@ from tasks.notifications import (
     adapters_from_settings,
 )
 from tests.conftest import kaliningrad
+from tests.ladder.conftest import Staff, new_route, step_of, sweep
 
 
 class _Sink:
@@ -148,3 +159,105 @@ def test_recording_adapter_appends(tmp_path: Path) -> None:
     for i in range(2):
         a.send(OutgoingMessage(i, Channel.messenger, "staff:x", "s", "b"))
     assert len((tmp_path / "messenger.jsonl").read_text("utf-8").splitlines()) == 2
+
+
+# --------------------------------------------------------------------- never blocking routes
+@pytest.fixture
+def silent_smtp() -> Iterator[int]:
+    """A mail server that accepts TCP connections and never says a word (hung)."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(64)  # the kernel completes the handshakes; nobody ever answers
+    try:
+        yield int(sock.getsockname()[1])
+    finally:
+        sock.close()
+
+
+def test_route_advances_while_the_mail_server_hangs(
+    db: Engine, clock: DbClock, cfg: EngineConfig, seeded: list[Person],
+    staff: dict[str, Staff], tmp_path: Path, silent_smtp: int,
+) -> None:
+    route_id = new_route(db, clock, cfg, seeded[0])
+    clock.freeze(kaliningrad(2025, 3, 13, 10, 0))
+    sweep(db, clock, cfg)  # e-mails to the coordinator and the supervisor are queued
+    step = step_of(db, route_id)
+    with Session(db, expire_on_commit=False) as s:
+        agency = s.get(Agency, step.agency_id)
+        assert agency is not None and step.current_request_id
+        record_answer(s, agency=agency, webhook_id="a1", now=clock.now(),
+                      answer=AnswerIn(step.current_request_id, AnswerOutcome.provided, {},
+                                      None))
+        s.commit()
+    settings = Settings(var_dir=tmp_path, prefect_mirror=False, smtp_enabled=True,
+                        smtp_port=silent_smtp, notify_timeout_seconds=1.5,
+                        notify_concurrency=3)
+
+    async def go() -> tuple[float, list[NotificationStatus]]:
+        async with Worker(db, clock, cfg, settings, worker_id="w1", mirror=False) as w:
+            t0 = time.monotonic()
+            await w.run_once()  # applies the answer; the e-mails start in their lane
+            took = time.monotonic() - t0
+            # the route has moved on while both e-mails are still waiting for the server
+            assert step_of(db, route_id).status is StepStatus.answered
+            assert step_of(db, route_id, 1).status is StepStatus.awaiting
+            states: list[NotificationStatus] = []
+            for _ in range(50):  # the lane's threads claim their rows within moments
+                with Session(db) as s:
+                    states = [n.status for n in s.exec(select(Notification).where(
+                        Notification.channel == Channel.email))]
+                if states.count(NotificationStatus.sending) == 2:
+                    break
+                await asyncio.sleep(0.02)
+        return took, states
+
+    took, states = asyncio.run(go())
+    assert took < 1.0  # well under the mail server's timeout
+    assert states.count(NotificationStatus.sending) == 2
+    with Session(db) as s:  # after the timeout: each attempt failed, retried later
+        mails = list(s.exec(select(Notification).where(Notification.channel == Channel.email)))
+    assert {n.status for n in mails} == {NotificationStatus.pending}
+    assert all(n.attempts == 1 and n.last_error and "smtp" in n.last_error for n in mails)
+
+
+class _Slow:
+    """An adapter that holds its first send until released, and counts what it sends."""
+
+    def __init__(self) -> None:
+        self.started = threading.Event()
+        self.release = threading.Event()
+        self.sent: list[int] = []
+
+    def send(self, message: OutgoingMessage) -> None:
+        self.started.set()
+        assert self.release.wait(30)
+        self.sent.append(message.notification_id)
+
+
+def test_a_second_worker_after_a_lease_expiry_does_not_send_again(
+    db: Engine, tmp_path: Path,
+) -> None:
+    settings = Settings(var_dir=tmp_path, notify_backoff_base_seconds=10)
+    nid = _queue(db, Recipient("staff:sup39", Channel.sms, "+70000000000"))
+    slow = _Slow()
+    first: list[bool] = []
+    t = threading.Thread(target=lambda: first.append(deliver_notification(
+        db, nid, adapters={Channel.sms: slow}, settings=settings)))
+    t.start()
+    assert slow.started.wait(10)
+    assert _row(db, nid).status is NotificationStatus.sending  # claimed before the call
+    # the job's lease ran out: another worker gets it while the first is still sending
+    other = _Slow()
+    assert deliver_notification(db, nid, adapters={Channel.sms: other},
+                                settings=settings) is False
+    assert not other.started.is_set()  # it did not send
+    row = _row(db, nid)
+    assert row.status is NotificationStatus.pending and row.last_error is not None
+    assert row.last_error.startswith("attempt lost")
+    slow.release.set()
+    t.join(10)
+    assert first == [True] and slow.sent == [nid]
+    assert _row(db, nid).status is NotificationStatus.sent
+    # the retry it scheduled finds the message sent: nothing is sent twice
+    assert deliver_notification(db, nid, adapters={Channel.sms: other}, settings=settings)
+    assert not other.started.is_set()

@@ -1,0 +1,42 @@
+"""Row locks that serialise everything that changes one step.
+
+An answer being applied, a sweeper firing the step's timers, a delivery being recorded and a
+supervisor's action all take the step's row lock first (``SELECT … FOR UPDATE`` on
+PostgreSQL) and read the step again after it, so each sees what the other committed and
+none overwrites the other's work. On SQLite every write transaction already holds the
+database's write lock (``BEGIN IMMEDIATE``, engine/db.py), and ``FOR UPDATE`` is not
+rendered there. Steps of one route are always locked in ``seq`` order.
+"""
+
+from __future__ import annotations
+
+from typing import TypeVar
+
+from sqlmodel import Session, SQLModel, col, select
+
+from models.routes import Step
+
+M = TypeVar("M", bound=SQLModel)
+
+
+def lock_step(session: Session, step_id: str, *, skip_locked: bool = False) -> Step | None:
+    """Lock the step's row and return it read afresh (None: no such step, or — with
+    ``skip_locked`` — another transaction holds it: the caller comes back later)."""
+    stmt = (select(Step).where(Step.id == step_id)
+            .with_for_update(skip_locked=skip_locked)
+            .execution_options(populate_existing=True))
+    return session.exec(stmt).first()
+
+
+def lock_route_steps(session: Session, route_id: str) -> list[Step]:
+    """Lock every step of the route, in ``seq`` order, and return them read afresh."""
+    stmt = (select(Step).where(Step.route_id == route_id).order_by(col(Step.seq))
+            .with_for_update().execution_options(populate_existing=True))
+    return list(session.exec(stmt))
+
+
+def reread(session: Session, model: type[M], key: object) -> M | None:
+    """The row read again from the database (after a lock: what others committed)."""
+    pk = model.__table__.primary_key.columns.values()[0]  # type: ignore[attr-defined]
+    stmt = select(model).where(pk == key).execution_options(populate_existing=True)
+    return session.exec(stmt).first()
