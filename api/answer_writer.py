@@ -1,6 +1,7 @@
 """Group commit of agency answers: one writer thread stores the answers that arrive together
-in one transaction, then acknowledges each. An answer is acknowledged only after the
-transaction holding it has committed (nothing acknowledged is ever lost)."""
+in one transaction (``engine.answers.record_answers``), then acknowledges each. An answer is
+acknowledged only after the transaction holding it has committed (nothing acknowledged is
+ever lost)."""
 
 from __future__ import annotations
 
@@ -9,25 +10,14 @@ import queue
 import threading
 from concurrent.futures import Future
 from dataclasses import dataclass
-from datetime import datetime
 
 from sqlalchemy import Engine
-from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
+from engine.answers import AnswerIn, IncomingAnswer, StoredAnswer, record_answers
 from engine.clock import Clock
-from engine.routes import AnswerIn, EngineError, record_answer
-from models.agencies import Agency
 
 log = logging.getLogger("rehab.api.answers")
-
-
-@dataclass(frozen=True)
-class Stored:
-    answer_id: int
-    task_id: str
-    created: bool
-    late_working_days: int
 
 
 @dataclass
@@ -35,7 +25,7 @@ class _Item:
     agency_id: str
     webhook_id: str
     answer: AnswerIn
-    future: Future[Stored]
+    future: Future[StoredAnswer]
 
 
 class AnswerWriter:
@@ -49,8 +39,9 @@ class AnswerWriter:
         self._thread = threading.Thread(target=self._run, name="answer-writer", daemon=True)
         self._thread.start()
 
-    def submit(self, agency_id: str, webhook_id: str, answer: AnswerIn) -> Future[Stored]:
-        fut: Future[Stored] = Future()
+    def submit(self, agency_id: str, webhook_id: str,
+               answer: AnswerIn) -> Future[StoredAnswer]:
+        fut: Future[StoredAnswer] = Future()
         self._q.put(_Item(agency_id, webhook_id, answer, fut))
         return fut
 
@@ -77,41 +68,19 @@ class AnswerWriter:
 
     def _write(self, batch: list[_Item]) -> None:
         now = self.clock.now()
-        results: list[tuple[_Item, Stored | BaseException]] = []
         try:
             with Session(self.engine, expire_on_commit=False) as s:
-                for item in batch:
-                    results.append((item, self._one(s, item, now)))
+                results = record_answers(
+                    s, [IncomingAnswer(i.agency_id, i.webhook_id, i.answer) for i in batch],
+                    now=now)
                 s.commit()
         except BaseException as exc:  # the batch did not commit: nothing is acknowledged
             log.exception("answer batch of %d failed", len(batch))
             for item in batch:
                 item.future.set_exception(exc)
             return
-        for item, res in results:
+        for item, res in zip(batch, results, strict=True):
             if isinstance(res, BaseException):
                 item.future.set_exception(res)
             else:
                 item.future.set_result(res)
-
-    @staticmethod
-    def _one(s: Session, item: _Item, now: datetime) -> Stored | BaseException:
-        sp = s.begin_nested()
-        try:
-            agency = s.get(Agency, item.agency_id)
-            if agency is None:
-                raise EngineError(f"agency_id: unknown agency {item.agency_id!r}")
-            row, created = record_answer(s, agency=agency, webhook_id=item.webhook_id,
-                                         answer=item.answer, now=now)
-            sp.commit()
-        except EngineError as exc:
-            sp.rollback()
-            return exc
-        except IntegrityError:  # the same webhook-id was stored by another process just now
-            sp.rollback()
-            agency = s.get(Agency, item.agency_id)
-            assert agency is not None
-            row, created = record_answer(s, agency=agency, webhook_id=item.webhook_id,
-                                         answer=item.answer, now=now)
-        assert row.id is not None
-        return Stored(row.id, row.request_id, created, row.late_working_days)

@@ -95,13 +95,15 @@ def create_app(engine: Engine | None = None, *, settings: Settings | None = None
     app = FastAPI(title="Rehabilitation routes", version="0.1.0", description=DESCRIPTION)
     app.state.settings = settings
     app.state.engine = engine
-    app.state.clock = clock or DbClock(engine)
+    app.state.clock = clock or DbClock(engine, ttl=settings.clock_cache_seconds)
     app.state.cfg = EngineConfig.from_settings(settings)
     app.state.read_engine = (
         make_engine(engine.url.render_as_string(hide_password=False), read_only=True)
         if engine.dialect.name == "sqlite" else engine
     )
     app.state.answer_writer = AnswerWriter(engine, app.state.clock)
+    app.state.secret_cache = webhooks.SecretCache(
+        app.state.read_engine, production=settings.environment == "production")
     app.include_router(webhooks.router)
     webhooks.document_outgoing(app)
     app.include_router(pages.router)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
@@ -89,15 +90,21 @@ async def receive_answer(
         if len(raw) > limit:
             raise _fail(413, f"body: at most {limit} bytes")
     body = bytes(raw)
-    secrets = await run_in_threadpool(_secrets, state.read_engine, agency_id,
-                                      state.settings.environment == "production")
+    cache: SecretCache = state.secret_cache
     headers = {"webhook-id": webhook_id or "", "webhook-timestamp": webhook_timestamp or "",
                "webhook-signature": webhook_signature or ""}
+    tolerance = state.settings.webhook_tolerance_seconds
+    secrets, cached = await cache.get(agency_id)
     try:
-        msg_id = verify(secrets, headers, body,
-                        tolerance_seconds=state.settings.webhook_tolerance_seconds)
+        msg_id = verify(secrets, headers, body, tolerance_seconds=tolerance)
     except SignatureError as exc:
-        raise _fail(401, str(exc)) from None
+        if not cached:
+            raise _fail(401, str(exc)) from None
+        try:  # the secrets may have been rotated a moment ago: read them again
+            secrets, _ = await cache.get(agency_id, fresh=True)
+            msg_id = verify(secrets, headers, body, tolerance_seconds=tolerance)
+        except SignatureError as exc2:
+            raise _fail(401, str(exc2)) from None
     try:
         data = json.loads(body)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
@@ -124,13 +131,43 @@ async def receive_answer(
                      late_working_days=stored.late_working_days)
 
 
-def _secrets(read_engine: Any, agency_id: str, production: bool) -> list[str]:
-    """The agency's valid secrets (two during a rotation; never a demo one in production)."""
-    with Session(read_engine) as s:
-        agency = s.get(Agency, agency_id)
-        if agency is None or not agency.active:
+class SecretCache:
+    """The agencies' valid secrets (two during a rotation; never a demo one in production),
+    kept for ``ttl`` seconds so that an answer costs no database read to verify.
+
+    A signature that fails against cached secrets is checked once more against freshly read
+    ones (a rotation a moment ago); a retired previous secret stays valid for at most
+    ``ttl`` seconds more.
+    """
+
+    def __init__(self, read_engine: Any, *, production: bool, ttl: float = 2.0) -> None:
+        self._engine = read_engine
+        self._production = production
+        self._ttl = ttl
+        self._entries: dict[str, tuple[float, list[str] | None]] = {}
+
+    async def get(self, agency_id: str, *, fresh: bool = False) -> tuple[list[str], bool]:
+        """(the agency's secrets, whether they came from the cache); 404 if unknown."""
+        now = time.monotonic()
+        entry = self._entries.get(agency_id)
+        cached = entry is not None and not fresh and entry[0] > now
+        if entry is not None and cached:
+            secrets = entry[1]
+        else:
+            secrets = await run_in_threadpool(self._read, agency_id)
+            if len(self._entries) > 10_000:
+                self._entries.clear()
+            self._entries[agency_id] = (now + self._ttl, secrets)
+        if secrets is None:
             raise _fail(404, f"agency_id: unknown agency {agency_id!r}")
-        return usable_secrets(agency, production=production)
+        return secrets, cached
+
+    def _read(self, agency_id: str) -> list[str] | None:
+        with Session(self._engine) as s:
+            agency = s.get(Agency, agency_id)
+            if agency is None or not agency.active:
+                return None
+            return usable_secrets(agency, production=self._production)
 
 
 # --------------------------------------------------------------------------- requests out

@@ -18,14 +18,12 @@ import argparse
 import asyncio
 import json
 import os
-import statistics
 import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pendulum
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -38,6 +36,7 @@ from sqlalchemy import func  # noqa: E402
 from sqlmodel import Session, select  # noqa: E402
 
 from bench.echo_agency import start_echo_agency  # noqa: E402
+from bench.loadgen import PreparedRequest, paced_posts, percentile  # noqa: E402
 from bench.rivals_common import ResourceSampler, RivalResult, wait_for  # noqa: E402
 from engine.clock import DbClock  # noqa: E402
 from engine.db import make_engine, migrate  # noqa: E402
@@ -122,7 +121,8 @@ def run_ours(n: int, *, workers: int = 1, database_url: str = "") -> RivalResult
         peak_rss_mb=sampler.peak_rss_mb, threads_peak=sampler.threads_peak,
         expected_transitions=transitions,
         notes={"distinct_keys_at_agency": stats.get("distinct_keys"),
-               "per_process_peak_mb": sampler.per_process_peak_mb()},
+               "per_process_peak_mb": sampler.per_process_peak_mb(),
+               "per_process_cpu_s": sampler.per_process_cpu_s()},
     )
 
 
@@ -191,44 +191,28 @@ def run_waiting(n_wait: int, *, rate: float, seconds: float,
         "database": engine.dialect.name,
         "peak_rss_mb_all_processes": round(sampler.peak_rss_mb, 1),
         "per_process_peak_mb": sampler.per_process_peak_mb(),
+        "per_process_cpu_s": sampler.per_process_cpu_s(),
         "webhook_rate_target": rate, "webhooks_sent": len(lat), "webhooks_2xx": len(ok),
-        "latency_ms_p50": round(statistics.median(ok) * 1000, 2) if ok else None,
-        "latency_ms_p99": round(ok[int(len(ok) * 0.99) - 1] * 1000, 2) if ok else None,
+        "latency_ms_p50": round(percentile(ok, 0.50) * 1000, 2) if ok else None,
+        "latency_ms_p99": round(percentile(ok, 0.99) * 1000, 2) if ok else None,
         "latency_ms_max": round(ok[-1] * 1000, 2) if ok else None,
     }
 
 
 async def _paced_answers(api_url: str, tasks: list[tuple[str, str]], *, rate: float,
                          seconds: float) -> list[tuple[float, int]]:
-    """Open-loop load: one signed answer every 1/rate s, whatever the latency."""
+    """Open-loop load (bench/loadgen.py): signed answer ``i`` is due at ``i / rate`` s and
+    its latency counts from then, whatever the latency of the others."""
     total = min(len(tasks), int(rate * seconds))
-    out: list[tuple[float, int]] = []
-    limits = httpx.Limits(max_connections=200, max_keepalive_connections=200)
-    async with httpx.AsyncClient(timeout=30, limits=limits) as client:
-
-        async def one(task_id: str, agency: str) -> None:
-            raw = canonical_json({"task_id": task_id, "outcome": "provided",
-                                  "payload": {"bench": True}})
-            h = sign_headers(make_secret(agency), f"bench-{task_id}", raw)
-            h["content-type"] = "application/json"
-            t = time.perf_counter()
-            try:
-                r = await client.post(f"{api_url}/webhooks/agencies/{agency}", content=raw,
-                                      headers=h)
-                code = r.status_code
-            except httpx.HTTPError:
-                code = 0
-            out.append((time.perf_counter() - t, code))
-
-        start = time.perf_counter()
-        pending = []
-        for i in range(total):
-            delay = start + i / rate - time.perf_counter()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            pending.append(asyncio.create_task(one(*tasks[i])))
-        await asyncio.gather(*pending)
-    return out
+    prepared = []
+    for task_id, agency in tasks[:total]:
+        raw = canonical_json({"task_id": task_id, "outcome": "provided",
+                              "payload": {"bench": True}})
+        h = sign_headers(make_secret(agency), f"bench-{task_id}", raw)
+        h["content-type"] = "application/json"
+        prepared.append(PreparedRequest(f"/webhooks/agencies/{agency}", h, raw))
+    samples = await paced_posts(api_url, prepared, rate=rate, connections=64)
+    return [(x.latency_s, x.status) for x in samples]
 
 
 def main() -> None:

@@ -220,6 +220,8 @@ class ResourceSampler:
         self.processes_peak = 0
         self.samples = 0
         self._per_pid: dict[int, tuple[str, int]] = {}
+        #: pid → (CPU seconds at the first sample, at the latest sample)
+        self._cpu: dict[int, tuple[float, float]] = {}
         #: pid → role ("prefect-server" ...); descendants inherit it as "<role>/child"
         self.labels: dict[int, str] = {}
         self._label_of: dict[int, str] = {}
@@ -263,6 +265,7 @@ class ResourceSampler:
                     rss = p.memory_info().rss
                     nth = p.num_threads()
                     name = self._label(p)
+                    ct = p.cpu_times()
             except psutil.Error:
                 continue
             total += rss
@@ -270,6 +273,8 @@ class ResourceSampler:
             count += 1
             prev = self._per_pid.get(p.pid)
             self._per_pid[p.pid] = (name, rss if prev is None else max(rss, prev[1]))
+            cpu = ct.user + ct.system
+            self._cpu[p.pid] = (self._cpu.get(p.pid, (cpu, cpu))[0], cpu)
         self.peak_total_bytes = max(self.peak_total_bytes, total)
         self.threads_peak = max(self.threads_peak, threads)
         self.processes_peak = max(self.processes_peak, count)
@@ -320,6 +325,11 @@ class ResourceSampler:
     def per_process_peak_mb(self) -> dict[str, float]:
         return {f"{name}:{pid}": round(rss / 2**20, 1)
                 for pid, (name, rss) in sorted(self._per_pid.items())}
+
+    def per_process_cpu_s(self) -> dict[str, float]:
+        """CPU seconds (user + system) each process used while sampled."""
+        return {f"{self._per_pid[pid][0]}:{pid}": round(last - first, 2)
+                for pid, (first, last) in sorted(self._cpu.items()) if pid in self._per_pid}
 
     def roles_summary(self) -> dict[str, dict[str, float]]:
         """Per role: how many processes were seen and the largest single-process peak."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from functools import lru_cache
 
 import pendulum
 
@@ -38,10 +39,19 @@ def _local_date(at: datetime, tz: str, field: str) -> date:
         raise CalendarError(f"{field}: expected an aware datetime, got {type(at).__name__}")
     if at.tzinfo is None or at.utcoffset() is None:
         raise CalendarError(f"{field}: must be timezone-aware (a naive datetime has no instant)")
-    local = pendulum.instance(at).in_timezone(tz)
+    local = at.astimezone(_zone(tz))
     return date(local.year, local.month, local.day)
 
 
+@lru_cache(maxsize=64)
+def _zone(tz: str) -> pendulum.Timezone:
+    """pendulum's time zone of that name (a tzinfo; built once per name)."""
+    zone = pendulum.timezone(tz)
+    assert isinstance(zone, pendulum.Timezone)
+    return zone
+
+
+@lru_cache(maxsize=4096)
 def _end_of_day_utc(day: date, tz: str) -> datetime:
     nxt = day + timedelta(days=1)
     p = pendulum.datetime(nxt.year, nxt.month, nxt.day, tz=tz).in_timezone("UTC")

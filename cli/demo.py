@@ -24,7 +24,8 @@ def run_demo_command(*, persons: int, json_out: bool, serve: bool, prefect: bool
                        work_dir=settings.var_dir / "demo")
     console = Console(stderr=True)
     console.print(f"[bold]Демо:[/] {persons} синтетических получателей, маршрут "
-                  f"«Сопровождаемое проживание», старт {opts.start:%d.%m.%Y}")
+                  f"«Сопровождаемое проживание», старт {opts.start:%d.%m.%Y}, "
+                  f"seed {seed}" + ("" if prefect else " (без Prefect)"))
     with demo_stack(opts, settings) as stack:
         with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                       TimeElapsedColumn(), console=console, transient=json_out) as bar:
@@ -51,22 +52,51 @@ def run_demo_command(*, persons: int, json_out: bool, serve: bool, prefect: bool
                 pass
 
 
+LABELS: dict[str, str] = {
+    "seed": "seed (зерно генерации)",
+    "routes": "маршрутов", "routes_completed": "завершено", "routes_active": "в работе",
+    "routes_cancelled": "отменено",
+    "steps": "шагов", "steps_done": "шагов выполнено",
+    "answers_on_time": "ответов в срок", "answers_late": "ответов с опозданием",
+    "absent_notices": "уведомлений об отсутствии сведений",
+    "overdue_steps": "просроченных шагов", "escalations": "эскалации по уровням",
+    "supervisor_actions": "действий руководителя",
+    "supervisor_actions_by_kind": "из них по видам",
+    "requests": "запросов отправлено",
+    "distinct_keys_at_agencies": "различных запросов у ведомств",
+    "deliveries_at_agencies": "доставок (с повторами)",
+    "agency_fates": "поведение ведомств (по запросам)",
+    "sweeps": "проверок таймеров", "sweeps_with_timers_due": "из них со сработавшими",
+    "timers_fired": "сработало таймеров",
+    "simulated_from": "с", "simulated_to": "по", "simulated_days": "дней смоделировано",
+    "wall_seconds": "время, с", "flow_runs_mirrored": "маршрутов в Prefect (flow runs)",
+    "sweeper_flow_runs": "запусков timer-sweeper в Prefect",
+    "prefect_ui": "Prefect UI", "api_url": "API",
+}
+WORDS: dict[str, str] = {
+    # escalation levels (298-п Порядок п.13; 363н п.10б)
+    "reminder": "напоминание", "overdue": "просрочка", "escalated": "эскалация",
+    # what the simulated agencies did
+    "on_time": "в срок", "late": "с опозданием", "never": "без ответа",
+    "absent": "сведений нет", "rejected": "на уточнение",
+    # the supervisor's actions (298-п Порядок п.13)
+    "acknowledged": "принято в работу", "deadline_extended": "срок продлён",
+    "reassigned": "передано другому", "closed": "шаг закрыт",
+    # timers
+    "answer_reminder": "напоминание", "answer_overdue": "просрочка ответа",
+    "answer_escalation": "эскалация ответа", "send_overdue": "просрочка отправки",
+}
+
+
+def _text(value: object) -> str:
+    if isinstance(value, dict):
+        return " · ".join(f"{WORDS.get(str(k), str(k))}: {v}" for k, v in value.items()) or "—"
+    return "—" if value is None else str(value)
+
+
 def _print_summary(console: Console, d: dict[str, object]) -> None:
     t = Table(title="Итоги демо", show_header=False)
-    labels = {
-        "routes": "маршрутов", "routes_completed": "завершено", "routes_active": "в работе",
-        "routes_cancelled": "отменено",
-        "steps": "шагов", "steps_done": "шагов выполнено",
-        "answers_on_time": "ответов в срок", "answers_late": "ответов с опозданием",
-        "absent_notices": "уведомлений об отсутствии сведений",
-        "overdue_steps": "просроченных шагов", "escalations": "эскалации по уровням",
-        "supervisor_actions": "действий руководителя", "requests": "запросов отправлено",
-        "distinct_keys_at_agencies": "различных запросов у ведомств",
-        "deliveries_at_agencies": "доставок (с повторами)",
-        "simulated_from": "с", "simulated_to": "по", "simulated_days": "дней смоделировано",
-        "wall_seconds": "время, с", "flow_runs_mirrored": "flow runs в Prefect",
-        "prefect_ui": "Prefect UI", "api_url": "API",
-    }
-    for key, label in labels.items():
-        t.add_row(label, str(d.get(key)))
+    for key, label in LABELS.items():
+        if key in d:
+            t.add_row(label, _text(d[key]))
     console.print(t)

@@ -9,6 +9,7 @@ from typing import Annotated
 
 import typer
 
+from cli.agency import agency_app
 from cli.calendar import calendar_app
 from cli.routes import routes_app
 from cli.staff import staff_app
@@ -18,6 +19,26 @@ app = typer.Typer(help="Individual rehabilitation routes: engine, API, demo, cal
 app.add_typer(calendar_app, name="calendar")
 app.add_typer(routes_app, name="route")
 app.add_typer(staff_app, name="staff")
+app.add_typer(agency_app, name="agency")
+
+
+def _startup_check() -> None:
+    """Refuse to serve (one line, exit 2) on a schema that is not at Alembic head, and in
+    production while an agency holds a public demo secret."""
+    from engine.agencies import DemoSecretError, refuse_demo_secrets
+    from engine.db import SchemaNotAtHeadError, make_engine, require_schema_at_head
+    from engine.settings import get_settings
+
+    engine = make_engine()
+    try:
+        require_schema_at_head(engine)
+        if get_settings().environment == "production":
+            refuse_demo_secrets(engine)
+    except (SchemaNotAtHeadError, DemoSecretError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    finally:
+        engine.dispose()
 
 
 def _logging() -> None:
@@ -44,9 +65,12 @@ def api(
     import uvicorn
 
     from api.app import create_app
+    from engine.db import set_write_priority
     from engine.settings import get_settings
 
+    set_write_priority(True)
     s = get_settings()
+    _startup_check()
     _logging()
     uvicorn.run(create_app(settings=s), host=host or s.api_host, port=port or s.api_port,
                 log_level="warning", access_log=False)
@@ -61,6 +85,7 @@ def worker(
     from engine.settings import get_settings
     from engine.worker import run_worker_forever
 
+    _startup_check()
     _logging()
     run_worker_forever(get_settings(), worker_id=name)
 
@@ -68,18 +93,37 @@ def worker(
 @app.command()
 def sim(
     port: Annotated[int, typer.Option(help="bind port")],
-    config: Annotated[Path, typer.Option(help="JSON: {secrets: {id: whsec}, profiles: {...}}")],
+    config: Annotated[Path, typer.Option(
+        help="JSON: {secrets: {id: whsec}, profiles: {...}, seed: N, subjects: [token]}")],
 ) -> None:
     """Serve the simulated agencies (synthetic use only)."""
     import uvicorn
 
-    from sim.agencies import Profile, SimState, create_sim_app
+    from sim.agencies import SimState, create_sim_app
 
-    data = json.loads(config.read_text())
-    state = SimState(secrets=data["secrets"],
-                     profiles={k: Profile(**v) for k, v in data.get("profiles", {}).items()})
+    state = SimState.from_config(json.loads(config.read_text()))
     uvicorn.run(create_sim_app(state), host="127.0.0.1", port=port, log_level="warning",
                 access_log=False)
+
+
+@app.command()
+def sweeper(
+    interval: Annotated[int, typer.Option(
+        min=1, help="seconds between scheduled sweeps (the deployment's interval)")] = 60,
+    once: Annotated[bool, typer.Option(
+        "--once", help="run the timer-sweeper flow once, print its counts as JSON")] = False,
+    batch_size: Annotated[int, typer.Option(min=1, help="timers fired per transaction")]
+    = 200,
+) -> None:
+    """Serve the timer-sweeper Prefect deployment on an interval schedule (or sweep once)."""
+    from flows.sweeper import serve_sweeper, timer_sweeper
+
+    _startup_check()
+    _logging()
+    if once:
+        typer.echo(json.dumps(timer_sweeper(batch_size=batch_size), sort_keys=True))
+        return
+    serve_sweeper(interval, batch_size)
 
 
 @app.command()

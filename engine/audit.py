@@ -1,13 +1,39 @@
-"""Writing the audit log: one append-only record per state change (issue: Audit)."""
+"""Writing the audit log: one append-only record per state change (issue: Audit).
+
+Records are written in the caller's transaction and commit (or roll back) with the change
+they describe. A route transition writes a dozen of them, so they are plain INSERTs on the
+session's connection, not ORM objects: a record is never read back or changed by the
+transaction that writes it, and the ORM's unit of work cost more than the rest of the
+transition.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlmodel import Session
+from sqlalchemy import insert
+from sqlalchemy.orm import Session
 
 from models.audit import AuditEvent
+from models.types import utcnow
+
+_INSERT = insert(AuditEvent.__table__)  # type: ignore[attr-defined]
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One record for ``record_many``."""
+
+    entity: str
+    entity_id: str
+    action: str
+    route_id: str | None = None
+    before: dict[str, Any] | None = None
+    after: dict[str, Any] | None = None
+    reason: str | None = None
 
 
 def record(
@@ -24,19 +50,22 @@ def record(
     reason: str | None = None,
 ) -> None:
     """Append one audit record in the caller's transaction (it commits with the change)."""
-    session.add(
-        AuditEvent(
-            at=at,
-            actor=actor,
-            entity=entity,
-            entity_id=entity_id,
-            route_id=route_id,
-            action=action,
-            before=_jsonable(before),
-            after=_jsonable(after),
-            reason=reason,
-        )
-    )
+    record_many(session, at=at, actor=actor, entries=[Entry(
+        entity=entity, entity_id=entity_id, action=action, route_id=route_id, before=before,
+        after=after, reason=reason)])
+
+
+def record_many(session: Session, *, at: datetime, actor: str,
+                entries: Sequence[Entry]) -> None:
+    """Append several records of one actor at one instant, in order, with one statement."""
+    if not entries:
+        return
+    real_at = utcnow()
+    session.connection().execute(_INSERT, [{
+        "at": at, "real_at": real_at, "actor": actor, "entity": e.entity,
+        "entity_id": e.entity_id, "route_id": e.route_id, "action": e.action,
+        "before": _jsonable(e.before), "after": _jsonable(e.after), "reason": e.reason,
+    } for e in entries])
 
 
 def _jsonable(value: dict[str, Any] | None) -> dict[str, Any] | None:

@@ -29,27 +29,35 @@ class ClaimedJob:
     attempts: int
 
 
+def _upsert(dialect: str) -> Any:
+    """INSERT … ON CONFLICT (kind, ref) DO UPDATE: a job that is queued already gets a new
+    generation (and the new due time) instead of a second row."""
+    table = Job.__table__  # type: ignore[attr-defined]
+    ins: Any = pg_insert(table) if dialect == "postgresql" else sqlite_insert(table)
+    return ins.on_conflict_do_update(
+        index_elements=["kind", "ref"],
+        set_={"generation": table.c.generation + 1, "due_at": ins.excluded.due_at})
+
+
+_UPSERTS = {"postgresql": _upsert("postgresql"), "sqlite": _upsert("sqlite")}
+
+
 def enqueue(session: Session, kind: JobKind, ref: str, *, due_at: datetime | None = None) -> None:
     """Add a job in the caller's transaction; if (kind, ref) is queued already, bump its
     generation so that a worker finishing the old one leaves it for another pass."""
+    enqueue_many(session, kind, [ref], due_at=due_at)
+
+
+def enqueue_many(session: Session, kind: JobKind, refs: list[str], *,
+                 due_at: datetime | None = None) -> None:
+    """``enqueue`` for several refs in one statement."""
+    if not refs:
+        return
     now = utcnow()
-    values = {"kind": kind.value, "ref": ref, "due_at": due_at or now, "generation": 0,
-              "attempts": 0, "created_at": now}
-    table = Job.__table__  # type: ignore[attr-defined]
-    dialect = session.get_bind().dialect.name
-    upsert: Any
-    if dialect == "postgresql":
-        ins = pg_insert(table).values(**values)
-        upsert = ins.on_conflict_do_update(
-            index_elements=["kind", "ref"],
-            set_={"generation": table.c.generation + 1, "due_at": ins.excluded.due_at})
-    else:
-        sins = sqlite_insert(table).values(**values)
-        upsert = sins.on_conflict_do_update(
-            index_elements=["kind", "ref"],
-            set_={"generation": table.c.generation + 1, "due_at": sins.excluded.due_at})
-    with session.no_autoflush:  # job rows reference nothing pending in the session
-        session.execute(upsert)
+    conn = session.connection()  # job rows reference nothing pending in the session
+    conn.execute(_UPSERTS[conn.dialect.name],
+                 [{"kind": kind.value, "ref": ref, "due_at": due_at or now, "generation": 0,
+                   "attempts": 0, "created_at": now} for ref in refs])
 
 
 def claim(engine: Engine, worker: str, *, kinds: list[JobKind], limit: int,

@@ -91,7 +91,7 @@ def deadline_timer(session: Session, step: Step) -> Timer | None:
 
 
 def _fresh(session: Session, cfg: EngineConfig, step: Step, base: Timer, working_days: int,
-           version: int) -> tuple[calendars.Deadline, list[Timer]]:
+           version: int) -> tuple[calendars.Deadline, list[timers.TimerSpec]]:
     kind = base.kind.deadline_kind
     new = timers.compute_deadline(anchor_at=base.anchor_at, working_days=working_days,
                                   region=base.region,

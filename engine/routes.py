@@ -18,6 +18,10 @@ from sqlmodel import Session, col, select
 
 import calendars
 from engine import audit, timers
+from engine.answers import AnswerIn as AnswerIn  # re-exported: the use cases' vocabulary
+from engine.answers import EngineError as EngineError
+from engine.answers import IncomingAnswer, late_working_days, record_answers
+from engine.answers import NotFoundError as NotFoundError
 from engine.locks import lock_step, reread
 from engine.queue import enqueue
 from engine.settings import Settings
@@ -40,14 +44,6 @@ from models.types import new_id
 SYSTEM = "system:engine"
 
 
-class EngineError(ValueError):
-    """A use case refused: the message names the field and the rule."""
-
-
-class NotFoundError(EngineError):
-    """The thing does not exist (or is not visible to the caller)."""
-
-
 @dataclass(frozen=True)
 class EngineConfig:
     """What the use cases need from the settings."""
@@ -67,7 +63,9 @@ class EngineConfig:
         )
 
 
-def _mirror(session: Session, cfg: EngineConfig, route_id: str) -> None:
+def mirror_later(session: Session, cfg: EngineConfig, route_id: str) -> None:
+    """Have the route's Prefect flow run brought up to date (a coalesced job, in the
+    caller's transaction; never a Prefect call on the route's path)."""
     if cfg.mirror:
         enqueue(session, JobKind.mirror_route, route_id)
 
@@ -131,7 +129,7 @@ def register_application(
         _arm_complete_deadline(session, cfg, route, template, step, now=now, actor=actor)
     _start_step(session, cfg, route, template, steps[0], ready_at=reg_at, now=now,
                 actor=actor)
-    _mirror(session, cfg, route.id)
+    mirror_later(session, cfg, route.id)
     return route
 
 
@@ -367,7 +365,7 @@ def mark_delivered(session: Session, cfg: EngineConfig, req: AgencyRequest, *,
                  before={"status": StepStatus.sending.value},
                  after={"status": step.status.value, "answer_by": due.due_date,
                         "provisional": due.provisional})
-    _mirror(session, cfg, route.id)
+    mirror_later(session, cfg, route.id)
 
 
 def mark_failed(session: Session, cfg: EngineConfig, req: AgencyRequest, *, now: datetime,
@@ -409,7 +407,7 @@ def mark_failed(session: Session, cfg: EngineConfig, req: AgencyRequest, *, now:
                  before={"status": StepStatus.sending.value},
                  after={"status": step.status.value, "request_id": req.id},
                  reason=ladder.REFUSED)
-    _mirror(session, cfg, step.route_id)
+    mirror_later(session, cfg, step.route_id)
 
 
 def withdraw_request(session: Session, req: AgencyRequest, *, now: datetime, actor: str,
@@ -483,64 +481,26 @@ def record_cancel_outcome(session: Session, notice_id: str, *, now: datetime,
 
 
 # --------------------------------------------------------------------------- answers
-@dataclass(frozen=True)
-class AnswerIn:
-    """A verified answer from an agency."""
-
-    task_id: str
-    outcome: AnswerOutcome
-    payload: dict[str, Any]
-    comment: str | None
-    channel: RequestChannel = RequestChannel.http
-
-
 def record_answer(
     session: Session, *, agency: Agency, webhook_id: str, answer: AnswerIn, now: datetime,
 ) -> tuple[AgencyAnswer, bool]:
-    """Store an answer durably before it is acknowledged; return (answer, created).
+    """Store one answer durably before it is acknowledged; return (answer, created).
 
-    An agency may answer only its own tasks (NotFoundError otherwise). A repeated
-    ``webhook-id`` returns the stored answer and changes nothing. A late answer is still
-    accepted and recorded with its lateness in working days (298-п п.11).
-    """
-    existing = session.exec(
-        select(AgencyAnswer).where(AgencyAnswer.agency_id == agency.id,
-                                   AgencyAnswer.webhook_id == webhook_id)
-    ).first()
-    if existing is not None:
-        return existing, False
-    req = session.get(AgencyRequest, answer.task_id)
-    if req is None or req.agency_id != agency.id:
-        raise NotFoundError(f"task_id: no task {answer.task_id!r} addressed to this agency")
-    step = session.get(Step, req.step_id)
-    assert step is not None
-    late = 0
-    if step.answer_by is not None and step.answer_by_date is not None and now >= step.answer_by:
-        late = working_days_late(step, agency.region, now)
-    row = AgencyAnswer(
-        agency_id=agency.id, webhook_id=webhook_id, request_id=req.id,
-        outcome=answer.outcome, payload=answer.payload, comment=answer.comment,
-        channel=answer.channel, received_at=now, late_working_days=late,
-    )
-    session.add(row)
-    session.flush()
-    audit.record(session, at=now, actor=f"agency:{agency.id}", entity="answer",
-                 entity_id=str(row.id), route_id=step.route_id, action="received",
-                 after={"request_id": req.id, "outcome": answer.outcome.value,
-                        "late_working_days": late, "webhook_id": webhook_id})
-    enqueue(session, JobKind.apply_answer, str(row.id))
-    return row, True
+    ``engine.answers.record_answers`` for one answer (its rules: only the agency's own tasks,
+    NotFoundError otherwise; a repeated ``webhook-id`` returns the stored answer; a late
+    answer is stored with its lateness in working days, 298-п п.11)."""
+    (res,) = record_answers(session, [IncomingAnswer(agency.id, webhook_id, answer)], now=now)
+    if isinstance(res, EngineError):
+        raise res
+    row = session.get(AgencyAnswer, res.answer_id)
+    assert row is not None
+    return row, res.created
 
 
 def working_days_late(step: Step, region: str, at: datetime) -> int:
     """Working days between the answer deadline's day and the day of ``at`` (local)."""
-    assert step.answer_by is not None and step.answer_by_date is not None
-    if at < step.answer_by:
-        return 0
-    due = calendars.Deadline(due_date=step.answer_by_date, due_at=step.answer_by,
-                             region=region, timezone=calendars.get_calendar(region).timezone,
-                             provisional=step.deadline_provisional)
-    return calendars.working_days_late(due, at)
+    return late_working_days(step.answer_by, step.answer_by_date, region,
+                             step.deadline_provisional, at)
 
 
 def apply_answer(session: Session, cfg: EngineConfig, answer_id: int, *,
@@ -607,7 +567,7 @@ def apply_answer(session: Session, cfg: EngineConfig, answer_id: int, *,
                             "request_state": req.state.value, "step_status": step.status.value,
                             "current_request_id": step.current_request_id})
     session.add(ans)
-    _mirror(session, cfg, route.id)
+    mirror_later(session, cfg, route.id)
     return ans.effect
 
 
@@ -673,5 +633,5 @@ def resend_after_clarification(
                  before={"status": StepStatus.needs_clarification.value},
                  after={"status": StepStatus.sending.value, "send_by": send.due_date,
                         "request_id": req.id}, reason=clarification)
-    _mirror(session, cfg, route.id)
+    mirror_later(session, cfg, route.id)
     return req

@@ -48,7 +48,9 @@ class Settings(BaseSettings):
         True, description="Mirror every route into Prefect as one flow run per person."
     )
     api_host: str = Field("127.0.0.1", description="Host the HTTP API binds to.")
-    api_port: int = Field(8040, description="Port of the HTTP API (webhooks, pages, supervisor).")
+    api_port: int = Field(
+        8040, gt=0, le=65535, description="Port of the HTTP API (webhooks, pages, supervisor)."
+    )
     public_base_url: str = Field(
         "",
         description="Base URL agencies use to reach our webhooks; empty: http://api_host:api_port.",
@@ -57,44 +59,72 @@ class Settings(BaseSettings):
         "39", description="Subject code of the ministry that sends interagency requests."
     )
     webhook_tolerance_seconds: int = Field(
-        300, description="Replay window of signed webhooks (Standard Webhooks: 5 minutes)."
+        300, gt=0, description="Replay window of signed webhooks (Standard Webhooks: 5 minutes)."
     )
     webhook_max_body_bytes: int = Field(
-        256 * 1024, description="Largest accepted webhook body; larger bodies get 413."
+        256 * 1024, gt=0, description="Largest accepted webhook body; larger bodies get 413."
     )
-    send_timeout_seconds: float = Field(10.0, description="HTTP timeout of a request to an agency.")
+    send_timeout_seconds: float = Field(
+        10.0, gt=0, description="HTTP timeout of a request to an agency."
+    )
     send_backoff_base_seconds: float = Field(
-        1.0, description="First retry delay after a network error or 5xx; doubles each attempt."
+        1.0, gt=0,
+        description="First retry delay after a network error or 5xx; doubles each attempt.",
     )
-    send_backoff_max_seconds: float = Field(300.0, description="Cap of the retry delay.")
+    send_backoff_max_seconds: float = Field(300.0, gt=0, description="Cap of the retry delay.")
     job_lease_seconds: float = Field(
-        30.0, description="How long a worker holds a claimed job before another may take it."
+        30.0, gt=0, description="How long a worker holds a claimed job before another may take it."
     )
-    worker_batch_size: int = Field(200, description="Jobs a worker claims at once.")
+    worker_batch_size: int = Field(200, gt=0, description="Jobs a worker claims at once.")
     worker_txn_answers: int = Field(
-        8, description="Answers a worker applies per transaction (short lock holds on SQLite)."
+        8, gt=0,
+        description="Answers a worker applies per transaction (short lock holds on SQLite).",
     )
-    worker_concurrency: int = Field(64, description="Agency requests a worker sends at once.")
+    worker_concurrency: int = Field(
+        64, gt=0, description="Agency requests a worker sends at once."
+    )
     worker_idle_poll_seconds: float = Field(
-        0.02, description="How often an idle worker looks for new jobs (seconds)."
+        0.02, gt=0, description="How often an idle worker looks for new jobs (seconds)."
     )
     reminder_days_before: int = Field(
-        1, description="Default: remind the agency this many working days before its deadline."
+        1, ge=0,
+        description="Default: remind the agency this many working days before its deadline "
+        "(0: no reminder).",
     )
     escalate_after_days: int = Field(
-        2, description="Default: escalate to the supervisor this many working days after overdue."
+        2, ge=1,
+        description="Default: escalate to the supervisor this many working days after overdue "
+        "(at least 1: level 2 comes after level 1).",
     )
     smtp_host: str = Field("127.0.0.1", description="SMTP server for e-mail notifications.")
-    smtp_port: int = Field(25, description="SMTP port.")
+    smtp_port: int = Field(25, gt=0, le=65535, description="SMTP port.")
     smtp_from: str = Field("noreply@rehab.example", description="Sender address of e-mails.")
     smtp_enabled: bool = Field(False, description="Send e-mail for real (else record only).")
     notify_max_attempts: int = Field(
-        5, description="Notification sending attempts before it is marked failed."
+        5, gt=0, description="Notification sending attempts before it is marked failed."
     )
     notify_backoff_base_seconds: float = Field(
-        30.0, description="First notification retry delay; doubles each attempt."
+        30.0, gt=0, description="First notification retry delay; doubles each attempt."
     )
-    notify_backoff_max_seconds: float = Field(3600.0, description="Cap of that retry delay.")
+    notify_backoff_max_seconds: float = Field(
+        3600.0, gt=0, description="Cap of that retry delay."
+    )
+    notify_timeout_seconds: float = Field(
+        5.0, gt=0,
+        description="Timeout of one channel operation (SMTP connect, each SMTP command); keep "
+        "it well under job_lease_seconds.",
+    )
+    notify_concurrency: int = Field(
+        4, gt=0,
+        description="Notifications a worker sends at once, in a lane of their own beside "
+        "routes (a slow channel never stalls answers and requests).",
+    )
+    clock_cache_seconds: float = Field(
+        0.05, ge=0,
+        description="How long a process may reuse its last reading of the business clock "
+        "(seconds of real time). 0: read it on every use, so a clock move is seen at once "
+        "by every process (the demo sets 0: it moves business time many times a second).",
+    )
     allow_clock_control: bool = Field(
         True, description="Expose the movable clock over HTTP (demo, tests). Off in production."
     )
@@ -109,6 +139,15 @@ class Settings(BaseSettings):
                 raise ValueError("admin_token: a placeholder secret is refused in production")
             if self.allow_clock_control:
                 raise ValueError("allow_clock_control: must be false in production")
+            if not self.public_base_url.strip():
+                raise ValueError("public_base_url: required in production (the URL agencies "
+                                 "call back, e.g. https://rehab.example)")
+            if not self.database_url.strip():
+                raise ValueError("database_url: required in production "
+                                 "(postgresql+psycopg://user@host/db)")
+            if self.database_url.strip().lower().startswith("sqlite"):
+                raise ValueError("database_url: SQLite is for development; production needs "
+                                 "PostgreSQL (postgresql+psycopg://user@host/db)")
         return self
 
     @property

@@ -29,6 +29,7 @@ from engine.routes import (
     _new_request,
     advance_route,
     arm_send_deadline,
+    mirror_later,
     withdraw_request,
 )
 from models.agencies import Agency, AgencyRequest
@@ -235,6 +236,7 @@ def extend_deadline(session: Session, cfg: EngineConfig, *, staff: StaffUser, st
                         resolution=f"deadline extended to {new.display()}",
                         action="resolved_by_extension", reason=text,
                         kinds=(base.kind.deadline_kind,))
+    mirror_later(session, cfg, step.route_id)
     return new
 
 
@@ -298,6 +300,7 @@ def reassign_step(session: Session, cfg: EngineConfig, *, staff: StaffUser, step
                  before={"agency_id": old_agency, "status": old_status.value},
                  after={"agency_id": agency.id, "status": StepStatus.sending.value,
                         "send_by": send.due_date}, reason=text)
+    mirror_later(session, cfg, route.id)
     return _new_request(session, cfg, route, template, step, agency, now=now)
 
 
@@ -349,7 +352,9 @@ def close_step(session: Session, cfg: EngineConfig, *, staff: StaffUser, step_id
                      route_id=route.id, action="cancelled",
                      before={"status": RouteStatus.active.value},
                      after={"status": route.status.value}, reason=text)
+        mirror_later(session, cfg, route.id)
         return step
+    mirror_later(session, cfg, route.id)
     session.flush()
     others = session.exec(select(Step).where(Step.route_id == route.id,
                                              col(Step.status).in_(ACTIVE_STEP)))

@@ -26,7 +26,7 @@ from sqlmodel import Session, col, select
 from engine import ladder
 from engine.clock import Clock
 from engine.recompute import ensure_calendar_current
-from engine.routes import EngineConfig
+from engine.routes import EngineConfig, mirror_later
 from models.timers import Timer, TimerStatus
 
 
@@ -98,6 +98,7 @@ def sweep_due_timers(
             for timer in due:
                 outcome = ladder.fire_timer(session, timer, now=now, actor=actor)
                 if outcome is ladder.FireOutcome.fired:
+                    mirror_later(session, cfg, timer.route_id)  # overdue / escalated
                     key = timer.kind.value
                     result.fired[key] = result.fired.get(key, 0) + 1
                     fired.append(timer.id or 0)

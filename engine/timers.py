@@ -23,10 +23,12 @@ each leave an audit record.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
 import pendulum
-from sqlalchemy import update
+from sqlalchemy import insert, update
+from sqlalchemy.orm.util import identity_key
 from sqlmodel import Session, col
 
 import calendars
@@ -39,6 +41,9 @@ REMINDER_LOCAL_HOUR = 9
 """Reminders go out at 09:00 local time of the agency's working day."""
 
 SYSTEM = "system:timers"
+
+_TABLE = Timer.__table__  # type: ignore[attr-defined]
+_INSERT = insert(_TABLE)
 
 
 def end_of_day(day: date, region: str) -> calendars.Deadline:
@@ -84,21 +89,38 @@ def set_step_deadline(step: Step, kind: DeadlineKind, due: calendars.Deadline) -
         step.complete_by_date = due.due_date
 
 
+@dataclass(frozen=True)
+class TimerSpec:
+    """A timer to be scheduled (a row of ``timer`` not yet inserted)."""
+
+    step_id: str
+    route_id: str
+    kind: TimerKind
+    deadline_version: int
+    due_at: datetime
+    due_date: date
+    region: str
+    working_days: int
+    anchor_at: datetime
+    calendar_version: str
+
+
 def _timer(step: Step, kind: TimerKind, *, version: int, at: datetime, day: date, region: str,
-           working_days: int, anchor_at: datetime) -> Timer:
-    return Timer(step_id=step.id, route_id=step.route_id, kind=kind, deadline_version=version,
-                 due_at=at, due_date=day, region=region, working_days=working_days,
-                 anchor_at=anchor_at, calendar_version=calendars.data_version())
+           working_days: int, anchor_at: datetime) -> TimerSpec:
+    return TimerSpec(step_id=step.id, route_id=step.route_id, kind=kind,
+                     deadline_version=version, due_at=at, due_date=day, region=region,
+                     working_days=working_days, anchor_at=anchor_at,
+                     calendar_version=calendars.data_version())
 
 
 def ladder_timers(
     kind: DeadlineKind, step: Step, *, due: calendars.Deadline, anchor_at: datetime,
     working_days: int, ladder: Ladder, version: int,
-) -> list[Timer]:
+) -> list[TimerSpec]:
     """The timers of one deadline ``due`` (pure): the reminder (answer-by only; not when its
     time is not after ``anchor_at``), overdue at the deadline, escalation after it."""
     region = due.region
-    out: list[Timer] = []
+    out: list[TimerSpec] = []
     if kind is DeadlineKind.answer_by and ladder.reminder_days_before > 0:
         cal = calendars.get_calendar(region)
         day = cal.sub_working_days(due.due_date, ladder.reminder_days_before)
@@ -123,7 +145,7 @@ def ladder_timers(
 def answer_timers(
     step: Step, *, region: str, anchor_at: datetime, answer_days: int, ladder: Ladder,
     version: int,
-) -> list[Timer]:
+) -> list[TimerSpec]:
     """The ladder's timers for the answer deadline ``step.answer_by`` (pure)."""
     assert step.answer_by is not None and step.answer_by_date is not None
     cal = calendars.get_calendar(region)
@@ -143,23 +165,31 @@ def next_version(session: Session, step_id: str) -> int:
         return max([0, *[v + 1 for v in versions]])
 
 
-def add_timers(session: Session, timers: Iterable[Timer], *, now: datetime,
-               actor: str = SYSTEM, reason: str | None = None) -> list[Timer]:
-    """Insert the timers (flushed at once: later conditional updates see them) with an audit
-    record ``scheduled`` each."""
-    rows = list(timers)
-    if not rows:
-        return rows
-    session.add_all(rows)
-    session.flush()
-    for t in rows:
-        audit.record(session, at=now, actor=actor, entity="timer", entity_id=str(t.id),
-                     route_id=t.route_id, action="scheduled",
-                     after={"step_id": t.step_id, "kind": t.kind.value,
-                            "deadline_version": t.deadline_version, "due_at": t.due_at,
-                            "due_date": t.due_date, "region": t.region,
-                            "calendar_version": t.calendar_version}, reason=reason)
-    return rows
+def add_timers(session: Session, timers: Iterable[TimerSpec], *, now: datetime,
+               actor: str = SYSTEM, reason: str | None = None) -> list[int]:
+    """Insert the timers (at once, so later conditional updates see them) with an audit
+    record ``scheduled`` each; return their ids.
+
+    One multi-row INSERT … RETURNING, not ORM objects: a route transition schedules several
+    timers and never reads them back in the same transaction."""
+    specs = list(timers)
+    if not specs:
+        return []
+    rows = [{"step_id": t.step_id, "route_id": t.route_id, "kind": t.kind,
+             "deadline_version": t.deadline_version, "due_at": t.due_at, "due_date": t.due_date,
+             "region": t.region, "working_days": t.working_days, "anchor_at": t.anchor_at,
+             "calendar_version": t.calendar_version, "status": TimerStatus.pending}
+            for t in specs]
+    ids = [int(r[0]) for r in session.connection().execute(
+        _INSERT.returning(_TABLE.c.id, sort_by_parameter_order=True), rows)]
+    audit.record_many(session, at=now, actor=actor, entries=[audit.Entry(
+        entity="timer", entity_id=str(tid), route_id=t.route_id, action="scheduled",
+        after={"step_id": t.step_id, "kind": t.kind.value,
+               "deadline_version": t.deadline_version, "due_at": t.due_at,
+               "due_date": t.due_date, "region": t.region,
+               "calendar_version": t.calendar_version}, reason=reason)
+        for tid, t in zip(ids, specs, strict=True)])
+    return ids
 
 
 def cancel_pending(session: Session, step_id: str, *, reason: str, now: datetime,
@@ -183,17 +213,16 @@ def cancel_pending(session: Session, step_id: str, *, reason: str, now: datetime
         stmt = stmt.where(table.c.kind.in_(kind_list))
     with session.no_autoflush:  # timers are flushed when created (add_timers)
         rows = list(session.execute(stmt))
-    ids = {r[0] for r in rows}
-    for obj in list(session.identity_map.values()):  # keep loaded timers truthful
-        if isinstance(obj, Timer) and obj.id in ids:
+    for r in rows:  # keep loaded timers truthful
+        obj = session.identity_map.get(identity_key(Timer, r[0]))
+        if obj is not None:
             session.expire(obj)
-    for tid, kind, version, route_id in sorted(rows, key=lambda r: r[0]):
-        audit.record(session, at=now, actor=actor, entity="timer", entity_id=str(tid),
-                     route_id=route_id, action="cancelled",
-                     before={"status": TimerStatus.pending.value},
-                     after={"status": TimerStatus.cancelled.value,
-                            "kind": TimerKind(kind).value, "deadline_version": version},
-                     reason=reason)
+    audit.record_many(session, at=now, actor=actor, entries=[audit.Entry(
+        entity="timer", entity_id=str(tid), route_id=route_id, action="cancelled",
+        before={"status": TimerStatus.pending.value},
+        after={"status": TimerStatus.cancelled.value, "kind": TimerKind(kind).value,
+               "deadline_version": version}, reason=reason)
+        for tid, kind, version, route_id in sorted(rows, key=lambda r: r[0])])
     return len(rows)
 
 

@@ -3,7 +3,11 @@
 - ``send_request``: POST the request to the agency (same idempotency key on every attempt),
   then record the delivery; network errors and 5xx retry with backoff (298-п п.10).
 - ``apply_answer``: move the route on a stored answer (298-п п.11, п.12).
-- ``send_notification``: hand a notification to its channel adapter.
+- ``send_cancel``: POST a withdrawal notice to the agency (same signing and key scheme as a
+  request, key + ``:cancel``), retried like a request.
+- ``send_notification``: hand a notification to its channel adapter — in a lane of its own
+  (``notify_concurrency`` threads, ``notify_timeout_seconds``), never awaited by the route
+  work, so a slow or dead mail server cannot stall answers and requests.
 - ``mirror_route``: bring the route's Prefect flow run up to date (never blocks a route).
 
 A worker holds nothing per waiting route: it holds only the jobs it has claimed, under a
@@ -18,6 +22,7 @@ import logging
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 import httpx
@@ -34,7 +39,7 @@ from tasks.agency_client import Delivery, DeliveryResult, backoff_seconds, send_
 
 log = logging.getLogger("rehab.worker")
 
-CORE_KINDS = [JobKind.apply_answer, JobKind.send_request, JobKind.send_notification]
+CORE_KINDS = [JobKind.apply_answer, JobKind.send_request, JobKind.send_cancel]
 
 
 @dataclass
@@ -67,6 +72,8 @@ class Worker:
         self._prefect: Any = None
         self._sem = asyncio.Semaphore(settings.worker_concurrency)
         self.on_idle: Callable[[], None] | None = None
+        self._notify_lane: set[asyncio.Future[None]] = set()
+        self._notify_pool: Any = None
 
     # -- lifecycle ---------------------------------------------------------------------
     async def __aenter__(self) -> Worker:
@@ -80,6 +87,10 @@ class Worker:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
+        if self._notify_lane:  # each bounded by the channel timeout
+            await asyncio.gather(*self._notify_lane, return_exceptions=True)
+        if self._notify_pool is not None:
+            self._notify_pool.shutdown(wait=False)
         if self._http is not None:
             await self._http.aclose()
         if self._prefect is not None:
@@ -105,16 +116,16 @@ class Worker:
                            lease_seconds=lease, refs=refs)
         answers = [j for j in jobs if j.kind is JobKind.apply_answer]
         sends = [j for j in jobs if j.kind is JobKind.send_request]
-        notes = [j for j in jobs if j.kind is JobKind.send_notification]
+        cancels = [j for j in jobs if j.kind is JobKind.send_cancel]
         for i in range(0, len(answers), self.settings.worker_txn_answers):
             # short transactions: the API's answer writer never waits long for the lock
             self._apply_answers(answers[i:i + self.settings.worker_txn_answers])
             await asyncio.sleep(0)
         if sends:
             await self._send_all(sends)
-        for j in notes:
-            await asyncio.to_thread(self._notify, j)
-        done = len(jobs)
+        if cancels:
+            await self._send_cancels(cancels)
+        done = len(jobs) + self._start_notifications(refs)
         if self.mirror_enabled:
             done += await self._mirror_batch(refs)
         return done
@@ -148,7 +159,10 @@ class Worker:
     async def _send_all(self, jobs: list[queue.ClaimedJob]) -> None:
         """Send a batch of requests concurrently, then record the outcomes in one
         transaction. A crash between a send and its record resends with the same key."""
-        work: list[tuple[queue.ClaimedJob, str, str, str, dict[str, Any]]] = []
+        from engine.agencies import usable_secrets
+
+        production = self.settings.environment == "production"
+        work: list[tuple[queue.ClaimedJob, str, list[str], str, dict[str, Any]]] = []
         with Session(self.engine, expire_on_commit=False) as s:
             for job in jobs:
                 req = s.get(AgencyRequest, job.ref)
@@ -157,13 +171,16 @@ class Worker:
                         or not agency.endpoint_url:
                     queue.finish(s, job)
                     continue
-                work.append((job, agency.endpoint_url, agency.secret_current,
+                # during a rotation: signed with both secrets (Standard Webhooks)
+                work.append((job, agency.endpoint_url,
+                             usable_secrets(agency, production=production),
                              req.idempotency_key, dict(req.body)))
             s.commit()
         assert self._http is not None
         http = self._http
 
-        async def one(url: str, secret: str, key: str, body: dict[str, Any]) -> DeliveryResult:
+        async def one(url: str, secret: list[str], key: str,
+                      body: dict[str, Any]) -> DeliveryResult:
             async with self._sem:
                 return await send_request(http, url=url, secret=secret, idempotency_key=key,
                                           body=body)
@@ -194,46 +211,202 @@ class Worker:
             queue.retry_later(self.engine, job, delay_seconds=self._backoff(job), error=err)
             self.stats.send_retries += 1
 
-    def _notify(self, job: queue.ClaimedJob) -> None:
+    def _start_notifications(self, refs: list[str] | None) -> int:
+        """The notification lane: claim as many due notifications as it has free places and
+        send each in a thread of its own pool, without waiting for them."""
+        free = self.settings.notify_concurrency - len(self._notify_lane)
+        if free <= 0:
+            return 0
+        jobs = queue.claim(self.engine, self.worker_id, kinds=[JobKind.send_notification],
+                           limit=free, lease_seconds=self.settings.job_lease_seconds, refs=refs)
+        if not jobs:
+            return 0
+        if self._notify_pool is None:
+            from concurrent.futures import ThreadPoolExecutor
+
+            self._notify_pool = ThreadPoolExecutor(self.settings.notify_concurrency,
+                                                   thread_name_prefix="notify")
+        loop = asyncio.get_running_loop()
+        now = self.clock.now()
+        for j in jobs:
+            fut = loop.run_in_executor(self._notify_pool, self._notify, j, now)
+            self._notify_lane.add(fut)
+            fut.add_done_callback(self._notify_lane.discard)
+        return len(jobs)
+
+    def _notify(self, job: queue.ClaimedJob, now: datetime) -> None:
         from engine.notify import deliver_notification
 
-        ok = deliver_notification(self.engine, int(job.ref))
+        try:
+            ok = deliver_notification(self.engine, int(job.ref), settings=self.settings,
+                                      now=now)
+        except Exception as exc:  # the lane must go on; the job is retried
+            log.exception("notification %s failed", job.ref)
+            queue.retry_later(self.engine, job, delay_seconds=self._backoff(job),
+                              error=f"{type(exc).__name__}: {exc}"[:300])
+            return
         with Session(self.engine) as s:
             queue.finish(s, job)
             s.commit()
         self.stats.notifications += int(ok)
 
+    async def _send_cancels(self, jobs: list[queue.ClaimedJob]) -> None:
+        """POST withdrawal notices (``CancelNotice``) like requests: signed, the request's
+        idempotency key + ``:cancel``; network errors and 5xx retry with backoff, a 2xx or
+        4xx outcome is recorded in the audit (``routes.record_cancel_outcome``)."""
+        from engine.agencies import usable_secrets
+        from models.routes import CancelNotice, CancelState
+
+        production = self.settings.environment == "production"
+        work: list[tuple[queue.ClaimedJob, str, list[str], dict[str, Any]]] = []
+        with Session(self.engine, expire_on_commit=False) as s:
+            for job in jobs:
+                notice = s.get(CancelNotice, job.ref)
+                agency = s.get(Agency, notice.agency_id) if notice else None
+                if notice is None or agency is None or notice.state is not CancelState.queued:
+                    queue.finish(s, job)
+                elif not agency.endpoint_url:  # the agency went to paper meanwhile
+                    routes.record_cancel_outcome(s, notice.id, now=self.clock.now(),
+                                                 delivered=True)
+                    queue.finish(s, job)
+                else:
+                    work.append((job, agency.endpoint_url,
+                                 usable_secrets(agency, production=production),
+                                 routes.cancel_notice_body(notice)))
+            s.commit()
+        assert self._http is not None
+        http = self._http
+
+        async def one(url: str, secret: list[str], key: str,
+                      body: dict[str, Any]) -> DeliveryResult:
+            async with self._sem:
+                return await send_request(http, url=url, secret=secret, idempotency_key=key,
+                                          body=body)
+
+        results = await asyncio.gather(*(one(u, sec, j.ref, b) for j, u, sec, b in work))
+        now = self.clock.now()
+        retry: list[tuple[queue.ClaimedJob, str]] = []
+        with Session(self.engine, expire_on_commit=False) as s:
+            for (job, *_), result in zip(work, results, strict=True):
+                if result.outcome is Delivery.retry:
+                    notice = s.get(CancelNotice, job.ref)
+                    if notice is not None:
+                        notice.attempts += 1
+                        notice.last_error = (result.error or "")[:500]
+                        s.add(notice)
+                    retry.append((job, result.error or ""))
+                    continue
+                routes.record_cancel_outcome(s, job.ref, now=now,
+                                             delivered=result.outcome is Delivery.delivered,
+                                             error=result.error)
+                queue.finish(s, job)
+            s.commit()
+        for job, err in retry:
+            queue.retry_later(self.engine, job, delay_seconds=self._backoff(job), error=err)
+
+    #: Real-time instant (monotonic) before which Prefect is left alone (it was down).
+    _prefect_down_until: float = 0.0
+
     async def _mirror_batch(self, refs: list[str] | None) -> int:
+        """Mirror a batch of routes into Prefect (``CONCURRENCY`` at a time) for at most a
+        short slice of real time (jobs not started within it are released for the next
+        pass), so that answers and requests never wait long behind Prefect.
+
+        Prefect unavailable (connection refused, timeout, 502/503/504): the batch's
+        unfinished jobs wait ``DOWN_RETRY_SECONDS`` and no mirror job is claimed meanwhile;
+        the routes go on and the mirror catches up. Any other error is one route's: only its
+        job backs off (exponentially), the others are mirrored.
+        """
+        from time import monotonic
+
+        from tasks import prefect_mirror as pm
+
+        if monotonic() < self._prefect_down_until:
+            return 0
         jobs = queue.claim(self.engine, self.worker_id, kinds=[JobKind.mirror_route],
-                           limit=20, lease_seconds=self.settings.job_lease_seconds, refs=refs)
+                           limit=pm.BATCH_SIZE, lease_seconds=self.settings.job_lease_seconds,
+                           refs=refs)
         if not jobs:
             return 0
-        from tasks.prefect_mirror import reconcile
+        with pm.no_client_retries():  # our queue retries, not a minute-long client loop
+            down, pending = await self._mirror_jobs(jobs)
+        if down is not None:  # Prefect down: the routes go on, the mirror catches up
+            self.stats.mirror_errors += 1
+            self._prefect_down_until = monotonic() + pm.DOWN_RETRY_SECONDS
+            client, self._prefect = self._prefect, None
+            if client is not None:
+                try:
+                    await client.__aexit__(None, None, None)
+                except Exception:  # noqa: BLE001 - a dead connection may not close cleanly
+                    log.debug("closing the Prefect client failed", exc_info=True)
+            log.warning("prefect unavailable (%s: %s); mirroring waits %.0f s",
+                        type(down).__name__, str(down)[:300], pm.DOWN_RETRY_SECONDS)
+            error = f"prefect unavailable: {type(down).__name__}: {down}"
+            for j in pending:
+                queue.retry_later(self.engine, j, delay_seconds=pm.DOWN_RETRY_SECONDS,
+                                  error=error[:300])
+        return len(jobs)
+
+    async def _mirror_jobs(
+        self, jobs: list[queue.ClaimedJob],
+    ) -> tuple[BaseException | None, list[queue.ClaimedJob]]:
+        """Reconcile the jobs' routes; return (why Prefect is unavailable or None, the jobs
+        left unfinished because of it)."""
+        from time import monotonic
+
+        from tasks import prefect_mirror as pm
 
         try:
             if self._prefect is None:
                 from prefect.client.orchestration import PrefectClient, get_client
 
-                self._prefect = (PrefectClient(api=self.prefect_api_url)
-                                 if self.prefect_api_url else get_client())
-                await self._prefect.__aenter__()
-            for j in jobs:
-                await reconcile(self._prefect, self.engine, j.ref)
-                with Session(self.engine) as s:
-                    queue.finish(s, j)
-                    s.commit()
-                self.stats.mirrored += 1
-        except Exception as exc:  # Prefect down: the route goes on, the mirror catches up
-            self.stats.mirror_errors += 1
-            if self._prefect is not None:
-                try:
-                    await self._prefect.__aexit__(None, None, None)
-                finally:
-                    self._prefect = None
-            log.warning("prefect mirror failed (%s); retrying later", type(exc).__name__)
-            for j in jobs:
-                queue.retry_later(self.engine, j, delay_seconds=5.0, error=str(exc)[:300])
-        return len(jobs)
+                client = (PrefectClient(api=self.prefect_api_url)
+                          if self.prefect_api_url else get_client())
+                await client.__aenter__()
+                self._prefect = client
+        except Exception as exc:  # noqa: BLE001 - any failure to reach Prefect
+            return exc, jobs
+        prefect = self._prefect
+        now = self.clock.now()
+        slice_end = monotonic() + pm.SLICE_SECONDS
+
+        async def one(job: queue.ClaimedJob) -> None:
+            async with asyncio.timeout(pm.CALL_TIMEOUT_SECONDS):
+                await pm.reconcile(prefect, self.engine, job.ref, now=now)
+            with Session(self.engine) as s:
+                queue.finish(s, job)
+                s.commit()
+
+        pending = list(jobs)
+        while pending:
+            chunk, pending = pending[:pm.CONCURRENCY], pending[pm.CONCURRENCY:]
+            results = await asyncio.gather(*(one(j) for j in chunk), return_exceptions=True)
+            down: BaseException | None = None
+            for job, res in zip(chunk, results, strict=True):
+                if res is None:
+                    self.stats.mirrored += 1
+                elif not isinstance(res, Exception):
+                    raise res  # cancellation, KeyboardInterrupt: not ours to swallow
+                elif pm.prefect_unavailable(res):
+                    down = res
+                    pending.append(job)
+                else:
+                    # this route's own trouble: it backs off alone, the others go on
+                    self.stats.mirror_errors += 1
+                    delay = backoff_seconds(job.attempts, base=pm.ERROR_BACKOFF_BASE_SECONDS,
+                                            cap=pm.ERROR_BACKOFF_MAX_SECONDS)
+                    log.warning("prefect mirror of route %s failed (%s: %s); retry in %.0f s",
+                                job.ref, type(res).__name__, str(res)[:200], delay)
+                    queue.retry_later(self.engine, job, delay_seconds=delay,
+                                      error=f"{type(res).__name__}: {res}"[:300])
+            if down is not None:
+                return down, pending
+            if pending and monotonic() >= slice_end:
+                for j in pending:  # the slice is used up: core jobs go first
+                    queue.retry_later(self.engine, j, delay_seconds=0.0,
+                                      error="deferred: mirror time slice used up")
+                return None, []
+        return None, []
 
 
 def run_worker_forever(settings: Settings, *, worker_id: str | None = None) -> None:
@@ -242,7 +415,7 @@ def run_worker_forever(settings: Settings, *, worker_id: str | None = None) -> N
     from engine.db import make_engine
 
     engine = make_engine()
-    clock = DbClock(engine)
+    clock = DbClock(engine, ttl=settings.clock_cache_seconds)
     cfg = EngineConfig.from_settings(settings)
 
     async def main() -> None:

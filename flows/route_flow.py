@@ -4,7 +4,16 @@ The route engine is the system of record and holds nothing while a route waits (
 rows in our database). Prefect shows each route as one long-running flow run named and
 tagged by route id, region and template — never by name or SNILS — whose state says where it
 stands ("waiting for МСЭ, answer due 19.01.2026"), with the steps as its task runs.
-The mirror (``tasks/prefect_mirror.py``) keeps these runs in step with the engine.
+The mirror (``tasks/prefect_mirror.py``) keeps these runs in step with the engine:
+
+- flow run ``route-<id>``, tags ``route:<id>``, ``region:<code>``, ``template:<code>``,
+  parameter ``route_id`` only; its state is the current step's (``Sending``,
+  ``AwaitingAnswer``, ``Overdue``, ``Escalated``, ``NeedsClarification``) with
+  "— step 2 of 3", or ``Completed`` / ``Cancelled`` with the steps' outcomes;
+- one task run per started step (``2. medical_check → Минздрав``, dynamic key = step
+  number): ``Sending`` / ``SendOverdue``, ``AwaitingAnswer`` / ``Overdue`` / ``Escalated``
+  (e.g. "waiting for Минздрав, answer due 19.01.2026, overdue by 2 working days
+  (escalated)"), ``NeedsClarification``, ``Answered``, ``InformationAbsent`` or ``Closed``.
 """
 
 from __future__ import annotations

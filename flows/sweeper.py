@@ -1,8 +1,14 @@
 """The timer sweeper as a scheduled Prefect deployment (orchestration only).
 
 The work is ``engine.sweeper.sweep_due_timers`` (298-п Порядок п.10, п.11, п.13; 363н
-п.10б). Flow run names, parameters and logs carry counts and identifiers only, never
-personal data (152-ФЗ).
+п.10б): one run of the ``timer-sweeper`` flow fires every due timer once, in batches (one
+transaction per batch), never one flow run per timer. In production ``rehab sweeper
+--interval 60`` serves the deployment on an interval schedule; several sweepers may run at
+once (row locks that skip locked rows on PostgreSQL). The demo runs each of its sweeps as a
+run of this flow against its own database (:func:`run_sweep`).
+
+Flow run names, parameters, logs and results carry counts only, never personal data
+(152-ФЗ).
 """
 
 from __future__ import annotations
@@ -10,16 +16,55 @@ from __future__ import annotations
 import logging
 import os
 import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from prefect import flow
+from prefect.client.schemas.objects import State
 from prefect.exceptions import MissingContextError
 from prefect.logging import get_run_logger
+from prefect.states import Completed
+from sqlalchemy import Engine
 
-from engine.clock import DbClock
+from engine.clock import Clock, DbClock
 from engine.db import make_engine
 from engine.routes import EngineConfig
 from engine.settings import get_settings
 from engine.sweeper import sweep_due_timers
+
+if TYPE_CHECKING:
+    from prefect.deployments.runner import RunnerDeployment
+
+FLOW_NAME = "timer-sweeper"
+DEPLOYMENT_NAME = "timer-sweeper"
+DEFAULT_BATCH_SIZE = 200
+
+
+@dataclass(frozen=True)
+class SweepTarget:
+    """Where an in-process run of the flow sweeps (the demo's database and clock) instead
+    of the installation's database from the settings."""
+
+    engine: Engine
+    clock: Clock
+    cfg: EngineConfig
+    sweeper_id: str
+
+
+_target: ContextVar[SweepTarget | None] = ContextVar("rehab_sweep_target", default=None)
+
+
+@contextmanager
+def sweeping(target: SweepTarget) -> Iterator[None]:
+    """Runs of ``timer_sweeper`` started in this context sweep ``target``."""
+    token = _target.set(target)
+    try:
+        yield
+    finally:
+        _target.reset(token)
 
 
 def _logger() -> logging.Logger | logging.LoggerAdapter[logging.Logger]:
@@ -29,23 +74,91 @@ def _logger() -> logging.Logger | logging.LoggerAdapter[logging.Logger]:
         return logging.getLogger("rehab.sweeper")
 
 
-@flow(name="timer-sweeper", flow_run_name="timer-sweeper", log_prints=False)
-def timer_sweeper(batch_size: int = 200) -> dict[str, int]:
-    """Fire the due working-day timers of the installation's database, in batches."""
-    settings = get_settings()
-    engine = make_engine(settings.effective_database_url)
-    try:
-        result = sweep_due_timers(
-            engine, DbClock(engine), EngineConfig.from_settings(settings),
-            sweeper_id=f"{socket.gethostname()}-{os.getpid()}", batch_size=batch_size,
-        )
-    finally:
-        engine.dispose()
+def default_sweeper_id() -> str:
+    return f"{socket.gethostname()}-{os.getpid()}"
+
+
+def counts_message(counts: dict[str, int]) -> str:
+    """The run's state message: ``fired 3 (answer_overdue=1, answer_reminder=2); stale 0;
+    batches 1`` (counts only)."""
+    kinds = ", ".join(f"{k.removeprefix('fired_')}={v}" for k, v in sorted(counts.items())
+                      if k.startswith("fired_"))
+    text = f"fired {counts.get('fired', 0)}" + (f" ({kinds})" if kinds else "")
+    text += f"; stale {counts.get('stale', 0)}; batches {counts.get('batches', 0)}"
+    if counts.get("recomputed"):
+        text += f"; deadlines recomputed {counts['recomputed']}"
+    return text
+
+
+@flow(name=FLOW_NAME, flow_run_name=FLOW_NAME, log_prints=False, persist_result=False,
+      description="Fire the due working-day timers (reminder, overdue, escalation) once, "
+                  "in batches. Counts only; no personal data.")
+def timer_sweeper(batch_size: int = DEFAULT_BATCH_SIZE) -> State[dict[str, int]]:
+    """Fire the due working-day timers in batches of ``batch_size``.
+
+    The run ends Completed with the counts as its message (shown in the Prefect UI); a
+    caller gets the counts (``fired``, ``fired_<kind>``, ``stale``, ``batches``,
+    ``recomputed``) as the return value."""
+    if batch_size < 1:
+        raise ValueError("batch_size: must be at least 1")
+    target = _target.get()
+    if target is not None:
+        result = sweep_due_timers(target.engine, target.clock, target.cfg,
+                                  sweeper_id=target.sweeper_id, batch_size=batch_size)
+    else:
+        settings = get_settings()
+        engine = make_engine(settings.effective_database_url)
+        try:
+            result = sweep_due_timers(
+                engine, DbClock(engine, ttl=settings.clock_cache_seconds),
+                EngineConfig.from_settings(settings), sweeper_id=default_sweeper_id(),
+                batch_size=batch_size)
+        finally:
+            engine.dispose()
     counts = result.as_dict()
     _logger().info("timer sweep: %s", ", ".join(f"{k}={v}" for k, v in counts.items()))
+    return Completed(message=counts_message(counts), data=counts)
+
+
+def run_sweep(target: SweepTarget, *, run_name: str = FLOW_NAME,
+              batch_size: int = DEFAULT_BATCH_SIZE) -> dict[str, int]:
+    """One sweep of ``target`` as one run of the ``timer-sweeper`` flow (in this process,
+    against the Prefect API of the current settings); returns its counts."""
+    with sweeping(target):
+        counts = timer_sweeper.with_options(flow_run_name=run_name)(batch_size=batch_size)
+    assert isinstance(counts, dict)
     return counts
 
 
-def serve_sweeper(interval_seconds: int = 60) -> None:
-    """Serve the sweeper as a deployment that runs every ``interval_seconds`` (blocks)."""
-    timer_sweeper.serve(name="timer-sweeper", interval=interval_seconds)
+def sweeper_deployment(interval_seconds: float = 60,
+                       batch_size: int = DEFAULT_BATCH_SIZE) -> RunnerDeployment:
+    """The ``timer-sweeper`` deployment, scheduled every ``interval_seconds``."""
+    from prefect.deployments.runner import RunnerDeployment
+    from prefect.types.entrypoint import EntrypointType
+
+    if interval_seconds <= 0:
+        raise ValueError("interval: must be a positive number of seconds")
+    if batch_size < 1:
+        raise ValueError("batch_size: must be at least 1")
+    deployment = timer_sweeper.to_deployment(
+        name=DEPLOYMENT_NAME, interval=interval_seconds, paused=False,
+        parameters={"batch_size": batch_size}, tags=["rehab", "timers"],
+        description="Fires due working-day timers in batches (298-п Порядок п.10, п.11, "
+                    "п.13; 363н п.10б).",
+        entrypoint_type=EntrypointType.MODULE_PATH,
+    )
+    assert isinstance(deployment, RunnerDeployment)  # the sync path of async_dispatch
+    return deployment
+
+
+def serve_sweeper(interval_seconds: float = 60, batch_size: int = DEFAULT_BATCH_SIZE) -> None:
+    """Serve the sweeper deployment on its interval schedule (blocks; ``rehab sweeper``).
+
+    Several sweepers may serve it at once (each run claims its timers with row locks), so
+    one of them stopping must not pause the shared schedule (``pause_on_shutdown=False``);
+    a restarted sweeper applies it unpaused.
+    """
+    from prefect import serve
+
+    serve(sweeper_deployment(interval_seconds, batch_size), pause_on_shutdown=False,
+          print_starting_message=True)

@@ -1,12 +1,29 @@
 """The demo scenario: synthetic persons through their routes, against simulated agencies,
-on a moved business clock, with every process real (API, worker, agencies, Prefect)."""
+on a moved business clock, with every process real (API, worker, agencies, Prefect).
+
+The run is deterministic for a seed: the persons (and their synthetic SNILS) come from the
+seed; the simulated agencies decide each request's fate from the seed and the subject
+(``sim.agencies``), on the business time the scenario tells them, never the machine's
+date; every process reads the business clock without caching it; the demo's supervisor
+decides from the data alone. The same seed gives the same summary, except wall time,
+addresses and the Prefect fields.
+
+A simulated day: at 00:05, 09:30 and 12:00 local time the clock is moved, the agencies are
+told the time (they send the answers due by then), and the timers due are swept — with
+Prefect, each sweep that has timers to fire is one run of the ``timer-sweeper`` flow. The
+day's applications are registered at 12:00; at the end of the day the demo's supervisor
+acts on the day's escalations.
+"""
 
 from __future__ import annotations
 
 import json
+import logging
 import os
+import secrets
 import shutil
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import asdict, dataclass, field
@@ -26,17 +43,21 @@ from engine.db import make_engine, migrate
 from engine.routes import EngineConfig, register_application
 from engine.seed import make_persons, seed_agencies
 from engine.settings import Settings
-from models.agencies import AgencyAnswer, AgencyRequest, AnswerOutcome
+from engine.sweeper import sweep_due_timers
+from models.agencies import AgencyAnswer, AgencyRequest, AnswerEffect, AnswerOutcome
 from models.jobs import JobKind
 from models.routes import Route, RouteStatus, Step, StepStatus
 from models.templates import Ladder
-from models.timers import Escalation, EscalationLevel
-from sim.agencies import Profile
+from models.timers import Escalation, EscalationLevel, Timer, TimerStatus
+from sim.agencies import Profile, subject_token
 from sim.supervisor_bot import BOT_ID, act_on_escalations, ensure_bot
 from tasks.processes import Proc, free_port
 
 SUPERVISOR_ACTIONS = ["acknowledged", "deadline_extended", "reassigned", "closed"]
 CORE = [JobKind.send_request, JobKind.apply_answer, JobKind.send_notification]
+SLOTS: tuple[tuple[int, int], ...] = ((0, 5), (9, 30), (12, 0))
+"""Local times of day the clock stops at; applications are registered at the last one."""
+REGISTER_SLOT = (12, 0)
 
 PROFILES: dict[str, Profile] = {
     "msp39": Profile(late=0.1, never=0.0, absent=0.05),
@@ -47,6 +68,10 @@ PROFILES: dict[str, Profile] = {
     "mse39": Profile(late=0.1, never=0.02, absent=0.05),
     "sfr39": Profile(late=0.1, never=0.02, absent=0.1),
 }
+
+#: Summary fields that differ between two runs of the same seed (time, addresses, Prefect).
+VOLATILE_FIELDS = ("wall_seconds", "prefect_ui", "api_url", "flow_runs_mirrored",
+                   "sweeper_flow_runs")
 
 
 @dataclass
@@ -62,11 +87,18 @@ class DemoOptions:
     database_url: str = ""  # empty: a fresh SQLite file in work_dir
     profiles: dict[str, Profile] = field(default_factory=lambda: dict(PROFILES))
     worker_name: str = "demo-worker-1"
+    clock_settle_seconds: float = 0.06
+    """Real time allowed, after business time moves to a new day, before the API and the
+    worker act on it: a process that caches its reading of the business clock (``DbClock``,
+    ``REHAB_CLOCK_CACHE_SECONDS``, 0.05 s by default) has re-read it by then. The demo asks
+    its processes for 0 (no caching); this guard keeps the run exact where a process does
+    not honour that. Costs at most this much per simulated day (on quiet days only)."""
 
 
 @dataclass
 class DemoSummary:
     persons: int
+    seed: int
     routes: int
     routes_completed: int
     routes_active: int
@@ -79,9 +111,14 @@ class DemoSummary:
     overdue_steps: int
     escalations: dict[str, int]
     supervisor_actions: int
+    supervisor_actions_by_kind: dict[str, int]
     requests: int
     distinct_keys_at_agencies: int
     deliveries_at_agencies: int
+    agency_fates: dict[str, int]
+    sweeps: int
+    sweeps_with_timers_due: int
+    timers_fired: dict[str, int]
     simulated_from: str
     simulated_to: str
     simulated_days: int
@@ -89,9 +126,14 @@ class DemoSummary:
     prefect_ui: str | None
     api_url: str
     flow_runs_mirrored: int
+    sweeper_flow_runs: int
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    def stable(self) -> dict[str, Any]:
+        """The summary without the fields that differ between runs of the same seed."""
+        return {k: v for k, v in self.as_dict().items() if k not in VOLATILE_FIELDS}
 
 
 Progress = Callable[[int, int, date], None]
@@ -99,7 +141,8 @@ Progress = Callable[[int, int, date], None]
 
 @contextmanager
 def demo_stack(opts: DemoOptions, settings: Settings) -> Iterator[dict[str, Any]]:
-    """Start Prefect (optional), the simulated agencies, our API and a worker."""
+    """Start Prefect (optional), the simulated agencies, our API and a worker; create the
+    ``opts.persons`` synthetic persons (``stack["person_ids"]``, in generation order)."""
     work = opts.work_dir.resolve()
     if work.exists():
         shutil.rmtree(work)
@@ -113,13 +156,13 @@ def demo_stack(opts: DemoOptions, settings: Settings) -> Iterator[dict[str, Any]
     with ExitStack() as stack:
         env = {**os.environ, "REHAB_DATABASE_URL": db_url, "REHAB_PUBLIC_BASE_URL": api_url,
                "REHAB_PREFECT_MIRROR": "true" if opts.prefect else "false",
-               "REHAB_VAR_DIR": str(work), "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-               "DO_NOT_TRACK": "1"}
-        prefect_ui = None
+               "REHAB_VAR_DIR": str(work), "REHAB_CLOCK_CACHE_SECONDS": "0",
+               "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "DO_NOT_TRACK": "1"}
+        prefect_ui = prefect_api = None
         if opts.prefect and settings.prefect_api_url:
-            env["PREFECT_API_URL"] = settings.prefect_api_url
-            os.environ["PREFECT_API_URL"] = settings.prefect_api_url
-            prefect_ui = settings.prefect_api_url.removesuffix("/api")
+            prefect_api = settings.prefect_api_url
+            env["PREFECT_API_URL"] = prefect_api
+            prefect_ui = prefect_api.removesuffix("/api")
         elif opts.prefect:
             from tasks.prefect_server import PrefectServer
 
@@ -128,16 +171,20 @@ def demo_stack(opts: DemoOptions, settings: Settings) -> Iterator[dict[str, Any]
             server.start()
             stack.callback(server.stop)
             env.update(server.env())
-            os.environ.update(server.env())
+            prefect_api = server.api_url
             prefect_ui = server.ui_url
-        with Session(engine) as s:
+        with Session(engine, expire_on_commit=False) as s:
             endpoints = {aid: f"{sim_url}/agencies/{aid}/requests" for aid in opts.profiles}
             agencies = seed_agencies(s, endpoints=dict(endpoints))
+            people = make_persons(s, opts.persons, seed=opts.seed)
             s.commit()
-            secrets = {a.id: a.secret_current for a in agencies}
+            agency_secrets = {a.id: a.secret_current for a in agencies}
+            person_ids = [p.id for p in people]
+            roster = sorted(subject_token(opts.seed, p.snils) for p in people)
         cfg_path = work / "sim.json"
         cfg_path.write_text(json.dumps({
-            "secrets": secrets, "profiles": {k: asdict(v) for k, v in opts.profiles.items()}}))
+            "secrets": agency_secrets, "profiles": {k: asdict(v) for k, v in opts.profiles.items()},
+            "seed": opts.seed, "subjects": roster}))
         logs = work / "logs"
         sim = Proc("sim", ["sim", "--port", str(sim_port), "--config", str(cfg_path)], env=env,
                    log_dir=logs, health_url=f"{sim_url}/_sim/stats").start()
@@ -149,8 +196,9 @@ def demo_stack(opts: DemoOptions, settings: Settings) -> Iterator[dict[str, Any]
         worker.start()
         stack.callback(worker.stop)
         yield {"engine": engine, "api_url": api_url, "sim_url": sim_url,
-               "prefect_ui": prefect_ui, "procs": [sim, api, worker], "env": env,
-               "db_url": db_url}
+               "prefect_ui": prefect_ui, "prefect_api": prefect_api,
+               "procs": [sim, api, worker], "env": env, "db_url": db_url,
+               "person_ids": person_ids}
         engine.dispose()
 
 
@@ -168,6 +216,119 @@ def _wait_jobs(engine: Engine, kinds: list[JobKind], *, timeout: float) -> None:
     raise TimeoutError(f"the worker did not finish its {kinds} jobs in time")
 
 
+class Sweeper:
+    """The demo's sweeps. With Prefect, each sweep that has timers to fire is one run of the
+    ``timer-sweeper`` flow (counts only; tagged ``rehab-demo`` and this run's tag); the
+    others, and every sweep without Prefect, call the same sweep directly.
+
+    Why not a flow run for every sweep (measured on the 2-core box, under load): an
+    in-process flow run costs 0.15–0.3 s of Prefect API calls (~1.3 s with Prefect's
+    default heartbeat thread, which the demo turns off for these short runs). The 30-person
+    demo sweeps 117 times, 26 of them with timers due: every sweep a flow run took 74 s,
+    only those 26 took 48 s, for the same result. A 120-day run has 360 sweeps. In
+    production ``rehab sweeper`` runs the flow on its schedule whether or not anything is
+    due.
+    """
+
+    def __init__(self, engine: Engine, clock: DbClock, cfg: EngineConfig, *,
+                 prefect: bool, region: str) -> None:
+        self.engine, self.clock, self.cfg = engine, clock, cfg
+        self.sweeper_id = "demo-sweeper"
+        self.prefect = prefect
+        self.tz = calendars.get_calendar(region).timezone
+        self.run_tag = f"demo-run:{secrets.token_hex(4)}"
+        self.sweeps = 0
+        self.sweeps_with_due = 0
+        self.flow_runs = 0
+        self.fired: dict[str, int] = {}
+
+    def _due(self, now: datetime) -> bool:
+        with Session(self.engine) as s:
+            return s.exec(select(Timer.id).where(
+                Timer.status == TimerStatus.pending, col(Timer.due_at) <= now)
+                .limit(1)).first() is not None
+
+    def __call__(self, now: datetime) -> dict[str, int]:
+        self.sweeps += 1
+        due = self._due(now)
+        self.sweeps_with_due += due
+        if self.prefect and due:
+            from prefect import tags
+
+            from flows.sweeper import SweepTarget, run_sweep
+
+            local = pendulum.instance(now).in_timezone(self.tz)
+            with tags("rehab-demo", self.run_tag):
+                counts = run_sweep(
+                    SweepTarget(self.engine, self.clock, self.cfg, self.sweeper_id),
+                    run_name=f"timer-sweeper {local:%Y-%m-%d %H:%M}")
+            self.flow_runs += 1
+        else:  # the same sweep, without Prefect (not even imported)
+            counts = sweep_due_timers(self.engine, self.clock, self.cfg,
+                                      sweeper_id=self.sweeper_id).as_dict()
+        for k, v in counts.items():
+            if k.startswith("fired_"):
+                kind = k.removeprefix("fired_")
+                self.fired[kind] = self.fired.get(kind, 0) + v
+        return counts
+
+    def runs_in_prefect(self, api_url: str) -> int:
+        """Completed ``timer-sweeper`` flow runs of this demo run, as Prefect reports them."""
+        from prefect.client.orchestration import get_client
+        from prefect.client.schemas.filters import (
+            FlowFilter,
+            FlowFilterName,
+            FlowRunFilter,
+            FlowRunFilterState,
+            FlowRunFilterStateType,
+            FlowRunFilterTags,
+        )
+        from prefect.client.schemas.objects import StateType
+        from prefect.settings import temporary_settings
+
+        from flows.sweeper import FLOW_NAME
+
+        with temporary_settings(updates={"api.url": api_url}), \
+                get_client(sync_client=True) as client:
+            return client.count_flow_runs(
+                flow_filter=FlowFilter(name=FlowFilterName(any_=[FLOW_NAME])),
+                flow_run_filter=FlowRunFilter(
+                    tags=FlowRunFilterTags(all_=[self.run_tag]),
+                    state=FlowRunFilterState(
+                        type=FlowRunFilterStateType(any_=[StateType.COMPLETED]))))
+
+
+@contextmanager
+def _prefect_client(stack: dict[str, Any], enabled: bool) -> Iterator[None]:
+    """Point this process's Prefect client at the demo's server (one HTTP client for all
+    the sweeps' flow runs; no heartbeat thread for these short runs); on the way out, send
+    the runs' last logs and events while the server is still there."""
+    if not enabled or not stack.get("prefect_api"):
+        yield
+        return
+    import prefect.main  # noqa: F401  (sets up Prefect's logging, adjusted below)
+    from prefect.context import SyncClientContext
+    from prefect.events.worker import EventsWorker
+    from prefect.logging.handlers import APILogWorker, PrefectConsoleHandler
+    from prefect.settings import temporary_settings
+
+    # the runs' logs go to Prefect (the UI shows them), not over the demo's progress bar
+    quiet = [(h, h.level) for h in logging.getLogger().handlers
+             if isinstance(h, PrefectConsoleHandler)]
+    for h, _ in quiet:
+        h.setLevel(max(h.level, logging.WARNING))
+    with temporary_settings(updates={"api.url": stack["prefect_api"],
+                                     "flows.heartbeat_frequency": None}):
+        try:
+            with SyncClientContext.get_or_create():
+                yield
+        finally:
+            APILogWorker.drain_all(timeout=10)
+            EventsWorker.drain_all(timeout=10)
+            for h, level in quiet:
+                h.setLevel(level)
+
+
 def run_scenario(opts: DemoOptions, stack: dict[str, Any], settings: Settings,
                  progress: Progress | None = None) -> DemoSummary:
     """Register the persons' applications and move business time day by day."""
@@ -180,46 +341,57 @@ def run_scenario(opts: DemoOptions, stack: dict[str, Any], settings: Settings,
                        mirror=opts.prefect)
     cal = calendars.get_calendar(calendars.DEFAULT_REGION)
     tz = cal.timezone
-    clock.freeze(opts.start)
     start_day = pendulum.instance(opts.start).in_timezone(tz).date()
-    with Session(engine, expire_on_commit=False) as s:
-        people = make_persons(s, opts.persons, seed=opts.seed)
-        s.commit()
+    people: list[str] = list(stack["person_ids"])
     # applications arrive over the first five working days
     arrivals: dict[date, list[str]] = {}
-    for i, p in enumerate(people):
-        arrivals.setdefault(cal.add_working_days(start_day, i % 5), []).append(p.id)
-    sweeper = _sweeper(engine, clock, cfg)
+    for i, pid in enumerate(people):
+        arrivals.setdefault(cal.add_working_days(start_day, i % 5), []).append(pid)
     ensure_bot(engine)
     http = httpx.Client(timeout=60)
+    sweeper = Sweeper(engine, clock, cfg, prefect=opts.prefect, region=calendars.DEFAULT_REGION)
+
+    def tick(at: datetime) -> None:
+        """Tell the agencies the business time; they send the answers due by then."""
+        http.post(f"{stack['sim_url']}/_sim/tick",
+                  json={"now": at.isoformat()}).raise_for_status()
+
+    # every slot moves the clock and tells the agencies before anything else happens, so
+    # they know the business time before anyone is registered (no machine-date fallback)
     day = start_day
     n_days = 0
     try:
-        while n_days < opts.max_days:
-            for hh, mm in ((0, 5), (9, 30), (12, 0)):
-                clock.freeze(pendulum.datetime(day.year, day.month, day.day, hh, mm, tz=tz))
-                if (hh, mm) == (12, 0):
-                    for pid in arrivals.get(day, []):
-                        with Session(engine, expire_on_commit=False) as s:
-                            register_application(s, cfg, now=clock.now(), person_id=pid,
-                                                 template_code=opts.template,
-                                                 actor="demo:coordinator")
-                            s.commit()
+        with _prefect_client(stack, opts.prefect):
+            while n_days < opts.max_days:
+                day_moved = 0.0
+                for hh, mm in SLOTS:
+                    at = pendulum.datetime(day.year, day.month, day.day, hh, mm, tz=tz)
+                    clock.freeze(at)
+                    if not day_moved:
+                        day_moved = time.monotonic()
+                    if (hh, mm) == REGISTER_SLOT:
+                        _settle(day_moved, opts.clock_settle_seconds)
+                    tick(at)
                     wait_idle(engine)
-                    http.post(f"{stack['sim_url']}/_sim/tick",
-                              json={"now": clock.now().isoformat()}).raise_for_status()
+                    if (hh, mm) == REGISTER_SLOT:
+                        for pid in arrivals.get(day, []):
+                            with Session(engine, expire_on_commit=False) as s:
+                                register_application(s, cfg, now=at, person_id=pid,
+                                                     template_code=opts.template,
+                                                     actor="demo:coordinator")
+                                s.commit()
+                        wait_idle(engine)
+                    sweeper(at)
                     wait_idle(engine)
-                sweeper()
-                wait_idle(engine)
-            if act_on_escalations(engine, cfg, now=clock.now()):
-                wait_idle(engine)
-            done, total = _progress(engine)
-            if progress:
-                progress(done, opts.persons, day)
-            n_days += 1
-            if total == opts.persons and done == total:
-                break
-            day = day + timedelta(days=1)
+                if act_on_escalations(engine, cfg, now=clock.now()):
+                    wait_idle(engine)
+                done, total = _progress(engine)
+                if progress:
+                    progress(done, opts.persons, day)
+                n_days += 1
+                if total == opts.persons and done == total:
+                    break
+                day = day + timedelta(days=1)
     finally:
         http.close()
     if opts.prefect:  # let the Prefect mirror catch up, so the UI shows the final states
@@ -227,19 +399,16 @@ def run_scenario(opts: DemoOptions, stack: dict[str, Any], settings: Settings,
             _wait_jobs(engine, [JobKind.mirror_route], timeout=120)
         except TimeoutError:
             pass
-    return _summary(engine, stack, opts, start_day, day, n_days, time.monotonic() - t0)
+    return _summary(engine, stack, opts, sweeper, start_day, day, n_days,
+                    time.monotonic() - t0)
 
 
-def _sweeper(engine: Engine, clock: DbClock, cfg: EngineConfig) -> Callable[[], None]:
-    try:
-        from engine.sweeper import sweep_due_timers
-    except ImportError:  # pragma: no cover
-        return lambda: None
-
-    def sweep() -> None:
-        sweep_due_timers(engine, clock, cfg, sweeper_id="demo-sweeper")
-
-    return sweep
+def _settle(since: float, seconds: float) -> None:
+    """Let ``seconds`` of real time pass since ``since`` (process clock caches; see
+    ``DemoOptions.clock_settle_seconds``). Not a wait for business time."""
+    left = since + seconds - time.monotonic()
+    if left > 0:
+        time.sleep(left)
 
 
 def _progress(engine: Engine) -> tuple[int, int]:
@@ -250,25 +419,26 @@ def _progress(engine: Engine) -> tuple[int, int]:
     return int(done), int(total)
 
 
-def _summary(engine: Engine, stack: dict[str, Any], opts: DemoOptions, start: date, end: date,
-             n_days: int, wall: float) -> DemoSummary:
+def _summary(engine: Engine, stack: dict[str, Any], opts: DemoOptions, sweeper: Sweeper,
+             start: date, end: date, n_days: int, wall: float) -> DemoSummary:
     stats = httpx.get(f"{stack['sim_url']}/_sim/stats", timeout=10).json()
     with Session(engine) as s:
         routes = list(s.exec(select(Route)))
         steps = list(s.exec(select(Step)))
         answers = list(s.exec(select(AgencyAnswer).where(
-            col(AgencyAnswer.effect) == "moved_route")))
+            col(AgencyAnswer.effect) == AnswerEffect.moved_route)))
         escs = list(s.exec(select(Escalation)))
         requests = s.exec(select(func.count()).select_from(AgencyRequest)).one()
         from models.audit import AuditEvent
 
-        sup = s.exec(select(func.count()).select_from(AuditEvent)
-                 .where(col(AuditEvent.actor) == f"staff:{BOT_ID}")
-                 .where(col(AuditEvent.action).in_(SUPERVISOR_ACTIONS))).one()
+        sup_by = Counter(s.exec(select(AuditEvent.action)
+                                .where(col(AuditEvent.actor) == f"staff:{BOT_ID}")
+                                .where(col(AuditEvent.action).in_(SUPERVISOR_ACTIONS))))
     by_level = {lvl.name: sum(1 for e in escs if e.level == lvl) for lvl in EscalationLevel}
     overdue_steps = len({e.step_id for e in escs if e.level >= EscalationLevel.overdue})
     return DemoSummary(
         persons=opts.persons,
+        seed=opts.seed,
         routes=len(routes),
         routes_completed=sum(r.status is RouteStatus.completed for r in routes),
         routes_active=sum(r.status is RouteStatus.active for r in routes),
@@ -280,10 +450,15 @@ def _summary(engine: Engine, stack: dict[str, Any], opts: DemoOptions, start: da
         absent_notices=sum(a.outcome is AnswerOutcome.absent for a in answers),
         overdue_steps=overdue_steps,
         escalations=by_level,
-        supervisor_actions=int(sup),
+        supervisor_actions=sum(sup_by.values()),
+        supervisor_actions_by_kind={a: sup_by.get(a, 0) for a in SUPERVISOR_ACTIONS},
         requests=int(requests),
         distinct_keys_at_agencies=int(stats["distinct_keys"]),
         deliveries_at_agencies=int(stats["deliveries"]),
+        agency_fates=dict(stats["fates"]),
+        sweeps=sweeper.sweeps,
+        sweeps_with_timers_due=sweeper.sweeps_with_due,
+        timers_fired=dict(sorted(sweeper.fired.items())),
         simulated_from=start.isoformat(),
         simulated_to=end.isoformat(),
         simulated_days=n_days,
@@ -291,6 +466,8 @@ def _summary(engine: Engine, stack: dict[str, Any], opts: DemoOptions, start: da
         prefect_ui=stack["prefect_ui"],
         api_url=stack["api_url"],
         flow_runs_mirrored=sum(1 for r in routes if r.prefect_flow_run_id),
+        sweeper_flow_runs=(sweeper.runs_in_prefect(stack["prefect_api"])
+                           if opts.prefect and stack.get("prefect_api") else 0),
     )
 
 

@@ -1,28 +1,106 @@
 """Mirroring routes into Prefect: reconcile one route's flow run and task runs with our DB.
 
-Reconciliation is idempotent (it compares with the last mirrored state and finds a lost
-flow run by its ``route:<id>`` tag), so a crash between a Prefect call and our commit
-repeats nothing visible. Only identifiers reach Prefect (152-ФЗ): route id, step kind,
-agency short name, region, template, dates.
+Reconciliation is idempotent, so a crash between a Prefect call and our commit repeats
+nothing visible:
+
+- the flow run is created with the idempotency key ``route:<id>`` (unique per flow in
+  Prefect's database), so two reconcilers racing after a lease expiry, or one repeating a
+  creation whose id it never stored, get the same run;
+- a task run's id is derived from the flow run id and the step id, and Prefect keeps one
+  task run per (flow run, task, dynamic key = step number);
+- a stored flow run id that Prefect no longer knows (its database was reset, someone deleted
+  the run) is forgotten and the run is created again with the route's whole history.
+
+Only identifiers reach Prefect (152-ФЗ): route id, step kind, agency short name (agencies
+are not persons), region, template, dates and counts — never a name, SNILS or birth date.
+
+The state says where the route stands now, e.g. ``waiting for Минздрав, answer due
+19.01.2026, overdue by 2 working days (escalated) — step 2 of 3``: the answer period of
+298-п Порядок п.11 (Регламент п.12), the send-by day of п.10, and the rungs of the
+escalation ladder (363н п.10б; 298-п Порядок п.13, Регламент п.17).
 """
 
 from __future__ import annotations
 
+import asyncio
 import uuid
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
+from functools import partial
+from typing import Any, TypeVar
 
+import httpx
 from prefect.client.orchestration import PrefectClient
-from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterTags
-from prefect.client.schemas.objects import State, StateType
+from prefect.client.schemas.actions import FlowRunCreate
+from prefect.client.schemas.objects import FlowRun, FlowRunPolicy, State, StateType, TaskRun
+from prefect.exceptions import ObjectNotFound, PrefectHTTPStatusError
+from prefect.states import to_state_create
 from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
+import calendars
+from engine.clock import DbClock
 from flows.route_flow import agency_step, rehabilitation_route
 from models.agencies import Agency
 from models.routes import Route, RouteStatus, Step, StepStatus
+from models.timers import Escalation, EscalationLevel, EscalationStatus
 
 NAMESPACE = uuid.UUID("6f1d7b1c-8a8e-4f8e-9a43-3d0a1f5e2c11")
+
+#: Mirror jobs a worker claims at once.
+BATCH_SIZE = 20
+#: Routes reconciled side by side. 1: on Prefect's SQLite server concurrent flow-run
+#: creations contend for its write lock (measured here: 2.8 routes/s one at a time, 0.9 with
+#: two at a time, 0.5 with four; its 503s are retried after ``BUSY_RETRY_DELAYS``).
+CONCURRENCY = 1
+#: Real seconds a worker spends on mirroring per pass before it goes back to core jobs
+#: (answers and requests never wait long behind Prefect); unstarted jobs are released.
+SLICE_SECONDS = 2.0
+#: Real seconds one route's reconciliation may take before Prefect counts as unavailable.
+CALL_TIMEOUT_SECONDS = 15.0
+#: Real seconds to leave Prefect alone after it was found unavailable.
+DOWN_RETRY_SECONDS = 5.0
+#: Backoff of one route whose reconciliation failed on its own (base, cap; real seconds).
+ERROR_BACKOFF_BASE_SECONDS = 5.0
+ERROR_BACKOFF_MAX_SECONDS = 300.0
+
+#: Prefect answers that mean "the server is unwell", not "this route is wrong".
+_UNAVAILABLE_STATUS = frozenset({502, 503, 504})
+
+
+def prefect_unavailable(exc: BaseException) -> bool:
+    """True when ``exc`` says Prefect's API is down or unwell as a whole (connection refused
+    or reset, timeout, a 502/503/504), so every route's mirroring should wait; False for an
+    error of one route's reconciliation (a 4xx, a 500 on one request, bad data)."""
+    if isinstance(exc, httpx.TransportError | TimeoutError | ConnectionError):
+        return True
+    if isinstance(exc, httpx.HTTPStatusError):
+        return exc.response.status_code in _UNAVAILABLE_STATUS
+    return False
+
+
+_NO_RETRY_SETTINGS: dict[int, tuple[Any, Any]] = {}
+
+
+@contextmanager
+def no_client_retries() -> Iterator[None]:
+    """Within it, Prefect's client makes one attempt per request: its own retry loop waits
+    up to a minute (2, 4, 8, 16, 32 s) on a dead server, and the worker must not; the job
+    queue retries the mirroring instead. Tasks started inside inherit it."""
+    import prefect.context
+    from prefect.settings import PREFECT_CLIENT_MAX_RETRIES
+
+    ctx = prefect.context.get_settings_context()
+    cached = _NO_RETRY_SETTINGS.get(id(ctx.settings))
+    if cached is None or cached[0] is not ctx.settings:
+        # building settings takes ~60 ms: once per base settings object
+        cached = (ctx.settings,
+                  ctx.settings.copy_with_update(updates={PREFECT_CLIENT_MAX_RETRIES: 0}))
+        _NO_RETRY_SETTINGS[id(ctx.settings)] = cached
+    with prefect.context.SettingsContext(profile=ctx.profile, settings=cached[1]):
+        yield
 
 
 @dataclass(frozen=True)
@@ -36,6 +114,14 @@ class StepView:
     send_by_date: date | None
     task_run_id: str | None
     mirrored: str | None
+    #: working days past the running deadline (None: not overdue)
+    overdue_days: int | None = None
+    #: the highest open rung of the escalation ladder (None: none open)
+    escalation: EscalationLevel | None = None
+    #: working days the answer came late (answered / absent steps)
+    late_days: int | None = None
+    #: the step was ever made ready (a planned step closed with its route never was)
+    started: bool = True
 
 
 @dataclass(frozen=True)
@@ -49,19 +135,56 @@ class RouteView:
     steps: list[StepView]
 
 
-def load_view(engine: Engine, route_id: str) -> RouteView | None:
+def _overdue_days(due_date: date | None, due_at: datetime | None, region: str,
+                  provisional: bool, now: datetime) -> int | None:
+    """Working days past a deadline (0: past it only by days off); None: not overdue."""
+    if due_date is None or due_at is None or now < due_at:
+        return None
+    tz = calendars.get_calendar(region).timezone
+    return calendars.working_days_late(
+        calendars.Deadline(due_date=due_date, due_at=due_at, region=region, timezone=tz,
+                           provisional=provisional), now)
+
+
+def load_view(engine: Engine, route_id: str, now: datetime | None = None) -> RouteView | None:
+    """What the mirror shows of a route, as of business time ``now`` (default: the clock)."""
+    if now is None:
+        now = DbClock(engine, ttl=0).now()
     with Session(engine) as s:
         route = s.get(Route, route_id)
         if route is None:
             return None
-        agencies = {a.id: a.short_name for a in s.exec(select(Agency))}
-        steps = [
-            StepView(st.id, st.seq, st.kind, st.status, agencies.get(st.agency_id or "", "—"),
-                     st.answer_by_date, st.send_by_date, st.prefect_task_run_id,
-                     st.prefect_state)
-            for st in s.exec(select(Step).where(Step.route_id == route_id)
-                             .order_by(col(Step.seq)))
-        ]
+        rows = list(s.exec(select(Step).where(Step.route_id == route_id)
+                           .order_by(col(Step.seq))))
+        ids = {st.agency_id for st in rows if st.agency_id}
+        agencies = {a.id: a for a in s.exec(select(Agency).where(col(Agency.id).in_(ids)))}
+        rungs: dict[str, EscalationLevel] = {}
+        for step_id, level in s.exec(
+            select(Escalation.step_id, Escalation.level)
+            .where(Escalation.route_id == route_id,
+                   col(Escalation.status).in_([EscalationStatus.open,
+                                               EscalationStatus.acknowledged]))
+        ):
+            rung = EscalationLevel(level)
+            rungs[step_id] = max(rungs.get(step_id, rung), rung)
+        steps = []
+        for st in rows:
+            agency = agencies.get(st.agency_id or "")
+            overdue: int | None = None
+            if st.status is StepStatus.sending:
+                # the send-by day is the sender's, the route's region (298-п Порядок п.10)
+                overdue = _overdue_days(st.send_by_date, st.send_by, route.region,
+                                        st.deadline_provisional, now)
+            elif st.status is StepStatus.awaiting and agency is not None:
+                # the answer-by day is the agency's (298-п Порядок п.11, Регламент п.12)
+                overdue = _overdue_days(st.answer_by_date, st.answer_by, agency.region,
+                                        st.deadline_provisional, now)
+            steps.append(StepView(
+                st.id, st.seq, st.kind, st.status, agency.short_name if agency else "—",
+                st.answer_by_date, st.send_by_date, st.prefect_task_run_id, st.prefect_state,
+                overdue_days=overdue, escalation=rungs.get(st.id),
+                late_days=st.late_working_days, started=st.ready_at is not None,
+            ))
         return RouteView(route.id, route.region, route.template, route.status,
                          route.prefect_flow_run_id, route.prefect_state, steps)
 
@@ -70,104 +193,289 @@ def _d(day: date | None) -> str:
     return day.strftime("%d.%m.%Y") if day else "—"
 
 
+def _days(n: int) -> str:
+    return f"{n} working day{'' if n == 1 else 's'}"
+
+
+def _overdue(st: StepView) -> str:
+    """``, overdue by 2 working days (escalated)``; empty when on time."""
+    if st.overdue_days is None:
+        return ""
+    text = f", overdue by {_days(st.overdue_days)}" if st.overdue_days else ", overdue"
+    if st.escalation is EscalationLevel.escalated:
+        text += " (escalated)"
+    elif st.escalation is EscalationLevel.overdue:
+        text += " (coordinator notified)"
+    return text
+
+
+def _late(st: StepView) -> str:
+    return f", {_days(st.late_days)} late" if st.late_days else ""
+
+
 def step_state(st: StepView) -> State | None:
-    """The Prefect state that shows a step (None: not started, no task run yet)."""
-    if st.status is StepStatus.planned:
+    """The Prefect state that shows a step (None: never started, no task run)."""
+    if st.status is StepStatus.planned or not st.started:
         return None
+    late = st.overdue_days is not None
+    escalated = st.escalation is EscalationLevel.escalated
     if st.status is StepStatus.sending:
-        return State(type=StateType.RUNNING, name="Sending",
-                     message=f"request to {st.agency}, send by {_d(st.send_by_date)}")
+        return State(type=StateType.RUNNING,
+                     name="Escalated" if escalated else "SendOverdue" if late else "Sending",
+                     message=f"request to {st.agency}, send by {_d(st.send_by_date)}"
+                             f"{_overdue(st)}")
     if st.status is StepStatus.awaiting:
-        return State(type=StateType.PAUSED, name="AwaitingAnswer",
-                     message=f"waiting for {st.agency}, answer due {_d(st.answer_by_date)}")
+        return State(type=StateType.PAUSED,
+                     name="Escalated" if escalated else "Overdue" if late else "AwaitingAnswer",
+                     message=f"waiting for {st.agency}, answer due {_d(st.answer_by_date)}"
+                             f"{_overdue(st)}")
     if st.status is StepStatus.needs_clarification:
         return State(type=StateType.PAUSED, name="NeedsClarification",
-                     message=f"{st.agency} asked for clarification")
+                     message=f"{st.agency} asked for clarification; waiting for the "
+                             f"coordinator to resend the request")
     if st.status is StepStatus.answered:
-        return State(type=StateType.COMPLETED, name="Answered", message=f"{st.agency} answered")
+        return State(type=StateType.COMPLETED, name="Answered",
+                     message=f"{st.agency} answered{_late(st)}")
     if st.status is StepStatus.absent:
         return State(type=StateType.COMPLETED, name="InformationAbsent",
-                     message=f"{st.agency}: notice that the information is absent")
+                     message=f"{st.agency}: notice that the information is absent{_late(st)}")
     return State(type=StateType.CANCELLED, name="Closed", message="closed by a supervisor")
 
 
 def route_state(view: RouteView) -> State:
     """The flow run's state: where the route stands now."""
+    n = len(view.steps)
     if view.status is RouteStatus.completed:
-        return State(type=StateType.COMPLETED, name="Completed", message="route completed")
+        answered = sum(s.status is StepStatus.answered for s in view.steps)
+        absent = sum(s.status is StepStatus.absent for s in view.steps)
+        closed = sum(s.status is StepStatus.cancelled for s in view.steps)
+        parts = [f"{answered} answered"]
+        if absent:
+            parts.append(f"{absent} information absent")
+        if closed:
+            parts.append(f"{closed} closed")
+        return State(type=StateType.COMPLETED, name="Completed",
+                     message=f"route completed: {n} steps, {', '.join(parts)}")
     if view.status is RouteStatus.cancelled:
-        return State(type=StateType.CANCELLED, name="Cancelled", message="route cancelled")
+        done = sum(s.status in (StepStatus.answered, StepStatus.absent) for s in view.steps)
+        return State(type=StateType.CANCELLED, name="Cancelled",
+                     message=f"route cancelled by a supervisor after {done} of {n} steps")
     current = next((s for s in view.steps if not s.status.terminal
                     and s.status is not StepStatus.planned), None)
     if current is None:
         return State(type=StateType.RUNNING, name="Running", message="moving to the next step")
     st = step_state(current)
     assert st is not None
-    return State(type=StateType.RUNNING, name=st.name, message=st.message)
+    return State(type=StateType.RUNNING, name=st.name,
+                 message=f"{st.message} — step {current.seq + 1} of {n}")
 
 
 def _key(state: State) -> str:
     return f"{state.type.value}:{state.name}:{state.message}"[:200]
 
 
-async def reconcile(client: PrefectClient, engine: Engine, route_id: str) -> int:
-    """Bring the route's Prefect runs in line with our DB; return API calls made."""
-    view = load_view(engine, route_id)
+def task_run_id_for(flow_run_id: str, step_id: str) -> str:
+    """The task run id of a step in a flow run (derived: a repeated creation finds it)."""
+    return str(uuid.uuid5(NAMESPACE, f"{flow_run_id}/{step_id}"))
+
+
+#: Prefect's id of the ``rehabilitation-route`` flow, per API URL (one POST less per route).
+_FLOW_IDS: dict[str, uuid.UUID] = {}
+#: Waits (real seconds) before repeating a call Prefect refused as busy (503: its SQLite
+#: database was locked by a concurrent write); then the call counts as unavailable.
+BUSY_RETRY_DELAYS = (0.05, 0.1, 0.2, 0.4, 0.8)
+
+T = TypeVar("T")
+
+
+async def _call(fn: Callable[[], Awaitable[T]], calls: list[int]) -> T:
+    """One Prefect API call, repeated after short waits while Prefect answers 503 (busy)."""
+    for delay in (*BUSY_RETRY_DELAYS, None):
+        calls[0] += 1
+        try:
+            return await fn()
+        except PrefectHTTPStatusError as exc:
+            if exc.response.status_code != 503 or delay is None:
+                raise
+        await asyncio.sleep(delay)
+    raise AssertionError("unreachable")
+
+
+def _same(actual: State | None, wanted: State) -> bool:
+    return actual is not None and _key(actual) == _key(wanted)
+
+
+async def create_route_flow_run(client: PrefectClient, view: RouteView, state: State,
+                                calls: list[int] | None = None) -> FlowRun:
+    """The route's flow run, created once in ``state``: the idempotency key ``route:<id>``
+    makes Prefect return the existing run (in whatever state it is) to a repeated or
+    concurrent creation."""
+    calls = calls if calls is not None else [0]
+    tag = f"route:{view.id}"
+    api = str(client.api_url)
+    for attempt in (1, 2):
+        flow_id = _FLOW_IDS.get(api)
+        if flow_id is None:
+            flow_id = await _call(partial(client.create_flow, rehabilitation_route), calls)
+            _FLOW_IDS[api] = flow_id
+        body = FlowRunCreate(
+            flow_id=flow_id, flow_version=rehabilitation_route.version,
+            name=f"route-{view.id}", parameters={"route_id": view.id},
+            tags=[tag, f"region:{view.region}", f"template:{view.template}"],
+            idempotency_key=tag, state=to_state_create(state),
+            empirical_policy=FlowRunPolicy(retries=0, retry_delay=0),
+        )
+        payload = body.model_dump(mode="json", exclude_unset=True)
+        try:
+            resp = await _call(partial(client.request, "POST", "/flow_runs/", json=payload),
+                               calls)
+        except PrefectHTTPStatusError as exc:
+            if attempt == 2 or not _missing(exc):
+                raise
+            _FLOW_IDS.pop(api, None)  # Prefect's database was reset: the flow is new too
+            continue
+        return FlowRun.model_validate(resp.json())
+    raise AssertionError("unreachable")
+
+
+def _missing(exc: BaseException) -> bool:
+    """Prefect says an object is not there (404) or refuses a reference to it (409)."""
+    if isinstance(exc, ObjectNotFound):
+        return True
+    return isinstance(exc, PrefectHTTPStatusError) and exc.response.status_code in (404, 409)
+
+
+async def _flow_run_exists(client: PrefectClient, flow_run_id: str, calls: list[int]) -> bool:
+    try:
+        await _call(partial(client.read_flow_run, uuid.UUID(flow_run_id)), calls)
+    except ObjectNotFound:
+        return False
+    return True
+
+
+def forget(engine: Engine, route_id: str) -> None:
+    """Drop what we stored of the route's Prefect runs (they are gone from Prefect)."""
+    with Session(engine) as s:
+        route = s.get(Route, route_id)
+        if route is None:
+            return
+        route.prefect_flow_run_id = None
+        route.prefect_state = None
+        s.add(route)
+        for st in s.exec(select(Step).where(Step.route_id == route_id)):
+            st.prefect_task_run_id = None
+            st.prefect_state = None
+            s.add(st)
+        s.commit()
+
+
+async def reconcile(client: PrefectClient, engine: Engine, route_id: str, *,
+                    now: datetime | None = None) -> int:
+    """Bring the route's Prefect runs in line with our DB; return the API calls made.
+
+    ``now`` is business time (default: the clock), for "overdue by N working days".
+    A flow run id of ours that Prefect no longer knows is forgotten and the run recreated.
+    """
+    view = load_view(engine, route_id, now)
     if view is None:
         return 0
-    calls = 0
-    flow_run_id = view.flow_run_id
-    if flow_run_id is None:
-        tag = f"route:{view.id}"
-        found = await client.read_flow_runs(
-            flow_run_filter=FlowRunFilter(tags=FlowRunFilterTags(all_=[tag])), limit=1)
-        calls += 1
-        if found:
-            flow_run_id = str(found[0].id)
-        else:
-            fr = await client.create_flow_run(
-                rehabilitation_route, name=f"route-{view.id}",
-                parameters={"route_id": view.id},
-                tags=[tag, f"region:{view.region}", f"template:{view.template}"],
-                state=State(type=StateType.RUNNING, name="Registered",
-                            message="application registered"),
-            )
-            calls += 1
-            flow_run_id = str(fr.id)
-        _store(engine, Route, view.id, prefect_flow_run_id=flow_run_id)
-    for st in view.steps:
-        state = step_state(st)
-        if state is None:
-            continue
-        key = _key(state)
-        if st.mirrored == key:
-            continue
-        task_run_id = st.task_run_id
-        if task_run_id is None:
-            task_run_id = str(uuid.uuid5(NAMESPACE, st.id))
-            await client.create_task_run(
-                agency_step, flow_run_id=uuid.UUID(flow_run_id), dynamic_key=str(st.seq),
-                id=uuid.UUID(task_run_id), name=f"{st.seq + 1}. {st.kind} → {st.agency}",
-                state=State(type=StateType.PENDING),
-            )
-            calls += 1
-        await client.set_task_run_state(uuid.UUID(task_run_id), state, force=True)
-        calls += 1
-        _store(engine, Step, st.id, prefect_task_run_id=task_run_id, prefect_state=key)
+    calls = [0]
+    try:
+        await _reconcile(client, engine, view, calls)
+    except (ObjectNotFound, PrefectHTTPStatusError) as exc:
+        stored = _stored_flow_run_id(engine, route_id)
+        if not _missing(exc) or stored is None \
+                or await _flow_run_exists(client, stored, calls):
+            raise
+        forget(engine, route_id)
+        view = load_view(engine, route_id, now)
+        assert view is not None
+        await _reconcile(client, engine, view, calls)
+    return calls[0]
+
+
+def _stored_flow_run_id(engine: Engine, route_id: str) -> str | None:
+    with Session(engine) as s:
+        route = s.get(Route, route_id)
+        return route.prefect_flow_run_id if route else None
+
+
+async def _reconcile(client: PrefectClient, engine: Engine, view: RouteView,
+                     calls: list[int]) -> None:
+    """Create what is missing (in its current state) and move what changed; what reached
+    Prefect is recorded in one transaction at the end, even if a later call failed."""
     rstate = route_state(view)
     rkey = _key(rstate)
-    if view.mirrored != rkey:
-        await client.set_flow_run_state(uuid.UUID(flow_run_id), rstate, force=True)
-        calls += 1
-        _store(engine, Route, view.id, prefect_state=rkey)
-    return calls
+    route_values: dict[str, str] = {}
+    updates: list[tuple[type[Route] | type[Step], str, dict[str, str]]] = [
+        (Route, view.id, route_values)]
+    try:
+        flow_run_id = view.flow_run_id
+        route_mirrored = view.mirrored
+        if flow_run_id is None:
+            fr = await create_route_flow_run(client, view, rstate, calls)
+            flow_run_id = str(fr.id)
+            route_values["prefect_flow_run_id"] = flow_run_id
+            route_mirrored = rkey if _same(fr.state, rstate) else None
+            if route_mirrored:
+                route_values["prefect_state"] = rkey
+        for st in view.steps:
+            state = step_state(st)
+            if state is None:
+                continue
+            key = _key(state)
+            if st.mirrored == key and st.task_run_id is not None:
+                continue
+            task_run_id = st.task_run_id
+            done = False
+            if task_run_id is None:
+                tr = await _create_task_run(client, flow_run_id, st, state, calls)
+                task_run_id, done = str(tr.id), _same(tr.state, state)
+            if not done:
+                try:
+                    await _call(partial(client.set_task_run_state, uuid.UUID(task_run_id),
+                                        state, force=True), calls)
+                except PrefectHTTPStatusError as exc:
+                    if exc.response.status_code != 404:
+                        raise
+                    # the task run is gone, the flow run may not be: create it again
+                    tr = await _create_task_run(client, flow_run_id, st, state, calls)
+                    task_run_id = str(tr.id)
+                    if not _same(tr.state, state):
+                        await _call(partial(client.set_task_run_state, uuid.UUID(task_run_id),
+                                            state, force=True), calls)
+            updates.append((Step, st.id, {"prefect_task_run_id": task_run_id,
+                                          "prefect_state": key}))
+        if route_mirrored != rkey:
+            await _call(partial(client.set_flow_run_state, uuid.UUID(flow_run_id), rstate,
+                                force=True), calls)
+            route_values["prefect_state"] = rkey
+    finally:
+        _store(engine, updates)
 
 
-def _store(engine: Engine, table: type[Route] | type[Step], row_id: str, **values: str) -> None:
+async def _create_task_run(client: PrefectClient, flow_run_id: str, st: StepView,
+                           state: State, calls: list[int]) -> TaskRun:
+    """The step's task run, created in ``state`` (Prefect returns an existing run of this
+    flow run and step number, in whatever state it is)."""
+    return await _call(partial(
+        client.create_task_run, agency_step, flow_run_id=uuid.UUID(flow_run_id),
+        dynamic_key=str(st.seq), id=uuid.UUID(task_run_id_for(flow_run_id, st.id)),
+        name=f"{st.seq + 1}. {st.kind} → {st.agency}", state=state,
+    ), calls)
+
+
+def _store(engine: Engine,
+           updates: list[tuple[type[Route] | type[Step], str, dict[str, str]]]) -> None:
+    """Record what was mirrored, in one transaction."""
+    updates = [u for u in updates if u[2]]
+    if not updates:
+        return
     with Session(engine) as s:
-        row = s.get(table, row_id)
-        if row is not None:
-            for k, v in values.items():
-                setattr(row, k, v)
-            s.add(row)
-            s.commit()
+        for table, row_id, values in updates:
+            row = s.get(table, row_id)
+            if row is not None:
+                for k, v in values.items():
+                    setattr(row, k, v)
+                s.add(row)
+        s.commit()

@@ -157,6 +157,16 @@ class PrefectServer:
             self._proc = None
         self._close_log()
 
+    def kill(self) -> None:
+        """SIGKILL the server's whole process group, no goodbye (crash tests). ``start()``
+        brings it back on the same port, home and database."""
+        proc = self._proc
+        if proc is not None:
+            self._signal_group(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=10)
+            self._proc = None
+        self._close_log()
+
     def log_tail(self, lines: int = 40) -> str:
         try:
             text = self.log_path.read_text(errors="replace")

@@ -67,7 +67,11 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
                 "SELECT tablename FROM pg_tables WHERE schemaname='public' "
                 "AND tablename <> 'alembic_version'"))]
             if names:
+                # the audit log refuses TRUNCATE (migration 0003): only this test cleanup
+                # lifts its triggers, inside the same transaction
+                conn.execute(text("ALTER TABLE audit_event DISABLE TRIGGER USER"))
                 conn.execute(text(f"TRUNCATE {', '.join(names)} RESTART IDENTITY CASCADE"))
+                conn.execute(text("ALTER TABLE audit_event ENABLE TRIGGER USER"))
         eng.dispose()
         return url
     template: Path = request.getfixturevalue("_sqlite_template")

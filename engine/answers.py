@@ -1,0 +1,188 @@
+"""Answers in: storing agencies' answers durably before they are acknowledged.
+
+An agency answers an interagency request with the information, a notice that it is absent,
+or a rejection needing clarification (298-п Порядок п.11, Регламент п.12). The answer is
+stored, with its audit record and the job that will move the route, in the caller's
+transaction; only after that transaction commits is it acknowledged. Applying it to the
+route is the worker's (``engine.routes.apply_answer``).
+
+``record_answers`` stores a whole batch with a handful of statements — the API's answer
+writer group-commits the answers that arrive together (``api/answer_writer.py``), and its
+latency is what agencies see.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import insert, select, tuple_
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session
+
+import calendars
+from engine import audit
+from engine.queue import enqueue_many
+from models.agencies import (
+    Agency,
+    AgencyAnswer,
+    AgencyRequest,
+    AnswerEffect,
+    AnswerOutcome,
+    RequestChannel,
+)
+from models.jobs import JobKind
+from models.routes import Step
+from models.types import utcnow
+
+
+class EngineError(ValueError):
+    """A use case refused: the message names the field and the rule."""
+
+
+class NotFoundError(EngineError):
+    """The thing does not exist (or is not visible to the caller)."""
+
+
+@dataclass(frozen=True)
+class AnswerIn:
+    """A verified answer from an agency."""
+
+    task_id: str
+    outcome: AnswerOutcome
+    payload: dict[str, Any]
+    comment: str | None
+    channel: RequestChannel = RequestChannel.http
+
+
+@dataclass(frozen=True)
+class IncomingAnswer:
+    """An answer to store: from which agency, under which ``webhook-id``."""
+
+    agency_id: str
+    webhook_id: str
+    answer: AnswerIn
+
+
+@dataclass(frozen=True)
+class StoredAnswer:
+    """A stored answer: new (``created``) or the one stored before under that webhook-id."""
+
+    answer_id: int
+    task_id: str
+    created: bool
+    late_working_days: int
+
+
+_ANSWERS = AgencyAnswer.__table__  # type: ignore[attr-defined]
+_REQUESTS = AgencyRequest.__table__  # type: ignore[attr-defined]
+_STEPS = Step.__table__  # type: ignore[attr-defined]
+_AGENCIES = Agency.__table__  # type: ignore[attr-defined]
+_INSERT = insert(_ANSWERS).returning(_ANSWERS.c.id, sort_by_parameter_order=True)
+
+
+def late_working_days(answer_by: datetime | None, answer_by_date: date | None, region: str,
+                      provisional: bool, at: datetime) -> int:
+    """Working days an answer at ``at`` is late against the step's answer deadline (0 when
+    on time or late only by days off; 298-п п.11), in the agency's region."""
+    if answer_by is None or answer_by_date is None or at < answer_by:
+        return 0
+    due = calendars.Deadline(due_date=answer_by_date, due_at=answer_by, region=region,
+                             timezone=calendars.get_calendar(region).timezone,
+                             provisional=provisional)
+    return calendars.working_days_late(due, at)
+
+
+def record_answers(session: Session, items: Sequence[IncomingAnswer], *,
+                   now: datetime) -> list[StoredAnswer | EngineError]:
+    """Store the answers in the caller's transaction; one result per item, in order.
+
+    An agency may answer only its own tasks (NotFoundError otherwise, nothing stored for that
+    item). A repeated ``webhook-id`` of an agency returns the answer stored under it and
+    changes nothing. A late answer is stored with its lateness in working days (298-п п.11).
+    Each new answer gets its audit record and an ``apply_answer`` job.
+    """
+    for _ in range(3):
+        try:
+            with session.begin_nested():
+                return _record(session, items, now=now)
+        except IntegrityError:
+            # another process stored one of these webhook-ids just now (PostgreSQL; SQLite
+            # serialises writers): read again, it is a duplicate now
+            continue
+    return _record(session, items, now=now)
+
+
+def _record(session: Session, items: Sequence[IncomingAnswer], *,
+            now: datetime) -> list[StoredAnswer | EngineError]:
+    conn = session.connection()
+    keys = list({(i.agency_id, i.webhook_id) for i in items})
+    stored: dict[tuple[str, str], StoredAnswer] = {}
+    if keys:
+        key_col = tuple_(_ANSWERS.c.agency_id, _ANSWERS.c.webhook_id)
+        for row in conn.execute(
+                select(_ANSWERS.c.id, _ANSWERS.c.agency_id, _ANSWERS.c.webhook_id,
+                       _ANSWERS.c.request_id, _ANSWERS.c.late_working_days)
+                .where(key_col.in_(keys))):
+            stored[(row.agency_id, row.webhook_id)] = StoredAnswer(
+                row.id, row.request_id, False, row.late_working_days)
+    task_ids = list({i.answer.task_id for i in items})
+    targets = {row.id: row for row in conn.execute(
+        select(_REQUESTS.c.id, _REQUESTS.c.agency_id, _STEPS.c.route_id, _STEPS.c.answer_by,
+               _STEPS.c.answer_by_date, _STEPS.c.deadline_provisional, _AGENCIES.c.region)
+        .join(_STEPS, _STEPS.c.id == _REQUESTS.c.step_id)
+        .join(_AGENCIES, _AGENCIES.c.id == _REQUESTS.c.agency_id)
+        .where(_REQUESTS.c.id.in_(task_ids)))} if task_ids else {}
+
+    results: list[StoredAnswer | EngineError | tuple[str, str]] = []
+    new_rows: list[dict[str, Any]] = []
+    new_keys: list[tuple[str, str]] = []
+    for item in items:
+        key = (item.agency_id, item.webhook_id)
+        if key in stored or key in new_keys:
+            results.append(key)  # resolved below (a duplicate of a stored or a new answer)
+            continue
+        target = targets.get(item.answer.task_id)
+        if target is None or target.agency_id != item.agency_id:
+            results.append(NotFoundError(
+                f"task_id: no task {item.answer.task_id!r} addressed to this agency"))
+            continue
+        late = late_working_days(target.answer_by, target.answer_by_date, target.region,
+                                 target.deadline_provisional, now)
+        ans = item.answer
+        new_rows.append({
+            "agency_id": item.agency_id, "webhook_id": item.webhook_id,
+            "request_id": target.id, "outcome": ans.outcome, "payload": ans.payload,
+            "comment": ans.comment, "channel": ans.channel, "received_at": now,
+            "received_real_at": utcnow(), "late_working_days": late,
+            "effect": AnswerEffect.pending})
+        new_keys.append(key)
+        results.append(key)
+    if new_rows:
+        ids = [int(r[0]) for r in conn.execute(_INSERT, new_rows)]
+        for answer_id, new, key in zip(ids, new_rows, new_keys, strict=True):
+            stored[key] = StoredAnswer(answer_id, new["request_id"], True,
+                                       new["late_working_days"])
+            audit.record(session, at=now, actor=f"agency:{new['agency_id']}", entity="answer",
+                         entity_id=str(answer_id),
+                         route_id=targets[new["request_id"]].route_id, action="received",
+                         after={"request_id": new["request_id"],
+                                "outcome": new["outcome"].value,
+                                "late_working_days": new["late_working_days"],
+                                "webhook_id": new["webhook_id"]})
+        enqueue_many(session, JobKind.apply_answer, [str(i) for i in ids])
+    out: list[StoredAnswer | EngineError] = []
+    first_use: set[tuple[str, str]] = set()
+    for res in results:
+        if not isinstance(res, tuple):
+            out.append(res)
+            continue
+        s = stored[res]
+        if s.created and res not in first_use:
+            first_use.add(res)
+            out.append(s)
+        else:  # the same webhook-id again (before, or earlier in this batch)
+            out.append(StoredAnswer(s.answer_id, s.task_id, False, s.late_working_days))
+    return out
