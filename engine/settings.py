@@ -77,12 +77,15 @@ class Settings(BaseSettings):
     )
     worker_batch_size: int = Field(200, gt=0, description="Jobs a worker claims at once.")
     worker_txn_answers: int = Field(
-        8, gt=0,
+        1, gt=0,
         description="Answers a worker applies per transaction (short lock holds on SQLite).",
     )
     worker_concurrency: int = Field(
         64, gt=0, description="Agency requests a worker sends at once."
     )
+    worker_send_batches: int = Field(
+        4, gt=0, description="Batches of agency requests a worker keeps on the wire at once "
+        "while it goes on applying answers.")
     worker_idle_poll_seconds: float = Field(
         0.02, gt=0, description="How often an idle worker looks for new jobs (seconds)."
     )

@@ -97,22 +97,42 @@ class Worker:
             await self._prefect.__aexit__(None, None, None)
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Work until ``stop`` is set."""
-        while not stop.is_set():
-            done = await self.run_once()
-            if done == 0:
-                if self.on_idle:
-                    self.on_idle()
-                try:
-                    await asyncio.wait_for(stop.wait(), self.settings.worker_idle_poll_seconds)
-                except TimeoutError:
-                    pass
+        """Work until ``stop`` is set.
 
-    async def run_once(self, *, refs: list[str] | None = None) -> int:
-        """Claim and do one batch of due jobs; return how many were done."""
+        A pipeline: a claimed batch of requests is sent in a task of its own (at most
+        ``worker_send_batches`` of them in flight), and the loop goes on claiming and
+        applying answers while those requests are on the wire, so that a slow agency holds
+        up no other route and the worker's CPU is never idle while there is work.
+        """
+        inflight: set[asyncio.Task[None]] = set()
+        stopping = asyncio.ensure_future(stop.wait())
+        try:
+            while not stop.is_set():
+                done = await self.run_once(background=inflight)
+                if done:
+                    continue
+                if self.on_idle and not inflight:
+                    self.on_idle()
+                await asyncio.wait({stopping, *inflight},
+                                   timeout=self.settings.worker_idle_poll_seconds,
+                                   return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stopping.cancel()
+            if inflight:
+                await asyncio.gather(*inflight, return_exceptions=True)
+
+    async def run_once(self, *, refs: list[str] | None = None,
+                       background: set[asyncio.Task[None]] | None = None) -> int:
+        """Claim and do one batch of due jobs; return how many were claimed.
+
+        ``background`` (the ``run`` loop's): requests are sent by a task added to that set
+        instead of being awaited here; while the set is full, no requests are claimed."""
         lease = self.settings.job_lease_seconds
         n = self.settings.worker_batch_size
-        jobs = queue.claim(self.engine, self.worker_id, kinds=CORE_KINDS, limit=n,
+        kinds = CORE_KINDS
+        if background is not None and len(background) >= self.settings.worker_send_batches:
+            kinds = [k for k in CORE_KINDS if k is not JobKind.send_request]
+        jobs = queue.claim(self.engine, self.worker_id, kinds=kinds, limit=n,
                            lease_seconds=lease, refs=refs)
         answers = [j for j in jobs if j.kind is JobKind.apply_answer]
         sends = [j for j in jobs if j.kind is JobKind.send_request]
@@ -122,7 +142,12 @@ class Worker:
             self._apply_answers(answers[i:i + self.settings.worker_txn_answers])
             await asyncio.sleep(0)
         if sends:
-            await self._send_all(sends)
+            if background is None:
+                await self._send_all(sends)
+            else:
+                task = asyncio.create_task(self._send_all(sends))
+                background.add(task)
+                task.add_done_callback(background.discard)
         if cancels:
             await self._send_cancels(cancels)
         done = len(jobs) + self._start_notifications(refs)
@@ -152,6 +177,14 @@ class Worker:
         for job, err in failed:
             queue.retry_later(self.engine, job, delay_seconds=self._backoff(job), error=err)
 
+    async def _post(self, url: str, secrets: list[str], key: str,
+                    body: dict[str, Any]) -> DeliveryResult:
+        """One signed POST to an agency (at most ``worker_concurrency`` at once)."""
+        assert self._http is not None
+        async with self._sem:
+            return await send_request(self._http, url=url, secret=secrets, idempotency_key=key,
+                                      body=body)
+
     def _backoff(self, job: queue.ClaimedJob) -> float:
         return backoff_seconds(job.attempts, base=self.settings.send_backoff_base_seconds,
                                cap=self.settings.send_backoff_max_seconds)
@@ -176,16 +209,8 @@ class Worker:
                              usable_secrets(agency, production=production),
                              req.idempotency_key, dict(req.body)))
             s.commit()
-        assert self._http is not None
-        http = self._http
-
-        async def one(url: str, secret: list[str], key: str,
-                      body: dict[str, Any]) -> DeliveryResult:
-            async with self._sem:
-                return await send_request(http, url=url, secret=secret, idempotency_key=key,
-                                          body=body)
-
-        results = await asyncio.gather(*(one(u, sec, k, b) for _, u, sec, k, b in work))
+        results = await asyncio.gather(*(self._post(u, sec, k, b)
+                                         for _, u, sec, k, b in work))
         now = self.clock.now()
         retry: list[tuple[queue.ClaimedJob, str]] = []
         with Session(self.engine, expire_on_commit=False) as s:
@@ -274,16 +299,8 @@ class Worker:
                                  usable_secrets(agency, production=production),
                                  routes.cancel_notice_body(notice)))
             s.commit()
-        assert self._http is not None
-        http = self._http
-
-        async def one(url: str, secret: list[str], key: str,
-                      body: dict[str, Any]) -> DeliveryResult:
-            async with self._sem:
-                return await send_request(http, url=url, secret=secret, idempotency_key=key,
-                                          body=body)
-
-        results = await asyncio.gather(*(one(u, sec, j.ref, b) for j, u, sec, b in work))
+        results = await asyncio.gather(*(self._post(u, sec, j.ref, b)
+                                         for j, u, sec, b in work))
         now = self.clock.now()
         retry: list[tuple[queue.ClaimedJob, str]] = []
         with Session(self.engine, expire_on_commit=False) as s:

@@ -86,6 +86,9 @@ class Timer(SQLModel, table=True):
         UniqueConstraint("step_id", "kind", "deadline_version", name="uq_timer_step_kind_ver"),
         Index("ix_timer_due_pending", "status", "due_at"),
         Index("ix_timer_pending_calver", "status", "calendar_version"),
+        # a step's pending timers (cancelled on every answer and delivery): without it
+        # SQLite walks every pending timer of every route
+        Index("ix_timer_step_status", "step_id", "status"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
