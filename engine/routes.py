@@ -539,7 +539,7 @@ def apply_answer(session: Session, cfg: EngineConfig, answer_id: int, *,
             req.state = RequestState.delivered
             req.delivered_at = now
             session.add(req)
-        step.answered_at = now
+        step.answered_at = ans.received_at  # when the agency answered, not when applied
         step.late_working_days = ans.late_working_days
         step.status = {
             AnswerOutcome.provided: StepStatus.answered,
@@ -559,7 +559,9 @@ def apply_answer(session: Session, cfg: EngineConfig, answer_id: int, *,
                             "late_working_days": ans.late_working_days})
         ans.effect = AnswerEffect.moved_route
         if step.status.terminal:
-            advance_route(session, cfg, route, now=now)
+            # the next step's period starts when the answer came (298-п Порядок п.10), even
+            # if it is applied later (a worker that was down)
+            advance_route(session, cfg, route, now=now, ready_at=ans.received_at)
     if ans.effect is not AnswerEffect.moved_route:
         audit.record(session, at=now, actor=SYSTEM, entity="answer", entity_id=str(ans.id),
                      route_id=route.id, action="ignored",
@@ -572,9 +574,11 @@ def apply_answer(session: Session, cfg: EngineConfig, answer_id: int, *,
 
 
 def advance_route(session: Session, cfg: EngineConfig, route: Route, *, now: datetime,
-                  actor: str = SYSTEM) -> None:
+                  actor: str = SYSTEM, ready_at: datetime | None = None) -> None:
     """Start the next step after a terminal one, or complete the route (298-п Регламент
-    п.16: the steps go in their mandatory order)."""
+    п.16: the steps go in their mandatory order). ``ready_at``: when the previous step
+    ended (default ``now``): the next step's send-by period counts from it."""
+    ready_at = min(ready_at or now, now)
     template = get_template(route.template)
     with session.no_autoflush:
         steps = list(session.exec(select(Step).where(Step.route_id == route.id)
@@ -583,14 +587,14 @@ def advance_route(session: Session, cfg: EngineConfig, route: Route, *, now: dat
     if nxt is None:
         if all(s.status.terminal for s in steps) and route.status is RouteStatus.active:
             route.status = RouteStatus.completed
-            route.completed_at = now
+            route.completed_at = ready_at
             session.add(route)
             audit.record(session, at=now, actor=actor, entity="route", entity_id=route.id,
                          route_id=route.id, action="completed",
                          before={"status": RouteStatus.active.value},
                          after={"status": RouteStatus.completed.value})
         return
-    _start_step(session, cfg, route, template, nxt, ready_at=now, now=now, actor=actor)
+    _start_step(session, cfg, route, template, nxt, ready_at=ready_at, now=now, actor=actor)
 
 
 def resend_after_clarification(

@@ -11,7 +11,7 @@ import hashlib
 import random
 from datetime import date
 
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from models.agencies import Agency, AgencyRole
 from models.persons import Person, snils_check_number
@@ -98,18 +98,28 @@ def synthetic_snils(rng: random.Random) -> str:
 
 
 def make_persons(session: Session, n: int, *, region: str = "39", seed: int = 7) -> list[Person]:
-    """``n`` generated persons (never real)."""
+    """``n`` generated persons (never real). A SNILS is one person's (``person.snils`` is
+    unique): a generated SNILS that another person holds is drawn again. The same seed on
+    the same database gives the same persons."""
     rng = random.Random(seed)
+    drawn = [(f"{rng.choice(LAST)} {rng.choice(FIRST)} (синтетический)", synthetic_snils(rng),
+              date(rng.randint(1960, 2006), rng.randint(1, 12), rng.randint(1, 28)))
+             for _ in range(n)]
+    taken: set[str] = set()
+    snils_list = [d[1] for d in drawn]
+    for i in range(0, len(snils_list), 500):
+        taken.update(session.exec(select(Person.snils).where(
+            col(Person.snils).in_(snils_list[i:i + 500]))))
     people = []
-    for _ in range(n):
-        p = Person(
-            id=new_id("pn"),
-            full_name=f"{rng.choice(LAST)} {rng.choice(FIRST)} (синтетический)",
-            snils=synthetic_snils(rng),
-            birth_date=date(rng.randint(1960, 2006), rng.randint(1, 12), rng.randint(1, 28)),
-            region=region,
-            synthetic=True,
-        )
+    for full_name, snils, birth in drawn:
+        while snils in taken:  # held already (rare): draw another one not in the database
+            snils = synthetic_snils(rng)
+            with session.no_autoflush:
+                if session.exec(select(Person.id).where(Person.snils == snils)).first():
+                    taken.add(snils)
+        taken.add(snils)
+        p = Person(id=new_id("pn"), full_name=full_name, snils=snils, birth_date=birth,
+                   region=region, synthetic=True)
         session.add(p)
         people.append(p)
     session.flush()

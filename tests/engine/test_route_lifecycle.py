@@ -186,3 +186,35 @@ def test_unknown_template_and_person_are_refused(
                                  template_code="supported_living")
         s.rollback()
         assert s.exec(select(Route)).all() == []
+
+
+def test_an_answer_applied_late_counts_from_when_it_came(
+    db: Engine, clock: DbClock, cfg: EngineConfig, seeded: list[Person]
+) -> None:
+    """A worker that was down applies the answer days later: the step was answered when the
+    agency answered, and the next step's send-by period (1 working day, 298-п п.10) counts
+    from then — it is already overdue, not silently moved."""
+    clock.freeze(kaliningrad(2025, 3, 3, 10, 0))  # Monday
+    with Session(db, expire_on_commit=False) as s:
+        route = register_application(s, cfg, now=clock.now(), person_id=seeded[0].id,
+                                     template_code="supported_living")
+        s.commit()
+    first = _steps(db, route.id)[0]
+    answered_at = kaliningrad(2025, 3, 4, 11, 0)  # Tuesday
+    clock.freeze(answered_at)
+    with Session(db, expire_on_commit=False) as s:
+        agency = s.get(Agency, first.agency_id)
+        assert agency is not None and first.current_request_id is not None
+        ans, _ = record_answer(s, agency=agency, webhook_id="w-late-apply", now=clock.now(),
+                               answer=AnswerIn(first.current_request_id,
+                                               AnswerOutcome.provided, {}, None))
+        s.commit()
+    clock.freeze(kaliningrad(2025, 3, 7, 9, 0))  # applied on Friday
+    with Session(db, expire_on_commit=False) as s:
+        assert ans.id is not None
+        apply_answer(s, cfg, ans.id, now=clock.now())
+        s.commit()
+    done, nxt = _steps(db, route.id)[:2]
+    assert done.answered_at == answered_at
+    assert nxt.ready_at == answered_at
+    assert nxt.send_by_date == date(2025, 3, 5)  # Wednesday: 1 working day after Tuesday
