@@ -18,6 +18,7 @@ import argparse
 import asyncio
 import json
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -113,6 +114,7 @@ def run_ours(n: int, *, workers: int = 1, database_url: str = "") -> RivalResult
             p.stop()
         echo.stop()
         engine.dispose()
+        shutil.rmtree(work, ignore_errors=True)
     transitions = 3 * n
     return RivalResult(
         name=f"ours ({workers} worker{'s' if workers > 1 else ''}, {engine.dialect.name})",
@@ -218,6 +220,7 @@ def run_waiting(n_wait: int, *, rate: float, seconds: float, database_url: str =
         for p in procs:
             p.stop()
         engine.dispose()
+        shutil.rmtree(work, ignore_errors=True)  # 100,000 routes: about 1 GB of SQLite
     return out
 
 
