@@ -106,7 +106,7 @@ def run_ours(n: int, *, workers: int = 1, database_url: str = "") -> RivalResult
                     return int(s.exec(select(func.count()).select_from(Route).where(
                         Route.status == RouteStatus.completed)).one()) == n
 
-            wait_for(done, timeout=600, interval=0.01, what="all routes completed")
+            wait_for(done, timeout=600, interval=0.05, what="all routes completed")
             seconds = time.perf_counter() - t0
         stats = echo.stats()
     finally:

@@ -18,8 +18,9 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import insert, select, tuple_
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import select, tuple_
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session
 
 import calendars
@@ -80,7 +81,28 @@ _ANSWERS = AgencyAnswer.__table__  # type: ignore[attr-defined]
 _REQUESTS = AgencyRequest.__table__  # type: ignore[attr-defined]
 _STEPS = Step.__table__  # type: ignore[attr-defined]
 _AGENCIES = Agency.__table__  # type: ignore[attr-defined]
-_INSERT = insert(_ANSWERS).returning(_ANSWERS.c.id, sort_by_parameter_order=True)
+
+
+def _insert(dialect: str) -> Any:
+    """INSERT … ON CONFLICT (agency_id, webhook_id) DO NOTHING RETURNING: an answer that
+    another API process stored a moment ago is not inserted twice (and is not returned)."""
+    ins: Any = pg_insert(_ANSWERS) if dialect == "postgresql" else sqlite_insert(_ANSWERS)
+    return ins.on_conflict_do_nothing(index_elements=["agency_id", "webhook_id"]).returning(
+        _ANSWERS.c.id, _ANSWERS.c.agency_id, _ANSWERS.c.webhook_id)
+
+
+_INSERTS = {"postgresql": _insert("postgresql"), "sqlite": _insert("sqlite")}
+
+
+def _stored(conn: Any, keys: list[tuple[str, str]]) -> dict[tuple[str, str], StoredAnswer]:
+    """The answers stored under these (agency, webhook-id) keys."""
+    key_col = tuple_(_ANSWERS.c.agency_id, _ANSWERS.c.webhook_id)
+    return {(row.agency_id, row.webhook_id): StoredAnswer(
+                row.id, row.request_id, False, row.late_working_days)
+            for row in conn.execute(
+                select(_ANSWERS.c.id, _ANSWERS.c.agency_id, _ANSWERS.c.webhook_id,
+                       _ANSWERS.c.request_id, _ANSWERS.c.late_working_days)
+                .where(key_col.in_(keys)))}
 
 
 def late_working_days(answer_by: datetime | None, answer_by_date: date | None, region: str,
@@ -104,30 +126,9 @@ def record_answers(session: Session, items: Sequence[IncomingAnswer], *,
     changes nothing. A late answer is stored with its lateness in working days (298-п п.11).
     Each new answer gets its audit record and an ``apply_answer`` job.
     """
-    for _ in range(3):
-        try:
-            with session.begin_nested():
-                return _record(session, items, now=now)
-        except IntegrityError:
-            # another process stored one of these webhook-ids just now (PostgreSQL; SQLite
-            # serialises writers): read again, it is a duplicate now
-            continue
-    return _record(session, items, now=now)
-
-
-def _record(session: Session, items: Sequence[IncomingAnswer], *,
-            now: datetime) -> list[StoredAnswer | EngineError]:
     conn = session.connection()
     keys = list({(i.agency_id, i.webhook_id) for i in items})
-    stored: dict[tuple[str, str], StoredAnswer] = {}
-    if keys:
-        key_col = tuple_(_ANSWERS.c.agency_id, _ANSWERS.c.webhook_id)
-        for row in conn.execute(
-                select(_ANSWERS.c.id, _ANSWERS.c.agency_id, _ANSWERS.c.webhook_id,
-                       _ANSWERS.c.request_id, _ANSWERS.c.late_working_days)
-                .where(key_col.in_(keys))):
-            stored[(row.agency_id, row.webhook_id)] = StoredAnswer(
-                row.id, row.request_id, False, row.late_working_days)
+    stored = _stored(conn, keys) if keys else {}
     task_ids = list({i.answer.task_id for i in items})
     targets = {row.id: row for row in conn.execute(
         select(_REQUESTS.c.id, _REQUESTS.c.agency_id, _STEPS.c.route_id, _STEPS.c.answer_by,
@@ -161,18 +162,26 @@ def _record(session: Session, items: Sequence[IncomingAnswer], *,
         new_keys.append(key)
         results.append(key)
     if new_rows:
-        ids = [int(r[0]) for r in conn.execute(_INSERT, new_rows)]
-        for answer_id, new, key in zip(ids, new_rows, new_keys, strict=True):
+        inserted = {(r.agency_id, r.webhook_id): int(r.id)
+                    for r in conn.execute(_INSERTS[conn.dialect.name], new_rows)}
+        raced = [k for k in new_keys if k not in inserted]
+        if raced:  # another process stored these webhook-ids since we looked: duplicates
+            stored.update(_stored(conn, raced))
+        created = [(inserted[k], new, k) for new, k in zip(new_rows, new_keys, strict=True)
+                   if k in inserted]
+        for answer_id, new, key in created:
             stored[key] = StoredAnswer(answer_id, new["request_id"], True,
                                        new["late_working_days"])
-            audit.record(session, at=now, actor=f"agency:{new['agency_id']}", entity="answer",
-                         entity_id=str(answer_id),
-                         route_id=targets[new["request_id"]].route_id, action="received",
-                         after={"request_id": new["request_id"],
-                                "outcome": new["outcome"].value,
-                                "late_working_days": new["late_working_days"],
-                                "webhook_id": new["webhook_id"]})
-        enqueue_many(session, JobKind.apply_answer, [str(i) for i in ids])
+        for agency_id in dict.fromkeys(new["agency_id"] for _, new, _ in created):
+            audit.record_many(session, at=now, actor=f"agency:{agency_id}", entries=[
+                audit.Entry(entity="answer", entity_id=str(answer_id),
+                            route_id=targets[new["request_id"]].route_id, action="received",
+                            after={"request_id": new["request_id"],
+                                   "outcome": new["outcome"].value,
+                                   "late_working_days": new["late_working_days"],
+                                   "webhook_id": new["webhook_id"]})
+                for answer_id, new, _ in created if new["agency_id"] == agency_id])
+        enqueue_many(session, JobKind.apply_answer, [str(i) for i, _, _ in created])
     out: list[StoredAnswer | EngineError] = []
     first_use: set[tuple[str, str]] = set()
     for res in results:

@@ -137,3 +137,35 @@ def test_batches_of_any_size_store_every_answer(
         s.commit()
     assert all(isinstance(r, StoredAnswer) and r.created for r in results)
     assert len({r.answer_id for r in results if isinstance(r, StoredAnswer)}) == n
+
+
+def test_an_answer_stored_by_another_process_meanwhile_is_a_duplicate(
+        db: Engine, clock: DbClock, cfg: EngineConfig, seeded: list[Person],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two API processes store the same webhook-id at once (PostgreSQL does not serialise
+    them): the one that did not insert it answers "duplicate" and adds nothing."""
+    import engine.answers as answers
+
+    req = _requests(db, clock, cfg, seeded[:1])[0]
+    with Session(db) as s:
+        (first,) = record_answers(s, [_answer(req, "same")], now=clock.now())
+        s.commit()
+    real = answers._stored
+    calls: list[int] = []
+
+    def blind_first(conn: object, keys: list[tuple[str, str]]) -> dict[
+            tuple[str, str], StoredAnswer]:
+        calls.append(len(keys))
+        return {} if len(calls) == 1 else real(conn, keys)  # missed the other's commit
+
+    monkeypatch.setattr(answers, "_stored", blind_first)
+    with Session(db) as s:
+        (again,) = record_answers(s, [_answer(req, "same")], now=clock.now())
+        s.commit()
+    assert len(calls) == 2  # looked again after the insert found the row taken
+    assert isinstance(first, StoredAnswer) and isinstance(again, StoredAnswer)
+    assert (again.answer_id, again.created) == (first.answer_id, False)
+    with Session(db) as s:
+        assert _count(s, AgencyAnswer) == 1
+        assert _count(s, AuditEvent, col(AuditEvent.action) == "received") == 1
+        assert _count(s, Job, col(Job.kind) == JobKind.apply_answer) == 1
