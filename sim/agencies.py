@@ -349,6 +349,11 @@ async def _answer(client: httpx.AsyncClient, state: SimState, task: Task) -> str
     except httpx.HTTPError:
         state.answer_failures += 1
         return "retry"
+    except Exception:  # noqa: BLE001 - e.g. AttributeError from a socket the API's death
+        # closed mid-connect (httpcore 1.0.9 + anyio 4.16): no response, so retried
+        state.answer_failures += 1
+        log.warning("answer to %s: transport failure", task.task_id, exc_info=True)
+        return "retry"
     if resp.status_code < 300:
         task.sent = True
         state.answers_sent += 1

@@ -12,6 +12,7 @@ its status code and a short SHA-256 of the reply, enough to match it with the ag
 from __future__ import annotations
 
 import hashlib
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
@@ -36,6 +37,8 @@ class DeliveryResult:
 
 
 RETRYABLE = {408, 425, 429}
+
+log = logging.getLogger(__name__)
 
 
 def reply_digest(content: bytes) -> str:
@@ -67,6 +70,14 @@ async def send_request(
     except httpx.HTTPError as exc:
         return DeliveryResult(Delivery.retry, None,
                               f"network error: {type(exc).__name__}: {exc}"[:300])
+    except Exception as exc:  # noqa: BLE001 - see below
+        # The transport stack does not always wrap a connection the peer closed mid-connect
+        # (httpcore 1.0.9 + anyio 4.16 raise AttributeError from getpeername() on the
+        # closed socket). No response came, so it is one failed attempt like any network
+        # error: retried with the same key, never a crash of the whole send batch.
+        log.warning("request %s: transport failure", idempotency_key, exc_info=True)
+        return DeliveryResult(Delivery.retry, None,
+                              f"transport error: {type(exc).__name__}: {exc}"[:300])
     if 200 <= resp.status_code < 300:
         return DeliveryResult(Delivery.delivered, resp.status_code)
     if resp.status_code >= 500 or resp.status_code in RETRYABLE:

@@ -94,6 +94,18 @@ def test_network_errors_are_retried(exc: type[httpx.TransportError]) -> None:
     assert result.error is not None and result.error.startswith(f"network error: {exc.__name__}")
 
 
+def test_an_unwrapped_transport_failure_is_a_retry_not_a_crash() -> None:
+    # httpcore 1.0.9 + anyio 4.16: a connection the peer closes mid-connect raises
+    # AttributeError from getpeername() on the closed socket, outside httpx's exceptions
+    def handler(request: httpx.Request) -> httpx.Response:
+        raise AttributeError("'NoneType' object has no attribute 'getpeername'")
+
+    result = send(handler)
+    assert result.outcome is Delivery.retry and result.status_code is None
+    assert result.error is not None
+    assert result.error.startswith("transport error: AttributeError")
+
+
 def test_refusal_keeps_the_status_and_a_digest_not_the_reply() -> None:
     reply = '{"error": "Синтетиков Иван, СНИЛС 112-233-445 95: нет в реестре"}'
     result = send(lambda _r: httpx.Response(422, text=reply))

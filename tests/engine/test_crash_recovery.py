@@ -40,6 +40,15 @@ FAST: dict[str, Profile] = {
 }
 
 
+def _log_tails(tmp_path: Path, lines: int = 30) -> str:
+    """The last lines of each process's log, for the failure message (CI keeps no files)."""
+    out = []
+    for log in sorted((tmp_path / "stack" / "logs").glob("*.log")):
+        tail = log.read_text(errors="replace").splitlines()[-lines:]
+        out.append(f"--- {log.name}\n" + "\n".join(tail))
+    return "\n".join(out)
+
+
 def test_sigkill_worker_and_api_mid_flight_loses_nothing(db_url: str, tmp_path: Path) -> None:
     rng = random.Random(11)
     opts = DemoOptions(persons=0, prefect=False, work_dir=tmp_path / "stack",
@@ -77,7 +86,8 @@ def test_sigkill_worker_and_api_mid_flight_loses_nothing(db_url: str, tmp_path: 
                 api.kill()
                 kills["api"] += 1
                 api.start()
-            tick.result().raise_for_status()
+            reply = tick.result()
+            assert reply.is_success, f"tick: HTTP {reply.status_code}\n{_log_tails(tmp_path)}"
             pool.shutdown()
             time.sleep(rng.uniform(0.0, 0.05))
             worker.kill()

@@ -19,18 +19,21 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pendulum
 import pytest
 from fastapi.testclient import TestClient
 from rich.console import Console
 
 import calendars
+import sim.agencies
 from cli.demo import _print_summary
 from engine.seed import make_secret
 from sim.agencies import (
     Fate,
     Profile,
     SimState,
+    Task,
     create_sim_app,
     decide,
     fate_key,
@@ -170,6 +173,31 @@ def test_the_agencies_refuse_requests_until_told_the_business_time() -> None:
     assert state.tasks["tk_1"].received_at == at
     naive = client.post("/_sim/tick", json={"now": "2026-01-12T12:00:00"})
     assert naive.status_code == 422 and "time zone" in naive.text
+
+
+def test_an_answer_whose_connection_breaks_oddly_is_retried_not_a_failed_tick(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A transport failure httpx does not wrap (httpcore 1.0.9 + anyio 4.16: AttributeError
+    from getpeername() when the API dies mid-connect) is one failed attempt: the tick goes
+    on, retries and reports the answer sent, instead of answering 500."""
+    monkeypatch.setattr(sim.agencies, "ANSWER_RETRY_BASE_SECONDS", 0.0)
+    calls: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        calls.append(request.headers["webhook-id"])
+        if len(calls) == 1:
+            raise AttributeError("'NoneType' object has no attribute 'getpeername'")
+        return httpx.Response(200, json={"accepted": True})
+
+    state = _state(seed=7)
+    state.client = httpx.AsyncClient(transport=httpx.MockTransport(handler))
+    at = pendulum.datetime(2026, 1, 12, 12, tz="Europe/Kaliningrad")
+    state.tasks["tk_1"] = Task("tk_1", "mz39", "http://api.test/webhooks/mz39", at, at,
+                               "completed", "on_time", "00")
+    resp = TestClient(create_sim_app(state)).post("/_sim/tick", json={"now": at.isoformat()})
+    assert resp.status_code == 200 and resp.json() == {"answered": 1, "failed": 0}
+    assert calls == ["ans-tk_1", "ans-tk_1"]  # the retry is the same webhook
+    assert state.tasks["tk_1"].sent and state.answer_failures == 1
 
 
 def test_a_fate_is_keyed_on_seed_subject_step_and_request_count() -> None:
