@@ -185,17 +185,27 @@ _REGION_KEYS = {
 }
 
 
-def _named_days(items: Any, path: Path, field: str) -> tuple[NamedDay, ...]:
+def _tables(items: Any, path: Path, field: str, keys: tuple[str, ...], *,
+            closed: bool = True) -> list[tuple[str, dict[str, Any]]]:
+    """A TOML list of tables with these ``keys``: each as (its field prefix, the table).
+    ``closed``: a key not in ``keys`` is an error."""
+    shape = "{" + ", ".join(keys) + "}"
     if not isinstance(items, list):
-        raise _err(path, field, "must be a list of {date, name} tables")
+        raise _err(path, field, f"must be a list of {shape} tables")
     out = []
     for i, item in enumerate(items):
-        ctx = f"{field}[{i}]."
         if not isinstance(item, dict):
-            raise _err(path, f"{field}[{i}]", "must be a {date, name} table")
-        day = _get(item, "date", date, path, ctx)
-        out.append(NamedDay(day, _get(item, "name", str, path, ctx)))
-    return tuple(out)
+            raise _err(path, f"{field}[{i}]", f"must be a {shape} table")
+        ctx = f"{field}[{i}]."
+        if closed:
+            _only(item, set(keys), path, ctx)
+        out.append((ctx, item))
+    return out
+
+
+def _named_days(items: Any, path: Path, field: str) -> tuple[NamedDay, ...]:
+    return tuple(NamedDay(_get(t, "date", date, path, ctx), _get(t, "name", str, path, ctx))
+                 for ctx, t in _tables(items, path, field, ("date", "name"), closed=False))
 
 
 def _dates(items: Any, path: Path, field: str) -> tuple[date, ...]:
@@ -231,14 +241,7 @@ def load_federal_file(path: Path) -> FederalYearFile:
     if status == "approved" and decree is None:
         raise _err(path, "decree", "is required when status = 'approved'")
     transfers = []
-    raw_tr = raw.get("transfers", [])
-    if not isinstance(raw_tr, list):
-        raise _err(path, "transfers", "must be a list of {from, to, basis} tables")
-    for i, t in enumerate(raw_tr):
-        ctx = f"transfers[{i}]."
-        if not isinstance(t, dict):
-            raise _err(path, f"transfers[{i}]", "must be a {from, to, basis} table")
-        _only(t, {"from", "to", "basis"}, path, ctx)
+    for ctx, t in _tables(raw.get("transfers", []), path, "transfers", ("from", "to", "basis")):
         basis = _get(t, "basis", str, path, ctx)
         if basis not in ("decree", "art112"):
             raise _err(path, f"{ctx}basis", "must be 'decree' or 'art112'")
@@ -246,14 +249,8 @@ def load_federal_file(path: Path) -> FederalYearFile:
             Transfer(_get(t, "from", date, path, ctx), _get(t, "to", date, path, ctx), basis)
         )
     exceptions = []
-    raw_ex = raw.get("art112_exceptions", [])
-    if not isinstance(raw_ex, list):
-        raise _err(path, "art112_exceptions", "must be a list of {date, reason} tables")
-    for i, e in enumerate(raw_ex):
-        ctx = f"art112_exceptions[{i}]."
-        if not isinstance(e, dict):
-            raise _err(path, f"art112_exceptions[{i}]", "must be a {date, reason} table")
-        _only(e, {"date", "reason"}, path, ctx)
+    for ctx, e in _tables(raw.get("art112_exceptions", []), path, "art112_exceptions",
+                          ("date", "reason")):
         reason = _get(e, "reason", str, path, ctx)
         if not reason.strip():
             raise _err(path, f"{ctx}reason", "must say why the file departs from art. 112")
@@ -304,15 +301,8 @@ def load_region_file(path: Path) -> RegionFile:
     if not (len(code) == 2 and code.isdigit()):
         raise _err(path, "code", "must be a two-digit subject code string such as '39'")
     timezone = _timezone(raw, path)
-    raw_fixed = raw.get("fixed", [])
-    if not isinstance(raw_fixed, list):
-        raise _err(path, "fixed", "must be a list of {month, day, name} tables")
     fixed = []
-    for i, f in enumerate(raw_fixed):
-        ctx = f"fixed[{i}]."
-        if not isinstance(f, dict):
-            raise _err(path, f"fixed[{i}]", "must be a {month, day, name} table")
-        _only(f, {"month", "day", "name"}, path, ctx)
+    for ctx, f in _tables(raw.get("fixed", []), path, "fixed", ("month", "day", "name")):
         fh = FixedHoliday(
             _get(f, "month", int, path, ctx),
             _get(f, "day", int, path, ctx),

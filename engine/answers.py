@@ -138,11 +138,10 @@ def record_answers(session: Session, items: Sequence[IncomingAnswer], *,
         .where(_REQUESTS.c.id.in_(task_ids)))} if task_ids else {}
 
     results: list[StoredAnswer | EngineError | tuple[str, str]] = []
-    new_rows: list[dict[str, Any]] = []
-    new_keys: list[tuple[str, str]] = []
+    new: dict[tuple[str, str], dict[str, Any]] = {}  # (agency, webhook-id) → row to insert
     for item in items:
         key = (item.agency_id, item.webhook_id)
-        if key in stored or key in new_keys:
+        if key in stored or key in new:
             results.append(key)  # resolved below (a duplicate of a stored or a new answer)
             continue
         target = targets.get(item.answer.task_id)
@@ -153,35 +152,33 @@ def record_answers(session: Session, items: Sequence[IncomingAnswer], *,
         late = late_working_days(target.answer_by, target.answer_by_date, target.region,
                                  target.deadline_provisional, now)
         ans = item.answer
-        new_rows.append({
+        new[key] = {
             "agency_id": item.agency_id, "webhook_id": item.webhook_id,
             "request_id": target.id, "outcome": ans.outcome, "payload": ans.payload,
             "comment": ans.comment, "channel": ans.channel, "received_at": now,
             "received_real_at": utcnow(), "late_working_days": late,
-            "effect": AnswerEffect.pending})
-        new_keys.append(key)
+            "effect": AnswerEffect.pending}
         results.append(key)
-    if new_rows:
+    if new:
         inserted = {(r.agency_id, r.webhook_id): int(r.id)
-                    for r in conn.execute(_INSERTS[conn.dialect.name], new_rows)}
-        raced = [k for k in new_keys if k not in inserted]
+                    for r in conn.execute(_INSERTS[conn.dialect.name], list(new.values()))}
+        raced = [k for k in new if k not in inserted]
         if raced:  # another process stored these webhook-ids since we looked: duplicates
             stored.update(_stored(conn, raced))
-        created = [(inserted[k], new, k) for new, k in zip(new_rows, new_keys, strict=True)
-                   if k in inserted]
-        for answer_id, new, key in created:
-            stored[key] = StoredAnswer(answer_id, new["request_id"], True,
-                                       new["late_working_days"])
-        for agency_id in dict.fromkeys(new["agency_id"] for _, new, _ in created):
+        created = [(inserted[k], row) for k, row in new.items() if k in inserted]
+        for answer_id, row in created:
+            stored[(row["agency_id"], row["webhook_id"])] = StoredAnswer(
+                answer_id, row["request_id"], True, row["late_working_days"])
+        for agency_id in dict.fromkeys(row["agency_id"] for _, row in created):
             audit.record_many(session, at=now, actor=f"agency:{agency_id}", entries=[
                 audit.Entry(entity="answer", entity_id=str(answer_id),
-                            route_id=targets[new["request_id"]].route_id, action="received",
-                            after={"request_id": new["request_id"],
-                                   "outcome": new["outcome"].value,
-                                   "late_working_days": new["late_working_days"],
-                                   "webhook_id": new["webhook_id"]})
-                for answer_id, new, _ in created if new["agency_id"] == agency_id])
-        enqueue_many(session, JobKind.apply_answer, [str(i) for i, _, _ in created])
+                            route_id=targets[row["request_id"]].route_id, action="received",
+                            after={"request_id": row["request_id"],
+                                   "outcome": row["outcome"].value,
+                                   "late_working_days": row["late_working_days"],
+                                   "webhook_id": row["webhook_id"]})
+                for answer_id, row in created if row["agency_id"] == agency_id])
+        enqueue_many(session, JobKind.apply_answer, [str(i) for i, _ in created])
     out: list[StoredAnswer | EngineError] = []
     first_use: set[tuple[str, str]] = set()
     for res in results:
