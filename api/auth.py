@@ -22,15 +22,32 @@ from models.staff import StaffRole, StaffUser
 _bearer = HTTPBearer(auto_error=False)
 
 
+def _is_builtin_admin(request: Request, token: str) -> bool:
+    settings: Settings = request.app.state.settings
+    admin = settings.admin_token.get_secret_value()
+    return admin != PLACEHOLDER and hmac.compare_digest(token.encode(), admin.encode())
+
+
 def current_staff(
+    request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
     engine: EngineDep,
 ) -> StaffUser:
-    """The active staff user whose token is presented as ``Authorization: Bearer ...``."""
+    """The active staff user whose token is presented as ``Authorization: Bearer ...``.
+
+    The built-in administrator (``REHAB_ADMIN_TOKEN``) is an operator, not a person: it
+    controls the installation (the business clock where clock control is on) and is refused
+    here with 403 — routes and persons are handled by staff users, whose actions are audited
+    under their own names (``rehab staff add --role admin`` for an administrator)."""
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise HTTPException(status.HTTP_401_UNAUTHORIZED,
                             "authorization: a staff bearer token is required",
                             headers={"WWW-Authenticate": "Bearer"})
+    if _is_builtin_admin(request, credentials.credentials):
+        raise HTTPException(status.HTTP_403_FORBIDDEN,
+                            "authorization: the built-in administrator token "
+                            "(REHAB_ADMIN_TOKEN) controls the installation only; routes and "
+                            "escalations need a staff user's token (rehab staff add)")
     with Session(engine, expire_on_commit=False) as s:
         user = staff_by_token(s, credentials.credentials)
     if user is None:
@@ -67,10 +84,8 @@ def require_admin(
         raise HTTPException(status.HTTP_401_UNAUTHORIZED,
                             "authorization: the admin bearer token is required",
                             headers={"WWW-Authenticate": "Bearer"})
-    settings: Settings = request.app.state.settings
-    admin = settings.admin_token.get_secret_value()
     given = credentials.credentials
-    if admin != PLACEHOLDER and hmac.compare_digest(given.encode(), admin.encode()):
+    if _is_builtin_admin(request, given):
         return "admin:builtin"
     with Session(engine, expire_on_commit=False) as s:
         user = staff_by_token(s, given)
