@@ -25,6 +25,7 @@ class _Item:
     agency_id: str
     webhook_id: str
     answer: AnswerIn
+    body_sha256: str | None
     future: Future[StoredAnswer]
 
 
@@ -39,10 +40,12 @@ class AnswerWriter:
         self._thread = threading.Thread(target=self._run, name="answer-writer", daemon=True)
         self._thread.start()
 
-    def submit(self, agency_id: str, webhook_id: str,
-               answer: AnswerIn) -> Future[StoredAnswer]:
+    def submit(self, agency_id: str, webhook_id: str, answer: AnswerIn,
+               body_sha256: str | None = None) -> Future[StoredAnswer]:
+        """Store the answer (``body_sha256``: of its raw body, to tell a repeat of it from
+        another answer under the same webhook-id); the future is done after the commit."""
         fut: Future[StoredAnswer] = Future()
-        self._q.put(_Item(agency_id, webhook_id, answer, fut))
+        self._q.put(_Item(agency_id, webhook_id, answer, body_sha256, fut))
         return fut
 
     def close(self) -> None:
@@ -71,7 +74,8 @@ class AnswerWriter:
         try:
             with Session(self.engine, expire_on_commit=False) as s:
                 results = record_answers(
-                    s, [IncomingAnswer(i.agency_id, i.webhook_id, i.answer) for i in batch],
+                    s, [IncomingAnswer(i.agency_id, i.webhook_id, i.answer, i.body_sha256)
+                       for i in batch],
                     now=now)
                 s.commit()
         except BaseException as exc:  # the batch did not commit: nothing is acknowledged

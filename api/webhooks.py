@@ -11,27 +11,56 @@ a notice that it is absent, or a rejection needing clarification.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import time
 from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, FastAPI, Header, HTTPException, Request
+from fastapi import APIRouter, FastAPI, Header, HTTPException, Path, Request
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlmodel import Session
 
+from api import strict_json
 from api.answer_writer import AnswerWriter
+from api.errors import error_responses
 from engine.agencies import usable_secrets
+from engine.answers import WebhookIdConflict
 from engine.routes import AnswerIn, EngineError, NotFoundError
 from models.agencies import Agency, AnswerOutcome
+from models.text import VISIBLE_PATTERN, is_blank
 from tasks.signing import SignatureError, verify
 
 router = APIRouter(tags=["agencies"])
 
 
+JSON_MEDIA_TYPE = "application/json"
+
+
+def json_utf8_content_type(value: str | None) -> bool:
+    """``application/json``, optionally with ``charset=utf-8`` (any case, RFC 8259 §8.1)."""
+    if not value:
+        return False
+    media, *params = (p.strip() for p in value.split(";"))
+    if media.lower() != JSON_MEDIA_TYPE:
+        return False
+    for param in params:
+        name, _, arg = param.partition("=")
+        if name.strip().lower() == "charset" and arg.strip().strip('"').lower() not in (
+                "utf-8", "utf8"):
+            return False
+    return True
+
+
 class AnswerBody(BaseModel):
-    """The body of an agency's answer."""
+    """The body of an agency's answer: JSON in UTF-8 (RFC 8259) — finite numbers, integers
+    of at most 64 bits, no lone surrogates, at most 64 levels of nesting."""
+
+    model_config = ConfigDict(json_schema_extra={"if": {
+        "properties": {"outcome": {"const": "rejected"}}, "required": ["outcome"]},
+        "then": {"required": ["comment"],
+                 "properties": {"comment": {"type": "string", "pattern": VISIBLE_PATTERN}}}})
 
     task_id: str = Field(max_length=40, description="task_id of the request being answered")
     outcome: AnswerOutcome = Field(
@@ -41,21 +70,26 @@ class AnswerBody(BaseModel):
     payload: dict[str, Any] = Field(default_factory=dict, description="the information")
     comment: str | None = Field(
         default=None, max_length=2000,
-        description="free text; required (not blank) when outcome is 'rejected': what must "
-        "be clarified")
+        description="free text; required when outcome is 'rejected': what must be clarified, "
+        "with at least one visible character (whitespace and invisible characters such as "
+        "U+200B or U+00A0 alone are blank)")
 
 
 class AnswerAck(BaseModel):
-    """The acknowledgement: the answer is stored; the route moves within seconds."""
+    """The acknowledgement: the answer is stored (before this reply)."""
 
-    status: Literal["accepted", "duplicate"]
+    status: Literal["accepted", "stored_not_applied", "duplicate"] = Field(
+        description="accepted: stored, the route moves on within seconds; "
+        "stored_not_applied: stored and kept in the route's history, but it does not move the "
+        "route (see reason); duplicate: this webhook-id with this very body was stored before "
+        "— nothing changes")
+    reason: Literal["already_answered", "request_cancelled"] | None = Field(
+        default=None,
+        description="with stored_not_applied: already_answered (the task has an answer "
+        "already), request_cancelled (the request was withdrawn: reassigned or closed)")
     answer_id: int
     task_id: str
     late_working_days: int = Field(description="0 if on time")
-
-
-class ErrorBody(BaseModel):
-    detail: str = Field(description="'<field>: <rule>'")
 
 
 def _fail(code: int, detail: str) -> HTTPException:
@@ -65,21 +99,21 @@ def _fail(code: int, detail: str) -> HTTPException:
 @router.post(
     "/webhooks/agencies/{agency_id}",
     response_model=AnswerAck,
-    responses={400: {"model": ErrorBody}, 401: {"model": ErrorBody},
-               404: {"model": ErrorBody}, 413: {"model": ErrorBody},
-               422: {"model": ErrorBody}},
+    responses=error_responses(400, 401, 404, 409, 413, 415, 422),
     summary="An agency answers an interagency request",
-    openapi_extra={"requestBody": {"required": True, "content": {"application/json": {
-        "schema": AnswerBody.model_json_schema()}}}},
+    openapi_extra={"requestBody": {"required": True, "content": {JSON_MEDIA_TYPE: {
+        "schema": {"$ref": "#/components/schemas/AnswerBody"}}}}},
 )
 async def receive_answer(
-    agency_id: str,
+    agency_id: Annotated[str, Path(max_length=40)],
     request: Request,
     webhook_id: Annotated[str | None, Header(alias="webhook-id")] = None,
     webhook_timestamp: Annotated[str | None, Header(alias="webhook-timestamp")] = None,
     webhook_signature: Annotated[str | None, Header(alias="webhook-signature")] = None,
 ) -> AnswerAck:
     state = request.app.state
+    if not json_utf8_content_type(request.headers.get("content-type")):
+        raise _fail(415, "content-type: must be application/json (UTF-8)")
     limit: int = state.settings.webhook_max_body_bytes
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
@@ -106,27 +140,40 @@ async def receive_answer(
         except SignatureError as exc2:
             raise _fail(401, str(exc2)) from None
     try:
-        data = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        raise _fail(415, "body: must be UTF-8 encoded JSON") from None
+    try:
+        data = strict_json.loads(text)
+    except json.JSONDecodeError as exc:
         raise _fail(400, f"body: not valid JSON ({exc.__class__.__name__})") from None
+    except strict_json.StrictJsonError as exc:
+        raise _fail(400, str(exc)) from None
     try:
         parsed = AnswerBody.model_validate(data)
     except ValidationError as exc:
         first = exc.errors()[0]
         loc = ".".join(str(p) for p in first["loc"]) or "body"
         raise _fail(422, f"{loc}: {first['msg']}") from None
-    if parsed.outcome is AnswerOutcome.rejected and not (parsed.comment or "").strip():
+    if parsed.outcome is AnswerOutcome.rejected and is_blank(parsed.comment):
         raise _fail(422, "comment: required when outcome is 'rejected' (say what must be "
-                         "clarified)")
+                         "clarified, with visible characters)")
     answer = AnswerIn(parsed.task_id, parsed.outcome, parsed.payload, parsed.comment)
     writer: AnswerWriter = state.answer_writer
+    digest = hashlib.sha256(body).hexdigest()
     try:
-        stored = await asyncio.wrap_future(writer.submit(agency_id, msg_id, answer))
+        stored = await asyncio.wrap_future(writer.submit(agency_id, msg_id, answer, digest))
     except NotFoundError as exc:
         raise _fail(404, str(exc)) from None
+    except WebhookIdConflict as exc:
+        raise _fail(409, str(exc)) from None
     except EngineError as exc:
         raise _fail(422, str(exc)) from None
-    return AnswerAck(status="accepted" if stored.created else "duplicate",
+    if not stored.created:
+        status: Literal["accepted", "stored_not_applied", "duplicate"] = "duplicate"
+    else:
+        status = "accepted" if stored.not_applied is None else "stored_not_applied"
+    return AnswerAck(status=status, reason=stored.not_applied,
                      answer_id=stored.answer_id, task_id=stored.task_id,
                      late_working_days=stored.late_working_days)
 

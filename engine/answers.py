@@ -33,9 +33,10 @@ from models.agencies import (
     AnswerEffect,
     AnswerOutcome,
     RequestChannel,
+    RequestState,
 )
 from models.jobs import JobKind
-from models.routes import Step
+from models.routes import Step, StepStatus
 from models.types import utcnow
 
 
@@ -45,6 +46,11 @@ class EngineError(ValueError):
 
 class NotFoundError(EngineError):
     """The thing does not exist (or is not visible to the caller)."""
+
+
+class WebhookIdConflict(EngineError):
+    """A stored ``webhook-id`` came again with a different body: the new answer is not
+    stored (an agency must use a new webhook-id for a new answer)."""
 
 
 @dataclass(frozen=True)
@@ -65,16 +71,23 @@ class IncomingAnswer:
     agency_id: str
     webhook_id: str
     answer: AnswerIn
+    body_sha256: str | None = None  # of the raw body as signed (None: not compared)
 
 
 @dataclass(frozen=True)
 class StoredAnswer:
-    """A stored answer: new (``created``) or the one stored before under that webhook-id."""
+    """A stored answer: new (``created``) or the one stored before under that webhook-id.
+
+    ``not_applied``: why the new answer will not move the route, as things stand when it is
+    stored — ``already_answered`` (the task has an answer already) or ``request_cancelled``
+    (the request was withdrawn: reassigned or closed); None: it will be applied.
+    """
 
     answer_id: int
     task_id: str
     created: bool
     late_working_days: int
+    not_applied: str | None = None
 
 
 _ANSWERS = AgencyAnswer.__table__  # type: ignore[attr-defined]
@@ -91,18 +104,35 @@ def _insert(dialect: str) -> Any:
         _ANSWERS.c.id, _ANSWERS.c.agency_id, _ANSWERS.c.webhook_id)
 
 
+_OPEN_STEP = (StepStatus.awaiting.value, StepStatus.sending.value)
 _INSERTS = {"postgresql": _insert("postgresql"), "sqlite": _insert("sqlite")}
 
 
-def _stored(conn: Any, keys: list[tuple[str, str]]) -> dict[tuple[str, str], StoredAnswer]:
-    """The answers stored under these (agency, webhook-id) keys."""
+_Stored = tuple[StoredAnswer, str | None]  # the answer and the digest of its body
+
+
+def _stored(conn: Any, keys: list[tuple[str, str]]) -> dict[tuple[str, str], _Stored]:
+    """The answers stored under these (agency, webhook-id) keys, with their body digests."""
     key_col = tuple_(_ANSWERS.c.agency_id, _ANSWERS.c.webhook_id)
-    return {(row.agency_id, row.webhook_id): StoredAnswer(
-                row.id, row.request_id, False, row.late_working_days)
+    return {(row.agency_id, row.webhook_id): (StoredAnswer(
+                row.id, row.request_id, False, row.late_working_days), row.body_sha256)
             for row in conn.execute(
                 select(_ANSWERS.c.id, _ANSWERS.c.agency_id, _ANSWERS.c.webhook_id,
-                       _ANSWERS.c.request_id, _ANSWERS.c.late_working_days)
+                       _ANSWERS.c.request_id, _ANSWERS.c.late_working_days,
+                       _ANSWERS.c.body_sha256)
                 .where(key_col.in_(keys)))}
+
+
+def _conflict(webhook_id: str) -> WebhookIdConflict:
+    return WebhookIdConflict(
+        f"webhook-id: {webhook_id!r} was used before for another body; this answer is not "
+        "stored (a new answer needs a new webhook-id)")
+
+
+def _same_body(stored_digest: str | None, digest: str | None) -> bool:
+    """A repeat is a duplicate when its body is the stored one (or either digest is unknown:
+    answers stored before the digest was kept, calls that do not give one)."""
+    return stored_digest is None or digest is None or stored_digest == digest
 
 
 def late_working_days(answer_by: datetime | None, answer_by_date: date | None, region: str,
@@ -130,19 +160,28 @@ def record_answers(session: Session, items: Sequence[IncomingAnswer], *,
     keys = list({(i.agency_id, i.webhook_id) for i in items})
     stored = _stored(conn, keys) if keys else {}
     task_ids = list({i.answer.task_id for i in items})
+    answered_before = (select(_ANSWERS.c.id).where(_ANSWERS.c.request_id == _REQUESTS.c.id)
+                       .exists().label("answered_before"))
     targets = {row.id: row for row in conn.execute(
-        select(_REQUESTS.c.id, _REQUESTS.c.agency_id, _STEPS.c.route_id, _STEPS.c.answer_by,
-               _STEPS.c.answer_by_date, _STEPS.c.deadline_provisional, _AGENCIES.c.region)
+        select(_REQUESTS.c.id, _REQUESTS.c.agency_id, _REQUESTS.c.state, _STEPS.c.route_id,
+               _STEPS.c.answer_by, _STEPS.c.answer_by_date, _STEPS.c.deadline_provisional,
+               _STEPS.c.status.label("step_status"), _STEPS.c.current_request_id,
+               _AGENCIES.c.region, answered_before)
         .join(_STEPS, _STEPS.c.id == _REQUESTS.c.step_id)
         .join(_AGENCIES, _AGENCIES.c.id == _REQUESTS.c.agency_id)
         .where(_REQUESTS.c.id.in_(task_ids)))} if task_ids else {}
+    answered: set[str] = {t for t, row in targets.items() if row.answered_before}
 
     results: list[StoredAnswer | EngineError | tuple[str, str]] = []
     new: dict[tuple[str, str], dict[str, Any]] = {}  # (agency, webhook-id) → row to insert
+    not_applied: dict[tuple[str, str], str] = {}
     for item in items:
         key = (item.agency_id, item.webhook_id)
         if key in stored or key in new:
-            results.append(key)  # resolved below (a duplicate of a stored or a new answer)
+            known = stored[key][1] if key in stored else new[key]["body_sha256"]
+            # resolved below (a duplicate of a stored or a new answer), unless another body
+            results.append(key if _same_body(known, item.body_sha256)
+                           else _conflict(item.webhook_id))
             continue
         target = targets.get(item.answer.task_id)
         if target is None or target.agency_id != item.agency_id:
@@ -152,9 +191,16 @@ def record_answers(session: Session, items: Sequence[IncomingAnswer], *,
         late = late_working_days(target.answer_by, target.answer_by_date, target.region,
                                  target.deadline_provisional, now)
         ans = item.answer
+        if (target.state == RequestState.cancelled.value
+                or target.current_request_id != target.id):
+            not_applied[key] = AnswerEffect.request_cancelled.value
+        elif target.id in answered or target.step_status not in _OPEN_STEP:
+            not_applied[key] = AnswerEffect.already_answered.value
+        answered.add(target.id)
         new[key] = {
             "agency_id": item.agency_id, "webhook_id": item.webhook_id,
-            "request_id": target.id, "outcome": ans.outcome, "payload": ans.payload,
+            "body_sha256": item.body_sha256, "request_id": target.id,
+            "outcome": ans.outcome, "payload": ans.payload,
             "comment": ans.comment, "channel": ans.channel, "received_at": now,
             "received_real_at": utcnow(), "late_working_days": late,
             "effect": AnswerEffect.pending}
@@ -165,10 +211,15 @@ def record_answers(session: Session, items: Sequence[IncomingAnswer], *,
         raced = [k for k in new if k not in inserted]
         if raced:  # another process stored these webhook-ids since we looked: duplicates
             stored.update(_stored(conn, raced))
+            results = [_conflict(r[1]) if isinstance(r, tuple) and r in raced
+                       and not _same_body(stored[r][1], new[r]["body_sha256"]) else r
+                       for r in results]
         created = [(inserted[k], row) for k, row in new.items() if k in inserted]
         for answer_id, row in created:
-            stored[(row["agency_id"], row["webhook_id"])] = StoredAnswer(
-                answer_id, row["request_id"], True, row["late_working_days"])
+            key = (row["agency_id"], row["webhook_id"])
+            stored[key] = (StoredAnswer(answer_id, row["request_id"], True,
+                                        row["late_working_days"], not_applied.get(key)),
+                           row["body_sha256"])
         for agency_id in dict.fromkeys(row["agency_id"] for _, row in created):
             audit.record_many(session, at=now, actor=f"agency:{agency_id}", entries=[
                 audit.Entry(entity="answer", entity_id=str(answer_id),
@@ -185,7 +236,7 @@ def record_answers(session: Session, items: Sequence[IncomingAnswer], *,
         if not isinstance(res, tuple):
             out.append(res)
             continue
-        s = stored[res]
+        s = stored[res][0]
         if s.created and res not in first_use:
             first_use.add(res)
             out.append(s)

@@ -104,6 +104,10 @@ class AgencyAnswer(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     agency_id: str = Field(foreign_key="agency.id", max_length=40)
     webhook_id: str = Field(max_length=200)
+    body_sha256: str | None = Field(
+        default=None, max_length=64,
+        description="hex SHA-256 of the raw body as signed: a reused webhook-id with another "
+        "body is refused (409), a byte-identical one is a duplicate (migration 0006)")
     request_id: str = Field(foreign_key="agency_request.id", index=True, max_length=40)
     outcome: AnswerOutcome
     payload: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))

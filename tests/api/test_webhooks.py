@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 import json
 import time
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -17,11 +21,12 @@ from engine.clock import DbClock
 from engine.routes import EngineConfig, register_application
 from engine.seed import make_secret
 from engine.settings import Settings
-from models.agencies import Agency, AgencyAnswer
+from models.agencies import Agency, AgencyAnswer, AgencyRequest, RequestState
 from models.audit import AuditEvent
 from models.persons import Person
 from models.routes import Step
 from tasks.signing import canonical_json, sign_headers
+from tests.api.conftest import Snapshot
 
 
 @pytest.fixture
@@ -44,7 +49,8 @@ def post(client: TestClient, agency: str, body: dict[str, Any] | bytes, *, msg_i
          secret: str | None = None, at: float | None = None,
          headers: dict[str, str] | None = None) -> Any:
     raw = body if isinstance(body, bytes) else canonical_json(body)
-    h = sign_headers(secret or make_secret(agency), msg_id, raw, at=at)
+    h = {**sign_headers(secret or make_secret(agency), msg_id, raw, at=at),
+         "content-type": "application/json"}
     h.update(headers or {})
     return client.post(f"/webhooks/agencies/{agency}", content=raw, headers=h)
 
@@ -113,7 +119,7 @@ def test_bad_input_gets_clear_4xx_and_changes_nothing(
         r = post(client, agency, good, secret=make_secret("nope"))
     elif case == "missing_signature":
         raw = canonical_json(good)
-        h = sign_headers(make_secret(agency), "m", raw)
+        h = {**sign_headers(make_secret(agency), "m", raw), "content-type": "application/json"}
         del h["webhook-signature"]
         r = client.post(f"/webhooks/agencies/{agency}", content=raw, headers=h)
     elif case == "old_timestamp":
@@ -170,8 +176,8 @@ def test_openapi_documents_both_directions(client: TestClient) -> None:
     assert {"task_id", "idempotency_key", "requested", "answer_by", "callback_url",
             "clarification", "subject"} <= set(schema["properties"])
     answer = spec["paths"]["/webhooks/agencies/{agency_id}"]["post"]
-    comment = answer["requestBody"]["content"]["application/json"]["schema"]["properties"][
-        "comment"]
+    ref = answer["requestBody"]["content"]["application/json"]["schema"]["$ref"]
+    comment = spec["components"]["schemas"][ref.rsplit("/", 1)[1]]["properties"]["comment"]
     assert "rejected" in comment["description"]
 
 
@@ -198,3 +204,143 @@ def test_production_refuses_the_demo_secret(db: Engine, clock: DbClock, task: St
         s.commit()
     assert post(prod, agency, body, msg_id="demo2").status_code == 401  # previous: still demo
     assert post(prod, agency, body, msg_id="real", secret=real).status_code == 200
+
+
+# ------------------------------------------------------------------ robustness (issue 8)
+def raw_post(client: TestClient, agency: str, raw: bytes, *, msg_id: str = "m1",
+             content_type: str | None = "application/json") -> Any:
+    """POST ``raw`` bytes as they are, validly signed (any bytes: HMAC over the raw body)."""
+    ts = str(int(time.time()))
+    key = base64.b64decode(make_secret(agency).removeprefix("whsec_") + "==")
+    sig = base64.b64encode(hmac.new(key, f"{msg_id}.{ts}.".encode() + raw,
+                                    hashlib.sha256).digest()).decode()
+    h = {"webhook-id": msg_id, "webhook-timestamp": ts, "webhook-signature": f"v1,{sig}"}
+    if content_type is not None:
+        h["content-type"] = content_type
+    return client.post(f"/webhooks/agencies/{agency}", content=raw, headers=h)
+
+
+def _answer(task_id: str, payload_json: str = "{}", comment_json: str = "null",
+            outcome: str = "provided") -> bytes:
+    return (f'{{"task_id":"{task_id}","outcome":"{outcome}","payload":{payload_json},'
+            f'"comment":{comment_json}}}').encode()
+
+
+ROBUSTNESS_CASES: dict[str, tuple[Callable[[str], bytes], str | None, int, str]] = {
+    # name: (body from task_id, content type, status, detail's first field)
+    "deep_nesting": (lambda t: _answer(t, '{"a":' * 10_000 + "1" + "}" * 10_000),
+                     "application/json", 400, "body"),
+    "nesting_over_the_limit": (lambda t: _answer(t, '{"a":' * 70 + "1" + "}" * 70),
+                               "application/json", 400, "payload.a.a"),
+    "integer_of_5000_digits": (lambda t: _answer(t, '{"n":' + "9" * 5000 + "}"),
+                               "application/json", 400, "payload.n"),
+    "integer_over_64_bits": (lambda t: _answer(t, '{"n":[1,9223372036854775808]}'),
+                             "application/json", 400, "payload.n.1"),
+    "nan": (lambda t: _answer(t, '{"x":NaN}'), "application/json", 400, "payload.x"),
+    "infinity": (lambda t: _answer(t, '{"x":-Infinity}'), "application/json", 400,
+                 "payload.x"),
+    "double_overflow": (lambda t: _answer(t, '{"x":1e400}'), "application/json", 400,
+                        "payload.x"),
+    "escaped_lone_surrogate": (lambda t: _answer(t, '{"x":"\\ud800"}'), "application/json",
+                               400, "payload.x"),
+    "lone_surrogate_in_a_key": (lambda t: _answer(t, '{"\\udc00":1}'), "application/json",
+                                400, "payload"),
+    "invalid_utf8": (lambda t: _answer(t, '{"x":"\xff"}'.encode("latin-1").decode("latin-1"))
+                     .replace(b"\xc3\xbf", b"\xff"), "application/json", 415, "body"),
+    "utf8_encoded_surrogate": (lambda t: _answer(t).replace(b"{}", b'{"x":"\xed\xa0\x80"}'),
+                               "application/json", 415, "body"),
+    "utf16_body": (lambda t: _answer(t).decode().encode("utf-16"), "application/json", 415,
+                   "body"),
+    "oversized": (lambda t: _answer(t, '{"blob":"' + "x" * 300_000 + '"}'),
+                  "application/json", 413, "body"),
+    "no_content_type": (_answer, None, 415, "content-type"),
+    "text_plain": (_answer, "text/plain", 415, "content-type"),
+    "form": (lambda t: f"task_id={t}&outcome=provided".encode(),
+             "application/x-www-form-urlencoded", 415, "content-type"),
+    "multipart": (_answer, "multipart/form-data; boundary=x", 415, "content-type"),
+    "xml": (lambda t: f"<answer><task_id>{t}</task_id></answer>".encode(), "application/xml",
+            415, "content-type"),
+    "json_declared_utf16": (lambda t: _answer(t).decode().encode("utf-16"),
+                            "application/json; charset=utf-16", 415, "content-type"),
+    "invisible_comment": (lambda t: _answer(t, outcome="rejected",
+                                            comment_json='"\\u200b\\u00a0\\ufeff \\u3164"'),
+                          "application/json", 422, "comment"),
+    "nbsp_comment": (lambda t: _answer(t, outcome="rejected", comment_json='"\u00a0\u2060"'),
+                     "application/json", 422, "comment"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(ROBUSTNESS_CASES))
+def test_bad_bodies_get_their_documented_4xx_and_change_nothing(
+        client: TestClient, task: Step, case: str,
+        snapshot: Callable[[], Snapshot]) -> None:
+    """Each case gets its documented 4xx in the ``{"detail": "<field>: <rule>"}`` shape
+    (never a 5xx an agency would retry for ever) and changes no row of any table."""
+    make, content_type, status, field = ROBUSTNESS_CASES[case]
+    before = snapshot()
+    r = raw_post(client, task.agency_id or "", make(task.current_request_id or ""),
+                 content_type=content_type)
+    assert r.status_code == status, r.text
+    detail = r.json()["detail"]
+    assert isinstance(detail, str) and detail.startswith(f"{field}"), detail
+    assert status in _documented(client)
+    assert snapshot() == before
+
+
+def _documented(client: TestClient) -> set[int]:
+    spec = client.get("/openapi.json").json()
+    return {int(c) for c in spec["paths"]["/webhooks/agencies/{agency_id}"]["post"][
+        "responses"]}
+
+
+@pytest.mark.parametrize("content_type", ["application/json", "application/json; charset=utf-8",
+                                          "Application/JSON;charset=\"UTF-8\""])
+def test_json_in_utf8_is_accepted_with_or_without_a_charset(
+        client: TestClient, task: Step, content_type: str) -> None:
+    r = raw_post(client, task.agency_id or "", _answer(task.current_request_id or "",
+                                                       '{"n":9223372036854775807,"x":1.5e300}'),
+                 content_type=content_type)
+    assert r.status_code == 200 and r.json()["status"] == "accepted", r.text
+
+
+def test_a_reused_webhook_id_with_another_body_is_a_conflict(
+        client: TestClient, task: Step, db: Engine,
+        snapshot: Callable[[], Snapshot]) -> None:
+    """The same webhook-id with a byte-identical body is a duplicate (200); with any other
+    body it is refused with 409 naming the webhook-id, and nothing is stored."""
+    agency, t = task.agency_id or "", task.current_request_id or ""
+    first = raw_post(client, agency, _answer(t, '{"x":1}'), msg_id="ans-1")
+    assert first.status_code == 200 and first.json()["status"] == "accepted"
+    before = snapshot()
+    same = raw_post(client, agency, _answer(t, '{"x":1}'), msg_id="ans-1")
+    assert same.status_code == 200 and same.json()["status"] == "duplicate"
+    assert same.json()["answer_id"] == first.json()["answer_id"]
+    for other in (_answer(t, '{"x":2}'), _answer(t, '{"x": 1}')):
+        r = raw_post(client, agency, other, msg_id="ans-1")
+        assert r.status_code == 409, r.text
+        assert r.json()["detail"].startswith("webhook-id:") and "ans-1" in r.json()["detail"]
+    assert snapshot() == before
+    assert counts(db)[0] == 1
+
+
+def test_a_second_answer_says_it_was_stored_but_not_applied(
+        client: TestClient, task: Step, db: Engine) -> None:
+    """A second answer to an answered task is stored (kept in the history) and the reply
+    says it does not move the route; so is one to a withdrawn request."""
+    agency, t = task.agency_id or "", task.current_request_id or ""
+    r1 = raw_post(client, agency, _answer(t, '{"x":1}'), msg_id="a1")
+    assert r1.json()["status"] == "accepted" and r1.json()["reason"] is None
+    r2 = raw_post(client, agency, _answer(t, '{"x":2}'), msg_id="a2")
+    assert r2.status_code == 200, r2.text
+    assert (r2.json()["status"], r2.json()["reason"]) == ("stored_not_applied",
+                                                         "already_answered")
+    assert counts(db)[0] == 2
+    with Session(db) as s:
+        req = s.get(AgencyRequest, t)
+        assert req is not None
+        req.state = RequestState.cancelled
+        s.add(req)
+        s.commit()
+    r3 = raw_post(client, agency, _answer(t, '{"x":3}'), msg_id="a3")
+    assert (r3.json()["status"], r3.json()["reason"]) == ("stored_not_applied",
+                                                         "request_cancelled")
