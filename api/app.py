@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from datetime import timedelta
+from datetime import date, timedelta
 from typing import Annotated, Any
 
 import pendulum
@@ -21,6 +21,7 @@ import calendars
 from api import pages, webhooks
 from api.answer_writer import AnswerWriter
 from api.auth import require_admin
+from api.errors import error_responses, openapi
 from engine import audit
 from engine.clock import DbClock
 from engine.routes import EngineConfig, EngineError, NotFoundError
@@ -34,15 +35,29 @@ Standard Webhooks signatures — see `docs/agencies.md` for a signed example.
 """
 
 
-class ClockMove(BaseModel):
-    """Move business time forward (demo, tests): give working_days or seconds."""
+MAX_CLOCK_SECONDS = 730 * 86_400  # one move: at most two years, like 500 working days
+# business time stays where deadlines can still be counted: this many working days before
+# the end of the production calendars (calendars.MAX_YEAR)
+CLOCK_MARGIN_WORKING_DAYS = 60
 
-    model_config = ConfigDict(extra="forbid")
+
+class ClockMove(BaseModel):
+    """Move business time forward (demo, tests): give exactly one of working_days or seconds
+    (the other absent or null). Business time never moves past the production calendars
+    (it stays 60 working days before their end)."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"oneOf": [
+        {"required": ["working_days"],
+         "properties": {"working_days": {"type": "integer"}, "seconds": {"type": "null"}}},
+        {"required": ["seconds"],
+         "properties": {"seconds": {"type": "number"}, "working_days": {"type": "null"}}},
+    ]})
 
     working_days: int | None = Field(default=None, ge=0, le=500,
-                                     description="advance N working days (N >= 0)")
-    seconds: float | None = Field(default=None, ge=0, allow_inf_nan=False,
-                                  description="advance N seconds (N >= 0)")
+                                     description="advance N working days (0 <= N <= 500)")
+    seconds: float | None = Field(default=None, ge=0, le=MAX_CLOCK_SECONDS,
+                                  allow_inf_nan=False,
+                                  description=f"advance N seconds (0 <= N <= {MAX_CLOCK_SECONDS})")
     region: str = Field(default=calendars.DEFAULT_REGION, max_length=8,
                         description="whose production calendar counts the working days")
 
@@ -108,6 +123,7 @@ def create_app(engine: Engine | None = None, *, settings: Settings | None = None
     webhooks.document_outgoing(app)
     app.include_router(pages.router)
     _include_routers(app)
+    app.openapi = lambda: openapi(app, (webhooks.AnswerBody,))  # type: ignore[method-assign]
 
     @app.exception_handler(EngineError)
     async def _engine_error(_: Request, exc: EngineError) -> JSONResponse:
@@ -149,7 +165,8 @@ def create_app(engine: Engine | None = None, *, settings: Settings | None = None
         return {"now": now.isoformat()}
 
     if settings.allow_clock_control and settings.environment != "production":
-        @app.post("/api/clock/advance", tags=["ops"])
+        @app.post("/api/clock/advance", tags=["ops"],
+                  responses=error_responses(400, 401, 403, 422))
         def advance_clock(move: ClockMove,
                           actor: Annotated[str, Depends(require_admin)]) -> dict[str, Any]:
             """Move business time forward (never backwards); administrators only, and only
@@ -177,6 +194,14 @@ def create_app(engine: Engine | None = None, *, settings: Settings | None = None
                 delta = timedelta(seconds=move.seconds or 0)
             if delta < timedelta(0):
                 raise HTTPException(422, "working_days: business time never moves backwards")
+            field = "working_days" if move.working_days is not None else "seconds"
+            cal = calendars.get_calendar(move.region if field == "working_days"
+                                         else calendars.DEFAULT_REGION)
+            last = cal.sub_working_days(date(calendars.MAX_YEAR, 12, 31),
+                                        CLOCK_MARGIN_WORKING_DAYS)
+            if pendulum.instance(before + delta).in_timezone(cal.timezone).date() > last:
+                raise HTTPException(422, f"{field}: business time must stay within the "
+                                         f"production calendars (until {last.isoformat()})")
             now = c.advance(delta)
             with Session(app.state.engine) as s:
                 audit.record(s, at=now, actor=actor, entity="clock", entity_id="business",

@@ -11,16 +11,27 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import date, datetime
-from typing import Any
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, HTTPException, Query, status
-from pydantic import BaseModel
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, status
+from pydantic import BaseModel, ConfigDict, Field
 
 from api.auth import CurrentStaff, require_role
 from api.deps import CfgDep, ClockDep, SessionDep
+from api.errors import error_responses
 from engine import supervisor as sv
 from engine.routes import EngineError, NotFoundError
 from models.staff import StaffRole
+from models.text import VISIBLE_PATTERN
+
+MAX_DB_INT = 2**31 - 1  # integer ids are 32-bit on PostgreSQL
+EscalationId = Annotated[int, Path(ge=1, le=MAX_DB_INT)]
+StepId = Annotated[str, Path(max_length=40)]
+RouteId = Annotated[str, Path(max_length=40)]
+# the reason of an action: 1-2000 characters with at least one visible one
+Reason = Annotated[str, Field(min_length=1, max_length=2000, pattern=VISIBLE_PATTERN,
+                              description="why (required): 1-2000 characters, not blank")]
+_ACTION_ERRORS = error_responses(400, 401, 403, 404, 409, 422)
 
 router = APIRouter(prefix="/api/supervisor", tags=["supervisor"],
                    dependencies=[Depends(require_role(StaffRole.supervisor, StaffRole.admin))])
@@ -63,21 +74,23 @@ class EscalationOut(BaseModel):
 
 
 class AcknowledgeIn(BaseModel):
-    note: str | None = None
+    note: str | None = Field(default=None, max_length=2000)
 
 
 class ExtendIn(BaseModel):
-    days: int
-    reason: str = ""
+    model_config = ConfigDict(strict=True)
+
+    days: int = Field(ge=1, le=250, description="working days to add (1-250)")
+    reason: Reason
 
 
 class ReassignIn(BaseModel):
-    agency_id: str
-    reason: str = ""
+    agency_id: str = Field(min_length=1, max_length=40)
+    reason: Reason
 
 
 class CloseIn(BaseModel):
-    reason: str = ""
+    reason: Reason
     cancel_route: bool = False
 
 
@@ -88,15 +101,20 @@ class ActionOut(BaseModel):
     detail: dict[str, Any] = {}
 
 
-@router.get("/escalations", response_model=list[EscalationOut])
+@router.get("/escalations", response_model=list[EscalationOut],
+            responses=error_responses(401, 403, 422))
 def list_escalations(
     session: SessionDep, clock: ClockDep, staff: CurrentStaff,
-    level: int | None = Query(None, description="0 reminder, 1 overdue, 2 escalated"),
-    status_: str | None = Query(None, alias="status",
-                                description="open+acknowledged by default; 'all'"),
-    agency_id: str | None = None, region: str | None = None,
-    min_age_days: int | None = Query(None, ge=0, description="working days past deadline"),
-    sort: str = Query("-age", description="age, level, opened_at; '-' for descending"),
+    level: int | None = Query(None, ge=0, le=2,
+                              description="0 reminder, 1 overdue, 2 escalated"),
+    status_: Literal["open", "acknowledged", "resolved", "closed", "all"] | None = Query(
+        None, alias="status", description="open+acknowledged by default; 'all'"),
+    agency_id: str | None = Query(None, max_length=40),
+    region: str | None = Query(None, max_length=8),
+    min_age_days: int | None = Query(None, ge=0, le=10_000,
+                                     description="working days past deadline"),
+    sort: Literal["-age", "age", "-level", "level", "-opened_at", "opened_at"] = Query(
+        "-age", description="age, level, opened_at; '-' for descending"),
 ) -> list[EscalationOut]:
     with _http_errors():
         rows = sv.list_escalations(session, staff=staff, now=clock.now(), level=level,
@@ -105,8 +123,10 @@ def list_escalations(
     return [EscalationOut(**r.__dict__) for r in rows]
 
 
-@router.post("/escalations/{escalation_id}/acknowledge", response_model=ActionOut)
-def acknowledge(escalation_id: int, body: AcknowledgeIn, session: SessionDep, clock: ClockDep,
+@router.post("/escalations/{escalation_id}/acknowledge", response_model=ActionOut,
+             responses=_ACTION_ERRORS)
+def acknowledge(escalation_id: EscalationId, body: AcknowledgeIn, session: SessionDep,
+                clock: ClockDep,
                 staff: CurrentStaff) -> ActionOut:
     with _http_errors():
         esc = sv.acknowledge(session, staff=staff, escalation_id=escalation_id,
@@ -116,8 +136,9 @@ def acknowledge(escalation_id: int, body: AcknowledgeIn, session: SessionDep, cl
                      detail={"status": esc.status.value})
 
 
-@router.post("/steps/{step_id}/extend", response_model=ActionOut)
-def extend(step_id: str, body: ExtendIn, session: SessionDep, clock: ClockDep, cfg: CfgDep,
+@router.post("/steps/{step_id}/extend", response_model=ActionOut,
+             responses=_ACTION_ERRORS)
+def extend(step_id: StepId, body: ExtendIn, session: SessionDep, clock: ClockDep, cfg: CfgDep,
            staff: CurrentStaff) -> ActionOut:
     with _http_errors():
         new = sv.extend_deadline(session, cfg, staff=staff, step_id=step_id, days=body.days,
@@ -128,8 +149,9 @@ def extend(step_id: str, body: ExtendIn, session: SessionDep, clock: ClockDep, c
                                               "provisional": new.provisional})
 
 
-@router.post("/steps/{step_id}/reassign", response_model=ActionOut)
-def reassign(step_id: str, body: ReassignIn, session: SessionDep, clock: ClockDep,
+@router.post("/steps/{step_id}/reassign", response_model=ActionOut,
+             responses=_ACTION_ERRORS)
+def reassign(step_id: StepId, body: ReassignIn, session: SessionDep, clock: ClockDep,
              cfg: CfgDep, staff: CurrentStaff) -> ActionOut:
     with _http_errors():
         req = sv.reassign_step(session, cfg, staff=staff, step_id=step_id,
@@ -138,8 +160,9 @@ def reassign(step_id: str, body: ReassignIn, session: SessionDep, clock: ClockDe
     return ActionOut(step_id=step_id, detail={"agency_id": req.agency_id, "request_id": req.id})
 
 
-@router.post("/steps/{step_id}/close", response_model=ActionOut)
-def close(step_id: str, body: CloseIn, session: SessionDep, clock: ClockDep, cfg: CfgDep,
+@router.post("/steps/{step_id}/close", response_model=ActionOut,
+             responses=_ACTION_ERRORS)
+def close(step_id: StepId, body: CloseIn, session: SessionDep, clock: ClockDep, cfg: CfgDep,
           staff: CurrentStaff) -> ActionOut:
     with _http_errors():
         step = sv.close_step(session, cfg, staff=staff, step_id=step_id, reason=body.reason,
@@ -162,8 +185,9 @@ class AuditOut(BaseModel):
     reason: str | None
 
 
-@history_router.get("/{route_id}/history", response_model=list[AuditOut])
-def route_history(route_id: str, session: SessionDep, clock: ClockDep,
+@history_router.get("/{route_id}/history", response_model=list[AuditOut],
+                    responses=error_responses(401, 403, 404, 422))
+def route_history(route_id: RouteId, session: SessionDep, clock: ClockDep,
                   staff: CurrentStaff) -> list[AuditOut]:
     """The route's full audit history in order (the read is logged, 152-ФЗ)."""
     with _http_errors():

@@ -37,6 +37,7 @@ from models.audit import AuditEvent
 from models.routes import Route, RouteStatus, Step, StepStatus
 from models.staff import StaffRole, StaffUser
 from models.templates import get_template
+from models.text import is_blank
 from models.timers import (
     REQUEST_KINDS,
     DeadlineKind,
@@ -79,8 +80,8 @@ def check_access(staff: StaffUser, region: str, *,
 
 def _reason(reason: str | None) -> str:
     text = (reason or "").strip()
-    if not text:
-        raise EngineError("reason: must not be empty")
+    if is_blank(text):
+        raise EngineError("reason: must not be empty (visible characters)")
     if len(text) > 2000:
         raise EngineError("reason: at most 2000 characters")
     return text

@@ -4,6 +4,7 @@ the start-up check of the schema."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 from typer.testing import CliRunner
 
+import calendars
 from api.app import create_app
 from cli.main import app as cli_app
 from engine.clock import DbClock
@@ -132,20 +134,48 @@ def test_clock_moves_forward_for_an_administrator(ops: tuple[TestClient, dict[st
         ("builtin", {"working_days": 1, "hours": 5}, 422, "hours"),
         ("builtin", {"working_days": 1, "region": "99"}, 422, "region"),
         ("builtin", {"working_days": 100000}, 422, "working_days"),
+        # issue 8: bounded like working_days, and never past the production calendars
+        ("builtin", {"seconds": 1e18}, 422, "seconds"),
+        ("builtin", {"seconds": 1e10}, 422, "seconds"),
+        ("builtin", {"seconds": 10**400}, 422, "seconds"),
+        ("builtin", '{"seconds": ' + "9" * 5000 + "}", 400, "body"),
+        ("builtin", {"working_days": 2**70}, 422, "working_days"),
     ],
 )
 def test_clock_control_refusals_change_nothing(
         ops: tuple[TestClient, dict[str, str]], clock: DbClock,
-        snapshot: Callable[[], Snapshot], token: str | None, body: dict[str, Any], status: int,
+        snapshot: Callable[[], Snapshot], token: str | None, body: dict[str, Any] | str,
+        status: int,
         field: str) -> None:
     client, t = ops
     before, at = snapshot(), clock.now()
     headers = h(t.get(token, token)) if token else {}
-    r = client.post("/api/clock/advance", json=body, headers=headers)
+    raw = body if isinstance(body, str) else json.dumps(body)
+    r = client.post("/api/clock/advance", content=raw,
+                    headers={**headers, "content-type": "application/json"})
     assert r.status_code == status, r.text
     assert r.json()["detail"].startswith(f"{field}:"), r.json()
     clock.refresh()
     assert clock.now() == at and snapshot() == before
+
+
+@pytest.mark.parametrize("body", [{"seconds": 200 * 86400}, {"working_days": 150}])
+def test_business_time_never_moves_past_the_calendars(
+        ops: tuple[TestClient, dict[str, str]], clock: DbClock,
+        snapshot: Callable[[], Snapshot], body: dict[str, Any]) -> None:
+    """A move that would leave the production calendars (after which every deadline, and so
+    every application, would be refused) is refused itself, naming the last allowed day."""
+    client, t = ops
+    clock.freeze(kaliningrad(calendars.MAX_YEAR, 6, 1, 10, 0))
+    before, at = snapshot(), clock.now()
+    r = client.post("/api/clock/advance", json=body, headers=h(t["builtin"]))
+    assert r.status_code == 422, r.text
+    field = next(iter(body))
+    assert r.json()["detail"].startswith(f"{field}: business time must stay within"), r.text
+    clock.refresh()
+    assert clock.now() == at and snapshot() == before
+    r = client.post("/api/clock/advance", json={"working_days": 5}, headers=h(t["builtin"]))
+    assert r.status_code == 200, r.text
 
 
 @pytest.mark.parametrize("settings", [
