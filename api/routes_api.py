@@ -11,7 +11,7 @@ from datetime import date, datetime
 from typing import Annotated, Any
 
 import pendulum
-from fastapi import APIRouter, Depends, HTTPException, Query
+from fastapi import APIRouter, Depends, HTTPException, Path, Query
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
@@ -19,6 +19,7 @@ from sqlmodel import Session, col, select
 import calendars
 from api.auth import require_role
 from api.deps import CfgDep, ClockDep, EngineDep
+from api.errors import error_responses
 from engine import audit
 from engine.routes import EngineConfig, NotFoundError, register_application
 from models.persons import Person, SnilsError, normalize_snils
@@ -28,6 +29,9 @@ from models.templates import TEMPLATES
 from models.types import new_id
 
 router = APIRouter(prefix="/api", tags=["routes"])
+
+# 11 digits 0-9, spaces and hyphens around them ignored (models.persons.normalize_snils)
+SNILS_INPUT_PATTERN = r"^[ -]*(?:[0-9][ -]*){11}$"
 
 Staff = Annotated[StaffUser, Depends(require_role(StaffRole.coordinator, StaffRole.supervisor,
                                                   StaffRole.admin))]
@@ -45,11 +49,14 @@ class ApplicationIn(BaseModel):
 
     full_name: str = Field(min_length=3, max_length=300,
                            description="3-300 characters with letters (spaces are trimmed)")
-    snils: str = Field(description="XXX-XXX-XXX YY with a valid check number")
+    snils: str = Field(pattern=SNILS_INPUT_PATTERN, max_length=40,
+                       description="XXX-XXX-XXX YY with a valid check number (11 digits; "
+                       "spaces and hyphens between them are ignored)")
     birth_date: date = Field(description="before the day of registration")
     region: str = Field(default=calendars.DEFAULT_REGION, max_length=8)
     representative: str | None = Field(default=None, max_length=300)
-    template: str = Field(description=f"one of: {', '.join(sorted(TEMPLATES))}")
+    template: str = Field(description=f"one of: {', '.join(sorted(TEMPLATES))}",
+                          json_schema_extra={"enum": [*sorted(TEMPLATES)]})
     registered_at: datetime | None = Field(
         default=None, description="when the application was registered, with a time zone; "
         "not later than now (business clock); default: now")
@@ -175,10 +182,28 @@ def _find_person(s: Session, snils: str) -> Person | None:
     return s.exec(select(Person).where(Person.snils == snils)).first()
 
 
-def _person_for(s: Session, app_in: ApplicationIn, *, now: datetime, actor: str) -> Person:
+def _refuse(s: Session, person: Person, *, now: datetime, actor: str, action: str,
+            detail: str) -> HTTPException:
+    """Audit a refused registration against an existing person (who tried, which person —
+    identifiers only) in its own transaction, and the 409 to raise."""
+    person_id, region = person.id, person.region
+    s.rollback()
+    audit.record(s, at=now, actor=actor, entity="person", entity_id=person_id, action=action,
+                 after={"region": region})
+    s.commit()
+    return HTTPException(409, detail)
+
+
+def _person_for(s: Session, app_in: ApplicationIn, staff: StaffUser, *, now: datetime,
+                actor: str) -> Person:
     """The person with this SNILS, created if new. The same SNILS with another name or
     birth date is a conflict (409), never a silent merge. Two registrations of the same new
-    person at once create one person: SNILS is unique, the loser re-reads the winner's."""
+    person at once create one person: SNILS is unique, the loser re-reads the winner's.
+
+    A person of another region is not this coordinator's to confirm: whatever name and birth
+    date are given, the answer is the same 409 (no SNILS-and-name oracle across regions),
+    and every such attempt is audited (``registration_refused_other_region``), as is every
+    conflict in the coordinator's own region (``registration_conflict``)."""
     person = _find_person(s, app_in.snils)
     if person is None:
         candidate = Person(id=new_id("pn"), full_name=app_in.full_name, snils=app_in.snils,
@@ -197,17 +222,21 @@ def _person_for(s: Session, app_in: ApplicationIn, *, now: datetime, actor: str)
             audit.record(s, at=now, actor=actor, entity="person", entity_id=candidate.id,
                          action="created", after={"region": candidate.region})
             return candidate
+    if staff.role is not StaffRole.admin and person.region != staff.region:
+        raise _refuse(s, person, now=now, actor=actor,
+                      action="registration_refused_other_region",
+                      detail="snils: this SNILS belongs to a person of another region; the "
+                             "application is registered there (or by an administrator)")
     if not _same_name(person.full_name, app_in.full_name) or \
             person.birth_date != app_in.birth_date:
-        raise HTTPException(409, "snils: already registered for a person with another "
-                                 "full_name or birth_date; check the data")
+        raise _refuse(s, person, now=now, actor=actor, action="registration_conflict",
+                      detail="snils: already registered for a person with another "
+                             "full_name or birth_date; check the data")
     return person
 
 
 @router.post("/applications", response_model=RoutePublic, status_code=201,
-             responses={400: {"description": "body: not valid JSON"},
-                        409: {"description": "snils: registered with other data"},
-                        422: {"description": "'<field>: <rule>'"}})
+             responses=error_responses(400, 401, 403, 409, 422))
 def register(app_in: ApplicationIn, staff: Coordinator, engine: EngineDep, clock: ClockDep,
              cfg: CfgDep) -> Any:
     """Register an application: the person (if new, by SNILS) and their route."""
@@ -217,7 +246,7 @@ def register(app_in: ApplicationIn, staff: Coordinator, engine: EngineDep, clock
     _check_dates(app_in, now, cfg)
     actor = f"staff:{staff.id}"
     with Session(engine, expire_on_commit=False) as s:
-        person = _person_for(s, app_in, now=now, actor=actor)
+        person = _person_for(s, app_in, staff, now=now, actor=actor)
         try:
             route = register_application(
                 s, cfg, now=now, person_id=person.id, template_code=app_in.template,
@@ -231,7 +260,8 @@ def register(app_in: ApplicationIn, staff: Coordinator, engine: EngineDep, clock
         return _public(route, steps)
 
 
-@router.get("/routes", response_model=list[RoutePublic])
+@router.get("/routes", response_model=list[RoutePublic],
+            responses=error_responses(401, 403, 422))
 def list_routes(staff: Staff, engine: EngineDep, status: RouteStatus | None = None,
                 limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> Any:
     """Routes of the caller's region, newest first (identifiers only)."""
@@ -249,8 +279,10 @@ def list_routes(staff: Staff, engine: EngineDep, status: RouteStatus | None = No
     return [_public(r, by.get(r.id, [])) for r in routes]
 
 
-@router.get("/routes/{route_id}", response_model=RoutePublic)
-def read_route(route_id: str, staff: Staff, engine: EngineDep) -> Any:
+@router.get("/routes/{route_id}", response_model=RoutePublic,
+            responses=error_responses(401, 403, 404, 422))
+def read_route(route_id: Annotated[str, Path(max_length=40)], staff: Staff,
+               engine: EngineDep) -> Any:
     with Session(engine) as s:
         route = s.get(Route, route_id)
         if route is None:

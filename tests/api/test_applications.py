@@ -12,7 +12,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, func
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from api import routes_api
 from api.app import create_app
@@ -20,6 +20,7 @@ from engine.clock import DbClock
 from engine.seed import seed_agencies
 from engine.settings import Settings
 from engine.staff import create_staff
+from models.audit import AuditEvent
 from models.persons import Person
 from models.routes import Route
 from tests.api.conftest import Snapshot
@@ -39,12 +40,24 @@ def api(db: Engine, clock: DbClock) -> tuple[TestClient, dict[str, str]]:
         _, sup = create_staff(s, id="sup39", display_name="Р", role="supervisor", region="39")
         s.commit()
     client = TestClient(create_app(db, settings=Settings(environment="test",
-                                                         prefect_mirror=False), clock=clock))
-    return client, {"coord": coord, "other": other, "sup": sup}
+                                                         prefect_mirror=False,
+                                                         admin_token=BUILTIN_ADMIN),
+                                   clock=clock))
+    return client, {"coord": coord, "other": other, "sup": sup, "coord_id": "coord39",
+                    "other_id": "coord16"}
 
 
 def h(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
+
+
+BUILTIN_ADMIN = "adm-5d0c2e7f41"
+
+
+def audit_actions(db: Engine) -> list[tuple[str, str]]:
+    with Session(db) as s:
+        return [(e.action, e.actor) for e in s.exec(select(AuditEvent).order_by(
+            col(AuditEvent.id)))]
 
 
 def rows(db: Engine) -> tuple[int, int]:
@@ -166,12 +179,17 @@ def test_same_snils_with_other_data_is_a_conflict(
     client, t = api
     assert client.post("/api/applications", json=GOOD, headers=h(t["coord"])).status_code == 201
     before = snapshot()
-    for change in ({"full_name": "Другой Человек"}, {"birth_date": "1991-05-01"}):
+    for n, change in enumerate(({"full_name": "Другой Человек"}, {"birth_date": "1991-05-01"})):
         r = client.post("/api/applications", json={**GOOD, **change}, headers=h(t["coord"]))
         assert r.status_code == 409, r.text
         assert r.json()["detail"].startswith("snils:")
         assert "112-233" not in r.text and "Человек" not in r.text
-        assert snapshot() == before
+        after = snapshot()
+        # nothing changes but the audit of the attempt (identifiers only)
+        assert {k: v for k, v in after.items() if k != "audit_event"} == \
+            {k: v for k, v in before.items() if k != "audit_event"}
+        assert after["audit_event"][0] == before["audit_event"][0] + n + 1
+        assert audit_actions(db)[-1] == ("registration_conflict", f"staff:{t['coord_id']}")
     # the same person written differently (case, spaces, ё/е) is the same person
     r = client.post("/api/applications", headers=h(t["coord"]),
                     json={**GOOD, "full_name": "синтетиков   ИВАН"})
@@ -268,3 +286,44 @@ def test_application_refused_without_token_or_in_another_region(
     r = client.post("/api/applications", json={**GOOD, "region": "99"}, headers=h(t["coord"]))
     assert r.status_code == 422 and "region" in r.json()["detail"]
     assert rows(db) == (0, 0)
+
+
+def test_another_regions_person_is_neither_confirmed_nor_denied(
+        api: tuple[TestClient, dict[str, str]], db: Engine,
+        snapshot: Callable[[], Snapshot]) -> None:
+    """No SNILS-and-name oracle across regions (issue 8): a coordinator of region 16 posting
+    the SNILS of a person of region 39 gets the same 409 whether the name and birth date are
+    right or wrong, and every attempt is audited."""
+    client, t = api
+    assert client.post("/api/applications", json=GOOD, headers=h(t["coord"])).status_code == 201
+    before = snapshot()
+    replies = []
+    for change in ({}, {"full_name": "Другой Человек"}, {"birth_date": "1991-05-01"}):
+        r = client.post("/api/applications", headers=h(t["other"]),
+                        json={**GOOD, **change, "region": "16"})
+        assert r.status_code == 409, r.text
+        replies.append(r.json())
+    assert replies[0] == replies[1] == replies[2]
+    assert replies[0]["detail"].startswith("snils:") and "Иван" not in str(replies[0])
+    after = snapshot()
+    assert {k: v for k, v in after.items() if k != "audit_event"} == \
+        {k: v for k, v in before.items() if k != "audit_event"}
+    assert audit_actions(db)[-3:] == [("registration_refused_other_region",
+                                       f"staff:{t['other_id']}")] * 3
+
+
+def test_builtin_admin_token_does_not_open_the_route_and_supervisor_apis(
+        api: tuple[TestClient, dict[str, str]]) -> None:
+    """REHAB_ADMIN_TOKEN is the operator's (clock control): the route and supervisor APIs
+    answer 403 naming its scope, not 401 as to an unknown token (issue 8)."""
+    client, _ = api
+    for method, url in (("GET", "/api/routes"), ("GET", "/api/routes/rt_x"),
+                        ("GET", "/api/routes/rt_x/history"),
+                        ("GET", "/api/supervisor/escalations"),
+                        ("POST", "/api/applications")):
+        r = client.request(method, url, headers=h(BUILTIN_ADMIN),
+                           json=GOOD if method == "POST" else None)
+        assert r.status_code == 403, (url, r.text)
+        assert "REHAB_ADMIN_TOKEN" in r.json()["detail"]
+    r = client.post("/api/clock/advance", json={"seconds": 60}, headers=h(BUILTIN_ADMIN))
+    assert r.status_code == 200, r.text
