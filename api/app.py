@@ -100,6 +100,26 @@ def _rule(e: Mapping[str, Any]) -> str:
     return str(e.get("msg", "invalid"))
 
 
+def reject_unknown_query(request: Request) -> None:
+    """A query parameter the operation does not take is refused (422 naming it), as unknown
+    body fields are: a misspelt filter must not silently list everything."""
+    route = request.scope.get("route")
+    dependant = getattr(route, "dependant", None)
+    if dependant is None or not request.query_params:
+        return
+    known = {p.alias for p in _query_params(dependant)}
+    unknown = sorted(k for k in request.query_params if k not in known)
+    if unknown:
+        raise HTTPException(422, f"{unknown[0][:40]}: unknown query parameter (not permitted)")
+
+
+def _query_params(dependant: Any) -> list[Any]:
+    out = list(dependant.query_params)
+    for sub in dependant.dependencies:
+        out.extend(_query_params(sub))
+    return out
+
+
 def create_app(engine: Engine | None = None, *, settings: Settings | None = None,
                clock: DbClock | None = None) -> FastAPI:
     """Build the app on ``engine`` (default: the settings' database)."""
@@ -107,7 +127,8 @@ def create_app(engine: Engine | None = None, *, settings: Settings | None = None
 
     settings = settings or get_settings()
     engine = engine or make_engine()
-    app = FastAPI(title="Rehabilitation routes", version="0.1.0", description=DESCRIPTION)
+    app = FastAPI(title="Rehabilitation routes", version="0.1.0", description=DESCRIPTION,
+                  dependencies=[Depends(reject_unknown_query)])
     app.state.settings = settings
     app.state.engine = engine
     app.state.clock = clock or DbClock(engine, ttl=settings.clock_cache_seconds)

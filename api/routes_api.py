@@ -31,6 +31,8 @@ from models.types import new_id
 router = APIRouter(prefix="/api", tags=["routes"])
 
 # 11 digits 0-9, spaces and hyphens around them ignored (models.persons.normalize_snils)
+# a full name has at least one Latin or Cyrillic letter
+NAME_LETTER_PATTERN = "[A-Za-z\u00c0-\u024f\u0400-\u04ff]"
 SNILS_INPUT_PATTERN = r"^[ -]*(?:[0-9][ -]*){11}$"
 
 Staff = Annotated[StaffUser, Depends(require_role(StaffRole.coordinator, StaffRole.supervisor,
@@ -47,12 +49,14 @@ class ApplicationIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
-    full_name: str = Field(min_length=3, max_length=300,
-                           description="3-300 characters with letters (spaces are trimmed)")
+    full_name: str = Field(min_length=3, max_length=300, pattern=NAME_LETTER_PATTERN,
+                           description="3-300 characters with a Latin or Cyrillic letter "
+                           "(spaces are trimmed)")
     snils: str = Field(pattern=SNILS_INPUT_PATTERN, max_length=40,
                        description="XXX-XXX-XXX YY with a valid check number (11 digits; "
                        "spaces and hyphens between them are ignored)")
-    birth_date: date = Field(description="before the day of registration")
+    birth_date: date = Field(description="YYYY-MM-DD, year 1900 or later, before the day of "
+                             "registration", json_schema_extra={"pattern": r"^(19|[2-9]\d)\d\d-"})
     region: str = Field(default=calendars.DEFAULT_REGION, max_length=8)
     representative: str | None = Field(default=None, max_length=300)
     template: str = Field(description=f"one of: {', '.join(sorted(TEMPLATES))}",

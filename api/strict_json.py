@@ -3,7 +3,8 @@ place and the rule.
 
 ``json.loads`` accepts more than RFC 8259 JSON and can fail in ways that are not a decode
 error: ``NaN`` / ``Infinity``, numbers that overflow a double (stored as ``Infinity``),
-integers of thousands of digits (``ValueError`` past 4,300 digits), escaped lone surrogates
+integers of thousands of digits (``ValueError`` past 4,300 digits; we take integers
+within a double's range), escaped lone surrogates
 (``"\\ud800"``: a Python string that cannot be encoded back to UTF-8) and deep nesting
 (``RecursionError``). ``loads`` refuses each with :class:`StrictJsonError`, whose message is
 ``<field path>: <rule>`` (e.g. ``payload.items.3: NaN and Infinity are not JSON numbers``)
@@ -13,11 +14,13 @@ and never quotes the input.
 from __future__ import annotations
 
 import json
+import sys
 from typing import Any
 
 MAX_DEPTH = 64  # objects and arrays nested in each other
-INT_LIMIT = 2**63 - 1  # integers are 64-bit signed: long numbers go as strings
-_MAX_INT_CHARS = len(str(INT_LIMIT)) + 1  # a sign and 19 digits
+# integers within a double's range (about 1.8e308, at most 309 digits), like every number
+INT_LIMIT = int(sys.float_info.max)
+_MAX_INT_CHARS = len(str(INT_LIMIT)) + 1  # a sign and 309 digits
 
 
 class StrictJsonError(ValueError):
@@ -46,8 +49,8 @@ def _float(text: str) -> float | _Bad:
 
 def _int(text: str) -> int | _Bad:
     if len(text) > _MAX_INT_CHARS or abs(value := int(text)) > INT_LIMIT:
-        return _Bad(f"integer out of range (at most {INT_LIMIT} in magnitude; send longer "
-                    "numbers as strings)")
+        return _Bad("integer out of range (at most 1.8e308 in magnitude, as a double; send "
+                    "longer numbers as strings)")
     return value
 
 
@@ -87,7 +90,7 @@ def _check(root: Any) -> None:
 
 
 def loads(text: str) -> Any:
-    """Parse ``text`` as strict JSON (RFC 8259, 64-bit integers, finite doubles, no lone
+    """Parse ``text`` as strict JSON (RFC 8259, numbers within a double's range, no lone
     surrogates, at most ``MAX_DEPTH`` levels); StrictJsonError naming the place otherwise,
     ``json.JSONDecodeError`` for text that is not JSON at all."""
     try:

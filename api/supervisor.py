@@ -14,7 +14,7 @@ from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, status
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
 from api.auth import CurrentStaff, require_role
 from api.deps import CfgDep, ClockDep, SessionDep
@@ -78,8 +78,6 @@ class AcknowledgeIn(BaseModel):
 
 
 class ExtendIn(BaseModel):
-    model_config = ConfigDict(strict=True)
-
     days: int = Field(ge=1, le=250, description="working days to add (1-250)")
     reason: Reason
 

@@ -54,8 +54,8 @@ def json_utf8_content_type(value: str | None) -> bool:
 
 
 class AnswerBody(BaseModel):
-    """The body of an agency's answer: JSON in UTF-8 (RFC 8259) — finite numbers, integers
-    of at most 64 bits, no lone surrogates, at most 64 levels of nesting."""
+    """The body of an agency's answer: JSON in UTF-8 (RFC 8259) — finite numbers within a
+    double's range (integers too), no lone surrogates, at most 64 levels of nesting."""
 
     model_config = ConfigDict(json_schema_extra={"if": {
         "properties": {"outcome": {"const": "rejected"}}, "required": ["outcome"]},

@@ -1,29 +1,46 @@
 """Free text from outside: when it counts as blank.
 
 A comment or a reason of only whitespace or invisible characters (U+200B zero width space,
-U+00A0 no-break space, U+FEFF, Hangul fillers …) says nothing: it is blank.
+U+00A0 no-break space, U+FEFF, Hangul fillers …) says nothing: it is blank. The rule is one
+regular expression, ``VISIBLE_PATTERN``, used both by the server and in the OpenAPI
+document (JSON Schema ``pattern``), so that what the schema allows the server accepts.
 """
 
 from __future__ import annotations
 
+import re
 import unicodedata
 
-# Unicode categories that show nothing: controls, format characters (U+200B, U+FEFF,
-# U+2060 …), separators (U+00A0, U+3000 …), unassigned, private-use and surrogate code
-# points and combining marks on their own; plus letters and symbols drawn empty.
-_INVISIBLE_CATEGORIES = frozenset({"Cc", "Cf", "Cn", "Co", "Cs", "Zs", "Zl", "Zp", "Mn", "Me"})
-_INVISIBLE_CHARS = frozenset({"\u115f", "\u1160", "\u3164", "\uffa0", "\u2800"})
+# Characters that show nothing: controls (Cc), format characters (Cf: U+200B, U+2060,
+# U+FEFF …) and separators (Zs, Zl, Zp: U+00A0, U+3000 …) of the Basic Multilingual Plane,
+# plus letters and symbols drawn empty (Hangul fillers, the blank Braille pattern).
+_INVISIBLE_CATEGORIES = frozenset({"Cc", "Cf", "Zs", "Zl", "Zp"})
+_DRAWN_EMPTY = frozenset({0x115F, 0x1160, 0x3164, 0xFFA0, 0x2800})
 
-# The same rule as far as a JSON Schema pattern (ECMA-262, no Unicode classes) can say it: at
-# least one character that is not whitespace, a control or a known invisible character.
-VISIBLE_PATTERN = (
-    "[^\\s\\u0000-\\u001f\\u007f-\\u009f\\u00ad\\u034f\\u061c\\u115f\\u1160\\u17b4\\u17b5"
-    "\\u180e\\u200b-\\u200f\\u202a-\\u202e\\u2060-\\u206f\\u2800\\u3164\\ufeff\\uffa0"
-    "\\ue000-\\uf8ff]")
+
+def _ranges(points: list[int]) -> list[tuple[int, int]]:
+    out: list[tuple[int, int]] = []
+    for p in points:
+        if out and out[-1][1] == p - 1:
+            out[-1] = (out[-1][0], p)
+        else:
+            out.append((p, p))
+    return out
+
+
+def _invisible_class() -> str:
+    points = [p for p in range(0x10000) if not 0xD800 <= p <= 0xDFFF and (
+        p in _DRAWN_EMPTY or unicodedata.category(chr(p)) in _INVISIBLE_CATEGORIES)]
+    return "".join(f"\\u{a:04x}" if a == b else f"\\u{a:04x}-\\u{b:04x}"
+                   for a, b in _ranges(points))
+
+
+# At least one visible character. Written with explicit \\uXXXX ranges only, so that it
+# means the same in ECMA-262 (JSON Schema), Python's ``re`` and Rust's ``regex`` (pydantic).
+VISIBLE_PATTERN = f"[^{_invisible_class()}]"
+_VISIBLE = re.compile(VISIBLE_PATTERN)
 
 
 def is_blank(text: str | None) -> bool:
     """True when ``text`` shows no character: empty, whitespace or invisible characters."""
-    return not any(ch not in _INVISIBLE_CHARS
-                   and unicodedata.category(ch) not in _INVISIBLE_CATEGORIES
-                   for ch in text or "")
+    return _VISIBLE.search(text or "") is None
