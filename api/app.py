@@ -120,31 +120,8 @@ def _query_params(dependant: Any) -> list[Any]:
     return out
 
 
-def create_app(engine: Engine | None = None, *, settings: Settings | None = None,
-               clock: DbClock | None = None) -> FastAPI:
-    """Build the app on ``engine`` (default: the settings' database)."""
-    from engine.db import make_engine
-
-    settings = settings or get_settings()
-    engine = engine or make_engine()
-    app = FastAPI(title="Rehabilitation routes", version="0.1.0", description=DESCRIPTION,
-                  dependencies=[Depends(reject_unknown_query)])
-    app.state.settings = settings
-    app.state.engine = engine
-    app.state.clock = clock or DbClock(engine, ttl=settings.clock_cache_seconds)
-    app.state.cfg = EngineConfig.from_settings(settings)
-    app.state.read_engine = (
-        make_engine(engine.url.render_as_string(hide_password=False), read_only=True)
-        if engine.dialect.name == "sqlite" else engine
-    )
-    app.state.answer_writer = AnswerWriter(engine, app.state.clock)
-    app.state.secret_cache = webhooks.SecretCache(
-        app.state.read_engine, production=settings.environment == "production")
-    app.include_router(webhooks.router)
-    webhooks.document_outgoing(app)
-    app.include_router(pages.router)
-    _include_routers(app)
-    app.openapi = lambda: openapi(app, (webhooks.AnswerBody,))  # type: ignore[method-assign]
+def install_error_handlers(app: FastAPI) -> None:
+    """Every refusal in the ``{"detail": "<field>: <rule>"}`` shape (api/errors.py)."""
 
     @app.exception_handler(EngineError)
     async def _engine_error(_: Request, exc: EngineError) -> JSONResponse:
@@ -175,6 +152,35 @@ def create_app(engine: Engine | None = None, *, settings: Settings | None = None
     @app.exception_handler(calendars.CalendarError)
     async def _calendar_error(_: Request, exc: calendars.CalendarError) -> JSONResponse:
         return JSONResponse({"detail": str(exc)}, status_code=422)
+
+
+def create_app(engine: Engine | None = None, *, settings: Settings | None = None,
+               clock: DbClock | None = None) -> FastAPI:
+    """Build the app on ``engine`` (default: the settings' database)."""
+    from engine.db import make_engine
+
+    settings = settings or get_settings()
+    engine = engine or make_engine()
+    app = FastAPI(title="Rehabilitation routes", version="0.1.0", description=DESCRIPTION,
+                  dependencies=[Depends(reject_unknown_query)])
+    app.state.settings = settings
+    app.state.engine = engine
+    app.state.clock = clock or DbClock(engine, ttl=settings.clock_cache_seconds)
+    app.state.cfg = EngineConfig.from_settings(settings)
+    app.state.read_engine = (
+        make_engine(engine.url.render_as_string(hide_password=False), read_only=True)
+        if engine.dialect.name == "sqlite" else engine
+    )
+    app.state.answer_writer = AnswerWriter(engine, app.state.clock)
+    app.state.secret_cache = webhooks.SecretCache(
+        app.state.read_engine, production=settings.environment == "production")
+    app.include_router(webhooks.router)
+    webhooks.document_outgoing(app)
+    app.include_router(pages.router)
+    _include_routers(app)
+    app.openapi = lambda: openapi(app, (webhooks.AnswerBody,))  # type: ignore[method-assign]
+
+    install_error_handlers(app)
 
     @app.get("/health", tags=["ops"])
     def health() -> dict[str, str]:

@@ -112,6 +112,7 @@ def test_the_rules_the_server_enforces_are_in_the_schema(
      "reason"),
     ("POST", "/api/supervisor/steps/st_x/close", {"reason": ""}, "reason"),
     ("GET", "/api/routes/" + "r" * 41 + "/history", None, "route_id"),
+    ("GET", "/api/supervisor/escalations?stauts=all", None, "stauts"),  # misspelt filter
 ])
 def test_out_of_range_parameters_are_4xx(api: tuple[TestClient, dict[str, str]], method: str,
                                          url: str, body: dict[str, Any] | None,

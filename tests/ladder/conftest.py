@@ -18,6 +18,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
+from api.app import install_error_handlers
 from api.supervisor import history_router, router
 from engine.clock import DbClock
 from engine.queue import pending_count
@@ -99,6 +100,7 @@ def route_of(db: Engine, route_id: str) -> Route:
 @pytest.fixture
 def client(db: Engine, clock: DbClock, cfg: EngineConfig) -> Iterator[TestClient]:
     app = FastAPI()
+    install_error_handlers(app)
     app.include_router(router)
     app.include_router(history_router)
     app.state.engine = db
