@@ -132,7 +132,9 @@ class Settings(BaseSettings):
         True, description="Expose the movable clock over HTTP (demo, tests). Off in production."
     )
     admin_token: SecretStr = Field(
-        SecretStr(PLACEHOLDER), description="Bearer token of the built-in administrator."
+        SecretStr(PLACEHOLDER), description="Bearer token of the built-in administrator: "
+        "moves the business clock where clock control is on; the route, application and "
+        "supervisor APIs refuse it (403) — people act with staff tokens."
     )
 
     @model_validator(mode="after")
