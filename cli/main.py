@@ -12,6 +12,7 @@ import typer
 
 from cli.agency import agency_app
 from cli.calendar import calendar_app
+from cli.jobs import jobs_app
 from cli.routes import routes_app
 from cli.staff import staff_app
 
@@ -21,6 +22,7 @@ app.add_typer(calendar_app, name="calendar")
 app.add_typer(routes_app, name="route")
 app.add_typer(staff_app, name="staff")
 app.add_typer(agency_app, name="agency")
+app.add_typer(jobs_app, name="jobs")
 
 
 def _startup_check() -> None:
@@ -84,7 +86,9 @@ def api(
 
 @app.command()
 def worker(
-    name: Annotated[str | None, typer.Option(help="stable worker id (leases survive restarts)")]
+    name: Annotated[str | None, typer.Option(
+        help="worker id (default: <host>-<pid>-<random>, unique across hosts and "
+             "containers); a restart never frees the leases a worker of that name holds")]
     = None,
 ) -> None:
     """Run an engine worker: send requests, apply answers, notify, mirror into Prefect."""

@@ -75,6 +75,12 @@ class Settings(BaseSettings):
     job_lease_seconds: float = Field(
         30.0, gt=0, description="How long a worker holds a claimed job before another may take it."
     )
+    job_max_attempts: int = Field(
+        100, gt=0,
+        description="Attempts of a job (a send, a cancel notice, an answer, a mirror update) "
+        "after which it goes dead: no longer retried, shown by `rehab jobs` and the "
+        "supervisor's dead-jobs API until a person retries it. With the default backoff "
+        "(1 s doubling, capped at 300 s) 100 attempts span about 8 hours.")
     worker_batch_size: int = Field(200, gt=0, description="Jobs a worker claims at once.")
     worker_txn_answers: int = Field(
         1, gt=0,
