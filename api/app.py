@@ -22,7 +22,7 @@ from api import pages, webhooks
 from api.answer_writer import AnswerWriter
 from api.auth import require_admin
 from engine import audit
-from engine.clock import DbClock
+from engine.clock import Clock, DbClock, make_clock
 from engine.routes import EngineConfig, EngineError, NotFoundError
 from engine.settings import Settings, get_settings
 
@@ -86,7 +86,7 @@ def _rule(e: Mapping[str, Any]) -> str:
 
 
 def create_app(engine: Engine | None = None, *, settings: Settings | None = None,
-               clock: DbClock | None = None) -> FastAPI:
+               clock: Clock | None = None) -> FastAPI:
     """Build the app on ``engine`` (default: the settings' database)."""
     from engine.db import make_engine
 
@@ -95,7 +95,7 @@ def create_app(engine: Engine | None = None, *, settings: Settings | None = None
     app = FastAPI(title="Rehabilitation routes", version="0.1.0", description=DESCRIPTION)
     app.state.settings = settings
     app.state.engine = engine
-    app.state.clock = clock or DbClock(engine, ttl=settings.clock_cache_seconds)
+    app.state.clock = clock or make_clock(engine, settings)
     app.state.cfg = EngineConfig.from_settings(settings)
     app.state.read_engine = (
         make_engine(engine.url.render_as_string(hide_password=False), read_only=True)

@@ -27,8 +27,10 @@ app.add_typer(jobs_app, name="jobs")
 
 def _startup_check() -> None:
     """Refuse to serve (one line, exit 2) on a schema that is not at Alembic head, and in
-    production while an agency holds a public demo secret."""
+    production while an agency holds a public demo secret or the database holds a shifted
+    or frozen business clock."""
     from engine.agencies import DemoSecretError, refuse_demo_secrets
+    from engine.clock import ClockNotRealError, require_real_clock
     from engine.db import SchemaNotAtHeadError, make_engine, require_schema_at_head
     from engine.settings import get_settings
 
@@ -37,7 +39,8 @@ def _startup_check() -> None:
         require_schema_at_head(engine)
         if get_settings().environment == "production":
             refuse_demo_secrets(engine)
-    except (SchemaNotAtHeadError, DemoSecretError) as exc:
+            require_real_clock(engine)
+    except (SchemaNotAtHeadError, DemoSecretError, ClockNotRealError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
     finally:
@@ -120,21 +123,22 @@ def sim(
 @app.command()
 def sweeper(
     interval: Annotated[int, typer.Option(
-        min=1, help="seconds between scheduled sweeps (the deployment's interval)")] = 60,
+        min=1, help="seconds of real time between sweeps")] = 60,
     once: Annotated[bool, typer.Option(
         "--once", help="run the timer-sweeper flow once, print its counts as JSON")] = False,
     batch_size: Annotated[int, typer.Option(min=1, help="timers fired per transaction")]
     = 200,
 ) -> None:
-    """Serve the timer-sweeper Prefect deployment on an interval schedule (or sweep once)."""
-    from flows.sweeper import serve_sweeper, timer_sweeper
+    """Fire due timers every INTERVAL seconds on the sweeper's own loop, reporting each sweep
+    to Prefect when it is up (or sweep once as a run of the timer-sweeper flow)."""
+    from flows.sweeper import run_sweeper_forever, timer_sweeper
 
     _startup_check()
     _logging()
     if once:
         typer.echo(json.dumps(timer_sweeper(batch_size=batch_size), sort_keys=True))
         return
-    serve_sweeper(interval, batch_size)
+    run_sweeper_forever(interval, batch_size)
 
 
 @app.command()

@@ -572,11 +572,11 @@ class Worker:
 
 def run_worker_forever(settings: Settings, *, worker_id: str | None = None) -> None:
     """Entry point of ``rehab worker``."""
-    from engine.clock import DbClock
+    from engine.clock import make_clock
     from engine.db import make_engine
 
     engine = make_engine()
-    clock = DbClock(engine, ttl=settings.clock_cache_seconds)
+    clock = make_clock(engine, settings)
     cfg = EngineConfig.from_settings(settings)
 
     async def main() -> None:
