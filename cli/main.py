@@ -27,20 +27,24 @@ app.add_typer(jobs_app, name="jobs")
 
 def _startup_check() -> None:
     """Refuse to serve (one line, exit 2) on a schema that is not at Alembic head, and in
-    production while an agency holds a public demo secret or the database holds a shifted
-    or frozen business clock."""
+    production while an agency holds a public demo secret, the database holds a shifted
+    or frozen business clock, or a notification channel in use only records."""
     from engine.agencies import DemoSecretError, refuse_demo_secrets
     from engine.clock import ClockNotRealError, require_real_clock
     from engine.db import SchemaNotAtHeadError, make_engine, require_schema_at_head
+    from engine.notify import NoTransportError, refuse_recording_channels
     from engine.settings import get_settings
 
     engine = make_engine()
     try:
         require_schema_at_head(engine)
-        if get_settings().environment == "production":
+        settings = get_settings()
+        if settings.environment == "production":
             refuse_demo_secrets(engine)
             require_real_clock(engine)
-    except (SchemaNotAtHeadError, DemoSecretError, ClockNotRealError) as exc:
+            refuse_recording_channels(engine, settings)
+    except (SchemaNotAtHeadError, DemoSecretError, ClockNotRealError,
+            NoTransportError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
     finally:
