@@ -137,6 +137,10 @@ class Settings(BaseSettings):
     allow_clock_control: bool = Field(
         True, description="Expose the movable clock over HTTP (demo, tests). Off in production."
     )
+    staff_token_ttl_days: int = Field(
+        90, gt=0, le=3650,
+        description="Days a staff token is valid from its creation or rotation (real time); "
+        "an expired or revoked token gets 401 (`rehab staff rotate` issues a new one).")
     admin_token: SecretStr = Field(
         SecretStr(PLACEHOLDER), description="Bearer token of the built-in administrator."
     )
