@@ -99,13 +99,14 @@ def worker(
     = None,
 ) -> None:
     """Run an engine worker: send requests, apply answers, notify, mirror into Prefect."""
+    from cli.runtime import worker_handlers
     from engine.settings import get_settings
     from engine.worker import run_worker_forever
 
     settings = get_settings()
     _startup_check()
     _logging()
-    run_worker_forever(settings, worker_id=name)
+    run_worker_forever(settings, worker_id=name, handlers=worker_handlers(settings))
 
 
 @app.command()

@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import Engine, update
 from sqlmodel import Session, col, select
 
-from engine import audit
+from engine import audit, backoff
 from engine.queue import enqueue
 from engine.settings import Settings, get_settings
 from models.agencies import Agency
@@ -150,9 +150,10 @@ def refuse_recording_channels(engine: Engine, settings: Settings) -> None:
 
 
 def backoff_seconds(attempt: int, settings: Settings) -> float:
-    """Retry delay after the ``attempt``-th failure: base * 2^(attempt-1), capped."""
-    delay = settings.notify_backoff_base_seconds * (2 ** max(0, attempt - 1))
-    return float(min(delay, settings.notify_backoff_max_seconds))
+    """Retry delay after the ``attempt``-th failure (``engine.backoff``: base · 2^(n-1),
+    capped, with jitter)."""
+    return backoff.backoff_seconds(attempt, base=settings.notify_backoff_base_seconds,
+                                   cap=settings.notify_backoff_max_seconds)
 
 
 def deliver_notification(

@@ -33,6 +33,7 @@ from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
 from engine import ladder
+from engine.backoff import backoff_seconds
 from engine.clock import Clock
 from engine.recompute import ensure_calendar_current
 from engine.routes import EngineConfig, mirror_later
@@ -127,7 +128,8 @@ def sweep_due_timers(
             if retries > busy_retries:
                 result.busy += busy
                 break
-            time.sleep(min(0.02 * 2 ** retries, 0.5))  # real time: a lock is being held
+            # real time: a lock is being held
+            time.sleep(backoff_seconds(retries + 1, base=0.04, cap=0.5))
             continue
         retries = 0
         if len(due) < batch_size and not busy:

@@ -8,7 +8,9 @@
 - ``send_notification``: hand a notification to its channel adapter — in a lane of its own
   (``notify_concurrency`` threads, ``notify_timeout_seconds``), never awaited by the route
   work, so a slow or dead mail server cannot stall answers and requests.
-- ``mirror_route``: bring the route's Prefect flow run up to date (never blocks a route).
+- other kinds (``mirror_route``: the route's Prefect flow run) are done by the handlers of
+  a registry assembled at start-up (``engine/handlers.py``); the worker knows nothing of
+  Prefect.
 
 A worker holds nothing per waiting route: it holds only the jobs it has claimed, under a
 fenced lease (engine/queue.py); killed at any moment, its jobs are claimed again when their
@@ -30,8 +32,8 @@ import logging
 import os
 import secrets
 import socket
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import Any
 
@@ -40,12 +42,20 @@ from sqlalchemy import Engine, bindparam, text
 from sqlmodel import Session
 
 from engine import queue, routes
-from engine.clock import Clock
+from engine.agencies import usable_secrets
+from engine.backoff import backoff_seconds
+from engine.clock import Clock, make_clock
+from engine.db import make_engine
+from engine.handlers import JobHandler, WorkerStats
+from engine.notify import deliver_notification
 from engine.routes import EngineConfig
 from engine.settings import Settings
 from models.agencies import Agency, AgencyRequest, RequestState
 from models.jobs import JobKind
-from tasks.agency_client import Delivery, DeliveryResult, backoff_seconds, send_request
+from models.routes import CancelNotice, CancelState
+from tasks.agency_client import Delivery, DeliveryResult, send_request
+
+__all__ = ["CORE_KINDS", "Worker", "WorkerStats", "default_worker_id", "run_worker_forever"]
 
 log = logging.getLogger("rehab.worker")
 
@@ -61,46 +71,24 @@ def default_worker_id() -> str:
     return f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
 
 
-@dataclass
-class WorkerStats:
-    sent: int = 0
-    send_retries: int = 0
-    send_refused: int = 0
-    answers_applied: int = 0
-    notifications: int = 0
-    mirrored: int = 0
-    mirror_errors: int = 0
-    #: jobs whose lease another worker had taken by the time their outcome was recorded
-    lease_lost: int = 0
-    #: jobs retried past ``job_max_attempts`` (now ``dead``)
-    dead: int = 0
-    #: items of a batch whose recording failed (each retried alone)
-    item_errors: int = 0
-    #: exceptions raised by background tasks (send batches, notifications), logged
-    background_errors: int = 0
-    by_kind: dict[str, int] = field(default_factory=dict)
-
-
 class Worker:
     """One worker process's loop (several may run side by side)."""
 
     def __init__(self, engine: Engine, clock: Clock, cfg: EngineConfig, settings: Settings,
-                 *, worker_id: str | None = None, mirror: bool | None = None,
-                 prefect_api_url: str | None = None) -> None:
+                 *, worker_id: str | None = None,
+                 handlers: Iterable[JobHandler] = ()) -> None:
         self.engine = engine
         self.clock = clock
         self.cfg = cfg
         self.settings = settings
         self.worker_id = worker_id or default_worker_id()
-        self.mirror_enabled = cfg.mirror if mirror is None else mirror
-        self.prefect_api_url = prefect_api_url or settings.prefect_api_url or None
+        self.handlers = list(handlers)
         self.stats = WorkerStats()
         self._http: httpx.AsyncClient | None = None
-        self._prefect: Any = None
         self._sem = asyncio.Semaphore(settings.worker_concurrency)
         self.on_idle: Callable[[], None] | None = None
         self._notify_lane: set[asyncio.Future[None]] = set()
-        self._notify_pool: Any = None
+        self._notify_pool: ThreadPoolExecutor | None = None
 
     # -- lifecycle ---------------------------------------------------------------------
     async def __aenter__(self) -> Worker:
@@ -117,8 +105,11 @@ class Worker:
             self._notify_pool.shutdown(wait=False)
         if self._http is not None:
             await self._http.aclose()
-        if self._prefect is not None:
-            await self._prefect.__aexit__(None, None, None)
+        for handler in self.handlers:
+            try:
+                await handler.aclose()
+            except Exception:  # noqa: BLE001 - closing one must not keep the others open
+                log.warning("closing a job handler failed", exc_info=True)
 
     async def run(self, stop: asyncio.Event) -> None:
         """Work until ``stop`` is set.
@@ -174,8 +165,8 @@ class Worker:
         if cancels:
             await self._send_cancels(cancels)
         done = len(jobs) + await self._start_notifications(refs)
-        if self.mirror_enabled:
-            done += await self._mirror_batch(refs)
+        for handler in self.handlers:
+            done += await handler.run_once(self, refs)
         return done
 
     # -- helpers -----------------------------------------------------------------------
@@ -197,8 +188,8 @@ class Worker:
         log.error("worker %s: %s failed: %s: %s", self.worker_id, what,
                   type(exc).__name__, exc, exc_info=exc)
 
-    def _retry(self, job: queue.ClaimedJob, error: str, *, delay: float | None = None,
-               count_attempt: bool = True) -> None:
+    def retry_job(self, job: queue.ClaimedJob, error: str, *, delay: float | None = None,
+                  count_attempt: bool = True) -> None:
         """``queue.retry_later`` with this worker's backoff and maximum (synchronous: call it
         in a thread)."""
         outcome = queue.retry_later(
@@ -248,7 +239,7 @@ class Worker:
                     failed.append((job, f"{type(exc).__name__}: {exc}"))
             s.commit()
         for job, err in failed:
-            self._retry(job, err)
+            self.retry_job(job, err)
 
     async def _post(self, url: str, secrets: list[str], key: str,
                     body: dict[str, Any]) -> DeliveryResult:
@@ -258,7 +249,7 @@ class Worker:
             return await send_request(self._http, url=url, secret=secrets, idempotency_key=key,
                                       body=body)
 
-    def _finish(self, job: queue.ClaimedJob) -> None:
+    def finish_job(self, job: queue.ClaimedJob) -> None:
         """Finish a job in a transaction of its own (synchronous: call it in a thread)."""
         with Session(self.engine) as s:
             held = queue.finish(s, job)
@@ -282,8 +273,6 @@ class Worker:
 
     def _prepare_sends(self, jobs: list[queue.ClaimedJob],
                        ) -> list[tuple[queue.ClaimedJob, str, list[str], str, dict[str, Any]]]:
-        from engine.agencies import usable_secrets
-
         production = self.settings.environment == "production"
         work: list[tuple[queue.ClaimedJob, str, list[str], str, dict[str, Any]]] = []
         with Session(self.engine, expire_on_commit=False) as s:
@@ -350,7 +339,7 @@ class Worker:
                     retry.append((job, f"{type(exc).__name__}: {exc}"))
             s.commit()
         for job, err in retry:
-            self._retry(job, err)
+            self.retry_job(job, err)
             self.stats.send_retries += 1
 
     async def _start_notifications(self, refs: list[str] | None) -> int:
@@ -365,8 +354,6 @@ class Worker:
         if not jobs:
             return 0
         if self._notify_pool is None:
-            from concurrent.futures import ThreadPoolExecutor
-
             self._notify_pool = ThreadPoolExecutor(self.settings.notify_concurrency,
                                                    thread_name_prefix="notify")
         loop = asyncio.get_running_loop()
@@ -383,16 +370,14 @@ class Worker:
             self._background_failed("notification", fut.exception())
 
     def _notify(self, job: queue.ClaimedJob, now: datetime) -> None:
-        from engine.notify import deliver_notification
-
         try:
             ok = deliver_notification(self.engine, int(job.ref), settings=self.settings,
                                       now=now)
         except Exception as exc:  # the lane must go on; the job is retried
             log.exception("notification %s failed", job.ref)
-            self._retry(job, f"{type(exc).__name__}: {exc}"[:300])
+            self.retry_job(job, f"{type(exc).__name__}: {exc}"[:300])
             return
-        self._finish(job)
+        self.finish_job(job)
         self.stats.notifications += int(ok)
 
     async def _send_cancels(self, jobs: list[queue.ClaimedJob]) -> None:
@@ -406,9 +391,6 @@ class Worker:
 
     def _prepare_cancels(self, jobs: list[queue.ClaimedJob],
                          ) -> list[tuple[queue.ClaimedJob, str, list[str], dict[str, Any]]]:
-        from engine.agencies import usable_secrets
-        from models.routes import CancelNotice, CancelState
-
         production = self.settings.environment == "production"
         work: list[tuple[queue.ClaimedJob, str, list[str], dict[str, Any]]] = []
         with Session(self.engine, expire_on_commit=False) as s:
@@ -432,8 +414,6 @@ class Worker:
                                                dict[str, Any]]],
                         results: list[DeliveryResult]) -> None:
         """Each notice's outcome in a savepoint of its own (one failing is retried alone)."""
-        from models.routes import CancelNotice
-
         now = self.clock.now()
         retry: list[tuple[queue.ClaimedJob, str]] = []
         with Session(self.engine, expire_on_commit=False) as s:
@@ -464,124 +444,21 @@ class Worker:
                     retry.append((job, f"{type(exc).__name__}: {exc}"))
             s.commit()
         for job, err in retry:
-            self._retry(job, err)
-
-    #: Real-time instant (monotonic) before which Prefect is left alone (it was down).
-    _prefect_down_until: float = 0.0
-
-    async def _mirror_batch(self, refs: list[str] | None) -> int:
-        """Mirror a batch of routes into Prefect (``CONCURRENCY`` at a time) for at most a
-        short slice of real time (jobs not started within it are released for the next
-        pass), so that answers and requests never wait long behind Prefect.
-
-        Prefect unavailable (connection refused, timeout, 502/503/504): the batch's
-        unfinished jobs wait ``DOWN_RETRY_SECONDS`` and no mirror job is claimed meanwhile;
-        the routes go on and the mirror catches up. Any other error is one route's: only its
-        job backs off (exponentially), the others are mirrored.
-        """
-        from time import monotonic
-
-        from tasks import prefect_mirror as pm
-
-        if monotonic() < self._prefect_down_until:
-            return 0
-        jobs = await asyncio.to_thread(
-            queue.claim, self.engine, self.worker_id, kinds=[JobKind.mirror_route],
-            limit=pm.BATCH_SIZE, lease_seconds=self.settings.job_lease_seconds, refs=refs)
-        if not jobs:
-            return 0
-        with pm.no_client_retries():  # our queue retries, not a minute-long client loop
-            down, pending = await self._mirror_jobs(jobs)
-        if down is not None:  # Prefect down: the routes go on, the mirror catches up
-            self.stats.mirror_errors += 1
-            self._prefect_down_until = monotonic() + pm.DOWN_RETRY_SECONDS
-            client, self._prefect = self._prefect, None
-            if client is not None:
-                try:
-                    await client.__aexit__(None, None, None)
-                except Exception:  # noqa: BLE001 - a dead connection may not close cleanly
-                    log.debug("closing the Prefect client failed", exc_info=True)
-            log.warning("prefect unavailable (%s: %s); mirroring waits %.0f s",
-                        type(down).__name__, str(down)[:300], pm.DOWN_RETRY_SECONDS)
-            error = f"prefect unavailable: {type(down).__name__}: {down}"
-            for j in pending:  # not the route's fault: not counted against its maximum
-                await asyncio.to_thread(self._retry, j, error[:300],
-                                        delay=pm.DOWN_RETRY_SECONDS, count_attempt=False)
-        return len(jobs)
-
-    async def _mirror_jobs(
-        self, jobs: list[queue.ClaimedJob],
-    ) -> tuple[BaseException | None, list[queue.ClaimedJob]]:
-        """Reconcile the jobs' routes; return (why Prefect is unavailable or None, the jobs
-        left unfinished because of it)."""
-        from time import monotonic
-
-        from tasks import prefect_mirror as pm
-
-        try:
-            if self._prefect is None:
-                from prefect.client.orchestration import PrefectClient, get_client
-
-                client = (PrefectClient(api=self.prefect_api_url)
-                          if self.prefect_api_url else get_client())
-                await client.__aenter__()
-                self._prefect = client
-        except Exception as exc:  # noqa: BLE001 - any failure to reach Prefect
-            return exc, jobs
-        prefect = self._prefect
-        now = self.clock.now()
-        slice_end = monotonic() + pm.SLICE_SECONDS
-
-        async def one(job: queue.ClaimedJob) -> None:
-            async with asyncio.timeout(pm.CALL_TIMEOUT_SECONDS):
-                await pm.reconcile(prefect, self.engine, job.ref, now=now)
-            await asyncio.to_thread(self._finish, job)
-
-        pending = list(jobs)
-        while pending:
-            chunk, pending = pending[:pm.CONCURRENCY], pending[pm.CONCURRENCY:]
-            results = await asyncio.gather(*(one(j) for j in chunk), return_exceptions=True)
-            down: BaseException | None = None
-            for job, res in zip(chunk, results, strict=True):
-                if res is None:
-                    self.stats.mirrored += 1
-                elif not isinstance(res, Exception):
-                    raise res  # cancellation, KeyboardInterrupt: not ours to swallow
-                elif pm.prefect_unavailable(res):
-                    down = res
-                    pending.append(job)
-                else:
-                    # this route's own trouble: it backs off alone, the others go on
-                    self.stats.mirror_errors += 1
-                    delay = backoff_seconds(job.attempts, base=pm.ERROR_BACKOFF_BASE_SECONDS,
-                                            cap=pm.ERROR_BACKOFF_MAX_SECONDS)
-                    log.warning("prefect mirror of route %s failed (%s: %s); retry in %.0f s",
-                                job.ref, type(res).__name__, str(res)[:200], delay)
-                    await asyncio.to_thread(self._retry, job,
-                                            f"{type(res).__name__}: {res}"[:300], delay=delay)
-            if down is not None:
-                return down, pending
-            if pending and monotonic() >= slice_end:
-                for j in pending:  # the slice is used up: core jobs go first
-                    await asyncio.to_thread(self._retry, j,
-                                            "deferred: mirror time slice used up", delay=0.0,
-                                            count_attempt=False)
-                return None, []
-        return None, []
+            self.retry_job(job, err)
 
 
-def run_worker_forever(settings: Settings, *, worker_id: str | None = None) -> None:
-    """Entry point of ``rehab worker``."""
-    from engine.clock import make_clock
-    from engine.db import make_engine
-
+def run_worker_forever(settings: Settings, *, worker_id: str | None = None,
+                       handlers: Iterable[JobHandler] = ()) -> None:
+    """Entry point of ``rehab worker`` (``handlers``: the registry ``cli/runtime.py``
+    assembled)."""
     engine = make_engine()
     clock = make_clock(engine, settings)
     cfg = EngineConfig.from_settings(settings)
 
     async def main() -> None:
         stop = asyncio.Event()
-        async with Worker(engine, clock, cfg, settings, worker_id=worker_id) as w:
+        async with Worker(engine, clock, cfg, settings, worker_id=worker_id,
+                          handlers=handlers) as w:
             await w.run(stop)
 
     asyncio.run(main())

@@ -124,7 +124,7 @@ def test_starting_a_worker_frees_no_lease_a_live_worker_holds(
     settings = Settings(var_dir=tmp_path, prefect_mirror=False)
 
     async def go() -> int:
-        async with Worker(db, clock, cfg, settings, worker_id="same-name", mirror=False) as w:
+        async with Worker(db, clock, cfg, settings, worker_id="same-name") as w:
             return await w.run_once()
 
     assert asyncio.run(go()) == 0
@@ -161,7 +161,7 @@ def _worker_run(db: Engine, clock: DbClock, cfg: EngineConfig, handler: Any,
     worker: list[Worker] = []
 
     async def go() -> None:
-        async with Worker(db, clock, cfg, settings, worker_id="t", mirror=False) as w:
+        async with Worker(db, clock, cfg, settings, worker_id="t") as w:
             assert w._http is not None
             await w._http.aclose()
             w._http = httpx.AsyncClient(transport=httpx.MockTransport(handler))
@@ -305,7 +305,7 @@ def test_a_send_completes_while_a_database_call_is_blocked(
     loop = asyncio.new_event_loop()
 
     async def work() -> None:
-        async with Worker(db, clock, cfg, settings, worker_id="loop", mirror=False) as w:
+        async with Worker(db, clock, cfg, settings, worker_id="loop") as w:
             await w.run(stop)
 
     thread = threading.Thread(target=loop.run_until_complete, args=(work(),), daemon=True)

@@ -195,7 +195,7 @@ def test_route_advances_while_the_mail_server_hangs(
                         notify_concurrency=3)
 
     async def go() -> tuple[float, list[NotificationStatus]]:
-        async with Worker(db, clock, cfg, settings, worker_id="w1", mirror=False) as w:
+        async with Worker(db, clock, cfg, settings, worker_id="w1") as w:
             t0 = time.monotonic()
             await w.run_once()  # applies the answer; the e-mails start in their lane
             took = time.monotonic() - t0
