@@ -362,3 +362,54 @@ def test_a_request_stores_identifiers_and_is_sent_with_the_subject(
     body = json.loads(mine[0])
     assert body["subject"] == {"snils": person.snils, "full_name": person.full_name,
                                "birth_date": person.birth_date.isoformat()}
+
+
+def test_a_long_send_renews_its_lease(
+        db: Engine, clock: DbClock, cfg: EngineConfig, seeded: list[Person],
+        slow_agency: SlowAgency, tmp_path: Any) -> None:
+    """Leases are real time; this one is made short (0.3 s) and the agency holds the request
+    for several of them: no other worker can take the job meanwhile."""
+    with Session(db, expire_on_commit=False) as s:
+        msp = s.get(Agency, "msp39")
+        assert msp is not None
+        msp.endpoint_url = slow_agency.url
+        s.add(msp)
+        s.commit()
+        route = register_application(s, cfg, now=clock.now(), person_id=seeded[0].id,
+                                     template_code="supported_living")
+        s.commit()
+        step = s.exec(select(Step).where(Step.route_id == route.id, Step.seq == 0)).one()
+    settings = Settings(var_dir=tmp_path, prefect_mirror=False, job_lease_seconds=0.3,
+                        send_timeout_seconds=30, worker_idle_poll_seconds=0.01)
+    stop = asyncio.Event()
+    loop = asyncio.new_event_loop()
+    workers: list[Worker] = []
+
+    async def work() -> None:
+        async with Worker(db, clock, cfg, settings, worker_id="long") as w:
+            workers.append(w)
+            await w.run(stop)
+
+    thread = threading.Thread(target=loop.run_until_complete, args=(work(),), daemon=True)
+    thread.start()
+    try:
+        assert slow_agency.arrived.wait(15)
+        taken: list[queue.ClaimedJob] = []
+        for _ in range(8):  # ~1.2 s of real time: four leases' worth
+            slow_agency.release.wait(0.15)
+            taken += queue.claim(db, "other", kinds=[JobKind.send_request], limit=1,
+                                 lease_seconds=30)
+        assert taken == [], "another worker took a job whose send was still on the wire"
+        slow_agency.release.set()
+        end = threading.Event()
+        for _ in range(300):
+            with Session(db) as s:
+                st = s.get(Step, step.id)
+                if st is not None and st.status is StepStatus.awaiting:
+                    break
+            end.wait(0.05)
+        assert workers[0].stats.sent == 1 and workers[0].stats.lease_lost == 0
+    finally:
+        slow_agency.release.set()
+        loop.call_soon_threadsafe(stop.set)
+        thread.join(30)
