@@ -482,12 +482,15 @@ def cancel_notice_body(notice: CancelNotice) -> dict[str, Any]:
 
 
 def record_cancel_outcome(session: Session, notice_id: str, *, now: datetime,
-                          delivered: bool, error: str | None = None) -> None:
-    """Record a cancel notice's final delivery attempt: taken (2xx) or refused (4xx)."""
+                          delivered: bool, error: str | None = None,
+                          count_attempt: bool = True) -> None:
+    """Record a cancel notice's final delivery attempt: taken (2xx) or refused (4xx).
+    ``count_attempt=False``: the worker counted the attempt before its POST."""
     notice = session.get(CancelNotice, notice_id)
     if notice is None or notice.state is not CancelState.queued:
         return
-    notice.attempts += 1
+    if count_attempt:
+        notice.attempts += 1
     notice.state = CancelState.delivered if delivered else CancelState.failed
     notice.delivered_at = now if delivered else None
     notice.last_error = None if delivered else (error or "")[:500]

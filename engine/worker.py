@@ -63,6 +63,9 @@ CORE_KINDS = [JobKind.apply_answer, JobKind.send_request, JobKind.send_cancel]
 
 _COUNT_ATTEMPTS = text("UPDATE agency_request SET attempts = attempts + 1 WHERE id IN :ids"
                        ).bindparams(bindparam("ids", expanding=True))
+_COUNT_CANCEL_ATTEMPTS = text(
+    "UPDATE cancel_notice SET attempts = attempts + 1 WHERE id IN :ids"
+).bindparams(bindparam("ids", expanding=True))
 
 
 def default_worker_id() -> str:
@@ -120,7 +123,6 @@ class Worker:
         up no other route and the worker's CPU is never idle while there is work.
         """
         inflight: set[asyncio.Task[None]] = set()
-        self._background = inflight
         stopping = asyncio.ensure_future(stop.wait())
         try:
             while not stop.is_set():
@@ -407,6 +409,8 @@ class Worker:
                     work.append((job, agency.endpoint_url,
                                  usable_secrets(agency, production=production),
                                  routes.cancel_notice_body(notice)))
+            if work:  # counted before the POST, like a request's
+                s.execute(_COUNT_CANCEL_ATTEMPTS, {"ids": [w[0].ref for w in work]})
             s.commit()
         return work
 
@@ -423,7 +427,6 @@ class Worker:
                     if result.outcome is Delivery.retry:
                         notice = s.get(CancelNotice, job.ref)
                         if notice is not None:
-                            notice.attempts += 1
                             notice.last_error = (result.error or "")[:500]
                             s.add(notice)
                         sp.commit()
@@ -431,7 +434,7 @@ class Worker:
                         continue
                     routes.record_cancel_outcome(
                         s, job.ref, now=now, delivered=result.outcome is Delivery.delivered,
-                        error=result.error)
+                        error=result.error, count_attempt=False)
                     if not queue.finish(s, job):
                         sp.rollback()
                         self.stats.lease_lost += 1
