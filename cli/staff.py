@@ -43,8 +43,8 @@ def add(
     finally:
         engine.dispose()
     typer.echo(f"staff user {user.id} ({user.role.value}, region {user.region}) created")
-    typer.echo(f"token (shown once): {token}")
     typer.echo(f"token expires at {user.token_expires_at:%Y-%m-%d %H:%M} UTC")
+    typer.echo(f"token (shown once): {token}")
 
 
 @staff_app.command("revoke")
@@ -78,5 +78,6 @@ def rotate(id: str = typer.Option(..., "--id", help="Login id of the staff user"
         raise typer.Exit(2) from exc
     finally:
         engine.dispose()
-    typer.echo(f"token of {user.id} rotated; new token (shown once): {token}")
-    typer.echo(f"token expires at {user.token_expires_at:%Y-%m-%d %H:%M} UTC")
+    typer.echo(f"token of {user.id} rotated; it expires at "
+               f"{user.token_expires_at:%Y-%m-%d %H:%M} UTC")
+    typer.echo(f"new token (shown once): {token}")

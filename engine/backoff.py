@@ -25,8 +25,8 @@ def backoff_seconds(attempt: int, *, base: float, cap: float, jitter: float = JI
     """The wait before retrying after the ``attempt``-th failure (1, 2, …): ``base``,
     ``2·base``, ``4·base`` … capped at ``cap``, times a factor in ``[1-jitter, 1+jitter]``
     (never above ``cap``)."""
-    if base <= 0 or cap <= 0:
-        raise ValueError("base, cap: must be positive numbers of seconds")
+    if base < 0 or cap < 0:
+        raise ValueError("base, cap: must not be negative (seconds)")
     if not 0 <= jitter < 1:
         raise ValueError("jitter: must be in [0, 1)")
     nominal = min(cap, base * 2.0 ** min(max(0, attempt - 1), 62))
