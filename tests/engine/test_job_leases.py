@@ -367,8 +367,8 @@ def test_a_request_stores_identifiers_and_is_sent_with_the_subject(
 def test_a_long_send_renews_its_lease(
         db: Engine, clock: DbClock, cfg: EngineConfig, seeded: list[Person],
         slow_agency: SlowAgency, tmp_path: Any) -> None:
-    """Leases are real time; this one is made short (0.3 s) and the agency holds the request
-    for several of them: no other worker can take the job meanwhile."""
+    """Leases are real time; this one is made short (1.5 s) and the agency holds the request
+    for several of them: no other worker (nor this one) can take the job meanwhile."""
     with Session(db, expire_on_commit=False) as s:
         msp = s.get(Agency, "msp39")
         assert msp is not None
@@ -379,7 +379,7 @@ def test_a_long_send_renews_its_lease(
                                      template_code="supported_living")
         s.commit()
         step = s.exec(select(Step).where(Step.route_id == route.id, Step.seq == 0)).one()
-    settings = Settings(var_dir=tmp_path, prefect_mirror=False, job_lease_seconds=0.3,
+    settings = Settings(var_dir=tmp_path, prefect_mirror=False, job_lease_seconds=1.5,
                         send_timeout_seconds=30, worker_idle_poll_seconds=0.01)
     stop = asyncio.Event()
     loop = asyncio.new_event_loop()
@@ -395,8 +395,8 @@ def test_a_long_send_renews_its_lease(
     try:
         assert slow_agency.arrived.wait(15)
         taken: list[queue.ClaimedJob] = []
-        for _ in range(8):  # ~1.2 s of real time: four leases' worth
-            slow_agency.release.wait(0.15)
+        for _ in range(10):  # ~5 s of real time: more than three leases' worth
+            slow_agency.release.wait(0.5)
             taken += queue.claim(db, "other", kinds=[JobKind.send_request], limit=1,
                                  lease_seconds=30)
         assert taken == [], "another worker took a job whose send was still on the wire"
