@@ -23,7 +23,7 @@ from api.answer_writer import AnswerWriter
 from api.auth import require_admin
 from api.errors import error_responses, openapi
 from engine import audit
-from engine.clock import DbClock
+from engine.clock import Clock, DbClock, make_clock
 from engine.routes import EngineConfig, EngineError, NotFoundError
 from engine.settings import Settings, get_settings
 
@@ -155,7 +155,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
 
 def create_app(engine: Engine | None = None, *, settings: Settings | None = None,
-               clock: DbClock | None = None) -> FastAPI:
+               clock: Clock | None = None) -> FastAPI:
     """Build the app on ``engine`` (default: the settings' database)."""
     from engine.db import make_engine
 
@@ -165,7 +165,7 @@ def create_app(engine: Engine | None = None, *, settings: Settings | None = None
                   dependencies=[Depends(reject_unknown_query)])
     app.state.settings = settings
     app.state.engine = engine
-    app.state.clock = clock or DbClock(engine, ttl=settings.clock_cache_seconds)
+    app.state.clock = clock or make_clock(engine, settings)
     app.state.cfg = EngineConfig.from_settings(settings)
     app.state.read_engine = (
         make_engine(engine.url.render_as_string(hide_password=False), read_only=True)

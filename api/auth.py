@@ -54,7 +54,7 @@ def current_staff(
         user = staff_by_token(s, credentials.credentials)
     if user is None:
         raise HTTPException(status.HTTP_401_UNAUTHORIZED,
-                            "authorization: unknown or inactive token",
+                            "authorization: unknown, inactive, expired or revoked token",
                             headers={"WWW-Authenticate": "Bearer"})
     return user
 
@@ -93,7 +93,7 @@ def require_admin(
         user = staff_by_token(s, given)
     if user is None:
         raise HTTPException(status.HTTP_401_UNAUTHORIZED,
-                            "authorization: unknown or inactive token",
+                            "authorization: unknown, inactive, expired or revoked token",
                             headers={"WWW-Authenticate": "Bearer"})
     if user.role is not StaffRole.admin:
         raise HTTPException(status.HTTP_403_FORBIDDEN,

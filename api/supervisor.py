@@ -17,10 +17,12 @@ from fastapi import APIRouter, Depends, HTTPException, Path, Query, status
 from pydantic import BaseModel, Field
 
 from api.auth import CurrentStaff, require_role
-from api.deps import CfgDep, ClockDep, SessionDep
+from api.deps import CfgDep, ClockDep, EngineDep, SessionDep
 from api.errors import error_responses
+from engine import queue
 from engine import supervisor as sv
 from engine.routes import EngineError, NotFoundError
+from models.jobs import JobKind
 from models.staff import StaffRole
 from models.text import VISIBLE_PATTERN
 
@@ -119,6 +121,33 @@ def list_escalations(
                                    status=status_, agency_id=agency_id, region=region,
                                    min_age_days=min_age_days, sort=sort)
     return [EscalationOut(**r.__dict__) for r in rows]
+
+
+class JobOut(BaseModel):
+    """A job of the engine's queue (identifiers only: a kind and the id it works on)."""
+
+    id: int
+    kind: str  # send_request, send_cancel, apply_answer, mirror_route, send_notification
+    ref: str  # request id, notice id, answer id, route id or notification id
+    state: str  # dead
+    attempts: int
+    due_at: datetime
+    dead_at: datetime | None
+    locked_by: str | None
+    last_error: str | None
+
+
+@router.get("/jobs/dead", response_model=list[JobOut], responses=error_responses(401, 403, 422))
+def list_dead_jobs(
+    engine: EngineDep,
+    kind: JobKind | None = Query(None, description="only jobs of this kind"),
+    limit: int = Query(100, ge=1, le=1000, description="at most this many, newest first"),
+) -> list[JobOut]:
+    """Jobs retried past ``job_max_attempts``: no longer retried until a person retries them
+    (``rehab jobs retry ID``). A dead ``send_request`` leaves its step's send-by ladder
+    running, so the step escalates as well (298-п Порядок п.10, п.13)."""
+    return [JobOut.model_validate(j.as_dict())
+            for j in queue.list_jobs(engine, dead=True, kind=kind, limit=limit)]
 
 
 @router.post("/escalations/{escalation_id}/acknowledge", response_model=ActionOut,

@@ -12,6 +12,7 @@ import typer
 
 from cli.agency import agency_app
 from cli.calendar import calendar_app
+from cli.jobs import jobs_app
 from cli.routes import routes_app
 from cli.staff import staff_app
 
@@ -21,21 +22,29 @@ app.add_typer(calendar_app, name="calendar")
 app.add_typer(routes_app, name="route")
 app.add_typer(staff_app, name="staff")
 app.add_typer(agency_app, name="agency")
+app.add_typer(jobs_app, name="jobs")
 
 
 def _startup_check() -> None:
     """Refuse to serve (one line, exit 2) on a schema that is not at Alembic head, and in
-    production while an agency holds a public demo secret."""
+    production while an agency holds a public demo secret, the database holds a shifted
+    or frozen business clock, or a notification channel in use only records."""
     from engine.agencies import DemoSecretError, refuse_demo_secrets
+    from engine.clock import ClockNotRealError, require_real_clock
     from engine.db import SchemaNotAtHeadError, make_engine, require_schema_at_head
+    from engine.notify import NoTransportError, refuse_recording_channels
     from engine.settings import get_settings
 
     engine = make_engine()
     try:
         require_schema_at_head(engine)
-        if get_settings().environment == "production":
+        settings = get_settings()
+        if settings.environment == "production":
             refuse_demo_secrets(engine)
-    except (SchemaNotAtHeadError, DemoSecretError) as exc:
+            require_real_clock(engine)
+            refuse_recording_channels(engine, settings)
+    except (SchemaNotAtHeadError, DemoSecretError, ClockNotRealError,
+            NoTransportError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
     finally:
@@ -84,17 +93,20 @@ def api(
 
 @app.command()
 def worker(
-    name: Annotated[str | None, typer.Option(help="stable worker id (leases survive restarts)")]
+    name: Annotated[str | None, typer.Option(
+        help="worker id (default: <host>-<pid>-<random>, unique across hosts and "
+             "containers); a restart never frees the leases a worker of that name holds")]
     = None,
 ) -> None:
     """Run an engine worker: send requests, apply answers, notify, mirror into Prefect."""
+    from cli.runtime import worker_handlers
     from engine.settings import get_settings
     from engine.worker import run_worker_forever
 
     settings = get_settings()
     _startup_check()
     _logging()
-    run_worker_forever(settings, worker_id=name)
+    run_worker_forever(settings, worker_id=name, handlers=worker_handlers(settings))
 
 
 @app.command()
@@ -116,21 +128,22 @@ def sim(
 @app.command()
 def sweeper(
     interval: Annotated[int, typer.Option(
-        min=1, help="seconds between scheduled sweeps (the deployment's interval)")] = 60,
+        min=1, help="seconds of real time between sweeps")] = 60,
     once: Annotated[bool, typer.Option(
         "--once", help="run the timer-sweeper flow once, print its counts as JSON")] = False,
     batch_size: Annotated[int, typer.Option(min=1, help="timers fired per transaction")]
     = 200,
 ) -> None:
-    """Serve the timer-sweeper Prefect deployment on an interval schedule (or sweep once)."""
-    from flows.sweeper import serve_sweeper, timer_sweeper
+    """Fire due timers every INTERVAL seconds on the sweeper's own loop, reporting each sweep
+    to Prefect when it is up (or sweep once as a run of the timer-sweeper flow)."""
+    from flows.sweeper import run_sweeper_forever, timer_sweeper
 
     _startup_check()
     _logging()
     if once:
         typer.echo(json.dumps(timer_sweeper(batch_size=batch_size), sort_keys=True))
         return
-    serve_sweeper(interval, batch_size)
+    run_sweeper_forever(interval, batch_size)
 
 
 @app.command()

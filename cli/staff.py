@@ -7,7 +7,8 @@ from sqlmodel import Session
 
 from engine.db import make_engine
 from engine.routes import EngineError
-from engine.staff import create_staff
+from engine.settings import get_settings
+from engine.staff import create_staff, revoke_token, rotate_token
 from models.staff import StaffRole
 
 staff_app = typer.Typer(help="Staff users: coordinators, supervisors, administrators.",
@@ -33,7 +34,8 @@ def add(
     try:
         with Session(engine, expire_on_commit=False) as s:
             user, token = create_staff(s, id=id, display_name=display_name, role=role,
-                                       region=region, email=email, actor="cli:staff")
+                                       region=region, email=email, actor="cli:staff",
+                                       token_ttl_days=get_settings().staff_token_ttl_days)
             s.commit()
     except (EngineError, ValueError) as exc:
         typer.echo(f"error: {exc}", err=True)
@@ -41,4 +43,41 @@ def add(
     finally:
         engine.dispose()
     typer.echo(f"staff user {user.id} ({user.role.value}, region {user.region}) created")
+    typer.echo(f"token expires at {user.token_expires_at:%Y-%m-%d %H:%M} UTC")
     typer.echo(f"token (shown once): {token}")
+
+
+@staff_app.command("revoke")
+def revoke(id: str = typer.Option(..., "--id", help="Login id of the staff user")) -> None:
+    """Refuse the user's token from now on (a new one: ``rehab staff rotate``)."""
+    engine = make_engine()
+    try:
+        with Session(engine) as s:
+            revoke_token(s, id=id, actor="cli:staff")
+            s.commit()
+    except EngineError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    finally:
+        engine.dispose()
+    typer.echo(f"the token of {id} is revoked")
+
+
+@staff_app.command("rotate")
+def rotate(id: str = typer.Option(..., "--id", help="Login id of the staff user")) -> None:
+    """Issue a new token (shown once; the old one is refused at once), valid for
+    REHAB_STAFF_TOKEN_TTL_DAYS days."""
+    engine = make_engine()
+    try:
+        with Session(engine, expire_on_commit=False) as s:
+            user, token = rotate_token(s, id=id, actor="cli:staff",
+                                       token_ttl_days=get_settings().staff_token_ttl_days)
+            s.commit()
+    except EngineError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    finally:
+        engine.dispose()
+    typer.echo(f"token of {user.id} rotated; it expires at "
+               f"{user.token_expires_at:%Y-%m-%d %H:%M} UTC")
+    typer.echo(f"new token (shown once): {token}")

@@ -4,13 +4,18 @@ Every business rule (deadlines, timers, lateness) reads ``Clock.now()``; infrast
 (job leases, retry backoff, webhook replay windows) uses real time. The movable clock lives
 in the database (``clock_state``) so that the API, the workers and the sweepers of one
 installation agree on what time it is.
+
+Production runs on real time: with ``REHAB_ENVIRONMENT=production`` the business clock is
+the system clock (:func:`make_clock`), and a process refuses to start while the database
+holds a shifted or frozen clock (:func:`require_real_clock`) — a deadline counted from a
+moved clock would be wrong in law (298-п Порядок п.10, п.11 count real working days).
 """
 
 from __future__ import annotations
 
 import time
 from datetime import datetime, timedelta
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import pendulum
 from sqlalchemy import Engine
@@ -19,6 +24,9 @@ from sqlmodel import Session
 import calendars
 from models.clock import ClockState
 from models.types import utcnow
+
+if TYPE_CHECKING:
+    from engine.settings import Settings
 
 
 class Clock(Protocol):
@@ -116,3 +124,30 @@ class FixedClock:
     def advance(self, delta: timedelta) -> datetime:
         self.at = self.at + delta
         return self.at
+
+
+class ClockNotRealError(RuntimeError):
+    """The database holds a shifted or frozen business clock where real time is required."""
+
+
+def require_real_clock(engine: Engine) -> None:
+    """Raise :class:`ClockNotRealError` (one line naming the row and what to do) when the
+    ``clock_state`` row shifts or freezes business time."""
+    with Session(engine) as s:
+        row = s.get(ClockState, 1)
+    if row is None or (row.frozen_at is None and not row.offset_seconds):
+        return
+    what = (f"frozen at {row.frozen_at.isoformat()}" if row.frozen_at is not None
+            else f"shifted by {row.offset_seconds:+.0f} s")
+    raise ClockNotRealError(
+        f"clock_state: business time is {what}; production runs on the system clock "
+        "(reset it: UPDATE clock_state SET frozen_at = NULL, offset_seconds = 0)")
+
+
+def make_clock(engine: Engine, settings: Settings) -> Clock:
+    """The business clock of a process: the system clock in production (after checking the
+    database holds no moved clock), else the movable ``DbClock``."""
+    if settings.environment == "production":
+        require_real_clock(engine)
+        return SystemClock()
+    return DbClock(engine, ttl=settings.clock_cache_seconds)

@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import Engine, update
 from sqlmodel import Session, col, select
 
-from engine import audit
+from engine import audit, backoff
 from engine.queue import enqueue
 from engine.settings import Settings, get_settings
 from models.agencies import Agency
@@ -25,7 +25,14 @@ from models.notifications import Channel, Notification, NotificationStatus
 from models.routes import Route
 from models.staff import StaffRole, StaffUser
 from models.types import utcnow
-from tasks.notifications import ChannelAdapter, DeliveryError, OutgoingMessage
+from tasks.notifications import (
+    ChannelAdapter,
+    DeliveryError,
+    OutgoingMessage,
+    adapters_from_settings,
+    delivers,
+    recording_only,
+)
 
 SYSTEM = "system:notify"
 
@@ -104,10 +111,49 @@ def queue_notification(
     return row
 
 
+class NoTransportError(RuntimeError):
+    """Production with a channel in use that only records notifications."""
+
+
+def channels_in_use(session: Session) -> dict[Channel, int]:
+    """The channels notifications go out on, with how many active recipients use each
+    (agencies and staff: e-mail where they have an address, else the portal; and any
+    channel of a notification still pending)."""
+    used: dict[Channel, int] = {}
+    rows: list[str | None] = [
+        *session.exec(select(Agency.email).where(col(Agency.active).is_(True))),
+        *session.exec(select(StaffUser.email).where(col(StaffUser.active).is_(True)))]
+    for email in rows:
+        channel = Channel.email if email else Channel.portal
+        used[channel] = used.get(channel, 0) + 1
+    for pending in session.exec(select(Notification.channel).distinct().where(
+            col(Notification.status).in_([NotificationStatus.pending,
+                                          NotificationStatus.sending]))):
+        used.setdefault(Channel(pending), 0)
+    return used
+
+
+def refuse_recording_channels(engine: Engine, settings: Settings) -> None:
+    """Production must not pretend: raise :class:`NoTransportError` (one line naming the
+    channels) when a channel in use has only a recording adapter (298-п Порядок п.13,
+    363н п.10б: the ladder's notices must reach the people they are for)."""
+    adapters = adapters_from_settings(settings)
+    with Session(engine) as s:
+        used = channels_in_use(s)
+    bad = recording_only(adapters, sorted(used))
+    if bad:
+        names = ", ".join(f"{c.value} ({used[c]} recipients)" for c in bad)
+        raise NoTransportError(
+            f"notifications: channel(s) in use with no real transport, only recorded: "
+            f"{names}; connect one (REHAB_SMTP_ENABLED=true for email) or give those "
+            "recipients an e-mail address")
+
+
 def backoff_seconds(attempt: int, settings: Settings) -> float:
-    """Retry delay after the ``attempt``-th failure: base * 2^(attempt-1), capped."""
-    delay = settings.notify_backoff_base_seconds * (2 ** max(0, attempt - 1))
-    return float(min(delay, settings.notify_backoff_max_seconds))
+    """Retry delay after the ``attempt``-th failure (``engine.backoff``: base · 2^(n-1),
+    capped, with jitter)."""
+    return backoff.backoff_seconds(attempt, base=settings.notify_backoff_base_seconds,
+                                   cap=settings.notify_backoff_max_seconds)
 
 
 def deliver_notification(
@@ -134,8 +180,6 @@ def deliver_notification(
     """
     settings = settings or get_settings()
     if adapters is None:
-        from tasks.notifications import adapters_from_settings
-
         adapters = adapters_from_settings(settings)
     if now is None:
         from engine.clock import DbClock
@@ -157,6 +201,7 @@ def deliver_notification(
     assert row is not None and row.id is not None
     adapter = adapters.get(row.channel)
     error: str | None = None
+    real = adapter is not None and delivers(adapter)
     if adapter is None:
         error = f"channel: no adapter for {row.channel.value}"
     else:
@@ -168,24 +213,27 @@ def deliver_notification(
     with Session(engine, expire_on_commit=False) as s:
         fresh = s.get(Notification, notification_id)
         assert fresh is not None
-        if fresh.status in (NotificationStatus.sent, NotificationStatus.failed):
+        if fresh.status in (NotificationStatus.sent, NotificationStatus.recorded,
+                            NotificationStatus.failed):
             s.commit()
             return True
-        done = _record_attempt(s, fresh, error=error, settings=settings, now=now)
+        done = _record_attempt(s, fresh, error=error, settings=settings, now=now,
+                               delivered=real)
         s.commit()
     return done
 
 
 def _record_attempt(s: Session, row: Notification, *, error: str | None, settings: Settings,
-                    now: datetime) -> bool:
-    """The outcome of an attempt (``row.attempts`` already counts it): sent, retry later,
-    or failed for good; audited."""
+                    now: datetime, delivered: bool = True) -> bool:
+    """The outcome of an attempt (``row.attempts`` already counts it): sent (a real
+    transport took it) or recorded (a channel without one wrote it down), retry later, or
+    failed for good; audited."""
     done = True
     if error is None:
-        row.status = NotificationStatus.sent
-        row.sent_at = utcnow()
+        row.status = NotificationStatus.sent if delivered else NotificationStatus.recorded
+        row.sent_at = utcnow() if delivered else None
         row.last_error = None
-        action = "sent"
+        action = row.status.value
     else:
         row.last_error = error[:500]
         if row.attempts >= settings.notify_max_attempts:

@@ -2,11 +2,24 @@
 
 Claiming is one statement: on PostgreSQL ``FOR UPDATE SKIP LOCKED`` lets several workers
 claim side by side; on SQLite the write lock serialises claimers. A job whose worker died is
-claimed again when its lease runs out (or at once by the same worker after a restart).
+claimed again when its lease runs out — never earlier: a restarted worker does not free
+leases, because nothing proves that the holder under that name is dead.
+
+Leases are *fenced*: every claim writes a fresh random ``lease_token`` and ``finish``,
+``retry_later`` and ``renew`` act only while the row still carries the caller's
+``locked_by`` and token (a WHERE clause, no extra query). A worker that lost its lease —
+it hung past the lease and another worker took the job — changes nothing. A long piece of
+work renews its lease (``renew``, the worker's heartbeat).
+
+A job retried ``max_attempts`` times goes ``dead`` (``dead_at`` set): it is no longer
+claimed, ``rehab jobs`` and ``GET /supervisor/jobs/dead`` show it, and ``revive`` makes it
+due again. No job is retried for ever in silence.
 """
 
 from __future__ import annotations
 
+import logging
+import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -19,6 +32,11 @@ from sqlmodel import Session
 from models.jobs import Job, JobKind
 from models.types import utcnow
 
+log = logging.getLogger("rehab.queue")
+
+#: Attempts after which a failing job goes dead unless the caller says otherwise.
+DEFAULT_MAX_ATTEMPTS = 25
+
 
 @dataclass(frozen=True)
 class ClaimedJob:
@@ -27,6 +45,14 @@ class ClaimedJob:
     ref: str
     generation: int
     attempts: int
+    #: who holds the lease and its fencing token (set by ``claim``)
+    worker: str = ""
+    token: str = ""
+
+
+def _bind(engine_or_dialect: str, at: datetime) -> datetime:
+    """A datetime bound in raw SQL: aware on PostgreSQL, naive UTC on SQLite."""
+    return at if engine_or_dialect == "postgresql" else at.replace(tzinfo=None)
 
 
 def _upsert(dialect: str) -> Any:
@@ -67,7 +93,8 @@ def claim(engine: Engine, worker: str, *, kinds: list[JobKind], limit: int,
     until = now + timedelta(seconds=lease_seconds)
     kind_list = ", ".join(f"'{k.value}'" for k in kinds)
     skip = " FOR UPDATE SKIP LOCKED" if engine.dialect.name == "postgresql" else ""
-    params: dict[str, object] = {"worker": worker, "limit": limit}
+    token = secrets.token_hex(8)  # one per claim: a later claim of the same job differs
+    params: dict[str, object] = {"worker": worker, "limit": limit, "token": token}
     ref_clause = ""
     if refs is not None:
         if not refs:
@@ -77,11 +104,12 @@ def claim(engine: Engine, worker: str, *, kinds: list[JobKind], limit: int,
         params.update(dict(zip(names, refs, strict=True)))
     sql = text(
         f"""
-        UPDATE job SET locked_by = :worker, locked_until = :until, attempts = attempts + 1
+        UPDATE job SET locked_by = :worker, locked_until = :until, lease_token = :token,
+                       attempts = attempts + 1
         WHERE id IN (
             SELECT id FROM job
             WHERE kind IN ({kind_list}) AND due_at <= :now{ref_clause}
-              AND (locked_until IS NULL OR locked_until < :now)
+              AND (locked_until IS NULL OR locked_until < :now) AND dead_at IS NULL
             ORDER BY due_at, id LIMIT :limit{skip}
         )
         RETURNING id, kind, ref, generation, attempts
@@ -92,53 +120,167 @@ def claim(engine: Engine, worker: str, *, kinds: list[JobKind], limit: int,
     params["until"] = until if pg else until.replace(tzinfo=None)
     with engine.begin() as conn:
         rows = conn.execute(sql, params).all()
-    return [ClaimedJob(r[0], JobKind(r[1]), r[2], r[3], r[4]) for r in rows]
+    return [ClaimedJob(r[0], JobKind(r[1]), r[2], r[3], r[4], worker, token) for r in rows]
 
 
-def release_worker(engine: Engine, worker: str) -> int:
-    """Free the leases of ``worker`` (called when a worker with that name restarts)."""
-    with engine.begin() as conn:
-        res = conn.execute(
-            text("UPDATE job SET locked_by = NULL, locked_until = NULL WHERE locked_by = :w"),
-            {"w": worker},
-        )
-    return int(res.rowcount or 0)
+_HELD = "locked_by = :w AND lease_token = :t"
 
 
-def finish(session: Session, job: ClaimedJob) -> None:
+def _held(job: ClaimedJob) -> dict[str, object]:
+    return {"id": job.id, "w": job.worker, "t": job.token}
+
+
+def finish(session: Session, job: ClaimedJob) -> bool:
     """Remove the job in the caller's transaction, unless it was re-enqueued meanwhile
-    (then unlock it for another pass)."""
+    (then unlock it for another pass). Acts only while the caller still holds the lease;
+    returns False when it does not (the caller should roll back what it did: another
+    worker has the job)."""
     with session.no_autoflush:  # the job row is independent of pending ORM changes
         res = session.execute(
-            text("DELETE FROM job WHERE id = :id AND generation = :g"),
-            {"id": job.id, "g": job.generation},
+            text(f"DELETE FROM job WHERE id = :id AND generation = :g AND {_HELD}"),
+            {**_held(job), "g": job.generation},
         )
-        if not res.rowcount:  # type: ignore[attr-defined]
-            session.execute(
-                text("UPDATE job SET locked_by = NULL, locked_until = NULL WHERE id = :id"),
-                {"id": job.id},
-            )
+        if res.rowcount:  # type: ignore[attr-defined]
+            return True
+        res = session.execute(
+            text("UPDATE job SET locked_by = NULL, locked_until = NULL, lease_token = NULL "
+                 f"WHERE id = :id AND {_HELD}"),
+            _held(job),
+        )
+        return bool(res.rowcount)  # type: ignore[attr-defined]
 
 
-def retry_later(engine: Engine, job: ClaimedJob, *, delay_seconds: float, error: str) -> None:
-    """Unlock the job and make it due again after ``delay_seconds`` of real time."""
-    due = utcnow() + timedelta(seconds=delay_seconds)
-    bind_due = due if engine.dialect.name == "postgresql" else due.replace(tzinfo=None)
+def retry_later(engine: Engine, job: ClaimedJob, *, delay_seconds: float, error: str,
+                max_attempts: int | None = DEFAULT_MAX_ATTEMPTS,
+                count_attempt: bool = True) -> str:
+    """Unlock the job and make it due again after ``delay_seconds`` of real time — or, when
+    this was its ``max_attempts``-th attempt, make it ``dead`` (no more claims until a person
+    revives it). ``count_attempt=False``: the attempt did not happen (work deferred, Prefect
+    down) and is not counted against the maximum. Acts only while the caller holds the lease.
+
+    Returns ``"retry"``, ``"dead"`` or ``"lost"`` (the lease was not the caller's any more).
+    """
+    now = utcnow()
+    dialect = engine.dialect.name
+    dead = (count_attempt and max_attempts is not None and job.attempts >= max_attempts)
+    undo = "" if count_attempt else ", attempts = attempts - 1"
     with engine.begin() as conn:
-        conn.execute(
+        res = conn.execute(
             text(
-                "UPDATE job SET locked_by = NULL, locked_until = NULL, due_at = :due, "
-                "last_error = :err WHERE id = :id"
+                "UPDATE job SET locked_by = NULL, locked_until = NULL, lease_token = NULL, "
+                f"due_at = :due, dead_at = :dead, last_error = :err{undo} "
+                f"WHERE id = :id AND {_HELD}"
             ),
-            {"due": bind_due, "err": error[:500], "id": job.id},
+            {**_held(job), "due": _bind(dialect, now + timedelta(seconds=delay_seconds)),
+             "dead": _bind(dialect, now) if dead else None, "err": error[:500]},
         )
+    if not res.rowcount:
+        log.warning("job %s (%s %s): lease lost before its retry was recorded",
+                    job.id, job.kind.value, job.ref)
+        return "lost"
+    if dead:
+        log.error("job %s (%s %s) is dead after %d attempts: %s", job.id, job.kind.value,
+                  job.ref, job.attempts, error[:200])
+        return "dead"
+    return "retry"
+
+
+def renew(engine: Engine, jobs: list[ClaimedJob], *, lease_seconds: float) -> int:
+    """Extend the leases the caller still holds (a heartbeat for long work); returns how many
+    it still holds."""
+    if not jobs:
+        return 0
+    dialect = engine.dialect.name
+    until = _bind(dialect, utcnow() + timedelta(seconds=lease_seconds))
+    held = 0
+    with engine.begin() as conn:
+        for token in {j.token for j in jobs}:
+            ids = [j.id for j in jobs if j.token == token]
+            names = [f"i{n}" for n in range(len(ids))]
+            res = conn.execute(
+                text(f"UPDATE job SET locked_until = :until WHERE id IN "
+                     f"({', '.join(':' + n for n in names)}) "
+                     "AND locked_by = :w AND lease_token = :t"),
+                {"until": until, "w": jobs[0].worker, "t": token,
+                 **dict(zip(names, ids, strict=True))},
+            )
+            held += int(res.rowcount or 0)
+    return held
+
+
+# --------------------------------------------------------------------------- dead jobs
+@dataclass(frozen=True)
+class JobInfo:
+    """A job as ``rehab jobs`` and the supervisor's API show it (identifiers only)."""
+
+    id: int
+    kind: str
+    ref: str
+    attempts: int
+    due_at: datetime
+    dead_at: datetime | None
+    locked_by: str | None
+    last_error: str | None
+
+    def as_dict(self) -> dict[str, object]:
+        return {"id": self.id, "kind": self.kind, "ref": self.ref, "attempts": self.attempts,
+                "due_at": self.due_at.isoformat(),
+                "dead_at": self.dead_at.isoformat() if self.dead_at else None,
+                "state": "dead" if self.dead_at else "pending",
+                "locked_by": self.locked_by, "last_error": self.last_error}
+
+
+def list_jobs(engine: Engine, *, dead: bool, kind: JobKind | None = None,
+              limit: int = 100) -> list[JobInfo]:
+    """Dead jobs (``dead=True``, newest death first) or pending ones (soonest due first)."""
+    from sqlmodel import col, select
+
+    stmt = select(Job).where(col(Job.dead_at).is_not(None) if dead
+                             else col(Job.dead_at).is_(None))
+    if kind is not None:
+        stmt = stmt.where(Job.kind == kind)
+    order = (col(Job.dead_at).desc(), col(Job.id)) if dead else (col(Job.due_at), col(Job.id))
+    stmt = stmt.order_by(*order).limit(limit)
+    with Session(engine) as s:
+        return [_info(j) for j in s.exec(stmt)]
+
+
+def get_job(engine: Engine, job_id: int) -> JobInfo | None:
+    with Session(engine) as s:
+        job = s.get(Job, job_id)
+        return _info(job) if job else None
+
+
+def _info(j: Job) -> JobInfo:
+    assert j.id is not None
+    return JobInfo(j.id, j.kind.value, j.ref, j.attempts, j.due_at, j.dead_at, j.locked_by,
+                   j.last_error)
+
+
+def revive(engine: Engine, job_id: int) -> JobInfo:
+    """Make a dead job due now with its attempts counted from zero (``rehab jobs retry``).
+    ValueError naming the field if it is not there or not dead."""
+    with Session(engine, expire_on_commit=False) as s:
+        job = s.get(Job, job_id)
+        if job is None:
+            raise ValueError(f"job_id: no job {job_id}")
+        if job.dead_at is None:
+            raise ValueError(f"job_id: job {job_id} is not dead (it is pending)")
+        job.dead_at = None
+        job.attempts = 0
+        job.due_at = utcnow()
+        job.locked_by = job.locked_until = job.lease_token = None
+        s.add(job)
+        s.commit()
+        return _info(job)
 
 
 def pending_count(engine: Engine, kinds: list[JobKind] | None = None) -> int:
+    """Jobs still to do (dead ones are not counted: nobody will do them)."""
     with engine.connect() as conn:
         if kinds:
             kind_list = ", ".join(f"'{k.value}'" for k in kinds)
-            q = f"SELECT count(*) FROM job WHERE kind IN ({kind_list})"
+            q = f"SELECT count(*) FROM job WHERE kind IN ({kind_list}) AND dead_at IS NULL"
         else:
-            q = "SELECT count(*) FROM job"
+            q = "SELECT count(*) FROM job WHERE dead_at IS NULL"
         return int(conn.execute(text(q)).scalar_one())

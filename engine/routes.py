@@ -263,12 +263,10 @@ def _new_request(
     """Prepare the step's request (it becomes the step's current one) and send it: over
     HTTP by a worker, or straight into the agency's inbox."""
     st = template.step(step.seq)
-    with session.no_autoflush:
-        person = session.get(Person, route.person_id)
-    assert person is not None
     request_id = new_id("tk")
     expected = calendars.deadline(now, st.answer_days, agency.region)
-    # 152-ФЗ: the agency gets only what its step needs to identify the person.
+    # 152-ФЗ: the stored body carries identifiers only; the subject's identifying data is
+    # taken from ``person`` when the request is sent (``request_body``).
     body: dict[str, Any] = {
         "task_id": request_id,
         "idempotency_key": request_id,
@@ -276,8 +274,6 @@ def _new_request(
         "step": step.kind,
         "requested": st.requested,
         "basis": st.basis,
-        "subject": {"snils": person.snils, "full_name": person.full_name,
-                    "birth_date": person.birth_date.isoformat()},
         "answer_within_working_days": st.answer_days,
         "answer_by": expected.due_at.isoformat(),
         "answer_by_date": expected.due_date.isoformat(),
@@ -305,6 +301,34 @@ def _new_request(
 
 
 # --------------------------------------------------------------------------- delivery
+def request_subjects(session: Session, step_ids: list[str]) -> dict[str, dict[str, str]]:
+    """The ``subject`` of each step's requests, by step id: the person's identifying data
+    (SNILS, full name, birth date) read from ``person`` — one query for a batch of sends.
+
+    152-ФЗ: personal data lives only in ``person``; a request row stores identifiers and the
+    agency receives the subject's data only in the request addressed to it."""
+    if not step_ids:
+        return {}
+    rows = session.execute(
+        select(col(Step.id), col(Person.snils), col(Person.full_name), col(Person.birth_date))
+        .join(Route, col(Route.id) == col(Step.route_id))
+        .join(Person, col(Person.id) == col(Route.person_id))
+        .where(col(Step.id).in_(set(step_ids)))
+    ).all()
+    return {sid: {"snils": snils, "full_name": name, "birth_date": born.isoformat()}
+            for sid, snils, name, born in rows}
+
+
+def request_body(stored: Mapping[str, Any], subject: Mapping[str, str]) -> dict[str, Any]:
+    """The body a request is sent with: its stored body (identifiers only) plus the
+    subject's data. Built the same way on every attempt and serialised canonically
+    (``tasks.signing.canonical_json``), so a resend under the same idempotency key sends the
+    same bytes (``person`` rows are never changed in place)."""
+    body = {k: v for k, v in stored.items() if k != "subject"}
+    body["subject"] = dict(subject)
+    return body
+
+
 def mark_delivered(session: Session, cfg: EngineConfig, req: AgencyRequest, *,
                    now: datetime) -> None:
     """The agency received the request: the 5-working-day answer period starts the next
@@ -458,12 +482,15 @@ def cancel_notice_body(notice: CancelNotice) -> dict[str, Any]:
 
 
 def record_cancel_outcome(session: Session, notice_id: str, *, now: datetime,
-                          delivered: bool, error: str | None = None) -> None:
-    """Record a cancel notice's final delivery attempt: taken (2xx) or refused (4xx)."""
+                          delivered: bool, error: str | None = None,
+                          count_attempt: bool = True) -> None:
+    """Record a cancel notice's final delivery attempt: taken (2xx) or refused (4xx).
+    ``count_attempt=False``: the worker counted the attempt before its POST."""
     notice = session.get(CancelNotice, notice_id)
     if notice is None or notice.state is not CancelState.queued:
         return
-    notice.attempts += 1
+    if count_attempt:
+        notice.attempts += 1
     notice.state = CancelState.delivered if delivered else CancelState.failed
     notice.delivered_at = now if delivered else None
     notice.last_error = None if delivered else (error or "")[:500]

@@ -75,6 +75,12 @@ class Settings(BaseSettings):
     job_lease_seconds: float = Field(
         30.0, gt=0, description="How long a worker holds a claimed job before another may take it."
     )
+    job_max_attempts: int = Field(
+        100, gt=0,
+        description="Attempts of a job (a send, a cancel notice, an answer, a mirror update) "
+        "after which it goes dead: no longer retried, shown by `rehab jobs` and the "
+        "supervisor's dead-jobs API until a person retries it. With the default backoff "
+        "(1 s doubling, capped at 300 s) 100 attempts span about 8 hours.")
     worker_batch_size: int = Field(200, gt=0, description="Jobs a worker claims at once.")
     worker_txn_answers: int = Field(
         1, gt=0,
@@ -131,6 +137,10 @@ class Settings(BaseSettings):
     allow_clock_control: bool = Field(
         True, description="Expose the movable clock over HTTP (demo, tests). Off in production."
     )
+    staff_token_ttl_days: int = Field(
+        90, gt=0, le=3650,
+        description="Days a staff token is valid from its creation or rotation (real time); "
+        "an expired or revoked token gets 401 (`rehab staff rotate` issues a new one).")
     admin_token: SecretStr = Field(
         SecretStr(PLACEHOLDER), description="Bearer token of the built-in administrator: "
         "moves the business clock where clock control is on; the route, application and "

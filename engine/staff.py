@@ -1,12 +1,14 @@
 """Staff users: coordinators (363н п.10б), supervisors (298-п Порядок п.13, Регламент п.17)
-and administrators. A token is shown once at creation and stored as its SHA-256 hash."""
+and administrators. A token is shown once at creation (or rotation) and stored as its SHA-256
+hash; it expires after ``staff_token_ttl_days`` of real time and can be revoked at once
+(152-ФЗ ст.19: access to personal data is limited to those who need it, and withdrawn)."""
 
 from __future__ import annotations
 
 import hashlib
 import re
 import secrets
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlmodel import Session, select
 
@@ -26,8 +28,10 @@ def token_hash(token: str) -> str:
 def create_staff(
     session: Session, *, id: str, display_name: str, role: StaffRole | str, region: str,
     email: str | None = None, now: datetime | None = None, actor: str = "system:staff",
+    token_ttl_days: int = 90,
 ) -> tuple[StaffUser, str]:
-    """Add a staff user; returns (user, token). The token is not stored, only its hash."""
+    """Add a staff user; returns (user, token). The token is not stored, only its hash; it
+    expires ``token_ttl_days`` days of real time from now."""
     if not ID_RE.match(id):
         raise EngineError("id: 2-40 characters of a-z, 0-9, '_', '.', '-', starting with a "
                           "letter or digit")
@@ -45,16 +49,65 @@ def create_staff(
         raise EngineError(f"id: staff user {id!r} exists already")
     token = secrets.token_urlsafe(32)
     user = StaffUser(id=id, display_name=display_name.strip(), role=role, region=region,
-                     email=email, token_sha256=token_hash(token))
+                     email=email, token_sha256=token_hash(token),
+                     token_expires_at=_expiry(token_ttl_days))
     session.add(user)
     audit.record(session, at=now or utcnow(), actor=actor, entity="staff", entity_id=id,
                  action="created", after={"role": role.value, "region": region})
     return user, token
 
 
+def _expiry(ttl_days: int) -> datetime:
+    if ttl_days < 1:
+        raise EngineError("token_ttl_days: must be at least 1")
+    return utcnow() + timedelta(days=ttl_days)
+
+
 def staff_by_token(session: Session, token: str) -> StaffUser | None:
-    """The active staff user holding ``token``, or None."""
+    """The active staff user holding ``token`` while it is neither expired nor revoked (real
+    time), or None."""
     user = session.exec(
         select(StaffUser).where(StaffUser.token_sha256 == token_hash(token))
     ).first()
-    return user if user is not None and user.active else None
+    if user is None or not user.active or user.token_revoked_at is not None:
+        return None
+    if user.token_expires_at is not None and user.token_expires_at <= utcnow():
+        return None
+    return user
+
+
+def _user(session: Session, id: str) -> StaffUser:
+    user = session.get(StaffUser, id)
+    if user is None:
+        raise EngineError(f"id: no staff user {id!r}")
+    return user
+
+
+def revoke_token(session: Session, *, id: str, now: datetime | None = None,
+                 actor: str = "system:staff") -> StaffUser:
+    """Refuse the user's token from now on (``rehab staff revoke``); audited."""
+    user = _user(session, id)
+    if user.token_revoked_at is not None:
+        raise EngineError(f"id: the token of {id!r} is revoked already")
+    user.token_revoked_at = utcnow()
+    session.add(user)
+    audit.record(session, at=now or utcnow(), actor=actor, entity="staff", entity_id=id,
+                 action="token_revoked")
+    return user
+
+
+def rotate_token(session: Session, *, id: str, token_ttl_days: int = 90,
+                 now: datetime | None = None, actor: str = "system:staff",
+                 ) -> tuple[StaffUser, str]:
+    """Issue the user a new token (the old one is refused at once) valid for
+    ``token_ttl_days``; returns (user, token). Audited; the token is not stored."""
+    user = _user(session, id)
+    token = secrets.token_urlsafe(32)
+    user.token_sha256 = token_hash(token)
+    user.token_expires_at = _expiry(token_ttl_days)
+    user.token_revoked_at = None
+    session.add(user)
+    audit.record(session, at=now or utcnow(), actor=actor, entity="staff", entity_id=id,
+                 action="token_rotated",
+                 after={"expires_at": user.token_expires_at.isoformat()})
+    return user, token

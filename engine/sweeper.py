@@ -12,22 +12,35 @@ left for a moment (``busy``) and tried again, so the sweeper never waits holding
 locks that the other transaction needs (no deadlock), and never fires on a step that is
 being answered. Deadlines: 298-п Порядок п.10, п.11, Регламент п.12; the ladder: 298-п
 Порядок п.13, Регламент п.17, 363н п.10б.
+
+``rehab sweeper`` runs :class:`SweeperLoop`: it sweeps on its own real-time interval and
+needs nothing from Prefect to fire timers. Each sweep's counts are then *reported* by a
+``reporter`` given at start-up (the Prefect one lives in ``flows/sweeper.py``): while the
+reporter's target is down the reports wait, in order, and catch up when it is back.
 """
 
 from __future__ import annotations
 
+import logging
+import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
 from engine import ladder
+from engine.backoff import backoff_seconds
 from engine.clock import Clock
 from engine.recompute import ensure_calendar_current
 from engine.routes import EngineConfig, mirror_later
 from models.timers import Timer, TimerStatus
+from models.types import utcnow
+
+log = logging.getLogger("rehab.sweeper")
 
 
 @dataclass
@@ -115,9 +128,98 @@ def sweep_due_timers(
             if retries > busy_retries:
                 result.busy += busy
                 break
-            time.sleep(min(0.02 * 2 ** retries, 0.5))  # real time: a lock is being held
+            # real time: a lock is being held
+            time.sleep(backoff_seconds(retries + 1, base=0.04, cap=0.5))
             continue
         retries = 0
         if len(due) < batch_size and not busy:
             break
     return result
+
+
+# --------------------------------------------------------------------------- the loop
+@dataclass(frozen=True)
+class SweepReport:
+    """One sweep as reported (counts only; real-time instants)."""
+
+    sweeper_id: str
+    seq: int
+    started_at: datetime
+    finished_at: datetime
+    counts: dict[str, int]
+
+
+#: Reports the oldest of the given sweeps, in order; returns how many it reported (0 when its
+#: target is unavailable: they wait for the next sweep).
+Reporter = Callable[[list[SweepReport]], int]
+
+
+class SweeperLoop:
+    """Fire due timers every ``interval_seconds`` of real time, report each sweep.
+
+    Timers never wait for the reporter: a sweep runs whether or not the last reports went
+    out. At most ``max_unreported`` reports wait (the oldest are dropped beyond it, with a
+    warning); they are kept in memory, so a restart forgets unreported ones (the timers'
+    effects are in our database and its audit records either way)."""
+
+    def __init__(self, engine: Engine, clock: Clock, cfg: EngineConfig, *, sweeper_id: str,
+                 interval_seconds: float, batch_size: int = 200,
+                 reporter: Reporter | None = None, max_unreported: int = 10_000) -> None:
+        if interval_seconds <= 0:
+            raise ValueError("interval: must be a positive number of seconds")
+        if batch_size < 1:
+            raise ValueError("batch_size: must be at least 1")
+        self.engine = engine
+        self.clock = clock
+        self.cfg = cfg
+        self.sweeper_id = sweeper_id
+        self.interval = interval_seconds
+        self.batch_size = batch_size
+        self.reporter = reporter
+        self.unreported: deque[SweepReport] = deque(maxlen=max_unreported)
+        self.sweeps = 0
+        self.reported = 0
+        self.errors = 0
+
+    def sweep_once(self) -> SweepReport:
+        started = utcnow()
+        result = sweep_due_timers(self.engine, self.clock, self.cfg,
+                                  sweeper_id=self.sweeper_id, batch_size=self.batch_size)
+        self.sweeps += 1
+        report = SweepReport(self.sweeper_id, self.sweeps, started, utcnow(),
+                             result.as_dict())
+        if self.reporter is not None:
+            if len(self.unreported) == self.unreported.maxlen:
+                log.warning("sweeper %s: %d reports wait; the oldest is dropped",
+                            self.sweeper_id, len(self.unreported))
+            self.unreported.append(report)
+        if result.total_fired or result.stale:
+            log.info("timer sweep %d: %s", self.sweeps,
+                     ", ".join(f"{k}={v}" for k, v in report.counts.items()))
+        return report
+
+    def report(self) -> int:
+        """Hand the waiting reports to the reporter; return how many went out."""
+        if self.reporter is None or not self.unreported:
+            return 0
+        try:
+            n = self.reporter(list(self.unreported))
+        except Exception:  # noqa: BLE001 - the reporter's trouble never stops the sweeps
+            log.warning("sweeper %s: reporting failed", self.sweeper_id, exc_info=True)
+            return 0
+        for _ in range(n):
+            self.unreported.popleft()
+        self.reported += n
+        return n
+
+    def run(self, stop: threading.Event) -> None:
+        """Sweep and report until ``stop`` is set."""
+        while not stop.is_set():
+            t0 = time.monotonic()
+            try:
+                self.sweep_once()
+            except Exception:  # noqa: BLE001 - logged and counted; the next sweep tries again
+                self.errors += 1
+                log.exception("sweeper %s: sweep failed", self.sweeper_id)
+            self.report()
+            stop.wait(max(0.0, self.interval - (time.monotonic() - t0)))

@@ -8,11 +8,21 @@
 - ``send_notification``: hand a notification to its channel adapter — in a lane of its own
   (``notify_concurrency`` threads, ``notify_timeout_seconds``), never awaited by the route
   work, so a slow or dead mail server cannot stall answers and requests.
-- ``mirror_route``: bring the route's Prefect flow run up to date (never blocks a route).
+- other kinds (``mirror_route``: the route's Prefect flow run) are done by the handlers of
+  a registry assembled at start-up (``engine/handlers.py``); the worker knows nothing of
+  Prefect.
 
 A worker holds nothing per waiting route: it holds only the jobs it has claimed, under a
-lease; killed at any moment, its jobs are claimed again (at once, by a worker restarted under
-the same name) and redone idempotently.
+fenced lease (engine/queue.py); killed at any moment, its jobs are claimed again when their
+leases end and redone idempotently. A worker's name is unique across hosts and containers
+(host, pid, random suffix); starting one never frees another's leases, even under the same
+``--name`` (nothing proves the old holder is dead). A batch of sends keeps its leases alive
+while it is on the wire (a heartbeat every third of the lease).
+
+The event loop never waits for the database: every database call runs in a thread
+(``asyncio.to_thread``), so a slow ``FOR UPDATE`` stalls no request on the wire. Each
+outcome of a batch is recorded in a savepoint of its own (a failing one is retried alone),
+and an exception of a background task is logged and counted (``WorkerStats``), never lost.
 """
 
 from __future__ import annotations
@@ -20,66 +30,71 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from collections.abc import Callable
-from dataclasses import dataclass, field
+import secrets
+import socket
+from collections.abc import Awaitable, Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import Any
 
 import httpx
-from sqlalchemy import Engine
+from sqlalchemy import Engine, bindparam, text
 from sqlmodel import Session
 
 from engine import queue, routes
-from engine.clock import Clock
+from engine.agencies import usable_secrets
+from engine.backoff import backoff_seconds
+from engine.clock import Clock, make_clock
+from engine.db import make_engine
+from engine.handlers import JobHandler, WorkerStats
+from engine.notify import deliver_notification
 from engine.routes import EngineConfig
 from engine.settings import Settings
 from models.agencies import Agency, AgencyRequest, RequestState
 from models.jobs import JobKind
-from tasks.agency_client import Delivery, DeliveryResult, backoff_seconds, send_request
+from models.routes import CancelNotice, CancelState
+from tasks.agency_client import Delivery, DeliveryResult, send_request
+
+__all__ = ["CORE_KINDS", "Worker", "WorkerStats", "default_worker_id", "run_worker_forever"]
 
 log = logging.getLogger("rehab.worker")
 
 CORE_KINDS = [JobKind.apply_answer, JobKind.send_request, JobKind.send_cancel]
 
+_COUNT_ATTEMPTS = text("UPDATE agency_request SET attempts = attempts + 1 WHERE id IN :ids"
+                       ).bindparams(bindparam("ids", expanding=True))
+_COUNT_CANCEL_ATTEMPTS = text(
+    "UPDATE cancel_notice SET attempts = attempts + 1 WHERE id IN :ids"
+).bindparams(bindparam("ids", expanding=True))
 
-@dataclass
-class WorkerStats:
-    sent: int = 0
-    send_retries: int = 0
-    send_refused: int = 0
-    answers_applied: int = 0
-    notifications: int = 0
-    mirrored: int = 0
-    mirror_errors: int = 0
-    by_kind: dict[str, int] = field(default_factory=dict)
+
+def default_worker_id() -> str:
+    """A name no other worker has, on any host or in any container (where the pid alone is
+    often 1): ``<hostname>-<pid>-<random>``."""
+    return f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
 
 
 class Worker:
     """One worker process's loop (several may run side by side)."""
 
     def __init__(self, engine: Engine, clock: Clock, cfg: EngineConfig, settings: Settings,
-                 *, worker_id: str | None = None, mirror: bool | None = None,
-                 prefect_api_url: str | None = None) -> None:
+                 *, worker_id: str | None = None,
+                 handlers: Iterable[JobHandler] = ()) -> None:
         self.engine = engine
         self.clock = clock
         self.cfg = cfg
         self.settings = settings
-        self.worker_id = worker_id or f"worker-{os.getpid()}"
-        self.mirror_enabled = cfg.mirror if mirror is None else mirror
-        self.prefect_api_url = prefect_api_url or settings.prefect_api_url or None
+        self.worker_id = worker_id or default_worker_id()
+        self.handlers = list(handlers)
         self.stats = WorkerStats()
         self._http: httpx.AsyncClient | None = None
-        self._prefect: Any = None
         self._sem = asyncio.Semaphore(settings.worker_concurrency)
         self.on_idle: Callable[[], None] | None = None
         self._notify_lane: set[asyncio.Future[None]] = set()
-        self._notify_pool: Any = None
+        self._notify_pool: ThreadPoolExecutor | None = None
 
     # -- lifecycle ---------------------------------------------------------------------
     async def __aenter__(self) -> Worker:
-        released = queue.release_worker(self.engine, self.worker_id)
-        if released:
-            log.info("worker %s: took back %d leased jobs", self.worker_id, released)
         self._http = httpx.AsyncClient(
             timeout=self.settings.send_timeout_seconds,
             limits=httpx.Limits(max_connections=self.settings.worker_concurrency),
@@ -93,8 +108,11 @@ class Worker:
             self._notify_pool.shutdown(wait=False)
         if self._http is not None:
             await self._http.aclose()
-        if self._prefect is not None:
-            await self._prefect.__aexit__(None, None, None)
+        for handler in self.handlers:
+            try:
+                await handler.aclose()
+            except Exception:  # noqa: BLE001 - closing one must not keep the others open
+                log.warning("closing a job handler failed", exc_info=True)
 
     async def run(self, stop: asyncio.Event) -> None:
         """Work until ``stop`` is set.
@@ -132,28 +150,73 @@ class Worker:
         kinds = CORE_KINDS
         if background is not None and len(background) >= self.settings.worker_send_batches:
             kinds = [k for k in CORE_KINDS if k is not JobKind.send_request]
-        jobs = queue.claim(self.engine, self.worker_id, kinds=kinds, limit=n,
-                           lease_seconds=lease, refs=refs)
+        jobs = await asyncio.to_thread(queue.claim, self.engine, self.worker_id, kinds=kinds,
+                                       limit=n, lease_seconds=lease, refs=refs)
         answers = [j for j in jobs if j.kind is JobKind.apply_answer]
         sends = [j for j in jobs if j.kind is JobKind.send_request]
         cancels = [j for j in jobs if j.kind is JobKind.send_cancel]
         for i in range(0, len(answers), self.settings.worker_txn_answers):
             # short transactions: the API's answer writer never waits long for the lock
-            self._apply_answers(answers[i:i + self.settings.worker_txn_answers])
-            await asyncio.sleep(0)
+            await asyncio.to_thread(self._apply_answers,
+                                    answers[i:i + self.settings.worker_txn_answers])
         if sends:
             if background is None:
                 await self._send_all(sends)
             else:
-                task = asyncio.create_task(self._send_all(sends))
-                background.add(task)
-                task.add_done_callback(background.discard)
+                self._spawn(background, self._send_all(sends), "send batch")
         if cancels:
             await self._send_cancels(cancels)
-        done = len(jobs) + self._start_notifications(refs)
-        if self.mirror_enabled:
-            done += await self._mirror_batch(refs)
+        done = len(jobs) + await self._start_notifications(refs)
+        for handler in self.handlers:
+            done += await handler.run_once(self, refs)
         return done
+
+    # -- helpers -----------------------------------------------------------------------
+    def _spawn(self, into: set[asyncio.Task[None]], coro: Awaitable[None], what: str) -> None:
+        """Run ``coro`` as a background task of ``into``; its exception is logged and
+        counted when it ends (never lost with the task)."""
+        task: asyncio.Task[None] = asyncio.ensure_future(coro)
+        into.add(task)
+
+        def reap(t: asyncio.Task[None]) -> None:
+            into.discard(t)
+            if not t.cancelled() and t.exception() is not None:
+                self._background_failed(what, t.exception())
+
+        task.add_done_callback(reap)
+
+    def _background_failed(self, what: str, exc: BaseException | None) -> None:
+        self.stats.background_errors += 1
+        log.error("worker %s: %s failed: %s: %s", self.worker_id, what,
+                  type(exc).__name__, exc, exc_info=exc)
+
+    def retry_job(self, job: queue.ClaimedJob, error: str, *, delay: float | None = None,
+                  count_attempt: bool = True) -> None:
+        """``queue.retry_later`` with this worker's backoff and maximum (synchronous: call it
+        in a thread)."""
+        outcome = queue.retry_later(
+            self.engine, job, delay_seconds=self._backoff(job) if delay is None else delay,
+            error=error, max_attempts=self.settings.job_max_attempts,
+            count_attempt=count_attempt)
+        if outcome == "dead":
+            self.stats.dead += 1
+        elif outcome == "lost":
+            self.stats.lease_lost += 1
+
+    async def _heartbeat(self, jobs: list[queue.ClaimedJob], work: Awaitable[Any]) -> Any:
+        """Await ``work`` while renewing the leases of ``jobs`` every third of the lease, so
+        that a long batch of sends is not taken over by another worker mid-flight."""
+        lease = self.settings.job_lease_seconds
+        task = asyncio.ensure_future(work)
+        while True:
+            done, _ = await asyncio.wait({task}, timeout=lease / 3)
+            if done:
+                return task.result()
+            try:
+                await asyncio.to_thread(queue.renew, self.engine, jobs, lease_seconds=lease)
+            except Exception:  # noqa: BLE001 - a missed beat: the lease may still hold
+                log.warning("worker %s: renewing leases failed", self.worker_id,
+                            exc_info=True)
 
     # -- handlers ----------------------------------------------------------------------
     def _apply_answers(self, jobs: list[queue.ClaimedJob]) -> None:
@@ -166,7 +229,10 @@ class Worker:
                 sp = s.begin_nested()
                 try:
                     routes.apply_answer(s, self.cfg, int(job.ref), now=now)
-                    queue.finish(s, job)
+                    if not queue.finish(s, job):  # another worker has it: leave it to it
+                        sp.rollback()
+                        self.stats.lease_lost += 1
+                        continue
                     sp.commit()
                     self.stats.answers_applied += 1
                 except Exception as exc:
@@ -175,7 +241,7 @@ class Worker:
                     failed.append((job, f"{type(exc).__name__}: {exc}"))
             s.commit()
         for job, err in failed:
-            queue.retry_later(self.engine, job, delay_seconds=self._backoff(job), error=err)
+            self.retry_job(job, err)
 
     async def _post(self, url: str, secrets: list[str], key: str,
                     body: dict[str, Any]) -> DeliveryResult:
@@ -185,18 +251,34 @@ class Worker:
             return await send_request(self._http, url=url, secret=secrets, idempotency_key=key,
                                       body=body)
 
+    def finish_job(self, job: queue.ClaimedJob) -> None:
+        """Finish a job in a transaction of its own (synchronous: call it in a thread)."""
+        with Session(self.engine) as s:
+            held = queue.finish(s, job)
+            s.commit()
+        if not held:
+            self.stats.lease_lost += 1
+
     def _backoff(self, job: queue.ClaimedJob) -> float:
         return backoff_seconds(job.attempts, base=self.settings.send_backoff_base_seconds,
                                cap=self.settings.send_backoff_max_seconds)
 
     async def _send_all(self, jobs: list[queue.ClaimedJob]) -> None:
-        """Send a batch of requests concurrently, then record the outcomes in one
-        transaction. A crash between a send and its record resends with the same key."""
-        from engine.agencies import usable_secrets
+        """Send a batch of requests concurrently (leases renewed meanwhile), then record
+        each outcome in a savepoint of its own. Every attempt is counted on the request
+        before its POST (``attempts``), so a resend after a crash or an expired lease shows
+        in the history. A crash between a send and its record resends with the same key."""
+        work = await asyncio.to_thread(self._prepare_sends, jobs)
+        results = await self._heartbeat([w[0] for w in work], asyncio.gather(
+            *(self._post(u, sec, k, b) for _, u, sec, k, b in work)))
+        await asyncio.to_thread(self._record_sends, work, results)
 
+    def _prepare_sends(self, jobs: list[queue.ClaimedJob],
+                       ) -> list[tuple[queue.ClaimedJob, str, list[str], str, dict[str, Any]]]:
         production = self.settings.environment == "production"
         work: list[tuple[queue.ClaimedJob, str, list[str], str, dict[str, Any]]] = []
         with Session(self.engine, expire_on_commit=False) as s:
+            todo: list[tuple[queue.ClaimedJob, AgencyRequest, Agency]] = []
             for job in jobs:
                 req = s.get(AgencyRequest, job.ref)
                 agency = s.get(Agency, req.agency_id) if req else None
@@ -204,51 +286,76 @@ class Worker:
                         or not agency.endpoint_url:
                     queue.finish(s, job)
                     continue
+                todo.append((job, req, agency))
+            subjects = routes.request_subjects(s, [req.step_id for _, req, _ in todo])
+            for job, req, agency in todo:
+                assert agency.endpoint_url is not None
                 # during a rotation: signed with both secrets (Standard Webhooks)
                 work.append((job, agency.endpoint_url,
                              usable_secrets(agency, production=production),
-                             req.idempotency_key, dict(req.body)))
+                             req.idempotency_key,
+                             routes.request_body(req.body, subjects[req.step_id])))
+            if work:  # counted before the POST: an attempt cut short by a crash counts too
+                s.execute(_COUNT_ATTEMPTS, {"ids": [w[0].ref for w in work]})
             s.commit()
-        results = await asyncio.gather(*(self._post(u, sec, k, b)
-                                         for _, u, sec, k, b in work))
+        return work
+
+    def _record_sends(
+        self, work: list[tuple[queue.ClaimedJob, str, list[str], str, dict[str, Any]]],
+        results: list[DeliveryResult],
+    ) -> None:
         now = self.clock.now()
         retry: list[tuple[queue.ClaimedJob, str]] = []
         with Session(self.engine, expire_on_commit=False) as s:
             for (job, *_), result in zip(work, results, strict=True):
-                req = s.get(AgencyRequest, job.ref)
-                assert req is not None
-                req.attempts += 1
-                if result.outcome is Delivery.retry:
-                    req.last_error = result.error
-                    s.add(req)
-                    retry.append((job, result.error or ""))
-                    continue
-                if req.state is RequestState.queued:
-                    if result.outcome is Delivery.delivered:
-                        routes.mark_delivered(s, self.cfg, req, now=now)
-                        self.stats.sent += 1
-                    else:
-                        routes.mark_failed(s, self.cfg, req, now=now, error=result.error or "")
-                        self.stats.send_refused += 1
-                queue.finish(s, job)
+                sp = s.begin_nested()
+                try:
+                    req = s.get(AgencyRequest, job.ref)
+                    assert req is not None
+                    if result.outcome is Delivery.retry:
+                        req.last_error = result.error
+                        s.add(req)
+                        sp.commit()
+                        retry.append((job, result.error or ""))
+                        continue
+                    sent = refused = 0
+                    if req.state is RequestState.queued:
+                        if result.outcome is Delivery.delivered:
+                            routes.mark_delivered(s, self.cfg, req, now=now)
+                            sent = 1
+                        else:
+                            routes.mark_failed(s, self.cfg, req, now=now,
+                                               error=result.error or "")
+                            refused = 1
+                    if not queue.finish(s, job):  # another worker has it and records it
+                        sp.rollback()
+                        self.stats.lease_lost += 1
+                        continue
+                    sp.commit()
+                    self.stats.sent += sent
+                    self.stats.send_refused += refused
+                except Exception as exc:
+                    sp.rollback()
+                    log.exception("recording the send of request %s failed", job.ref)
+                    self.stats.item_errors += 1
+                    retry.append((job, f"{type(exc).__name__}: {exc}"))
             s.commit()
         for job, err in retry:
-            queue.retry_later(self.engine, job, delay_seconds=self._backoff(job), error=err)
+            self.retry_job(job, err)
             self.stats.send_retries += 1
 
-    def _start_notifications(self, refs: list[str] | None) -> int:
+    async def _start_notifications(self, refs: list[str] | None) -> int:
         """The notification lane: claim as many due notifications as it has free places and
         send each in a thread of its own pool, without waiting for them."""
         free = self.settings.notify_concurrency - len(self._notify_lane)
         if free <= 0:
             return 0
-        jobs = queue.claim(self.engine, self.worker_id, kinds=[JobKind.send_notification],
-                           limit=free, lease_seconds=self.settings.job_lease_seconds, refs=refs)
+        jobs = await asyncio.to_thread(
+            queue.claim, self.engine, self.worker_id, kinds=[JobKind.send_notification],
+            limit=free, lease_seconds=self.settings.job_lease_seconds, refs=refs)
         if not jobs:
             return 0
         if self._notify_pool is None:
-            from concurrent.futures import ThreadPoolExecutor
-
             self._notify_pool = ThreadPoolExecutor(self.settings.notify_concurrency,
                                                    thread_name_prefix="notify")
         loop = asyncio.get_running_loop()
@@ -256,32 +363,36 @@ class Worker:
         for j in jobs:
             fut = loop.run_in_executor(self._notify_pool, self._notify, j, now)
             self._notify_lane.add(fut)
-            fut.add_done_callback(self._notify_lane.discard)
+            fut.add_done_callback(self._notify_done)
         return len(jobs)
 
-    def _notify(self, job: queue.ClaimedJob, now: datetime) -> None:
-        from engine.notify import deliver_notification
+    def _notify_done(self, fut: asyncio.Future[None]) -> None:
+        self._notify_lane.discard(fut)
+        if not fut.cancelled() and fut.exception() is not None:
+            self._background_failed("notification", fut.exception())
 
+    def _notify(self, job: queue.ClaimedJob, now: datetime) -> None:
         try:
             ok = deliver_notification(self.engine, int(job.ref), settings=self.settings,
                                       now=now)
         except Exception as exc:  # the lane must go on; the job is retried
             log.exception("notification %s failed", job.ref)
-            queue.retry_later(self.engine, job, delay_seconds=self._backoff(job),
-                              error=f"{type(exc).__name__}: {exc}"[:300])
+            self.retry_job(job, f"{type(exc).__name__}: {exc}"[:300])
             return
-        with Session(self.engine) as s:
-            queue.finish(s, job)
-            s.commit()
+        self.finish_job(job)
         self.stats.notifications += int(ok)
 
     async def _send_cancels(self, jobs: list[queue.ClaimedJob]) -> None:
         """POST withdrawal notices (``CancelNotice``) like requests: signed, the request's
         idempotency key + ``:cancel``; network errors and 5xx retry with backoff, a 2xx or
         4xx outcome is recorded in the audit (``routes.record_cancel_outcome``)."""
-        from engine.agencies import usable_secrets
-        from models.routes import CancelNotice, CancelState
+        work = await asyncio.to_thread(self._prepare_cancels, jobs)
+        results = await self._heartbeat([w[0] for w in work], asyncio.gather(
+            *(self._post(u, sec, j.ref, b) for j, u, sec, b in work)))
+        await asyncio.to_thread(self._record_cancels, work, results)
 
+    def _prepare_cancels(self, jobs: list[queue.ClaimedJob],
+                         ) -> list[tuple[queue.ClaimedJob, str, list[str], dict[str, Any]]]:
         production = self.settings.environment == "production"
         work: list[tuple[queue.ClaimedJob, str, list[str], dict[str, Any]]] = []
         with Session(self.engine, expire_on_commit=False) as s:
@@ -298,146 +409,59 @@ class Worker:
                     work.append((job, agency.endpoint_url,
                                  usable_secrets(agency, production=production),
                                  routes.cancel_notice_body(notice)))
+            if work:  # counted before the POST, like a request's
+                s.execute(_COUNT_CANCEL_ATTEMPTS, {"ids": [w[0].ref for w in work]})
             s.commit()
-        results = await asyncio.gather(*(self._post(u, sec, j.ref, b)
-                                         for j, u, sec, b in work))
+        return work
+
+    def _record_cancels(self, work: list[tuple[queue.ClaimedJob, str, list[str],
+                                               dict[str, Any]]],
+                        results: list[DeliveryResult]) -> None:
+        """Each notice's outcome in a savepoint of its own (one failing is retried alone)."""
         now = self.clock.now()
         retry: list[tuple[queue.ClaimedJob, str]] = []
         with Session(self.engine, expire_on_commit=False) as s:
             for (job, *_), result in zip(work, results, strict=True):
-                if result.outcome is Delivery.retry:
-                    notice = s.get(CancelNotice, job.ref)
-                    if notice is not None:
-                        notice.attempts += 1
-                        notice.last_error = (result.error or "")[:500]
-                        s.add(notice)
-                    retry.append((job, result.error or ""))
-                    continue
-                routes.record_cancel_outcome(s, job.ref, now=now,
-                                             delivered=result.outcome is Delivery.delivered,
-                                             error=result.error)
-                queue.finish(s, job)
+                sp = s.begin_nested()
+                try:
+                    if result.outcome is Delivery.retry:
+                        notice = s.get(CancelNotice, job.ref)
+                        if notice is not None:
+                            notice.last_error = (result.error or "")[:500]
+                            s.add(notice)
+                        sp.commit()
+                        retry.append((job, result.error or ""))
+                        continue
+                    routes.record_cancel_outcome(
+                        s, job.ref, now=now, delivered=result.outcome is Delivery.delivered,
+                        error=result.error, count_attempt=False)
+                    if not queue.finish(s, job):
+                        sp.rollback()
+                        self.stats.lease_lost += 1
+                        continue
+                    sp.commit()
+                except Exception as exc:
+                    sp.rollback()
+                    log.exception("recording the cancel notice %s failed", job.ref)
+                    self.stats.item_errors += 1
+                    retry.append((job, f"{type(exc).__name__}: {exc}"))
             s.commit()
         for job, err in retry:
-            queue.retry_later(self.engine, job, delay_seconds=self._backoff(job), error=err)
-
-    #: Real-time instant (monotonic) before which Prefect is left alone (it was down).
-    _prefect_down_until: float = 0.0
-
-    async def _mirror_batch(self, refs: list[str] | None) -> int:
-        """Mirror a batch of routes into Prefect (``CONCURRENCY`` at a time) for at most a
-        short slice of real time (jobs not started within it are released for the next
-        pass), so that answers and requests never wait long behind Prefect.
-
-        Prefect unavailable (connection refused, timeout, 502/503/504): the batch's
-        unfinished jobs wait ``DOWN_RETRY_SECONDS`` and no mirror job is claimed meanwhile;
-        the routes go on and the mirror catches up. Any other error is one route's: only its
-        job backs off (exponentially), the others are mirrored.
-        """
-        from time import monotonic
-
-        from tasks import prefect_mirror as pm
-
-        if monotonic() < self._prefect_down_until:
-            return 0
-        jobs = queue.claim(self.engine, self.worker_id, kinds=[JobKind.mirror_route],
-                           limit=pm.BATCH_SIZE, lease_seconds=self.settings.job_lease_seconds,
-                           refs=refs)
-        if not jobs:
-            return 0
-        with pm.no_client_retries():  # our queue retries, not a minute-long client loop
-            down, pending = await self._mirror_jobs(jobs)
-        if down is not None:  # Prefect down: the routes go on, the mirror catches up
-            self.stats.mirror_errors += 1
-            self._prefect_down_until = monotonic() + pm.DOWN_RETRY_SECONDS
-            client, self._prefect = self._prefect, None
-            if client is not None:
-                try:
-                    await client.__aexit__(None, None, None)
-                except Exception:  # noqa: BLE001 - a dead connection may not close cleanly
-                    log.debug("closing the Prefect client failed", exc_info=True)
-            log.warning("prefect unavailable (%s: %s); mirroring waits %.0f s",
-                        type(down).__name__, str(down)[:300], pm.DOWN_RETRY_SECONDS)
-            error = f"prefect unavailable: {type(down).__name__}: {down}"
-            for j in pending:
-                queue.retry_later(self.engine, j, delay_seconds=pm.DOWN_RETRY_SECONDS,
-                                  error=error[:300])
-        return len(jobs)
-
-    async def _mirror_jobs(
-        self, jobs: list[queue.ClaimedJob],
-    ) -> tuple[BaseException | None, list[queue.ClaimedJob]]:
-        """Reconcile the jobs' routes; return (why Prefect is unavailable or None, the jobs
-        left unfinished because of it)."""
-        from time import monotonic
-
-        from tasks import prefect_mirror as pm
-
-        try:
-            if self._prefect is None:
-                from prefect.client.orchestration import PrefectClient, get_client
-
-                client = (PrefectClient(api=self.prefect_api_url)
-                          if self.prefect_api_url else get_client())
-                await client.__aenter__()
-                self._prefect = client
-        except Exception as exc:  # noqa: BLE001 - any failure to reach Prefect
-            return exc, jobs
-        prefect = self._prefect
-        now = self.clock.now()
-        slice_end = monotonic() + pm.SLICE_SECONDS
-
-        async def one(job: queue.ClaimedJob) -> None:
-            async with asyncio.timeout(pm.CALL_TIMEOUT_SECONDS):
-                await pm.reconcile(prefect, self.engine, job.ref, now=now)
-            with Session(self.engine) as s:
-                queue.finish(s, job)
-                s.commit()
-
-        pending = list(jobs)
-        while pending:
-            chunk, pending = pending[:pm.CONCURRENCY], pending[pm.CONCURRENCY:]
-            results = await asyncio.gather(*(one(j) for j in chunk), return_exceptions=True)
-            down: BaseException | None = None
-            for job, res in zip(chunk, results, strict=True):
-                if res is None:
-                    self.stats.mirrored += 1
-                elif not isinstance(res, Exception):
-                    raise res  # cancellation, KeyboardInterrupt: not ours to swallow
-                elif pm.prefect_unavailable(res):
-                    down = res
-                    pending.append(job)
-                else:
-                    # this route's own trouble: it backs off alone, the others go on
-                    self.stats.mirror_errors += 1
-                    delay = backoff_seconds(job.attempts, base=pm.ERROR_BACKOFF_BASE_SECONDS,
-                                            cap=pm.ERROR_BACKOFF_MAX_SECONDS)
-                    log.warning("prefect mirror of route %s failed (%s: %s); retry in %.0f s",
-                                job.ref, type(res).__name__, str(res)[:200], delay)
-                    queue.retry_later(self.engine, job, delay_seconds=delay,
-                                      error=f"{type(res).__name__}: {res}"[:300])
-            if down is not None:
-                return down, pending
-            if pending and monotonic() >= slice_end:
-                for j in pending:  # the slice is used up: core jobs go first
-                    queue.retry_later(self.engine, j, delay_seconds=0.0,
-                                      error="deferred: mirror time slice used up")
-                return None, []
-        return None, []
+            self.retry_job(job, err)
 
 
-def run_worker_forever(settings: Settings, *, worker_id: str | None = None) -> None:
-    """Entry point of ``rehab worker``."""
-    from engine.clock import DbClock
-    from engine.db import make_engine
-
+def run_worker_forever(settings: Settings, *, worker_id: str | None = None,
+                       handlers: Iterable[JobHandler] = ()) -> None:
+    """Entry point of ``rehab worker`` (``handlers``: the registry ``cli/runtime.py``
+    assembled)."""
     engine = make_engine()
-    clock = DbClock(engine, ttl=settings.clock_cache_seconds)
+    clock = make_clock(engine, settings)
     cfg = EngineConfig.from_settings(settings)
 
     async def main() -> None:
         stop = asyncio.Event()
-        async with Worker(engine, clock, cfg, settings, worker_id=worker_id) as w:
+        async with Worker(engine, clock, cfg, settings, worker_id=worker_id,
+                          handlers=handlers) as w:
             await w.run(stop)
 
     asyncio.run(main())

@@ -20,8 +20,11 @@ from __future__ import annotations
 
 from prefect import flow, task
 
+from engine.drive import drive_route
+from flows.names import ROUTE_FLOW_NAME, STEP_TASK_NAME
 
-@task(name="agency-step")
+
+@task(name=STEP_TASK_NAME)
 def agency_step(route_id: str, seq: int) -> None:
     """One step of a route: an interagency request and its answer (298-п п.10–п.12).
 
@@ -29,12 +32,10 @@ def agency_step(route_id: str, seq: int) -> None:
     """
 
 
-@flow(name="rehabilitation-route", log_prints=False)
+@flow(name=ROUTE_FLOW_NAME, log_prints=False)
 def rehabilitation_route(route_id: str) -> str:
     """Drive one route now: do whatever work of this route is due (send its request, apply
     its answer) and return the route's status. The route's long-running flow run is the
     mirror's; this flow is for running one route's pending work by hand
     (``rehab route drive ROUTE_ID`` does the same without Prefect)."""
-    from engine.drive import drive_route
-
     return drive_route(route_id)

@@ -1,11 +1,15 @@
-"""The timer sweeper as a scheduled Prefect deployment (orchestration only).
+"""The timer sweeper's Prefect face: the ``timer-sweeper`` flow and the sweeps' reports.
 
 The work is ``engine.sweeper.sweep_due_timers`` (298-п Порядок п.10, п.11, п.13; 363н
-п.10б): one run of the ``timer-sweeper`` flow fires every due timer once, in batches (one
-transaction per batch), never one flow run per timer. In production ``rehab sweeper
---interval 60`` serves the deployment on an interval schedule; several sweepers may run at
-once (row locks that skip locked rows on PostgreSQL). The demo runs each of its sweeps as a
-run of this flow against its own database (:func:`run_sweep`).
+п.10б): a sweep fires every due timer once, in batches (one transaction per batch), never
+one flow run per timer. In production ``rehab sweeper --interval 60`` runs
+``engine.sweeper.SweeperLoop`` — its own real-time loop, so timers fire on time whether
+Prefect is up or not — and reports each sweep to Prefect (:class:`PrefectSweepReporter`)
+as a completed run of ``timer-sweeper`` with the counts as its message; the reports wait
+while Prefect is down and catch up when it is back. Several sweepers may run at once (row
+locks that skip locked rows on PostgreSQL). The demo runs each of its sweeps as a run of
+this flow against its own database (:func:`run_sweep`); ``sweeper_deployment`` builds the
+same flow as a scheduled deployment for installations that want Prefect to schedule it.
 
 Flow run names, parameters, logs and results carry counts only, never personal data
 (152-ФЗ).
@@ -13,30 +17,37 @@ Flow run names, parameters, logs and results carry counts only, never personal d
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
+import secrets
 import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
+from uuid import UUID
 
 from prefect import flow
+from prefect.client.orchestration import PrefectClient, get_client
+from prefect.client.schemas.actions import FlowRunCreate
 from prefect.client.schemas.objects import State
 from prefect.exceptions import MissingContextError
 from prefect.logging import get_run_logger
-from prefect.states import Completed
+from prefect.states import Completed, to_state_create
 from sqlalchemy import Engine
 
-from engine.clock import Clock, DbClock
+from engine.clock import Clock, make_clock
 from engine.db import make_engine
 from engine.routes import EngineConfig
 from engine.settings import get_settings
-from engine.sweeper import sweep_due_timers
+from engine.sweeper import SweepReport, sweep_due_timers
 
 if TYPE_CHECKING:
     from prefect.deployments.runner import RunnerDeployment
+
+log = logging.getLogger("rehab.sweeper")
 
 FLOW_NAME = "timer-sweeper"
 DEPLOYMENT_NAME = "timer-sweeper"
@@ -75,7 +86,8 @@ def _logger() -> logging.Logger | logging.LoggerAdapter[logging.Logger]:
 
 
 def default_sweeper_id() -> str:
-    return f"{socket.gethostname()}-{os.getpid()}"
+    """Unique across hosts and containers: ``<hostname>-<pid>-<random>``."""
+    return f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
 
 
 def counts_message(counts: dict[str, int]) -> str:
@@ -110,7 +122,7 @@ def timer_sweeper(batch_size: int = DEFAULT_BATCH_SIZE) -> State[dict[str, int]]
         engine = make_engine(settings.effective_database_url)
         try:
             result = sweep_due_timers(
-                engine, DbClock(engine, ttl=settings.clock_cache_seconds),
+                engine, make_clock(engine, settings),
                 EngineConfig.from_settings(settings), sweeper_id=default_sweeper_id(),
                 batch_size=batch_size)
         finally:
@@ -149,6 +161,91 @@ def sweeper_deployment(interval_seconds: float = 60,
     )
     assert isinstance(deployment, RunnerDeployment)  # the sync path of async_dispatch
     return deployment
+
+
+class PrefectSweepReporter:
+    """Reports sweeps to Prefect as completed runs of ``timer-sweeper`` (counts only), one
+    run per sweep, oldest first; stops at the first sign that Prefect is unavailable so the
+    rest wait for the next sweep. A report's flow run has the idempotency key
+    ``sweep:<sweeper id>:<n>``: one repeated after a lost reply is not a second run."""
+
+    def __init__(self, api_url: str | None = None, *, timeout_seconds: float = 10.0) -> None:
+        self.api_url = api_url or None
+        self.timeout = timeout_seconds
+        self._flow_id: UUID | None = None
+
+    def __call__(self, reports: list[SweepReport]) -> int:
+        from tasks.prefect_mirror import no_client_retries
+
+        with no_client_retries():  # a dead server: one refused connection, not a minute
+            return asyncio.run(self._report(reports))
+
+    async def _report(self, reports: list[SweepReport]) -> int:
+        from tasks.prefect_mirror import prefect_unavailable
+
+        done = 0
+        client = PrefectClient(api=self.api_url) if self.api_url else get_client()
+        try:
+            async with client:
+                for report in reports:
+                    try:
+                        async with asyncio.timeout(self.timeout):
+                            await self._one(client, report)
+                    except Exception as exc:
+                        if prefect_unavailable(exc):
+                            log.info("prefect unavailable; %d sweep reports wait",
+                                     len(reports) - done)
+                            return done
+                        log.warning("sweep report %d refused by Prefect (%s: %s); dropped",
+                                    report.seq, type(exc).__name__, str(exc)[:200])
+                    done += 1
+        except Exception as exc:
+            if not prefect_unavailable(exc):
+                raise
+        return done
+
+    async def _one(self, client: PrefectClient, report: SweepReport) -> None:
+        if self._flow_id is None:
+            self._flow_id = await client.create_flow_from_name(FLOW_NAME)
+        message = (f"{counts_message(report.counts)}; swept at "
+                   f"{report.finished_at:%Y-%m-%d %H:%M:%S} UTC")
+        body = FlowRunCreate(
+            flow_id=self._flow_id,
+            name=FLOW_NAME, parameters={"batch_size": DEFAULT_BATCH_SIZE},
+            tags=["rehab", "timers", f"sweeper:{report.sweeper_id}"],
+            idempotency_key=f"sweep:{report.sweeper_id}:{report.seq}",
+            state=to_state_create(Completed(message=message)),
+        )
+        await client.request("POST", "/flow_runs/",
+                             json=body.model_dump(mode="json", exclude_unset=True))
+
+
+def run_sweeper_forever(interval_seconds: float = 60,
+                        batch_size: int = DEFAULT_BATCH_SIZE) -> None:
+    """``rehab sweeper``: sweep every ``interval_seconds`` on our own loop (Prefect is not
+    needed to fire timers) and report each sweep to Prefect when it is up."""
+    import signal
+    import threading
+
+    from engine.sweeper import SweeperLoop
+
+    settings = get_settings()
+    engine = make_engine(settings.effective_database_url)
+    reporter = PrefectSweepReporter(settings.prefect_api_url or None) \
+        if settings.prefect_mirror else None
+    loop = SweeperLoop(engine, make_clock(engine, settings), EngineConfig.from_settings(settings),
+                       sweeper_id=default_sweeper_id(), interval_seconds=interval_seconds,
+                       batch_size=batch_size, reporter=reporter)
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    log.info("sweeper %s: sweeping every %.0f s%s", loop.sweeper_id, interval_seconds,
+             ", reporting to Prefect" if reporter else "")
+    try:
+        loop.run(stop)
+    finally:
+        engine.dispose()
+        log.info("sweeper %s stopped after %d sweeps", loop.sweeper_id, loop.sweeps)
 
 
 def serve_sweeper(interval_seconds: float = 60, batch_size: int = DEFAULT_BATCH_SIZE) -> None:

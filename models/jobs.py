@@ -38,5 +38,9 @@ class Job(SQLModel, table=True):
     attempts: int = 0
     locked_by: str | None = Field(default=None, max_length=80)
     locked_until: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    #: fencing token of the current lease (a fresh random value per claim)
+    lease_token: str | None = Field(default=None, max_length=32)
+    #: set when the job was retried past its maximum: not claimed again until revived
+    dead_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     last_error: str | None = None
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)

@@ -20,7 +20,8 @@ class Channel(StrEnum):
 class NotificationStatus(StrEnum):
     pending = "pending"
     sending = "sending"  # claimed: an adapter is talking to the channel (never sent twice)
-    sent = "sent"
+    sent = "sent"  # handed to a real transport (an SMTP server accepted it)
+    recorded = "recorded"  # written down by a channel with no real transport: nobody got it
     failed = "failed"  # gave up after the last attempt
 
 

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from enum import StrEnum
 
 from sqlmodel import Field, SQLModel
+
+from models.types import UTCDateTime
 
 
 class StaffRole(StrEnum):
@@ -24,3 +27,7 @@ class StaffUser(SQLModel, table=True):
     email: str | None = Field(default=None, max_length=200)
     token_sha256: str = Field(unique=True, max_length=64)
     active: bool = True
+    #: real time after which the token is refused (``rehab staff rotate`` issues a new one)
+    token_expires_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    #: set by ``rehab staff revoke``: the token is refused from then on
+    token_revoked_at: datetime | None = Field(default=None, sa_type=UTCDateTime)

@@ -42,6 +42,7 @@ from fastapi import FastAPI, HTTPException, Request
 from pydantic import BaseModel, field_validator
 
 import calendars
+from engine.backoff import backoff_seconds
 from tasks.signing import SignatureError, canonical_json, sign_headers, verify
 
 log = logging.getLogger("rehab.sim")
@@ -311,7 +312,8 @@ def create_sim_app(state: SimState) -> FastAPI:
             pending = [x for x, r in zip(pending, results, strict=True) if r == "retry"]
             if not pending or attempt == ANSWER_ATTEMPTS - 1:
                 break
-            await asyncio.sleep(ANSWER_RETRY_BASE_SECONDS * 2**attempt)
+            await asyncio.sleep(backoff_seconds(attempt + 1, base=ANSWER_RETRY_BASE_SECONDS,
+                                                cap=ANSWER_RETRY_BASE_SECONDS * 64))
         return {"answered": answered, "failed": len(pending) + refused}
 
     @app.get("/_sim/stats")

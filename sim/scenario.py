@@ -87,6 +87,9 @@ class DemoOptions:
     database_url: str = ""  # empty: a fresh SQLite file in work_dir
     profiles: dict[str, Profile] = field(default_factory=lambda: dict(PROFILES))
     worker_name: str = "demo-worker-1"
+    job_lease_seconds: float | None = None
+    """The worker's job lease (real seconds; None: the setting's default). A restarted
+    worker never frees the leases of the one it replaces, so crash tests make it short."""
     clock_settle_seconds: float = 0.06
     """Real time allowed, after business time moves to a new day, before the API and the
     worker act on it: a process that caches its reading of the business clock (``DbClock``,
@@ -158,6 +161,8 @@ def demo_stack(opts: DemoOptions, settings: Settings) -> Iterator[dict[str, Any]
                "REHAB_PREFECT_MIRROR": "true" if opts.prefect else "false",
                "REHAB_VAR_DIR": str(work), "REHAB_CLOCK_CACHE_SECONDS": "0",
                "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "DO_NOT_TRACK": "1"}
+        if opts.job_lease_seconds is not None:
+            env["REHAB_JOB_LEASE_SECONDS"] = str(opts.job_lease_seconds)
         prefect_ui = prefect_api = None
         if opts.prefect and settings.prefect_api_url:
             prefect_api = settings.prefect_api_url

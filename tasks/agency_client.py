@@ -85,7 +85,3 @@ async def send_request(
     return DeliveryResult(Delivery.refused, resp.status_code,
                           f"HTTP {resp.status_code}; reply sha256:{reply_digest(resp.content)}")
 
-
-def backoff_seconds(attempt: int, *, base: float, cap: float) -> float:
-    """Exponential backoff: base, 2·base, 4·base ... capped."""
-    return float(min(cap, base * (2 ** max(0, attempt - 1))))

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import smtplib
 import threading
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from email.message import EmailMessage
 from pathlib import Path
@@ -41,11 +41,20 @@ class ChannelAdapter(Protocol):
     def send(self, message: OutgoingMessage) -> None: ...
 
 
+def delivers(adapter: ChannelAdapter) -> bool:
+    """Whether ``adapter`` hands messages to a real transport (its ``delivers`` attribute;
+    an adapter without one is taken to be a transport). A recording adapter does not: what
+    it handled is ``recorded``, never ``sent``."""
+    return bool(getattr(adapter, "delivers", True))
+
+
 class SmtpEmailAdapter:
     """Real e-mail over SMTP (plain, no authentication: a relay of the installation).
 
     ``timeout`` bounds each socket operation (connect, greeting, every command), so a server
     that accepts and never answers fails the attempt instead of holding the sender."""
+
+    delivers = True
 
     def __init__(self, host: str, port: int, sender: str, timeout: float = 10.0) -> None:
         self.host = host
@@ -68,7 +77,10 @@ class SmtpEmailAdapter:
 
 
 class RecordingAdapter:
-    """Records what would be sent, one JSON object a line in ``<dir>/<channel>.jsonl``."""
+    """Records what would be sent, one JSON object a line in ``<dir>/<channel>.jsonl``: no
+    real transport (a notification it handles is ``recorded``, not ``sent``)."""
+
+    delivers = False
 
     _lock = threading.Lock()
 
@@ -87,6 +99,12 @@ class RecordingAdapter:
                 fh.write(line + "\n")
         except OSError as exc:
             raise DeliveryError(f"record {self.path}: {exc}") from exc
+
+
+def recording_only(adapters: Mapping[Channel, ChannelAdapter],
+                   channels: Iterable[Channel]) -> list[Channel]:
+    """Those of ``channels`` whose adapter has no real transport (or no adapter at all)."""
+    return [c for c in channels if c not in adapters or not delivers(adapters[c])]
 
 
 def adapters_from_settings(settings: Settings) -> Mapping[Channel, ChannelAdapter]:

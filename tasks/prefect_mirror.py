@@ -14,6 +14,13 @@ nothing visible:
 Only identifiers reach Prefect (152-ФЗ): route id, step kind, agency short name (agencies
 are not persons), region, template, dates and counts — never a name, SNILS or birth date.
 
+The mirror refers to the ``rehabilitation-route`` flow and its ``agency-step`` task by name
+(``flows/names.py``), never to the flow objects, and the worker runs it as a registered job
+handler (:class:`PrefectMirrorHandler`): the engine's core imports nothing of Prefect. Our
+database is read and written in threads, never on the worker's event loop; what was mirrored
+is recorded with row locks taken in a fixed order that skip rows another transaction holds,
+so two workers (or a worker and a transition) never deadlock on PostgreSQL.
+
 The state says where the route stands now, e.g. ``waiting for Минздрав, answer due
 19.01.2026, overdue by 2 working days (escalated) — step 2 of 3``: the answer period of
 298-п Порядок п.11 (Регламент п.12), the send-by day of п.10, and the rungs of the
@@ -23,27 +30,40 @@ escalation ladder (363н п.10б; 298-п Порядок п.13, Регламен�
 from __future__ import annotations
 
 import asyncio
+import logging
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime
 from functools import partial
+from time import monotonic
 from typing import Any, TypeVar
 
 import httpx
-from prefect.client.orchestration import PrefectClient
-from prefect.client.schemas.actions import FlowRunCreate
-from prefect.client.schemas.objects import FlowRun, FlowRunPolicy, State, StateType, TaskRun
+from prefect.client.orchestration import PrefectClient, get_client
+from prefect.client.schemas.actions import FlowRunCreate, TaskRunCreate
+from prefect.client.schemas.objects import (
+    FlowRun,
+    FlowRunPolicy,
+    State,
+    StateType,
+    TaskRun,
+    TaskRunPolicy,
+)
 from prefect.exceptions import ObjectNotFound, PrefectHTTPStatusError
 from prefect.states import to_state_create
-from sqlalchemy import Engine
+from sqlalchemy import Engine, update
 from sqlmodel import Session, col, select
 
 import calendars
+from engine import queue
+from engine.backoff import backoff_seconds, retry_async
 from engine.clock import DbClock
-from flows.route_flow import agency_step, rehabilitation_route
+from engine.handlers import WorkerContext
+from flows.names import ROUTE_FLOW_NAME, STEP_TASK_NAME
 from models.agencies import Agency
+from models.jobs import JobKind
 from models.routes import Route, RouteStatus, Step, StepStatus
 from models.timers import Escalation, EscalationLevel, EscalationStatus
 
@@ -53,7 +73,7 @@ NAMESPACE = uuid.UUID("6f1d7b1c-8a8e-4f8e-9a43-3d0a1f5e2c11")
 BATCH_SIZE = 20
 #: Routes reconciled side by side. 1: on Prefect's SQLite server concurrent flow-run
 #: creations contend for its write lock (measured here: 2.8 routes/s one at a time, 0.9 with
-#: two at a time, 0.5 with four; its 503s are retried after ``BUSY_RETRY_DELAYS``).
+#: two at a time, 0.5 with four; its 503s are asked again, ``BUSY_ATTEMPTS``).
 CONCURRENCY = 1
 #: Real seconds a worker spends on mirroring per pass before it goes back to core jobs
 #: (answers and requests never wait long behind Prefect); unstarted jobs are released.
@@ -281,24 +301,28 @@ def task_run_id_for(flow_run_id: str, step_id: str) -> str:
 
 #: Prefect's id of the ``rehabilitation-route`` flow, per API URL (one POST less per route).
 _FLOW_IDS: dict[str, uuid.UUID] = {}
-#: Waits (real seconds) before repeating a call Prefect refused as busy (503: its SQLite
-#: database was locked by a concurrent write); then the call counts as unavailable.
-BUSY_RETRY_DELAYS = (0.05, 0.1, 0.2, 0.4, 0.8)
+#: A call Prefect refused as busy (503: its SQLite database was locked by a concurrent
+#: write) is repeated after 0.05, 0.1, 0.2 … s (``engine.backoff``), ``BUSY_ATTEMPTS`` calls
+#: in all; then it counts as unavailable.
+BUSY_ATTEMPTS = 6
+BUSY_BACKOFF_BASE_SECONDS = 0.05
+BUSY_BACKOFF_MAX_SECONDS = 0.8
 
 T = TypeVar("T")
 
 
+def _busy(exc: BaseException) -> bool:
+    return isinstance(exc, PrefectHTTPStatusError) and exc.response.status_code == 503
+
+
 async def _call(fn: Callable[[], Awaitable[T]], calls: list[int]) -> T:
     """One Prefect API call, repeated after short waits while Prefect answers 503 (busy)."""
-    for delay in (*BUSY_RETRY_DELAYS, None):
+
+    def count() -> None:
         calls[0] += 1
-        try:
-            return await fn()
-        except PrefectHTTPStatusError as exc:
-            if exc.response.status_code != 503 or delay is None:
-                raise
-        await asyncio.sleep(delay)
-    raise AssertionError("unreachable")
+
+    return await retry_async(fn, attempts=BUSY_ATTEMPTS, base=BUSY_BACKOFF_BASE_SECONDS,
+                             cap=BUSY_BACKOFF_MAX_SECONDS, retry_on=_busy, on_attempt=count)
 
 
 def _same(actual: State | None, wanted: State) -> bool:
@@ -316,10 +340,11 @@ async def create_route_flow_run(client: PrefectClient, view: RouteView, state: S
     for attempt in (1, 2):
         flow_id = _FLOW_IDS.get(api)
         if flow_id is None:
-            flow_id = await _call(partial(client.create_flow, rehabilitation_route), calls)
+            flow_id = await _call(partial(client.create_flow_from_name, ROUTE_FLOW_NAME),
+                                  calls)
             _FLOW_IDS[api] = flow_id
         body = FlowRunCreate(
-            flow_id=flow_id, flow_version=rehabilitation_route.version,
+            flow_id=flow_id,
             name=f"route-{view.id}", parameters={"route_id": view.id},
             tags=[tag, f"region:{view.region}", f"template:{view.template}"],
             idempotency_key=tag, state=to_state_create(state),
@@ -376,19 +401,19 @@ async def reconcile(client: PrefectClient, engine: Engine, route_id: str, *,
     ``now`` is business time (default: the clock), for "overdue by N working days".
     A flow run id of ours that Prefect no longer knows is forgotten and the run recreated.
     """
-    view = load_view(engine, route_id, now)
+    view = await asyncio.to_thread(load_view, engine, route_id, now)
     if view is None:
         return 0
     calls = [0]
     try:
         await _reconcile(client, engine, view, calls)
     except (ObjectNotFound, PrefectHTTPStatusError) as exc:
-        stored = _stored_flow_run_id(engine, route_id)
+        stored = await asyncio.to_thread(_stored_flow_run_id, engine, route_id)
         if not _missing(exc) or stored is None \
                 or await _flow_run_exists(client, stored, calls):
             raise
-        forget(engine, route_id)
-        view = load_view(engine, route_id, now)
+        await asyncio.to_thread(forget, engine, route_id)
+        view = await asyncio.to_thread(load_view, engine, route_id, now)
         assert view is not None
         await _reconcile(client, engine, view, calls)
     return calls[0]
@@ -451,31 +476,156 @@ async def _reconcile(client: PrefectClient, engine: Engine, view: RouteView,
                                 force=True), calls)
             route_values["prefect_state"] = rkey
     finally:
-        _store(engine, updates)
+        await asyncio.to_thread(_store, engine, updates)
 
 
 async def _create_task_run(client: PrefectClient, flow_run_id: str, st: StepView,
                            state: State, calls: list[int]) -> TaskRun:
-    """The step's task run, created in ``state`` (Prefect returns an existing run of this
-    flow run and step number, in whatever state it is)."""
-    return await _call(partial(
-        client.create_task_run, agency_step, flow_run_id=uuid.UUID(flow_run_id),
-        dynamic_key=str(st.seq), id=uuid.UUID(task_run_id_for(flow_run_id, st.id)),
-        name=f"{st.seq + 1}. {st.kind} → {st.agency}", state=state,
-    ), calls)
+    """The step's task run of ``agency-step``, created in ``state`` (Prefect returns an
+    existing run of this flow run and step number, in whatever state it is)."""
+    body = TaskRunCreate(
+        id=uuid.UUID(task_run_id_for(flow_run_id, st.id)),
+        name=f"{st.seq + 1}. {st.kind} → {st.agency}", flow_run_id=uuid.UUID(flow_run_id),
+        task_key=STEP_TASK_NAME, dynamic_key=str(st.seq), tags=[],
+        empirical_policy=TaskRunPolicy(), state=to_state_create(state), task_inputs={},
+    )
+    resp = await _call(partial(client.request, "POST", "/task_runs/",
+                               json=body.model_dump(mode="json")), calls)
+    return TaskRun.model_validate(resp.json())
 
 
 def _store(engine: Engine,
-           updates: list[tuple[type[Route] | type[Step], str, dict[str, str]]]) -> None:
-    """Record what was mirrored, in one transaction."""
+           updates: list[tuple[type[Route] | type[Step], str, dict[str, str]]]) -> int:
+    """Record what was mirrored, in one transaction; return the rows written.
+
+    The rows are locked in a fixed order — the steps by id, then the route, the order a
+    transition takes them — and a row another transaction holds is skipped, never waited
+    for (``FOR UPDATE SKIP LOCKED`` on PostgreSQL): two workers' mirrors, or a mirror and a
+    transition, never deadlock. A skipped row is being changed; the next reconciliation
+    compares again (Prefect's side is idempotent)."""
     updates = [u for u in updates if u[2]]
     if not updates:
-        return
+        return 0
+    written = 0
     with Session(engine) as s:
-        for table, row_id, values in updates:
-            row = s.get(table, row_id)
-            if row is not None:
-                for k, v in values.items():
-                    setattr(row, k, v)
-                s.add(row)
+        held: set[str] = set()
+        for table in (Step, Route):
+            ids = sorted(row_id for t, row_id, _ in updates if t is table)
+            if ids:
+                held.update(s.exec(
+                    select(table.id).where(col(table.id).in_(ids))
+                    .order_by(col(table.id)).with_for_update(skip_locked=True)))
+        for table, row_id, values in sorted(updates, key=lambda u: (u[0] is Route, u[1])):
+            if row_id in held:
+                s.execute(update(table).where(col(table.id) == row_id).values(**values))
+                written += 1
         s.commit()
+    return written
+
+
+# --------------------------------------------------------------------------- the handler
+log = logging.getLogger("rehab.mirror")
+
+
+class PrefectMirrorHandler:
+    """The worker's handler of ``mirror_route`` jobs (registered at start-up).
+
+    Each pass mirrors a batch of routes (``CONCURRENCY`` at a time) for at most
+    ``SLICE_SECONDS`` of real time (jobs not started within it are released for the next
+    pass, not counted as attempts), so that answers and requests never wait long behind
+    Prefect. Prefect unavailable (connection refused, timeout, 502/503/504): the batch's
+    unfinished jobs wait ``DOWN_RETRY_SECONDS`` (not counted as attempts either) and no
+    mirror job is claimed meanwhile; the routes go on and the mirror catches up. Any other
+    error is one route's: only its job backs off, the others are mirrored.
+    """
+
+    kinds: tuple[JobKind, ...] = (JobKind.mirror_route,)
+
+    def __init__(self, api_url: str | None = None) -> None:
+        self.api_url = api_url or None
+        self.client: PrefectClient | None = None
+        #: real-time instant (monotonic) before which Prefect is left alone (it was down)
+        self.down_until = 0.0
+
+    async def aclose(self) -> None:
+        client, self.client = self.client, None
+        if client is not None:
+            await client.__aexit__(None, None, None)
+
+    async def run_once(self, worker: WorkerContext, refs: list[str] | None) -> int:
+        if monotonic() < self.down_until:
+            return 0
+        jobs = await asyncio.to_thread(
+            queue.claim, worker.engine, worker.worker_id, kinds=[JobKind.mirror_route],
+            limit=BATCH_SIZE, lease_seconds=worker.settings.job_lease_seconds, refs=refs)
+        if not jobs:
+            return 0
+        with no_client_retries():  # our queue retries, not a minute-long client loop
+            down, pending = await self._mirror_jobs(worker, jobs)
+        if down is not None:  # Prefect down: the routes go on, the mirror catches up
+            worker.stats.mirror_errors += 1
+            self.down_until = monotonic() + DOWN_RETRY_SECONDS
+            try:
+                await self.aclose()
+            except Exception:  # noqa: BLE001 - a dead connection may not close cleanly
+                log.debug("closing the Prefect client failed", exc_info=True)
+            log.warning("prefect unavailable (%s: %s); mirroring waits %.0f s",
+                        type(down).__name__, str(down)[:300], DOWN_RETRY_SECONDS)
+            error = f"prefect unavailable: {type(down).__name__}: {down}"
+            for j in pending:  # not the route's fault: not counted against its maximum
+                await asyncio.to_thread(worker.retry_job, j, error[:300],
+                                        delay=DOWN_RETRY_SECONDS, count_attempt=False)
+        return len(jobs)
+
+    async def _mirror_jobs(
+        self, worker: WorkerContext, jobs: list[queue.ClaimedJob],
+    ) -> tuple[BaseException | None, list[queue.ClaimedJob]]:
+        """Reconcile the jobs' routes; return (why Prefect is unavailable or None, the jobs
+        left unfinished because of it)."""
+        try:
+            if self.client is None:
+                client = PrefectClient(api=self.api_url) if self.api_url else get_client()
+                await client.__aenter__()
+                self.client = client
+        except Exception as exc:  # noqa: BLE001 - any failure to reach Prefect
+            return exc, jobs
+        prefect = self.client
+        now = worker.clock.now()
+        slice_end = monotonic() + SLICE_SECONDS
+
+        async def one(job: queue.ClaimedJob) -> None:
+            async with asyncio.timeout(CALL_TIMEOUT_SECONDS):
+                await reconcile(prefect, worker.engine, job.ref, now=now)
+            await asyncio.to_thread(worker.finish_job, job)
+
+        pending = list(jobs)
+        while pending:
+            chunk, pending = pending[:CONCURRENCY], pending[CONCURRENCY:]
+            results = await asyncio.gather(*(one(j) for j in chunk), return_exceptions=True)
+            down: BaseException | None = None
+            for job, res in zip(chunk, results, strict=True):
+                if res is None:
+                    worker.stats.mirrored += 1
+                elif not isinstance(res, Exception):
+                    raise res  # cancellation, KeyboardInterrupt: not ours to swallow
+                elif prefect_unavailable(res):
+                    down = res
+                    pending.append(job)
+                else:
+                    # this route's own trouble: it backs off alone, the others go on
+                    worker.stats.mirror_errors += 1
+                    delay = backoff_seconds(job.attempts, base=ERROR_BACKOFF_BASE_SECONDS,
+                                            cap=ERROR_BACKOFF_MAX_SECONDS)
+                    log.warning("prefect mirror of route %s failed (%s: %s); retry in %.0f s",
+                                job.ref, type(res).__name__, str(res)[:200], delay)
+                    await asyncio.to_thread(worker.retry_job, job,
+                                            f"{type(res).__name__}: {res}"[:300], delay=delay)
+            if down is not None:
+                return down, pending
+            if pending and monotonic() >= slice_end:
+                for j in pending:  # the slice is used up: core jobs go first
+                    await asyncio.to_thread(worker.retry_job, j,
+                                            "deferred: mirror time slice used up", delay=0.0,
+                                            count_attempt=False)
+                return None, []
+        return None, []

@@ -18,6 +18,7 @@ from standardwebhooks import Webhook, WebhookVerificationError
 
 from api.webhooks import InteragencyRequest
 from engine.agencies import new_secret
+from engine.backoff import backoff_seconds
 from engine.clock import DbClock
 from engine.routes import EngineConfig, register_application
 from engine.settings import Settings
@@ -28,7 +29,7 @@ from models.jobs import Job, JobKind
 from models.persons import Person
 from models.routes import Step, StepStatus
 from models.types import utcnow
-from tasks.agency_client import Delivery, backoff_seconds, reply_digest, send_request
+from tasks.agency_client import Delivery, reply_digest, send_request
 from tasks.signing import canonical_json, sign_headers, verify
 
 OLD, NEW, OTHER = new_secret(), new_secret(), new_secret()
@@ -126,9 +127,15 @@ def test_no_usable_secret_is_not_sent() -> None:
     assert result.error.startswith("secret:") and calls == []
 
 
-def test_backoff_grows_and_is_capped() -> None:
-    delays = [backoff_seconds(a, base=1.0, cap=10.0) for a in range(1, 7)]
+def test_backoff_grows_and_is_capped_with_jitter() -> None:
+    delays = [backoff_seconds(a, base=1.0, cap=10.0, jitter=0) for a in range(1, 7)]
     assert delays == [1.0, 2.0, 4.0, 8.0, 10.0, 10.0]
+    low = [backoff_seconds(a, base=1.0, cap=10.0, rng=lambda: 0.0) for a in range(1, 7)]
+    high = [backoff_seconds(a, base=1.0, cap=10.0, rng=lambda: 1.0) for a in range(1, 7)]
+    assert low == pytest.approx([0.9, 1.8, 3.6, 7.2, 9.0, 9.0])
+    assert high == pytest.approx([1.1, 2.2, 4.4, 8.8, 10.0, 10.0])  # never above the cap
+    with pytest.raises(ValueError, match="jitter"):
+        backoff_seconds(1, base=1.0, cap=10.0, jitter=1.5)
 
 
 # ------------------------------------------------------------------ the worker
@@ -158,7 +165,7 @@ def run_worker(db: Engine, clock: DbClock, cfg: EngineConfig, handler: Handler,
                         send_backoff_base_seconds=1.0, send_backoff_max_seconds=300.0)
 
     async def go() -> None:
-        async with Worker(db, clock, cfg, settings, worker_id="t-worker", mirror=False) as w:
+        async with Worker(db, clock, cfg, settings, worker_id="t-worker") as w:
             assert w._http is not None
             await w._http.aclose()
             w._http = httpx.AsyncClient(transport=httpx.MockTransport(handler))
@@ -289,7 +296,7 @@ def test_production_worker_never_signs_with_a_demo_secret(
                         prefect_mirror=False)
 
     async def go() -> None:
-        async with Worker(db, clock, cfg, settings, worker_id="p-worker", mirror=False) as w:
+        async with Worker(db, clock, cfg, settings, worker_id="p-worker") as w:
             assert w._http is not None
             await w._http.aclose()
             w._http = httpx.AsyncClient(transport=httpx.MockTransport(handler))

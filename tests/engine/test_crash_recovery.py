@@ -52,7 +52,8 @@ def _log_tails(tmp_path: Path, lines: int = 30) -> str:
 def test_sigkill_worker_and_api_mid_flight_loses_nothing(db_url: str, tmp_path: Path) -> None:
     rng = random.Random(11)
     opts = DemoOptions(persons=0, prefect=False, work_dir=tmp_path / "stack",
-                       database_url=db_url, profiles=FAST, worker_name="crash-worker")
+                       database_url=db_url, profiles=FAST, worker_name="crash-worker",
+                       job_lease_seconds=2.0)  # a restart waits for the old leases
     settings = Settings(environment="test", prefect_mirror=False)
     with demo_stack(opts, settings) as stack:
         engine = stack["engine"]

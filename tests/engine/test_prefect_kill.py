@@ -110,7 +110,8 @@ def test_sigkill_prefect_server_and_worker_while_mirroring(
     # demo_stack exports PREFECT_API_URL into this process: restored when the test ends
     monkeypatch.setenv("PREFECT_API_URL", server.api_url)
     opts = DemoOptions(persons=0, prefect=True, work_dir=tmp_path / "stack",
-                       database_url=db_url, profiles=FAST, worker_name="kill-worker")
+                       database_url=db_url, profiles=FAST, worker_name="kill-worker",
+                       job_lease_seconds=2.0)  # a restart waits for the old leases
     settings = Settings(environment="test", prefect_mirror=True,
                         prefect_api_url=server.api_url)
     kills = Counter[str]()

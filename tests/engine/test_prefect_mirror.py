@@ -120,7 +120,7 @@ def test_one_flow_run_per_person_with_steps_as_task_runs(
     ids = _register(db, clock, seeded)
     # Prefect is down: the routes go on, the mirror waits
     down = Worker(db, clock, MIRROR, settings, worker_id="w-down",
-                  prefect_api_url="http://127.0.0.1:9/api")
+                  handlers=[pm.PrefectMirrorHandler("http://127.0.0.1:9/api")])
     asyncio.run(_drain_once(down))
     assert down.stats.mirror_errors >= 1
     # route 0 moves on while Prefect is away
@@ -128,7 +128,8 @@ def test_one_flow_run_per_person_with_steps_as_task_runs(
     # Prefect is back: the mirror catches up (retry delays are skipped by re-dating them)
     with db.begin() as conn:
         conn.execute(text("UPDATE job SET due_at = created_at"))
-    up = Worker(db, clock, MIRROR, settings, worker_id="w-up", prefect_api_url=prefect_api)
+    up = Worker(db, clock, MIRROR, settings, worker_id="w-up",
+                handlers=[pm.PrefectMirrorHandler(prefect_api)])
     asyncio.run(_drain(up))
     assert up.stats.mirror_errors == 0 and up.stats.mirrored >= 3
     found = asyncio.run(_runs(prefect_api, ids))
@@ -206,7 +207,7 @@ def test_a_flow_run_deleted_in_prefect_is_created_again(
     # the worker's path: the next change is mirrored without an error
     _answer(db, clock, rid, 2, "d3")
     w = Worker(db, clock, MIRROR, Settings(environment="test"), worker_id="w-del",
-               prefect_api_url=prefect_api)
+               handlers=[pm.PrefectMirrorHandler(prefect_api)])
     asyncio.run(_drain(w))
     assert w.stats.mirror_errors == 0 and w.stats.mirrored == 1
     runs, _ = asyncio.run(_runs(prefect_api, [rid]))[rid]
@@ -450,7 +451,12 @@ def test_load_view_counts_overdue_working_days_and_open_rungs(
 def _worker(db: Engine, clock: DbClock, name: str) -> Worker:
     # a URL nobody serves: the client is created, reconcile is replaced in these tests
     return Worker(db, clock, MIRROR, Settings(environment="test"), worker_id=name,
-                  prefect_api_url="http://127.0.0.1:9/api")
+                  handlers=[pm.PrefectMirrorHandler("http://127.0.0.1:9/api")])
+
+
+async def _mirror_batch(w: Worker) -> int:
+    """One pass of the worker's mirror handler."""
+    return await w.handlers[0].run_once(w, None)
 
 
 def test_one_routes_error_backs_off_only_that_route(
@@ -472,7 +478,7 @@ def test_one_routes_error_backs_off_only_that_route(
 
     async def go() -> int:
         async with w:
-            return await w._mirror_batch(None)
+            return await _mirror_batch(w)
 
     assert asyncio.run(go()) == before == 3
     assert sorted(seen) == sorted(ids)
@@ -484,7 +490,7 @@ def test_one_routes_error_backs_off_only_that_route(
         utcnow() + timedelta(seconds=pm.ERROR_BACKOFF_BASE_SECONDS / 2)
     ).replace(tzinfo=None)
     assert w.stats.mirrored == 2 and w.stats.mirror_errors == 1
-    assert w._prefect_down_until == 0.0, "one route's error is not Prefect being down"
+    assert w.handlers[0].down_until == 0.0, "one route's error is not Prefect being down"
 
 
 def test_prefect_down_backs_off_the_whole_batch(
@@ -504,8 +510,8 @@ def test_prefect_down_backs_off_the_whole_batch(
 
     async def go() -> tuple[int, int]:
         async with w:
-            first = await w._mirror_batch(None)
-            return first, await w._mirror_batch(None)  # Prefect is left alone meanwhile
+            first = await _mirror_batch(w)
+            return first, await _mirror_batch(w)  # Prefect is left alone meanwhile
 
     first, second = asyncio.run(go())
     assert (first, second) == (3, 0)
@@ -517,7 +523,7 @@ def test_prefect_down_backs_off_the_whole_batch(
         assert job.locked_by is None and "prefect unavailable" in (job.last_error or "")
         assert job.due_at.replace(tzinfo=None) > (
             utcnow() + timedelta(seconds=pm.DOWN_RETRY_SECONDS / 2)).replace(tzinfo=None)
-    assert w.stats.mirrored == 1 and w._prefect is None
+    assert w.stats.mirrored == 1 and w.handlers[0].client is None
 
 
 def test_the_mirror_yields_to_core_work_after_its_time_slice(
@@ -536,7 +542,7 @@ def test_the_mirror_yields_to_core_work_after_its_time_slice(
 
     async def go() -> None:
         async with w:
-            await w._mirror_batch(None)
+            await _mirror_batch(w)
 
     asyncio.run(go())
     assert len(seen) == pm.CONCURRENCY
@@ -604,7 +610,8 @@ def test_a_busy_prefect_is_asked_again_shortly(monkeypatch: pytest.MonkeyPatch) 
     after short waits, then it counts as Prefect being unavailable."""
     from prefect.exceptions import PrefectHTTPStatusError
 
-    monkeypatch.setattr(pm, "BUSY_RETRY_DELAYS", (0.0, 0.0, 0.0))
+    monkeypatch.setattr(pm, "BUSY_ATTEMPTS", 4)
+    monkeypatch.setattr(pm, "BUSY_BACKOFF_BASE_SECONDS", 0.001)
     req = httpx.Request("POST", "http://127.0.0.1:9/api/flow_runs/")
     answers = [503, 503, 200]
 

@@ -96,7 +96,7 @@ def test_a_slow_agency_holds_up_no_other_route(
     loop = asyncio.new_event_loop()
 
     async def work() -> None:
-        async with Worker(db, clock, cfg, settings, worker_id="pipe", mirror=False) as w:
+        async with Worker(db, clock, cfg, settings, worker_id="pipe") as w:
             await w.run(stop)
 
     thread = threading.Thread(target=loop.run_until_complete, args=(work(),), daemon=True)

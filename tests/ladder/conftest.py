@@ -197,7 +197,7 @@ def run_worker(db: Engine, clock: DbClock, cfg: EngineConfig, settings: Settings
     kinds = [JobKind.send_request, JobKind.apply_answer, JobKind.send_cancel]
 
     async def go() -> Worker:
-        async with Worker(db, clock, cfg, settings, worker_id="test-worker", mirror=False) as w:
+        async with Worker(db, clock, cfg, settings, worker_id="test-worker") as w:
             for _ in range(passes):
                 if not await w.run_once():
                     if not pending_count(db, kinds):

@@ -131,7 +131,7 @@ def test_notifications_sent_and_failed_are_audited(db: Engine, tmp_path: Path) -
     assert deliver_notification(db, bad_id, adapters=adapters, settings=settings, now=now)
     rows = audits(db, entity="notification")
     assert [(e.entity_id, e.action) for e in rows] == [
-        (str(ok_id), "queued"), (str(bad_id), "queued"), (str(ok_id), "sent"),
+        (str(ok_id), "queued"), (str(bad_id), "queued"), (str(ok_id), "recorded"),
         (str(bad_id), "attempt_failed"), (str(bad_id), "failed")]
     assert rows[-1].after == {"status": "failed", "channel": "sms", "attempts": 2,
                               "error": "gateway down"}

@@ -119,7 +119,8 @@ def test_other_channels_record_what_they_would_send(db: Engine, tmp_path: Path) 
     lines = (tmp_path / "notifications" / "portal.jsonl").read_text("utf-8").splitlines()
     rec = json.loads(lines[0])
     assert rec["recipient"] == "agency:msp39" and "19.01.2026" in rec["subject"]
-    assert _row(db, nid).status is NotificationStatus.sent
+    row = _row(db, nid)  # honest: no real transport took it
+    assert row.status is NotificationStatus.recorded and row.sent_at is None
 
 
 class _Down:
@@ -194,7 +195,7 @@ def test_route_advances_while_the_mail_server_hangs(
                         notify_concurrency=3)
 
     async def go() -> tuple[float, list[NotificationStatus]]:
-        async with Worker(db, clock, cfg, settings, worker_id="w1", mirror=False) as w:
+        async with Worker(db, clock, cfg, settings, worker_id="w1") as w:
             t0 = time.monotonic()
             await w.run_once()  # applies the answer; the e-mails start in their lane
             took = time.monotonic() - t0
@@ -261,3 +262,31 @@ def test_a_second_worker_after_a_lease_expiry_does_not_send_again(
     # the retry it scheduled finds the message sent: nothing is sent twice
     assert deliver_notification(db, nid, adapters={Channel.sms: other}, settings=settings)
     assert not other.started.is_set()
+
+
+def test_production_refuses_a_channel_in_use_that_only_records(
+        db: Engine, seeded: list[Person], tmp_path: Path) -> None:
+    from engine.notify import NoTransportError, channels_in_use, refuse_recording_channels
+    from models.agencies import Agency
+    from models.staff import StaffUser
+
+    recording = Settings(var_dir=tmp_path)
+    with Session(db) as s:
+        used = channels_in_use(s)
+    assert used  # the seeded agencies are recipients
+    with pytest.raises(NoTransportError, match=r"^notifications: channel\(s\) in use with no "
+                                               r"real transport, only recorded: "):
+        refuse_recording_channels(db, recording)
+    # every recipient on e-mail, and e-mail over a real SMTP relay: accepted
+    with Session(db) as s:
+        for a in s.exec(select(Agency)):
+            a.email = f"{a.id}@example.org"
+            s.add(a)
+        for u in s.exec(select(StaffUser)):
+            u.email = f"{u.id}@example.org"
+            s.add(u)
+        s.commit()
+        assert set(channels_in_use(s)) == {Channel.email}
+    with pytest.raises(NoTransportError, match=r"email \(\d+ recipients\)"):
+        refuse_recording_channels(db, recording)
+    refuse_recording_channels(db, Settings(var_dir=tmp_path, smtp_enabled=True))

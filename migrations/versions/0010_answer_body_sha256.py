@@ -1,7 +1,7 @@
 """agency_answer.body_sha256: the SHA-256 of the answer's raw body
 
-Revision ID: 0006
-Revises: 0005
+Revision ID: 0010
+Revises: 0009
 
 A reused webhook-id is a duplicate only when its body is byte-identical to the stored one; a
 different body under a stored webhook-id is refused with 409 (docs/agencies.md). Answers
@@ -11,8 +11,8 @@ stored before this revision have no digest and their webhook-ids stay plain dupl
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0006"
-down_revision = "0005"
+revision = "0010"
+down_revision = "0009"
 branch_labels = None
 depends_on = None
 

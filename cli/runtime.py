@@ -1,0 +1,21 @@
+"""Assembling a worker at start-up: the job handlers beyond its core work.
+
+The engine's worker knows nothing of Prefect; this is where an installation decides what its
+workers also do (``engine/handlers.py``). Today: mirroring routes into Prefect when
+``REHAB_PREFECT_MIRROR`` is on (the Prefect API of ``PREFECT_API_URL``, or
+``REHAB_PREFECT_API_URL``).
+"""
+
+from __future__ import annotations
+
+from engine.handlers import HandlerRegistry
+from engine.settings import Settings
+from tasks.prefect_mirror import PrefectMirrorHandler
+
+
+def worker_handlers(settings: Settings) -> HandlerRegistry:
+    """The registry of a ``rehab worker`` process."""
+    registry = HandlerRegistry()
+    if settings.prefect_mirror:
+        registry.register(PrefectMirrorHandler(settings.prefect_api_url or None))
+    return registry
