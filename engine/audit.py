@@ -64,11 +64,12 @@ def record_many(session: Session, *, at: datetime, actor: str,
     session.connection().execute(_INSERT, [{
         "at": at, "real_at": real_at, "actor": actor, "entity": e.entity,
         "entity_id": e.entity_id, "route_id": e.route_id, "action": e.action,
-        "before": _jsonable(e.before), "after": _jsonable(e.after), "reason": e.reason,
+        "before": jsonable(e.before), "after": jsonable(e.after), "reason": e.reason,
     } for e in entries])
 
 
-def _jsonable(value: dict[str, Any] | None) -> dict[str, Any] | None:
+def jsonable(value: dict[str, Any] | None) -> dict[str, Any] | None:
+    """``before`` / ``after`` as stored: dates and instants as ISO strings."""
     if value is None:
         return None
     out: dict[str, Any] = {}
