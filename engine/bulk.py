@@ -27,7 +27,7 @@ import json
 import random
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from enum import Enum
 from pathlib import Path
 from typing import Any
@@ -254,10 +254,11 @@ class _Batch:
                 "calendar_version": t.calendar_version}, None))
         return idx
 
-    def job(self, kind: JobKind, ref: str, generation: int = 0) -> None:
+    def job(self, kind: JobKind, ref: str, delay_seconds: float = 0.0) -> None:
         now = utcnow()
-        self.jobs.append({"kind": kind.value, "ref": ref, "due_at": now,
-                          "generation": generation, "attempts": 0, "created_at": now})
+        self.jobs.append({"kind": kind.value, "ref": ref,
+                          "due_at": now + timedelta(seconds=delay_seconds),
+                          "generation": 0, "attempts": 0, "created_at": now})
 
     def _timer_ids(self, conn: Any) -> list[int]:
         """Ids for the new timers, drawn before they are written (the audit records name
@@ -433,8 +434,8 @@ def _register(batch: _Batch, cfg: EngineConfig, app: ApplicationIn, person: dict
     batch.routes.append(route)
     batch.steps += [s.row() for s in steps]
     batch.requests.append(request)
-    if mirror_jobs:
-        batch.job(JobKind.mirror_route, route_id, generation=mirror_jobs - 1)
+    if mirror_jobs:  # asked for once or twice in one transaction: one job
+        batch.job(JobKind.mirror_route, route_id, cfg.mirror_delay_seconds)
     return route_id
 
 
@@ -495,13 +496,14 @@ def import_file(engine: Engine, cfg: EngineConfig, path: Path, *, now: datetime,
 
 
 # --------------------------------------------------------------------------- examples
-def example_lines(n: int, *, seed: int = 11, region: str = "39") -> list[dict[str, Any]]:
-    """``n`` generated applications (synthetic persons, never real) for the benchmark and
-    the docs: distinct valid SNILS, the three templates in turn."""
+def example_lines(n: int, *, seed: int = 11, region: str = "39",
+                  templates: Sequence[str] = ()) -> list[dict[str, Any]]:
+    """``n`` generated applications (synthetic persons, never real) for the benchmark:
+    distinct valid SNILS, the ``templates`` (default: all) in turn."""
     from engine.seed import FIRST, LAST, synthetic_snils
 
     rng = random.Random(seed)
-    codes = sorted(TEMPLATES)
+    codes = list(templates) or sorted(TEMPLATES)
     seen: set[str] = set()
     out = []
     for i in range(n):
