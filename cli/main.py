@@ -45,6 +45,9 @@ def _startup_check() -> None:
 def _logging() -> None:
     logging.basicConfig(level=logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # one INFO line per HTTP request (every agency send, every Prefect call) cost the
+    # worker a good part of a transition's CPU; failures are still logged by us
+    logging.getLogger("httpx").setLevel(logging.WARNING)
 
 
 @app.command()

@@ -74,6 +74,8 @@ class Worker:
         self.on_idle: Callable[[], None] | None = None
         self._notify_lane: set[asyncio.Future[None]] = set()
         self._notify_pool: Any = None
+        #: the mirror lane: one batch of Prefect mirroring at a time, beside the route work
+        self._mirror_task: asyncio.Task[int] | None = None
 
     # -- lifecycle ---------------------------------------------------------------------
     async def __aenter__(self) -> Worker:
@@ -118,8 +120,11 @@ class Worker:
                                    return_when=asyncio.FIRST_COMPLETED)
         finally:
             stopping.cancel()
-            if inflight:
-                await asyncio.gather(*inflight, return_exceptions=True)
+            lanes: list[asyncio.Future[Any]] = [*inflight]
+            if self._mirror_task is not None:
+                lanes.append(self._mirror_task)
+            if lanes:
+                await asyncio.gather(*lanes, return_exceptions=True)
 
     async def run_once(self, *, refs: list[str] | None = None,
                        background: set[asyncio.Task[None]] | None = None) -> int:
@@ -152,8 +157,19 @@ class Worker:
             await self._send_cancels(cancels)
         done = len(jobs) + self._start_notifications(refs)
         if self.mirror_enabled:
-            done += await self._mirror_batch(refs)
+            if background is None:
+                done += await self._mirror_batch(refs)
+            elif self._mirror_task is None or self._mirror_task.done():
+                # the mirror lane: Prefect's calls (and their CPU) never hold up the next
+                # claimed answers and requests; its jobs coalesce while it is busy
+                self._mirror_task = asyncio.create_task(self._mirror_batch(refs))
+                self._mirror_task.add_done_callback(self._mirror_done)
         return done
+
+    @staticmethod
+    def _mirror_done(task: asyncio.Task[int]) -> None:
+        if not task.cancelled() and task.exception() is not None:
+            log.error("prefect mirror batch failed", exc_info=task.exception())
 
     # -- handlers ----------------------------------------------------------------------
     def _apply_answers(self, jobs: list[queue.ClaimedJob]) -> None:
@@ -236,15 +252,25 @@ class Worker:
             queue.retry_later(self.engine, job, delay_seconds=self._backoff(job), error=err)
             self.stats.send_retries += 1
 
+    #: Real seconds a side lane (notifications, mirror) that found nothing to do is not
+    #: asked again: an idle worker's poll is then one claim, not three (their latency is
+    #: not a route's: a notification or a Prefect update a quarter of a second later).
+    LANE_IDLE_SECONDS = 0.25
+    _notify_idle_until: float = 0.0
+    _mirror_idle_until: float = 0.0
+
     def _start_notifications(self, refs: list[str] | None) -> int:
         """The notification lane: claim as many due notifications as it has free places and
         send each in a thread of its own pool, without waiting for them."""
+        from time import monotonic
+
         free = self.settings.notify_concurrency - len(self._notify_lane)
-        if free <= 0:
+        if free <= 0 or (refs is None and monotonic() < self._notify_idle_until):
             return 0
         jobs = queue.claim(self.engine, self.worker_id, kinds=[JobKind.send_notification],
                            limit=free, lease_seconds=self.settings.job_lease_seconds, refs=refs)
         if not jobs:
+            self._notify_idle_until = monotonic() + self.LANE_IDLE_SECONDS
             return 0
         if self._notify_pool is None:
             from concurrent.futures import ThreadPoolExecutor
@@ -338,12 +364,14 @@ class Worker:
 
         from tasks import prefect_mirror as pm
 
-        if monotonic() < self._prefect_down_until:
+        if monotonic() < self._prefect_down_until or (
+                refs is None and monotonic() < self._mirror_idle_until):
             return 0
         jobs = queue.claim(self.engine, self.worker_id, kinds=[JobKind.mirror_route],
                            limit=pm.BATCH_SIZE, lease_seconds=self.settings.job_lease_seconds,
                            refs=refs)
         if not jobs:
+            self._mirror_idle_until = monotonic() + self.LANE_IDLE_SECONDS
             return 0
         with pm.no_client_retries():  # our queue retries, not a minute-long client loop
             down, pending = await self._mirror_jobs(jobs)
