@@ -79,6 +79,10 @@ class Worker:
 
     # -- lifecycle ---------------------------------------------------------------------
     async def __aenter__(self) -> Worker:
+        if self.mirror_enabled:
+            # Prefect's client takes a second or two of CPU to import: at start, not in the
+            # middle of the first answers (the event loop would stand still meanwhile)
+            import tasks.prefect_mirror  # noqa: F401
         released = queue.release_worker(self.engine, self.worker_id)
         if released:
             log.info("worker %s: took back %d leased jobs", self.worker_id, released)
