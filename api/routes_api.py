@@ -10,9 +10,8 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Annotated, Any
 
-import pendulum
 from fastapi import APIRouter, Depends, HTTPException, Path, Query
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, Field
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
@@ -22,94 +21,18 @@ from api.deps import CfgDep, ClockDep, EngineDep
 from api.errors import error_responses
 from engine import audit
 from engine.routes import EngineConfig, NotFoundError, register_application
-from models.persons import Person, SnilsError, normalize_snils
+from models.applications import ApplicationIn, date_problems, same_name
+from models.persons import Person
 from models.routes import Route, RouteStatus, Step
 from models.staff import StaffRole, StaffUser
-from models.templates import TEMPLATES
 from models.types import new_id
 
 router = APIRouter(prefix="/api", tags=["routes"])
-
-# 11 digits 0-9, spaces and hyphens around them ignored (models.persons.normalize_snils)
-# a full name has at least one Latin or Cyrillic letter
-NAME_LETTER_PATTERN = "[A-Za-z\u00c0-\u024f\u0400-\u04ff]"
-SNILS_INPUT_PATTERN = r"^[ -]*(?:[0-9][ -]*){11}$"
 
 Staff = Annotated[StaffUser, Depends(require_role(StaffRole.coordinator, StaffRole.supervisor,
                                                   StaffRole.admin))]
 Coordinator = Annotated[StaffUser, Depends(require_role(StaffRole.coordinator,
                                                         StaffRole.admin))]
-
-
-class ApplicationIn(BaseModel):
-    """A person's application (the person's data is stored only in our database).
-
-    Unknown fields are refused; text is stripped before its length is checked.
-    """
-
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
-
-    full_name: str = Field(min_length=3, max_length=300, pattern=NAME_LETTER_PATTERN,
-                           description="3-300 characters with a Latin or Cyrillic letter "
-                           "(spaces are trimmed)")
-    snils: str = Field(pattern=SNILS_INPUT_PATTERN, max_length=40,
-                       description="XXX-XXX-XXX YY with a valid check number (11 digits; "
-                       "spaces and hyphens between them are ignored)")
-    birth_date: date = Field(description="YYYY-MM-DD, year 1900 or later, before the day of "
-                             "registration", json_schema_extra={"pattern": r"^(19|[2-9]\d)\d\d-"})
-    region: str = Field(default=calendars.DEFAULT_REGION, max_length=8)
-    representative: str | None = Field(default=None, max_length=300)
-    template: str = Field(description=f"one of: {', '.join(sorted(TEMPLATES))}",
-                          json_schema_extra={"enum": [*sorted(TEMPLATES)]})
-    registered_at: datetime | None = Field(
-        default=None, description="when the application was registered, with a time zone; "
-        "not later than now (business clock); default: now")
-    ipra_deadlines: dict[str, date] | None = Field(
-        default=None, description="per step kind of the template, the execution deadline "
-        "(«срок исполнения») of the ИПРА measure that step carries out (545н), YYYY-MM-DD, "
-        "not before the registration day; the step is overdue when not done by then")
-
-    @field_validator("full_name")
-    @classmethod
-    def _full_name(cls, v: str) -> str:
-        if not any(ch.isalpha() for ch in v):
-            raise ValueError("must contain letters")
-        return " ".join(v.split())
-
-    @field_validator("representative")
-    @classmethod
-    def _representative(cls, v: str | None) -> str | None:
-        return (" ".join(v.split()) or None) if v is not None else None
-
-    @field_validator("snils")
-    @classmethod
-    def _snils(cls, v: str) -> str:
-        try:
-            return normalize_snils(v)
-        except SnilsError as exc:
-            raise ValueError(str(exc).removeprefix("snils: ")) from None
-
-    @field_validator("template")
-    @classmethod
-    def _template(cls, v: str) -> str:
-        if v not in TEMPLATES:
-            raise ValueError(f"unknown route template; known: {', '.join(sorted(TEMPLATES))}")
-        return v
-
-    @field_validator("birth_date")
-    @classmethod
-    def _birth(cls, v: date) -> date:
-        # compared with the registration date (business clock) in the handler
-        if v.year < 1900:
-            raise ValueError("must be a real date (year 1900 or later)")
-        return v
-
-    @field_validator("registered_at")
-    @classmethod
-    def _registered_at(cls, v: datetime | None) -> datetime | None:
-        if v is not None and v.tzinfo is None:
-            raise ValueError("must carry a time zone, e.g. 2026-01-12T10:00:00+02:00")
-        return v
 
 
 class StepPublic(BaseModel):
@@ -158,28 +81,14 @@ def _own_region(staff: StaffUser, region: str) -> None:
         raise HTTPException(403, f"region: you act in region {staff.region}, not {region}")
 
 
-def _same_name(a: str, b: str) -> bool:
-    return " ".join(a.split()).casefold().replace("ё", "е") == \
-        " ".join(b.split()).casefold().replace("ё", "е")
+_same_name = same_name
 
 
 def _check_dates(app_in: ApplicationIn, now: datetime, cfg: EngineConfig) -> None:
     """registered_at not after now (business clock) and inside the production calendar;
     birth_date before the registration day (in the region's time zone)."""
-    reg = app_in.registered_at or now
-    if reg > now:
-        raise HTTPException(422, "registered_at: must not be later than now (business clock "
-                                 f"{now.isoformat()})")
-    try:
-        # the first request's send-by deadline (298-п п.10) must be computable
-        calendars.deadline(reg, 1, cfg.sender_region)
-        tz = calendars.get_calendar(app_in.region).timezone
-    except calendars.CalendarError as exc:
-        raise HTTPException(422, f"registered_at: {exc}") from None
-    reg_day = pendulum.instance(reg).in_timezone(tz).date()
-    if app_in.birth_date >= reg_day:
-        raise HTTPException(422, "birth_date: must be before the registration date "
-                                 f"({reg_day.isoformat()})")
+    for field, rule in date_problems(app_in, now, cfg.sender_region):
+        raise HTTPException(422, f"{field}: {rule}")
 
 
 def _find_person(s: Session, snils: str) -> Person | None:

@@ -9,7 +9,7 @@ from functools import lru_cache
 import pendulum
 
 from calendars.errors import CalendarError
-from calendars.registry import DEFAULT_REGION, get_calendar
+from calendars.registry import DEFAULT_REGION, data_generation, get_calendar
 
 
 @dataclass(frozen=True)
@@ -80,6 +80,16 @@ def deadline(event_at: datetime, working_days: int, region: str = DEFAULT_REGION
     """
     if isinstance(working_days, bool) or not isinstance(working_days, int) or working_days < 1:
         raise CalendarError(f"working_days: must be an integer >= 1, got {working_days!r}")
+    if event_at.tzinfo is None or event_at.utcoffset() is None:
+        raise CalendarError("event_at: must be timezone-aware (a naive datetime has no instant)")
+    return _deadline(event_at, working_days, region, data_generation())
+
+
+@lru_cache(maxsize=8192)
+def _deadline(event_at: datetime, working_days: int, region: str, _generation: int) -> Deadline:
+    """``deadline``, remembered: a route's registration, delivery and ladder ask for the
+    same few deadlines again and again (an instant's hash is its UTC instant, whatever its
+    zone; the calendar data's reload count is part of the key)."""
     cal = get_calendar(region)
     start = _local_date(event_at, cal.timezone, "event_at")
     due = cal.add_working_days(start, working_days)

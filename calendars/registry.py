@@ -68,9 +68,20 @@ def data_version() -> str:
         return _version()
 
 
+_generation = 0
+
+
+def data_generation() -> int:
+    """How many times the data were reloaded: part of the keys of results cached elsewhere
+    (``calendars.deadline``), so a reload is never answered from a stale cache."""
+    return _generation
+
+
 def reload_data() -> None:
     """Drop every cache so that the next call re-reads the data files."""
+    global _generation
     with _lock:
+        _generation += 1
         _federal.cache_clear()
         _region_files.cache_clear()
         _regions.cache_clear()

@@ -54,6 +54,9 @@ def _startup_check() -> None:
 def _logging() -> None:
     logging.basicConfig(level=logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # one INFO line per HTTP request (every agency send, every Prefect call) cost the
+    # worker a good part of a transition's CPU; failures are still logged by us
+    logging.getLogger("httpx").setLevel(logging.WARNING)
 
 
 @app.command()
@@ -144,6 +147,55 @@ def sweeper(
         typer.echo(json.dumps(timer_sweeper(batch_size=batch_size), sort_keys=True))
         return
     run_sweeper_forever(interval, batch_size)
+
+
+@app.command("import")
+def import_(
+    file: Annotated[Path, typer.Argument(help="JSON lines: one application a line "
+                                              "(docs/import.md)", exists=True, dir_okay=False)],
+    coordinator: Annotated[str | None, typer.Option(
+        help="staff id of the coordinator the routes are given to")] = None,
+    json_out: Annotated[bool, typer.Option("--json", help="print the figures as JSON")]
+    = False,
+) -> None:
+    """Register a file of applications (a region's existing routes) in one transaction.
+
+    Every line is checked first; a file with a bad line is refused whole: nothing is
+    stored and every error is printed as `line N: field: rule` (exit 2)."""
+    import getpass
+    import time
+
+    from engine.bulk import ImportRefusedError, import_file
+    from engine.clock import DbClock
+    from engine.db import make_engine
+    from engine.routes import EngineConfig
+    from engine.settings import get_settings
+
+    _startup_check()
+    engine = make_engine()
+    cfg = EngineConfig.from_settings(get_settings())
+    t0 = time.perf_counter()
+    try:
+        result = import_file(engine, cfg, file, now=DbClock(engine).now(),
+                             actor=f"cli:{getpass.getuser()}", coordinator_id=coordinator)
+    except ImportRefusedError as exc:
+        for e in exc.errors:
+            typer.echo(str(e), err=True)
+        typer.echo(f"error: import refused, nothing stored: {len(exc.errors)} error(s) in "
+                   f"{file}", err=True)
+        raise typer.Exit(2) from None
+    finally:
+        engine.dispose()
+    seconds = time.perf_counter() - t0
+    figures = {"routes": result.routes, "persons_created": result.persons_created,
+               "persons_known": result.persons_reused, "seconds": round(seconds, 3),
+               "routes_per_s": round(result.routes / seconds, 1) if seconds else None}
+    if json_out:
+        typer.echo(json.dumps(figures))
+    else:
+        typer.echo(f"imported {result.routes} routes ({result.persons_created} new persons, "
+                   f"{result.persons_reused} known) in {seconds:.2f} s "
+                   f"({figures['routes_per_s']} routes/s)")
 
 
 @app.command()

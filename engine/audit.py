@@ -9,7 +9,8 @@ transition.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -57,18 +58,48 @@ def record(
 
 def record_many(session: Session, *, at: datetime, actor: str,
                 entries: Sequence[Entry]) -> None:
-    """Append several records of one actor at one instant, in order, with one statement."""
+    """Append several records of one actor at one instant, in order, with one statement
+    (inside ``buffered``: kept for its one statement at the end)."""
     if not entries:
         return
     real_at = utcnow()
-    session.connection().execute(_INSERT, [{
+    rows = [{
         "at": at, "real_at": real_at, "actor": actor, "entity": e.entity,
         "entity_id": e.entity_id, "route_id": e.route_id, "action": e.action,
-        "before": _jsonable(e.before), "after": _jsonable(e.after), "reason": e.reason,
-    } for e in entries])
+        "before": jsonable(e.before), "after": jsonable(e.after), "reason": e.reason,
+    } for e in entries]
+    pending: list[dict[str, Any]] | None = session.info.get(_BUFFER)
+    if pending is not None:
+        pending += rows
+    else:
+        session.connection().execute(_INSERT, rows)
 
 
-def _jsonable(value: dict[str, Any] | None) -> dict[str, Any] | None:
+_BUFFER = "rehab.audit.buffer"
+
+
+@contextmanager
+def buffered(session: Session) -> Iterator[None]:
+    """Collect the records of one use case and write them with one multi-row INSERT when
+    it ends — in the same transaction, before its commit: a route transition writes a
+    dozen records, and a statement each was a good part of its cost. An exception drops
+    the collected records with the rest of the use case's work (its transaction or
+    savepoint rolls back). Nested uses write once, at the outermost end."""
+    if session.info.get(_BUFFER) is not None:
+        yield
+        return
+    pending: list[dict[str, Any]] = []
+    session.info[_BUFFER] = pending
+    try:
+        yield
+    finally:
+        session.info.pop(_BUFFER, None)
+    if pending:
+        session.connection().execute(_INSERT, pending)
+
+
+def jsonable(value: dict[str, Any] | None) -> dict[str, Any] | None:
+    """``before`` / ``after`` as stored: dates and instants as ISO strings."""
     if value is None:
         return None
     out: dict[str, Any] = {}

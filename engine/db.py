@@ -162,8 +162,38 @@ def make_engine(url: str | None = None, *, read_only: bool = False) -> Engine:
             dbapi_conn.isolation_level = None
 
         return eng
-    return create_engine(url, pool_size=20, max_overflow=20, pool_pre_ping=True,
-                         hide_parameters=True)
+    eng = create_engine(url, pool_size=20, max_overflow=20, hide_parameters=True)
+    event.listen(eng.pool, "checkout", _ping_if_idle)
+    event.listen(eng.pool, "checkin", _mark_used)
+    return eng
+
+
+#: A pooled connection idle longer than this is pinged before use (real seconds).
+PING_AFTER_IDLE_SECONDS = 2.0
+
+
+def _mark_used(_dbapi_conn: Any, record: Any) -> None:
+    record.info["rehab_used_at"] = time.monotonic()
+
+
+def _ping_if_idle(dbapi_conn: Any, record: Any, proxy: Any) -> None:
+    """SQLAlchemy's ``pool_pre_ping``, for connections idle a while only: a worker checks a
+    connection out several times per transition, and a round trip each time was a good
+    part of its cost; a connection used a moment ago is alive. A dead one is replaced
+    (DisconnectionError makes the pool retry with a fresh connection)."""
+    from sqlalchemy import exc
+
+    used = record.info.get("rehab_used_at")
+    if used is not None and time.monotonic() - used < PING_AFTER_IDLE_SECONDS:
+        return
+    try:
+        cur = dbapi_conn.cursor()
+        try:
+            cur.execute("SELECT 1")
+        finally:
+            cur.close()
+    except Exception as e:
+        raise exc.DisconnectionError() from e
 
 
 _gates: dict[str, SqliteWriteGate] = {}

@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import logging
 import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -76,14 +78,45 @@ def enqueue(session: Session, kind: JobKind, ref: str, *, due_at: datetime | Non
 
 def enqueue_many(session: Session, kind: JobKind, refs: list[str], *,
                  due_at: datetime | None = None) -> None:
-    """``enqueue`` for several refs in one statement."""
+    """``enqueue`` for several refs in one statement (inside ``buffered``: kept for one
+    statement at its end)."""
     if not refs:
         return
     now = utcnow()
+    rows: list[dict[str, Any]] = [
+        {"kind": kind.value, "ref": ref, "due_at": due_at or now, "generation": 0,
+         "attempts": 0, "created_at": now} for ref in refs]
+    pending: dict[tuple[str, str], dict[str, Any]] | None = session.info.get(_BUFFER)
+    if pending is not None:
+        for row in rows:  # a second enqueue of (kind, ref) in one use case: one job
+            pending.setdefault((row["kind"], row["ref"]), row)
+        return
     conn = session.connection()  # job rows reference nothing pending in the session
-    conn.execute(_UPSERTS[conn.dialect.name],
-                 [{"kind": kind.value, "ref": ref, "due_at": due_at or now, "generation": 0,
-                   "attempts": 0, "created_at": now} for ref in refs])
+    conn.execute(_UPSERTS[conn.dialect.name], rows)
+
+
+_BUFFER = "rehab.queue.buffer"
+
+
+@contextmanager
+def buffered(session: Session) -> Iterator[None]:
+    """Collect the jobs one use case enqueues (a transition asks for its request's send and
+    its route's mirror) and write them with one statement at its end, in its transaction;
+    the same (kind, ref) twice is one job (one upsert: a queued one gets a new generation,
+    as ``enqueue`` does). An exception drops them with the rest of the use case's work.
+    Nested uses write once, at the outermost end."""
+    if session.info.get(_BUFFER) is not None:
+        yield
+        return
+    pending: dict[tuple[str, str], dict[str, Any]] = {}
+    session.info[_BUFFER] = pending
+    try:
+        yield
+    finally:
+        session.info.pop(_BUFFER, None)
+    if pending:
+        conn = session.connection()
+        conn.execute(_UPSERTS[conn.dialect.name], list(pending.values()))
 
 
 def claim(engine: Engine, worker: str, *, kinds: list[JobKind], limit: int,

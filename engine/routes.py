@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 
 import pendulum
@@ -23,6 +23,7 @@ from engine.answers import EngineError as EngineError
 from engine.answers import IncomingAnswer, late_working_days, record_answers
 from engine.answers import NotFoundError as NotFoundError
 from engine.locks import lock_step, reread
+from engine.queue import buffered as queue_buffered
 from engine.queue import enqueue
 from engine.settings import Settings
 from models.agencies import (
@@ -39,7 +40,7 @@ from models.persons import Person
 from models.routes import CancelNotice, CancelState, Route, RouteStatus, Step, StepStatus
 from models.templates import Ladder, RouteTemplate, get_template
 from models.timers import REQUEST_KINDS, DeadlineKind
-from models.types import new_id
+from models.types import new_id, utcnow
 
 SYSTEM = "system:engine"
 
@@ -52,6 +53,8 @@ class EngineConfig:
     public_base_url: str
     default_ladder: Ladder
     mirror: bool
+    #: the mirror job is due this many real seconds after the route's last transition
+    mirror_delay_seconds: float = 0.0
 
     @classmethod
     def from_settings(cls, s: Settings) -> EngineConfig:
@@ -60,18 +63,39 @@ class EngineConfig:
             public_base_url=s.effective_public_base_url,
             default_ladder=Ladder(s.reminder_days_before, s.escalate_after_days),
             mirror=s.prefect_mirror,
+            mirror_delay_seconds=s.mirror_delay_seconds,
         )
 
 
 def mirror_later(session: Session, cfg: EngineConfig, route_id: str) -> None:
     """Have the route's Prefect flow run brought up to date (a coalesced job, in the
-    caller's transaction; never a Prefect call on the route's path)."""
+    caller's transaction; never a Prefect call on the route's path). With
+    ``mirror_delay_seconds`` the job is due that long after the route's last transition
+    (each transition pushes it back): a route that moves several times in a row —
+    an answer, the next request, its delivery — is reconciled once, not each time."""
     if cfg.mirror:
-        enqueue(session, JobKind.mirror_route, route_id)
+        due = (utcnow() + timedelta(seconds=cfg.mirror_delay_seconds)
+               if cfg.mirror_delay_seconds else None)
+        enqueue(session, JobKind.mirror_route, route_id, due_at=due)
 
 
 # --------------------------------------------------------------------------- registration
 def register_application(
+    session: Session, cfg: EngineConfig, *, now: datetime, person_id: str, template_code: str,
+    region: str | None = None, registered_at: datetime | None = None,
+    coordinator_id: str | None = None, actor: str = SYSTEM,
+    ipra_deadlines: Mapping[str, date] | None = None,
+) -> Route:
+    """Register a person's application and start the route's first step (see
+    ``_register_application``; its audit records are written with one statement)."""
+    with audit.buffered(session), queue_buffered(session):
+        return _register_application(
+            session, cfg, now=now, person_id=person_id, template_code=template_code,
+            region=region, registered_at=registered_at, coordinator_id=coordinator_id,
+            actor=actor, ipra_deadlines=ipra_deadlines)
+
+
+def _register_application(
     session: Session,
     cfg: EngineConfig,
     *,
@@ -331,6 +355,13 @@ def request_body(stored: Mapping[str, Any], subject: Mapping[str, str]) -> dict[
 
 def mark_delivered(session: Session, cfg: EngineConfig, req: AgencyRequest, *,
                    now: datetime) -> None:
+    """``_mark_delivered``, its audit records written with one statement."""
+    with audit.buffered(session), queue_buffered(session):
+        _mark_delivered(session, cfg, req, now=now)
+
+
+def _mark_delivered(session: Session, cfg: EngineConfig, req: AgencyRequest, *,
+                    now: datetime) -> None:
     """The agency received the request: the 5-working-day answer period starts the next
     day in the agency's time zone (298-п Порядок п.11, Регламент п.12). The send-by ladder
     stops: its open escalations are resolved with the send's lateness in working days
@@ -338,13 +369,15 @@ def mark_delivered(session: Session, cfg: EngineConfig, req: AgencyRequest, *,
     from engine import ladder
 
     step = lock_step(session, req.step_id)
-    fresh = reread(session, AgencyRequest, req.id)
-    assert step is not None and fresh is not None
-    req = fresh
-    agency = session.get(Agency, req.agency_id)
-    assert agency is not None
-    route = session.get(Route, step.route_id)
-    assert route is not None
+    assert step is not None
+    # after the lock, the request, its agency and the route read afresh in one statement
+    req, agency, route = session.exec(
+        select(AgencyRequest, Agency, Route)
+        .join(Agency, col(Agency.id) == col(AgencyRequest.agency_id))
+        .join(Step, col(Step.id) == col(AgencyRequest.step_id))
+        .join(Route, col(Route.id) == col(Step.route_id))
+        .where(AgencyRequest.id == req.id)
+        .execution_options(populate_existing=True)).one()
     template = get_template(route.template)
     st = template.step(step.seq)
     withdrawn = req.state is RequestState.cancelled
@@ -532,6 +565,13 @@ def working_days_late(step: Step, region: str, at: datetime) -> int:
 
 def apply_answer(session: Session, cfg: EngineConfig, answer_id: int, *,
                  now: datetime) -> AnswerEffect:
+    """``_apply_answer``, its audit records written with one statement."""
+    with audit.buffered(session), queue_buffered(session):
+        return _apply_answer(session, cfg, answer_id, now=now)
+
+
+def _apply_answer(session: Session, cfg: EngineConfig, answer_id: int, *,
+                  now: datetime) -> AnswerEffect:
     """Move the route on a stored answer (exactly once: the answer's effect is recorded).
 
     provided -> step answered; absent -> step completed with the notice of absence
@@ -543,19 +583,25 @@ def apply_answer(session: Session, cfg: EngineConfig, answer_id: int, *,
     """
     from engine import ladder  # escalations resolved by the answer (issue: the ladder)
 
-    ans = session.get(AgencyAnswer, answer_id)
-    if ans is None or ans.effect is not AnswerEffect.pending:
-        return ans.effect if ans else AnswerEffect.already_answered
-    first = session.get(AgencyRequest, ans.request_id)
-    assert first is not None
-    step = lock_step(session, first.step_id)
-    ans = reread(session, AgencyAnswer, answer_id)
-    req = reread(session, AgencyRequest, first.id)
-    assert step is not None and ans is not None and req is not None
+    with session.no_autoflush:
+        found = session.exec(
+            select(AgencyAnswer.effect, AgencyRequest.step_id)
+            .join(AgencyRequest, col(AgencyRequest.id) == col(AgencyAnswer.request_id))
+            .where(AgencyAnswer.id == answer_id)).first()
+    if found is None or AnswerEffect(found[0]) is not AnswerEffect.pending:
+        return AnswerEffect(found[0]) if found else AnswerEffect.already_answered
+    step = lock_step(session, found[1])
+    assert step is not None
+    # after the lock: the answer, its request and the route read afresh in one statement
+    ans, req, route = session.exec(
+        select(AgencyAnswer, AgencyRequest, Route)
+        .join(AgencyRequest, col(AgencyRequest.id) == col(AgencyAnswer.request_id))
+        .join(Step, col(Step.id) == col(AgencyRequest.step_id))
+        .join(Route, col(Route.id) == col(Step.route_id))
+        .where(AgencyAnswer.id == answer_id)
+        .execution_options(populate_existing=True)).one()
     if ans.effect is not AnswerEffect.pending:  # applied by another worker meanwhile
         return ans.effect
-    route = session.get(Route, step.route_id)
-    assert route is not None
     if req.state is RequestState.cancelled or step.current_request_id != req.id:
         ans.effect = AnswerEffect.request_cancelled
     elif step.status not in (StepStatus.awaiting, StepStatus.sending):

@@ -47,6 +47,10 @@ class Settings(BaseSettings):
     prefect_mirror: bool = Field(
         True, description="Mirror every route into Prefect as one flow run per person."
     )
+    mirror_delay_seconds: float = Field(
+        1.0, ge=0, description="A route's Prefect mirror runs this many seconds (real time) "
+        "after its last transition: transitions that come together (an answer, the next "
+        "request, its delivery) are mirrored once. 0: at once.")
     api_host: str = Field("127.0.0.1", description="Host the HTTP API binds to.")
     api_port: int = Field(
         8040, gt=0, le=65535, description="Port of the HTTP API (webhooks, pages, supervisor)."

@@ -25,6 +25,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from typing import Protocol
 
 import pendulum
 from sqlalchemy import insert, update
@@ -89,6 +90,25 @@ def set_step_deadline(step: Step, kind: DeadlineKind, due: calendars.Deadline) -
         step.complete_by_date = due.due_date
 
 
+class StepRef(Protocol):
+    """What scheduling a step's timers reads of it (a ``Step`` row, or the bulk
+    registration's plain record of one)."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def route_id(self) -> str: ...
+
+
+class AwaitingStepRef(StepRef, Protocol):
+    @property
+    def answer_by(self) -> datetime | None: ...
+    @property
+    def answer_by_date(self) -> date | None: ...
+    @property
+    def deadline_provisional(self) -> bool: ...
+
+
 @dataclass(frozen=True)
 class TimerSpec:
     """A timer to be scheduled (a row of ``timer`` not yet inserted)."""
@@ -105,7 +125,7 @@ class TimerSpec:
     calendar_version: str
 
 
-def _timer(step: Step, kind: TimerKind, *, version: int, at: datetime, day: date, region: str,
+def _timer(step: StepRef, kind: TimerKind, *, version: int, at: datetime, day: date, region: str,
            working_days: int, anchor_at: datetime) -> TimerSpec:
     return TimerSpec(step_id=step.id, route_id=step.route_id, kind=kind,
                      deadline_version=version, due_at=at, due_date=day, region=region,
@@ -114,7 +134,7 @@ def _timer(step: Step, kind: TimerKind, *, version: int, at: datetime, day: date
 
 
 def ladder_timers(
-    kind: DeadlineKind, step: Step, *, due: calendars.Deadline, anchor_at: datetime,
+    kind: DeadlineKind, step: StepRef, *, due: calendars.Deadline, anchor_at: datetime,
     working_days: int, ladder: Ladder, version: int,
 ) -> list[TimerSpec]:
     """The timers of one deadline ``due`` (pure): the reminder (answer-by only; not when its
@@ -143,7 +163,7 @@ def ladder_timers(
 
 
 def answer_timers(
-    step: Step, *, region: str, anchor_at: datetime, answer_days: int, ladder: Ladder,
+    step: AwaitingStepRef, *, region: str, anchor_at: datetime, answer_days: int, ladder: Ladder,
     version: int,
 ) -> list[TimerSpec]:
     """The ladder's timers for the answer deadline ``step.answer_by`` (pure)."""

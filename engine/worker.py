@@ -35,6 +35,7 @@ import socket
 from collections.abc import Awaitable, Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
+from time import monotonic
 from typing import Any
 
 import httpx
@@ -92,6 +93,10 @@ class Worker:
         self.on_idle: Callable[[], None] | None = None
         self._notify_lane: set[asyncio.Future[None]] = set()
         self._notify_pool: ThreadPoolExecutor | None = None
+        #: the handlers' lanes: one pass of each registered handler at a time, in a task
+        #: beside the route work (Prefect's calls and their CPU never hold up answers)
+        self._lanes: dict[int, asyncio.Task[int]] = {}
+        self._lane_idle_until: dict[int, float] = {}
 
     # -- lifecycle ---------------------------------------------------------------------
     async def __aenter__(self) -> Worker:
@@ -136,8 +141,9 @@ class Worker:
                                    return_when=asyncio.FIRST_COMPLETED)
         finally:
             stopping.cancel()
-            if inflight:
-                await asyncio.gather(*inflight, return_exceptions=True)
+            lanes: list[asyncio.Future[Any]] = [*inflight, *self._lanes.values()]
+            if lanes:
+                await asyncio.gather(*lanes, return_exceptions=True)
 
     async def run_once(self, *, refs: list[str] | None = None,
                        background: set[asyncio.Task[None]] | None = None) -> int:
@@ -167,9 +173,37 @@ class Worker:
         if cancels:
             await self._send_cancels(cancels)
         done = len(jobs) + await self._start_notifications(refs)
-        for handler in self.handlers:
-            done += await handler.run_once(self, refs)
+        for lane, handler in enumerate(self.handlers):
+            done += await self._run_handler(lane, handler, refs, background)
         return done
+
+    async def _run_handler(self, lane: int, handler: JobHandler, refs: list[str] | None,
+                           background: set[asyncio.Task[None]] | None) -> int:
+        """One pass of a registered handler: awaited here when the caller drives the worker
+        by hand (``background`` is None), else started in the handler's own lane — at most
+        one pass in flight; a lane that found nothing is not asked again for
+        ``LANE_IDLE_SECONDS``."""
+        if background is None:
+            return await handler.run_once(self, refs)
+        running = self._lanes.get(lane)
+        if running is not None and not running.done():
+            return 0
+        if refs is None and monotonic() < self._lane_idle_until.get(lane, 0.0):
+            return 0
+        task: asyncio.Task[int] = asyncio.ensure_future(handler.run_once(self, refs))
+        self._lanes[lane] = task
+
+        def reap(t: asyncio.Task[int]) -> None:
+            if t.cancelled():
+                return
+            exc = t.exception()
+            if exc is not None:
+                self._background_failed(f"handler {type(handler).__name__}", exc)
+            elif t.result() == 0:
+                self._lane_idle_until[lane] = monotonic() + self.LANE_IDLE_SECONDS
+
+        task.add_done_callback(reap)
+        return 0
 
     # -- helpers -----------------------------------------------------------------------
     def _spawn(self, into: set[asyncio.Task[None]], coro: Awaitable[None], what: str) -> None:
@@ -344,16 +378,23 @@ class Worker:
             self.retry_job(job, err)
             self.stats.send_retries += 1
 
+    #: Real seconds a side lane (notifications, mirror) that found nothing to do is not
+    #: asked again: an idle worker's poll is then one claim, not three (their latency is
+    #: not a route's: a notification or a Prefect update a quarter of a second later).
+    LANE_IDLE_SECONDS = 0.25
+    _notify_idle_until: float = 0.0
+
     async def _start_notifications(self, refs: list[str] | None) -> int:
         """The notification lane: claim as many due notifications as it has free places and
         send each in a thread of its own pool, without waiting for them."""
         free = self.settings.notify_concurrency - len(self._notify_lane)
-        if free <= 0:
+        if free <= 0 or (refs is None and monotonic() < self._notify_idle_until):
             return 0
         jobs = await asyncio.to_thread(
             queue.claim, self.engine, self.worker_id, kinds=[JobKind.send_notification],
             limit=free, lease_seconds=self.settings.job_lease_seconds, refs=refs)
         if not jobs:
+            self._notify_idle_until = monotonic() + self.LANE_IDLE_SECONDS
             return 0
         if self._notify_pool is None:
             self._notify_pool = ThreadPoolExecutor(self.settings.notify_concurrency,
