@@ -26,6 +26,9 @@ M = TypeVar("M", bound=BaseModel)
 FIELD_OVERRIDE = "field"
 """Context key of a ``PydanticCustomError`` that names the field the error belongs to."""
 
+FIELD_BELOW = "below"
+"""Context key naming a field inside the validated value (an item's own field)."""
+
 Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500)]
 """A required piece of free text (a name of an organisation, an issuer, a cause)."""
 
@@ -58,10 +61,13 @@ class Checked(Generic[M]):
         return self.value is not None and not self.errors
 
 
-def rule_error(rule: str, message_ru: str, *, field: str | None = None) -> PydanticCustomError:
+def rule_error(rule: str, message_ru: str, *, field: str | None = None,
+               below: str | None = None) -> PydanticCustomError:
     """A rule's error; ``field`` (a dotted path within the validator's model) reports it at
-    another field than the one validated."""
-    return PydanticCustomError(rule, message_ru, {FIELD_OVERRIDE: field} if field else None)
+    another field than the one validated, ``below`` at a field inside the validated value
+    (e.g. a list item's ``due``)."""
+    ctx = {FIELD_OVERRIDE: field} if field else {FIELD_BELOW: below} if below else None
+    return PydanticCustomError(rule, message_ru, ctx)
 
 
 # Russian messages for pydantic's own error types; ``{name}`` is filled from the error's ctx.
@@ -99,7 +105,7 @@ _MESSAGES_RU: Mapping[str, str] = {
     "model_type": "Ожидается объект с полями",
     "model_attributes_type": "Ожидается объект с полями",
     "dict_type": "Ожидается объект с полями",
-    "json_invalid": "Файл не является корректным JSON: {error}",
+    "json_invalid": "Файл не является корректным JSON ({error})",
     "json_type": "Ожидается JSON",
     "set_item_not_hashable": "Недопустимый элемент списка",
 }
@@ -114,6 +120,10 @@ def _path(loc: Sequence[int | str]) -> str:
         else:
             out += f".{part}" if out else part
     return out
+
+
+def _loc(dotted: str) -> tuple[int | str, ...]:
+    return tuple(int(p) if p.isdigit() else p for p in dotted.split("."))
 
 
 def _message_ru(error: ErrorDetails) -> str:
@@ -136,8 +146,11 @@ def field_errors(exc: ValidationError) -> tuple[FieldError, ...]:
         ctx: dict[str, Any] = error.get("ctx") or {}
         override = ctx.get(FIELD_OVERRIDE)
         loc = tuple(error["loc"])
+        below = ctx.get(FIELD_BELOW)
         if isinstance(override, str):
-            loc = loc[:-1] + tuple(override.split("."))
+            loc = loc[:-1] + _loc(override)
+        elif isinstance(below, str):
+            loc = loc + _loc(below)
         found.append(FieldError(field=_path(loc) or "$", rule=error["type"],
                                 message_ru=_message_ru(error)))
     return tuple(found)
