@@ -206,14 +206,15 @@ def child(born: date, **kw: Any) -> Subject:
                    **kw)
 
 
-@pytest.mark.parametrize(("age", "days_after", "eligible"), [(2, 0, True), (2, 1, True),
-                                                            (3, 0, False)])
-def test_early_help_age_bound(age: int, days_after: int, eligible: bool) -> None:
-    born = born_aged(age, days_after_birthday=-days_after)  # -1: the birthday is tomorrow
-    if days_after:
-        born = born_aged(3) + timedelta(days=1)
+@pytest.mark.parametrize(("born", "age", "eligible"), [
+    (born_aged(2), 2, True),
+    (born_aged(3) + timedelta(days=1), 2, True),  # the 3rd birthday is tomorrow
+    (born_aged(3), 3, False),  # 3 on the application date
+])
+def test_early_help_age_bound(born: date, age: int, eligible: bool) -> None:
     decision = decide_early_help(child(born), ON)
     assert decision.eligible is eligible
+    assert rule(decision, "early_age").facts[0].value == age
     assert_explained(decision)
 
 
