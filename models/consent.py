@@ -15,14 +15,16 @@ an instant; ``withdraw`` makes the withdrawal version (art. 9 ч.2: possible at 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
+from typing import Annotated
 
-from pydantic import AwareDatetime, Field, ValidationInfo, field_validator
+from pydantic import AfterValidator, AwareDatetime, Field, ValidationInfo, field_validator
 
-from models.application import SignatureKind, SubmissionChannel
+from models.application import ApplicantKind, Application, SignatureKind, SubmissionChannel
 from models.identity import AuthorityDocument, FullName
 from models.input_validation import InputModel, Text, rule_error
 from models.snils import Snils
@@ -74,11 +76,17 @@ class ConsentGiverKind(StrEnum):
     authorised_representative = "authorised_representative"
 
 
+def _inn(value: str) -> str:
+    if not re.fullmatch(r"\d{10}", value):
+        raise rule_error("inn_format", "ИНН организации — 10 цифр")
+    return value
+
+
 class Operator(InputModel):
     """The operator processing the data (152-ФЗ art. 9 ч.4 п.3): name, INN, address."""
 
     name: Text
-    inn: str = Field(pattern=r"^\d{10}$", description="10 digits: a legal entity")
+    inn: Annotated[str, AfterValidator(_inn)] = Field(description="10 digits: a legal entity")
     address: Text
 
 
@@ -204,6 +212,32 @@ def consent_status(history: Iterable[ConsentRecord], *, purpose: ConsentPurpose,
     else:
         problem = None
     return ConsentStatus(valid=problem is None, problem=problem, record=record)
+
+
+def needed_for(application: Application) -> tuple[ConsentPurpose, frozenset[DataCategory]]:
+    """The purpose an application's data are processed for and the categories it holds: the
+    purpose's own, plus the disability when given and the representative when one applies."""
+    purpose = ConsentPurpose(application.request.kind.value)
+    needed = set(NEEDED_CATEGORIES[purpose])
+    if application.disability is not None:
+        needed.add(DataCategory.disability)
+    if application.applicant.kind != ApplicantKind.person:
+        needed.add(DataCategory.representative)
+    return purpose, frozenset(needed)
+
+
+def consent_for_application(history: Iterable[ConsentRecord],
+                            application: Application) -> ConsentStatus:
+    """Whether the person's consent allows registering ``application`` at its instant.
+
+    The consent must be the person's own (by SNILS) — given by them or their representative
+    (152-ФЗ art. 9 ч.1, ч.6), never by another citizen or body appealing on their behalf
+    (001 Регламент п.14 lets those appeal, not consent) — and cover the purpose and the data.
+    """
+    purpose, needed = needed_for(application)
+    own = [r for r in history if r.subject_snils == application.person.snils]
+    return consent_status(own, purpose=purpose, at=application.submission.registered_at,
+                          categories=needed)
 
 
 def withdraw(record: ConsentRecord, at: datetime) -> ConsentRecord:

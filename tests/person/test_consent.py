@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
+from models.application import validate_application
 from models.consent import (
     NEEDED_CATEGORIES,
     WITHDRAWAL_POLICY,
@@ -17,11 +18,13 @@ from models.consent import (
     ConsentRecord,
     DataCategory,
     check_history,
+    consent_for_application,
     consent_status,
+    needed_for,
     withdraw,
 )
 from models.input_validation import check
-from tests.person.forms import DELETE, REPRESENTATIVE, put
+from tests.person.forms import DELETE, REPRESENTATIVE, application, put
 
 GIVEN = datetime(2026, 1, 12, 8, 0, tzinfo=UTC)
 
@@ -157,7 +160,7 @@ def test_record_fields_are_checked() -> None:
     fields = {(e.field, e.rule) for e in errors}
     assert ("purposes", "too_short") in fields
     assert ("data_categories[0]", "enum") in fields
-    assert ("operator.inn", "string_pattern_mismatch") in fields
+    assert ("operator.inn", "inn_format") in fields
     assert ("given_at", "timezone_aware") in fields
     errors = check(ConsentRecord, raw(expires_at=GIVEN.isoformat())).errors
     assert [(e.field, e.rule) for e in errors] == [("expires_at", "after_given")]
@@ -170,3 +173,21 @@ def test_withdrawal_policy_covers_what_is_stored() -> None:
     assert WITHDRAWAL_POLICY["contacts"].handling == "stop_and_destroy"
     assert all("152-ФЗ" in r.basis or "application" in r.basis or "identifiers" in r.basis
                for r in WITHDRAWAL_POLICY.values())
+
+
+def test_consent_for_an_application() -> None:
+    app = validate_application(application()).value
+    assert app is not None  # registered 2026-01-12T10:00+02:00 = 08:00 UTC = GIVEN
+    assert needed_for(app) == (ConsentPurpose.accompaniment, NEEDED_CATEGORIES[
+        ConsentPurpose.accompaniment])
+    assert consent_for_application([record()], app).valid
+    someone_else = record(subject_snils="068-619-801 04")
+    assert consent_for_application([someone_else], app).problem == ConsentProblem.missing
+    later = record(given_at=(GIVEN + timedelta(minutes=1)).isoformat())
+    assert consent_for_application([later], app).problem == ConsentProblem.missing
+    by_representative = validate_application(application(applicant=REPRESENTATIVE)).value
+    assert by_representative is not None
+    status = consent_for_application([record()], by_representative)
+    assert status.problem == ConsentProblem.categories_not_covered
+    wide = record(data_categories=[c.value for c in DataCategory])
+    assert consent_for_application([wide], by_representative).valid
