@@ -108,7 +108,7 @@ class Submission(InputModel):
     @field_validator("registered_by", "portal_request_id")
     @classmethod
     def _by_channel(cls, v: str | None, info: ValidationInfo) -> str | None:
-        """Paper: registered by a staff member; portal: the portal's request number."""
+        """004 п.12: paper is registered by a staff member; the portal gives its request number."""
         channel = info.data.get("channel")
         if channel is not None:
             wanted = (SubmissionChannel.paper if info.field_name == "registered_by"

@@ -29,7 +29,9 @@ class Disability(InputModel):
     group: DisabilityGroup
     cause: Text
     established_on: date
-    until: date | None = None
+    until: date | None = Field(default=None, description="«до» — the day the term ends, not "
+                                                         "included: «до 01.03.2027» is in force "
+                                                         "through 28.02.2027")
     indefinite: bool = Field(default=False, validate_default=True)
 
     @field_validator("until")

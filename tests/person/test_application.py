@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from datetime import date
 from functools import reduce
 from typing import Any
 
@@ -305,3 +306,15 @@ def test_phones_normalise_to_plus_seven(raw: str) -> None:
 def test_not_json_shaped_input_is_one_error() -> None:
     errors = validate_application(["not", "a", "form"]).errors
     assert [(e.field, e.rule) for e in errors] == [("$", "model_type")]
+
+
+def test_disability_term() -> None:
+    app = validate_application(application()).value
+    assert app is not None and app.disability is not None
+    assert app.disability.in_force_on(date(2020, 3, 1))
+    assert not app.disability.in_force_on(date(2020, 2, 29))
+    dated = validate_application(put(put(application(), "disability.indefinite", False),
+                                     "disability.until", "2027-03-01")).value
+    assert dated is not None and dated.disability is not None
+    assert dated.disability.in_force_on(date(2027, 2, 28))
+    assert not dated.disability.in_force_on(date(2027, 3, 1))
