@@ -266,6 +266,8 @@ def _new_request(
     with session.no_autoflush:
         person = session.get(Person, route.person_id)
     assert person is not None
+    if route.status is RouteStatus.suspended:  # 152-ФЗ art. 9 ч.2: consent withdrawn
+        raise EngineError(f"route: {route.id} is suspended (consent withdrawn): no request")
     request_id = new_id("tk")
     expected = calendars.deadline(now, st.answer_days, agency.region)
     # 152-ФЗ: the agency gets only what its step needs to identify the person.
