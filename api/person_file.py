@@ -53,8 +53,6 @@ Responses = dict[int | str, dict[str, Any]]
 AUTH: Responses = {401: {"description": "authorization: a staff bearer token is required"},
         403: {"description": "role: not permitted for this role"}}
 NOT_FOUND: Responses = {404: {"description": "<entity>_id: not found (or of another region)"}}
-FIELD_ERRORS: Responses = {422: {"description": "every invalid field: {detail, errors: [{field, rule, "
-                                     "message}]}; messages in Russian, never the input"}}
 
 
 class ErrorItem(BaseModel):

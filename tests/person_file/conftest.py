@@ -35,7 +35,8 @@ def now(clock: DbClock) -> datetime:
 
 
 @pytest.fixture
-def api(db: Engine, now: datetime, clock: DbClock, staff: dict[str, Staff]) -> TestClient:
+def api(db: Engine, now: datetime, clock: DbClock, request: pytest.FixtureRequest) -> TestClient:
+    request.getfixturevalue("staff")  # coord39, sup39, coord16, sup16, admin
     return TestClient(create_app(db, settings=Settings(environment="test",
                                                        prefect_mirror=False), clock=clock))
 
