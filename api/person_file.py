@@ -16,7 +16,9 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Depends, HTTPException, Path, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import Engine
 from sqlmodel import Session, col, select
+from starlette.concurrency import run_in_threadpool
 
 from api.auth import require_role
 from api.deps import CfgDep, ClockDep, EngineDep
@@ -29,6 +31,7 @@ from engine.applications import (
     ipra_history,
     register_full_application,
 )
+from engine.clock import Clock
 from engine.consent_withdrawal import NothingToWithdraw, processing_stopped, withdraw_consent
 from engine.ipra_import import IpraConflict, IpraInvalid, import_ipra
 from engine.person_reads import record_read
@@ -412,6 +415,11 @@ async def import_ipra_endpoint(request: Request, staff: Coordinator, engine: Eng
     if len(raw) > 1_000_000:
         return _errors("body: too large", [FieldError(
             field="body", rule="too_large", message_ru="Файл слишком большой (более 1 МБ)")])
+    # the database work runs in the thread pool, as the synchronous endpoints' does
+    return await run_in_threadpool(_import_ipra, raw, staff, engine, clock)
+
+
+def _import_ipra(raw: bytes, staff: StaffUser, engine: Engine, clock: Clock) -> Any:
     now = clock.now()
     with Session(engine, expire_on_commit=False) as s:
         try:
@@ -429,8 +437,8 @@ async def import_ipra_endpoint(request: Request, staff: Coordinator, engine: Eng
         s.commit()
         out = _ipra_out(res.record, current=bool(cur and cur[0].id == res.record.id),
                         full=False)
-        return out if res.created else JSONResponse(out.model_dump(mode="json"),
-                                                    status_code=200)
+        return JSONResponse(out.model_dump(mode="json"),
+                            status_code=201 if res.created else 200)
 
 
 @router.get("/persons/{person_id}/ipra", response_model=list[IpraOut],
