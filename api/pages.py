@@ -28,7 +28,7 @@ router = APIRouter(include_in_schema=False)
 
 STATUS_RU = {
     RouteStatus.active: "в работе", RouteStatus.completed: "завершён",
-    RouteStatus.cancelled: "отменён",
+    RouteStatus.cancelled: "отменён", RouteStatus.suspended: "приостановлен",
 }
 STEP_RU = {
     StepStatus.planned: "запланирован", StepStatus.sending: "отправка запроса",

@@ -17,7 +17,7 @@ from engine.routes import AnswerIn, EngineConfig, EngineError, apply_answer, rec
 from engine.supervisor import reassign_step
 from models.agencies import Agency, AgencyRequest, AnswerEffect, AnswerOutcome, RequestState
 from models.person_file import ApplicationRecord, ConsentVersion, PersonDetail
-from models.routes import CancelNotice, Route, RouteStatus, Step
+from models.routes import CancelNotice, Route, RouteStatus, Step, StepStatus
 from models.staff import StaffUser
 from models.timers import Timer, TimerStatus
 from tests.conftest import kaliningrad
@@ -140,3 +140,19 @@ def test_withdraw_consent_use_case_refuses_an_unknown_person(
     with Session(db) as s, pytest.raises(EngineError):
         withdraw_consent(s, cfg, person_id="pn_nope", now=kaliningrad(2026, 1, 12, 12),
                          actor="t")
+
+
+def test_a_suspended_route_shows_in_prefect_and_on_the_overview_page() -> None:
+    from api.pages import STATUS_RU
+    from tasks.prefect_mirror import RouteView, StepView, route_state
+
+    steps = [StepView(id=f"s{i}", seq=i, kind="k", status=st, agency="Минздрав",
+                      answer_by_date=None, send_by_date=None, task_run_id=None, mirrored=None)
+             for i, st in enumerate((StepStatus.answered, StepStatus.awaiting,
+                                     StepStatus.planned))]
+    state = route_state(RouteView(id="rt_1", region="39", template="supported_living",
+                                  status=RouteStatus.suspended, flow_run_id=None,
+                                  mirrored=None, steps=steps))
+    assert (state.type.value, state.name) == ("CANCELLED", "Suspended")
+    assert state.message == "route suspended: consent withdrawn, after 1 of 3 steps"
+    assert STATUS_RU[RouteStatus.suspended] == "приостановлен"
