@@ -22,8 +22,8 @@ from models.timers import Escalation, EscalationLevel, EscalationStatus
 router = APIRouter(include_in_schema=False)
 
 STATUS_RU = {
-    RouteStatus.active: "в работе", RouteStatus.completed: "завершены",
-    RouteStatus.cancelled: "отменены",
+    RouteStatus.active: "в работе", RouteStatus.completed: "завершён",
+    RouteStatus.cancelled: "отменён", RouteStatus.suspended: "приостановлен",
 }
 LEVEL_RU = {
     EscalationLevel.reminder: "напоминания", EscalationLevel.overdue: "просрочки",

@@ -20,6 +20,7 @@ from api.auth import require_role
 from api.deps import CfgDep, ClockDep, EngineDep
 from api.errors import error_responses
 from engine import audit
+from engine.person_reads import record_route_reads
 from engine.routes import EngineConfig, NotFoundError, register_application
 from models.applications import ApplicationIn, date_problems, same_name
 from models.persons import Person
@@ -175,10 +176,11 @@ def register(app_in: ApplicationIn, staff: Coordinator, engine: EngineDep, clock
 
 @router.get("/routes", response_model=list[RoutePublic],
             responses=error_responses(401, 403, 422))
-def list_routes(staff: Staff, engine: EngineDep, status: RouteStatus | None = None,
+def list_routes(staff: Staff, engine: EngineDep, clock: ClockDep,
+                status: RouteStatus | None = None,
                 limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> Any:
-    """Routes of the caller's region, newest first (identifiers only)."""
-    with Session(engine) as s:
+    """Routes of the caller's region, newest first (identifiers only; each read audited)."""
+    with Session(engine, expire_on_commit=False) as s:
         q = select(Route).order_by(col(Route.created_at).desc()).limit(limit)
         if staff.role is not StaffRole.admin:
             q = q.where(Route.region == staff.region)
@@ -186,6 +188,9 @@ def list_routes(staff: Staff, engine: EngineDep, status: RouteStatus | None = No
             q = q.where(col(Route.status) == status)
         routes = list(s.exec(q))
         steps = list(s.exec(select(Step).where(col(Step.route_id).in_([r.id for r in routes]))))
+        record_route_reads(s, actor=f"staff:{staff.id}", now=clock.now(), what="route",
+                           routes=[(r.id, r.person_id) for r in routes])
+        s.commit()
     by: dict[str, list[Step]] = {}
     for st in steps:
         by.setdefault(st.route_id, []).append(st)
@@ -195,11 +200,14 @@ def list_routes(staff: Staff, engine: EngineDep, status: RouteStatus | None = No
 @router.get("/routes/{route_id}", response_model=RoutePublic,
             responses=error_responses(401, 403, 404, 422))
 def read_route(route_id: Annotated[str, Path(max_length=40)], staff: Staff,
-               engine: EngineDep) -> Any:
-    with Session(engine) as s:
+               engine: EngineDep, clock: ClockDep) -> Any:
+    with Session(engine, expire_on_commit=False) as s:
         route = s.get(Route, route_id)
         if route is None:
             raise NotFoundError(f"route_id: no route {route_id!r}")
         _own_region(staff, route.region)
         steps = list(s.exec(select(Step).where(col(Step.route_id) == route_id)))
+        record_route_reads(s, actor=f"staff:{staff.id}", now=clock.now(), what="route",
+                           routes=[(route.id, route.person_id)])
+        s.commit()
         return _public(route, steps)

@@ -72,6 +72,11 @@ LABELS: dict[str, str] = {
     "wall_seconds": "время, с", "flow_runs_mirrored": "маршрутов в Prefect (flow runs)",
     "sweeper_flow_runs": "запусков timer-sweeper в Prefect",
     "prefect_ui": "Prefect UI", "api_url": "API",
+    "ipra_imported": "ИПРА загружено", "applications": "заявлений",
+    "applications_by_kind": "заявлений по видам",
+    "applications_eligible": "решений «да»", "applications_ineligible": "отказов (с причинами)",
+    "consent_withdrawals": "отзывов согласия", "routes_suspended": "маршрутов приостановлено",
+    "steps_suspended": "шагов приостановлено",
 }
 WORDS: dict[str, str] = {
     # escalation levels (298-п Порядок п.13; 363н п.10б)
@@ -85,6 +90,9 @@ WORDS: dict[str, str] = {
     # timers
     "answer_reminder": "напоминание", "answer_overdue": "просрочка ответа",
     "answer_escalation": "эскалация ответа", "send_overdue": "просрочка отправки",
+    # kinds of application (363н; 298-п Регламент п.3; 000 п.10; 003)
+    "accompaniment": "сопровождение", "supported_living": "сопровождаемое проживание",
+    "social_employment": "социальная занятость", "early_help": "ранняя помощь",
 }
 
 

@@ -12,6 +12,7 @@ import typer
 
 from cli.agency import agency_app
 from cli.calendar import calendar_app
+from cli.ipra import ipra_app
 from cli.jobs import jobs_app
 from cli.routes import routes_app
 from cli.staff import staff_app
@@ -23,6 +24,7 @@ app.add_typer(routes_app, name="route")
 app.add_typer(staff_app, name="staff")
 app.add_typer(agency_app, name="agency")
 app.add_typer(jobs_app, name="jobs")
+app.add_typer(ipra_app, name="ipra")
 
 
 def _startup_check() -> None:

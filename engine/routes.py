@@ -287,6 +287,8 @@ def _new_request(
     """Prepare the step's request (it becomes the step's current one) and send it: over
     HTTP by a worker, or straight into the agency's inbox."""
     st = template.step(step.seq)
+    if route.status is RouteStatus.suspended:  # 152-ФЗ art. 9 ч.2: consent withdrawn
+        raise EngineError(f"route: {route.id} is suspended (consent withdrawn): no request")
     request_id = new_id("tk")
     expected = calendars.deadline(now, st.answer_days, agency.region)
     # 152-ФЗ: the stored body carries identifiers only; the subject's identifying data is

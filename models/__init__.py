@@ -5,6 +5,13 @@ from models.audit import AuditEvent
 from models.clock import ClockState
 from models.jobs import Job
 from models.notifications import Notification
+from models.person_file import (
+    ApplicationRecord,
+    ConsentVersion,
+    DisabilityRecord,
+    IpraRecord,
+    PersonDetail,
+)
 from models.persons import Person
 from models.routes import Route, Step
 from models.staff import StaffUser
@@ -14,13 +21,18 @@ __all__ = [
     "Agency",
     "AgencyAnswer",
     "AgencyRequest",
+    "ApplicationRecord",
     "AuditEvent",
     "CalendarStamp",
     "ClockState",
+    "ConsentVersion",
+    "DisabilityRecord",
     "Escalation",
+    "IpraRecord",
     "Job",
     "Notification",
     "Person",
+    "PersonDetail",
     "Route",
     "StaffUser",
     "Step",

@@ -1,39 +1,19 @@
-"""Persons (personal data, 152-ФЗ special category) and SNILS validation.
+"""Persons (personal data, 152-ФЗ special category); the SNILS rules live in ``models.snils``.
 
 Personal data stays in this table: routes, Prefect and logs carry only ``person_id``.
 """
 
 from __future__ import annotations
 
-import re
 from datetime import date, datetime
 
 from sqlmodel import Field, SQLModel
 
+from models.snils import SNILS_RE as SNILS_RE
+from models.snils import SnilsError as SnilsError
+from models.snils import normalize_snils as normalize_snils
+from models.snils import snils_check_number as snils_check_number
 from models.types import UTCDateTime, utcnow
-
-SNILS_RE = re.compile(r"^(\d{3})-(\d{3})-(\d{3}) (\d{2})$")
-
-
-class SnilsError(ValueError):
-    """A SNILS that breaks its format or check number."""
-
-
-def snils_check_number(first_nine: str) -> int:
-    """SNILS check number: digits weighted 9..1, ``(sum % 101) % 100`` (domain.md)."""
-    total = sum(int(d) * (9 - i) for i, d in enumerate(first_nine))
-    return (total % 101) % 100
-
-
-def normalize_snils(value: str) -> str:
-    """Return SNILS as ``XXX-XXX-XXX YY`` or raise SnilsError naming the rule broken."""
-    digits = re.sub(r"[\s-]", "", value)
-    if not re.fullmatch(r"\d{11}", digits):
-        raise SnilsError("snils: must be 11 digits in the form XXX-XXX-XXX YY")
-    body, check = digits[:9], int(digits[9:])
-    if int(body) > 1001998 and snils_check_number(body) != check:
-        raise SnilsError("snils: check number does not match the first nine digits")
-    return f"{body[0:3]}-{body[3:6]}-{body[6:9]} {digits[9:]}"
 
 
 # A person whose route the product drives; personal data lives only here.

@@ -21,6 +21,7 @@ class RouteStatus(StrEnum):
     active = "active"
     completed = "completed"
     cancelled = "cancelled"
+    suspended = "suspended"  # consent withdrawn (152-ФЗ art. 9 ч.2): nothing goes out
 
 
 class StepStatus(StrEnum):

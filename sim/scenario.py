@@ -39,6 +39,7 @@ from sqlmodel import Session, col, select
 import calendars
 from engine import queue
 from engine.clock import DbClock
+from engine.consent_withdrawal import withdraw_consent
 from engine.db import make_engine, migrate
 from engine.routes import EngineConfig, register_application
 from engine.seed import make_persons, seed_agencies
@@ -46,10 +47,13 @@ from engine.settings import Settings
 from engine.sweeper import sweep_due_timers
 from models.agencies import AgencyAnswer, AgencyRequest, AnswerEffect, AnswerOutcome
 from models.jobs import JobKind
+from models.person_file import ApplicationRecord, ConsentVersion, IpraRecord
+from models.persons import Person
 from models.routes import Route, RouteStatus, Step, StepStatus
 from models.templates import Ladder
 from models.timers import Escalation, EscalationLevel, Timer, TimerStatus
 from sim.agencies import Profile, subject_token
+from sim.person_files import register_person_file
 from sim.supervisor_bot import BOT_ID, act_on_escalations, ensure_bot
 from tasks.processes import Proc, free_port
 
@@ -90,6 +94,9 @@ class DemoOptions:
     job_lease_seconds: float | None = None
     """The worker's job lease (real seconds; None: the setting's default). A restarted
     worker never frees the leases of the one it replaces, so crash tests make it short."""
+    withdrawal: bool = True
+    """The last person withdraws their consent two working days after applying (152-ФЗ
+    art. 9 ч.2): their route is suspended midway."""
     clock_settle_seconds: float = 0.06
     """Real time allowed, after business time moves to a new day, before the API and the
     worker act on it: a process that caches its reading of the business clock (``DbClock``,
@@ -130,6 +137,15 @@ class DemoSummary:
     api_url: str
     flow_runs_mirrored: int
     sweeper_flow_runs: int
+    # the persons' files (issue 10)
+    ipra_imported: int = 0
+    applications: int = 0
+    applications_by_kind: dict[str, int] = field(default_factory=dict)
+    applications_eligible: int = 0
+    applications_ineligible: int = 0
+    consent_withdrawals: int = 0
+    routes_suspended: int = 0
+    steps_suspended: int = 0  # open steps of suspended routes (not done, not going on)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -352,6 +368,9 @@ def run_scenario(opts: DemoOptions, stack: dict[str, Any], settings: Settings,
     arrivals: dict[date, list[str]] = {}
     for i, pid in enumerate(people):
         arrivals.setdefault(cal.add_working_days(start_day, i % 5), []).append(pid)
+    index = {pid: i for i, pid in enumerate(people)}
+    withdraw_day = (cal.add_working_days(start_day, (len(people) - 1) % 5 + 2)
+                    if opts.withdrawal and people else None)
     ensure_bot(engine)
     http = httpx.Client(timeout=60)
     sweeper = Sweeper(engine, clock, cfg, prefect=opts.prefect, region=calendars.DEFAULT_REGION)
@@ -381,9 +400,19 @@ def run_scenario(opts: DemoOptions, stack: dict[str, Any], settings: Settings,
                     if (hh, mm) == REGISTER_SLOT:
                         for pid in arrivals.get(day, []):
                             with Session(engine, expire_on_commit=False) as s:
-                                register_application(s, cfg, now=at, person_id=pid,
-                                                     template_code=opts.template,
-                                                     actor="demo:coordinator")
+                                person = s.get(Person, pid)
+                                if opts.template == "supported_living" and person:
+                                    register_person_file(s, cfg, person, index[pid], at=at,
+                                                         seed=opts.seed)
+                                else:
+                                    register_application(s, cfg, now=at, person_id=pid,
+                                                         template_code=opts.template,
+                                                         actor="demo:coordinator")
+                                s.commit()
+                        if day == withdraw_day:
+                            with Session(engine, expire_on_commit=False) as s:
+                                withdraw_consent(s, cfg, person_id=people[-1], now=at,
+                                                 actor="demo:coordinator")
                                 s.commit()
                         wait_idle(engine)
                     sweeper(at)
@@ -473,7 +502,29 @@ def _summary(engine: Engine, stack: dict[str, Any], opts: DemoOptions, sweeper: 
         flow_runs_mirrored=sum(1 for r in routes if r.prefect_flow_run_id),
         sweeper_flow_runs=(sweeper.runs_in_prefect(stack["prefect_api"])
                            if opts.prefect and stack.get("prefect_api") else 0),
+        **_files_summary(engine, routes, steps),
     )
+
+
+def _files_summary(engine: Engine, routes: list[Route], steps: list[Step]) -> dict[str, Any]:
+    """The persons' files: ИПРА, applications by kind, decisions, withdrawals."""
+    suspended = {r.id for r in routes if r.status is RouteStatus.suspended}
+    with Session(engine) as s:
+        apps = list(s.exec(select(ApplicationRecord)))
+        ipra = s.exec(select(func.count()).select_from(IpraRecord)).one()
+        withdrawals = s.exec(select(func.count()).select_from(ConsentVersion)
+                             .where(col(ConsentVersion.withdrawn_at).is_not(None))).one()
+    return {
+        "ipra_imported": int(ipra),
+        "applications": len(apps),
+        "applications_by_kind": dict(sorted(Counter(a.kind for a in apps).items())),
+        "applications_eligible": sum(a.eligible for a in apps),
+        "applications_ineligible": sum(not a.eligible for a in apps),
+        "consent_withdrawals": int(withdrawals),
+        "routes_suspended": len(suspended),
+        "steps_suspended": sum(st.route_id in suspended and not st.status.terminal
+                               for st in steps),
+    }
 
 
 def steps_waiting(engine: Engine) -> int:

@@ -280,6 +280,10 @@ def route_state(view: RouteView) -> State:
         done = sum(s.status in (StepStatus.answered, StepStatus.absent) for s in view.steps)
         return State(type=StateType.CANCELLED, name="Cancelled",
                      message=f"route cancelled by a supervisor after {done} of {n} steps")
+    if view.status is RouteStatus.suspended:  # 152-ФЗ art. 9 ч.2
+        done = sum(s.status in (StepStatus.answered, StepStatus.absent) for s in view.steps)
+        return State(type=StateType.CANCELLED, name="Suspended",
+                     message=f"route suspended: consent withdrawn, after {done} of {n} steps")
     current = next((s for s in view.steps if not s.status.terminal
                     and s.status is not StepStatus.planned), None)
     if current is None:

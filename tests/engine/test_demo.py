@@ -87,9 +87,9 @@ def test_the_same_seed_gives_the_same_summary(tmp_path: Path) -> None:
 def test_the_seed_7_run_shows_every_case(seed7: dict[str, Any]) -> None:
     s = seed7
     assert s["seed"] == 7 and s["routes"] == 12 and s["routes_active"] == 0
-    assert s["routes_completed"] + s["routes_cancelled"] == 12
+    assert s["routes_completed"] + s["routes_cancelled"] + s["routes_suspended"] == 12
     assert s["routes_completed"] >= 8
-    assert s["steps_done"] == s["steps"]
+    assert s["steps_done"] + s["steps_suspended"] == s["steps"]
     # answers on time and late, notices of absence, silent agencies
     assert s["answers_on_time"] > 0 and s["answers_late"] > 0 and s["absent_notices"] > 0
     assert s["agency_fates"]["never"] > 0 and s["agency_fates"]["late"] > 0
@@ -108,6 +108,21 @@ def test_the_seed_7_run_shows_every_case(seed7: dict[str, Any]) -> None:
     assert s["deliveries_at_agencies"] >= s["requests"]
     assert s["flow_runs_mirrored"] == 0 and s["sweeper_flow_runs"] == 0
     assert s["simulated_from"] == "2025-12-22"
+
+
+@pytest.mark.slow
+def test_the_seed_7_run_keeps_the_persons_files(seed7: dict[str, Any]) -> None:
+    """Each person: an ИПРА, a consent and the supported-living application (eligible: the
+    route); three in four a second one — social employment and early help refused, asking
+    accompaniment to stop granted without a route; the last person withdraws consent
+    midway and their route is suspended (152-ФЗ art. 9 ч.2)."""
+    s = seed7
+    assert s["ipra_imported"] == 12
+    assert s["applications"] == 21 and s["applications_by_kind"] == {
+        "accompaniment": 3, "early_help": 3, "social_employment": 3, "supported_living": 12}
+    assert s["applications_eligible"] == 15 and s["applications_ineligible"] == 6
+    assert s["consent_withdrawals"] == 1 and s["routes_suspended"] == 1
+    assert s["steps_suspended"] > 0
 
 
 @pytest.mark.slow
