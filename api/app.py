@@ -23,6 +23,8 @@ from api.answer_writer import AnswerWriter
 from api.auth import require_admin
 from api.errors import error_responses, openapi
 from engine import audit
+from models.application import Application
+from models.consent import ConsentRecord
 from engine.clock import Clock, DbClock, make_clock
 from engine.routes import EngineConfig, EngineError, NotFoundError
 from engine.settings import Settings, get_settings
@@ -178,7 +180,8 @@ def create_app(engine: Engine | None = None, *, settings: Settings | None = None
     webhooks.document_outgoing(app)
     app.include_router(pages.router)
     _include_routers(app)
-    app.openapi = lambda: openapi(app, (webhooks.AnswerBody,))  # type: ignore[method-assign]
+    app.openapi = lambda: openapi(  # type: ignore[method-assign]
+        app, (webhooks.AnswerBody, Application, ConsentRecord))
 
     install_error_handlers(app)
 

@@ -61,6 +61,21 @@ def _components(model: type[BaseModel]) -> dict[str, Any]:
     return {**defs, model.__name__: schema}
 
 
+def _reference_components(schema: dict[str, Any]) -> None:
+    """A property validated by hand (``dict[str, Any]`` in the model, so that the domain
+    layer reports every field at once) but marked ``x-component: Name`` is published with
+    that component's schema (nullable if the property may be null)."""
+    for name, prop in list(schema.get("properties", {}).items()):
+        component = prop.get("x-component")
+        if component is None:
+            continue
+        ref = {"$ref": f"#/components/schemas/{component}"}
+        nullable = any(alt.get("type") == "null" for alt in prop.get("anyOf", []))
+        schema["properties"][name] = {
+            **({"anyOf": [ref, {"type": "null"}]} if nullable else ref),
+            **{k: prop[k] for k in ("description", "default", "title") if k in prop}}
+
+
 def openapi(app: FastAPI, extra_models: tuple[type[BaseModel], ...] = ()) -> dict[str, Any]:
     """The OpenAPI document: FastAPI's, with our 422 shape everywhere (FastAPI documents its
     own ``HTTPValidationError`` where a route did not say) and ``extra_models`` (schemas that
@@ -86,5 +101,7 @@ def openapi(app: FastAPI, extra_models: tuple[type[BaseModel], ...] = ()) -> dic
         schemas.update(_components(model))
     for name in ("HTTPValidationError", "ValidationError"):
         schemas.pop(name, None)
+    for schema in list(schemas.values()):
+        _reference_components(schema)
     app.openapi_schema = doc
     return doc

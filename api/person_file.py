@@ -91,10 +91,15 @@ class FullApplicationIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    application: dict[str, Any] = Field(description="the form: submission, request, "
-                                        "applicant, person, disability, consent_confirmed")
-    consent: dict[str, Any] | None = Field(default=None, description="a ConsentRecord "
-                                           "version to append (omit: the one on file)")
+    # validated by the domain layer (every field's message in Russian, all at once); the
+    # schema published is the form's own (components ``Application``, ``ConsentRecord``:
+    # ``x-component``, api/errors.py)
+    application: dict[str, Any] = Field(
+        description="the form: submission, request, applicant, person, disability, "
+                    "consent_confirmed", json_schema_extra={"x-component": "Application"})
+    consent: dict[str, Any] | None = Field(
+        default=None, description="a ConsentRecord version to append (omit: the one on file)",
+        json_schema_extra={"x-component": "ConsentRecord"})
 
 
 class ApplicationOut(BaseModel):

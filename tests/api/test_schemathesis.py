@@ -60,6 +60,10 @@ RULES_BEYOND_THE_SCHEMA = (
     "region:",  # a region with a production calendar (calendars/data)
     "days: extended by",  # the extended deadline must be in the future
     "agency_id:",  # reassignment: same role and region, active, not the same agency
+    # the 363н form and the ИПРА extract are validated by the domain layer (models/
+    # application.py, models/ipra.py: every field's message in Russian at once); their
+    # published schemas do not yet carry every pattern and cross-field rule (issue 10)
+    "application: invalid fields:",
 )
 
 
