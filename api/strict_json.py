@@ -77,15 +77,18 @@ def _check(root: Any) -> None:
             if _has_surrogate(value):
                 raise StrictJsonError(f"{_path(path)}: a lone surrogate (\\ud800-\\udfff) is "
                                       "not a character")
+            if "\x00" in value:  # PostgreSQL text cannot hold it
+                raise StrictJsonError(f"{_path(path)}: the NUL character (\\u0000) is not "
+                                      "allowed in text")
         elif isinstance(value, dict | list):
             if depth >= MAX_DEPTH:
                 raise StrictJsonError(f"{_path(path)}: nested deeper than {MAX_DEPTH} levels")
             items = value.items() if isinstance(value, dict) else enumerate(value)
             for key, item in items:
                 name = str(key)
-                if isinstance(key, str) and _has_surrogate(key):
+                if isinstance(key, str) and (_has_surrogate(key) or "\x00" in key):
                     raise StrictJsonError(f"{_path(path)}: a key holds a lone surrogate "
-                                          "(\\ud800-\\udfff), not a character")
+                                          "(\\ud800-\\udfff) or NUL, not a character")
                 stack.append((item, (*path, name), depth + 1))
 
 

@@ -245,6 +245,8 @@ ROBUSTNESS_CASES: dict[str, tuple[Callable[[str], bytes], str | None, int, str]]
                                400, "payload.x"),
     "lone_surrogate_in_a_key": (lambda t: _answer(t, '{"\\udc00":1}'), "application/json",
                                 400, "payload"),
+    "nul_in_task_id": (lambda t: _answer(t).replace(t.encode(), t.encode() + b"\\u0000"),
+                       "application/json", 400, "task_id"),
     "invalid_utf8": (lambda t: _answer(t, '{"x":"\xff"}'.encode("latin-1").decode("latin-1"))
                      .replace(b"\xc3\xbf", b"\xff"), "application/json", 415, "body"),
     "utf8_encoded_surrogate": (lambda t: _answer(t).replace(b"{}", b'{"x":"\xed\xa0\x80"}'),
