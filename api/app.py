@@ -23,11 +23,12 @@ from api.answer_writer import AnswerWriter
 from api.auth import require_admin
 from api.errors import error_responses, openapi
 from engine import audit
-from models.application import Application
-from models.consent import ConsentRecord
 from engine.clock import Clock, DbClock, make_clock
 from engine.routes import EngineConfig, EngineError, NotFoundError
 from engine.settings import Settings, get_settings
+from models.application import Application
+from models.consent import ConsentRecord
+from models.ipra import IpraExtract
 
 DESCRIPTION = """
 Orchestration of individual rehabilitation routes (363н п.10б; 298-п п.9–п.13).
@@ -181,7 +182,7 @@ def create_app(engine: Engine | None = None, *, settings: Settings | None = None
     app.include_router(pages.router)
     _include_routers(app)
     app.openapi = lambda: openapi(  # type: ignore[method-assign]
-        app, (webhooks.AnswerBody, Application, ConsentRecord))
+        app, (webhooks.AnswerBody, Application, ConsentRecord, IpraExtract))
 
     install_error_handlers(app)
 

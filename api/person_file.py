@@ -36,6 +36,7 @@ from engine.consent_withdrawal import NothingToWithdraw, processing_stopped, wit
 from engine.ipra_import import IpraConflict, IpraInvalid, import_ipra
 from engine.person_reads import record_read
 from engine.routes import EngineError
+from models.applications import SNILS_INPUT_PATTERN
 from models.input_validation import FieldError
 from models.person_file import ApplicationRecord, IpraRecord, PersonDetail
 from models.persons import Person
@@ -53,6 +54,7 @@ Id = Annotated[str, Path(min_length=1, max_length=40, pattern=r"^[A-Za-z0-9_-]+$
 IpraId = Annotated[int, Path(ge=1, le=2**63 - 1)]
 
 Responses = dict[int | str, dict[str, Any]]
+NOT_JSON: Responses = {400: {"description": "body: not valid JSON"}}
 AUTH: Responses = {401: {"description": "authorization: a staff bearer token is required"},
         403: {"description": "role: not permitted for this role"}}
 NOT_FOUND: Responses = {404: {"description": "<entity>_id: not found (or of another region)"}}
@@ -138,7 +140,7 @@ def _out(a: ApplicationRecord) -> ApplicationOut:
 
 
 @router.post("/person-file/applications", status_code=201, response_model=ApplicationOut,
-             responses={**AUTH, 400: {"description": "body: not valid JSON"},
+             responses={**AUTH, **NOT_JSON,
                         403: {"description": "region: the application's region is not yours"},
                         409: {"description": "person.birth_date: the SNILS is registered for "
                                              "a person with another birth date"},
@@ -308,11 +310,14 @@ def read_person(person_id: Id, staff: Staff, engine: EngineDep, clock: ClockDep)
 class SnilsQuery(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    snils: str = Field(min_length=1, max_length=20, description="XXX-XXX-XXX YY")
+    snils: str = Field(pattern=SNILS_INPUT_PATTERN, max_length=40,
+                       description="XXX-XXX-XXX YY with a valid check number (11 digits; "
+                       "spaces and hyphens between them are ignored)")
 
 
 @router.post("/persons/search", response_model=PersonOut,
-             responses={**AUTH, 404: {"description": "snils: no such person (or not yours)"},
+             responses={**AUTH, **NOT_JSON,
+                        404: {"description": "snils: no such person (or not yours)"},
                         422: {"description": "snils: <rule>"}})
 def find_by_snils(body: SnilsQuery, staff: Coordinator, engine: EngineDep,
                   clock: ClockDep) -> Any:
@@ -354,7 +359,7 @@ class WithdrawalOut(BaseModel):
 
 
 @router.post("/persons/{person_id}/consent/withdraw", response_model=WithdrawalOut,
-             responses={**AUTH, **NOT_FOUND,
+             responses={**AUTH, **NOT_JSON, **NOT_FOUND,
                         409: {"description": "consent: no consent in effect to withdraw"}})
 def withdraw(person_id: Id, staff: Coordinator, engine: EngineDep, clock: ClockDep,
              cfg: CfgDep, body: Annotated[WithdrawIn | None, Body()] = None) -> Any:
@@ -402,7 +407,8 @@ def _ipra_out(r: IpraRecord, *, current: bool, full: bool) -> IpraOut:
 
 
 @router.post("/ipra", response_model=IpraOut, status_code=201,
-             responses={**AUTH, 200: {"description": "already imported (the same ИПРА)"},
+             responses={**AUTH, **NOT_JSON,
+                        200: {"description": "already imported (the same ИПРА)"},
                         404: {"description": "region: the ИПРА's person is not of your region"},
                         409: {"description": "ipra.number / ipra.issued_on / person: cannot "
                                              "be taken as it is"},
@@ -410,8 +416,8 @@ def _ipra_out(r: IpraRecord, *, current: bool, full: bool) -> IpraOut:
                               "description": "every bad field of the extract; nothing stored"}},
              openapi_extra={"requestBody": {"required": True, "content": {
                  "application/json": {"schema": {
-                     "type": "object", "description": "an fri-ipra-extract/1 file "
-                                                      "(docs/ipra.md)"}}}}})
+                     "$ref": "#/components/schemas/IpraExtract",
+                     "description": "an fri-ipra-extract/1 file (docs/ipra.md)"}}}}})
 async def import_ipra_endpoint(request: Request, staff: Coordinator, engine: EngineDep,
                                clock: ClockDep) -> Any:
     """Import an ИПРА extract (``fri-ipra-extract/1``, docs/ipra.md): every bad field named

@@ -63,7 +63,7 @@ RULES_BEYOND_THE_SCHEMA = (
     # the 363н form and the ИПРА extract are validated by the domain layer (models/
     # application.py, models/ipra.py: every field's message in Russian at once); their
     # published schemas do not yet carry every pattern and cross-field rule (issue 10)
-    "application: invalid fields:",
+    "application: invalid fields:", "ipra: invalid fields:",
 )
 
 
