@@ -28,12 +28,22 @@ class ErrorItem(BaseModel):
     ctx: dict[str, Any] | None = Field(default=None, description="the rule's parameters")
 
 
+class FieldErrorItem(BaseModel):
+    """A field of a form checked by the domain layer (the 363н application, the ИПРА
+    extract, the consent): its path, the rule's code and the message for people (Russian)."""
+
+    field: str = Field(description="the field's path, e.g. person.snils")
+    rule: str = Field(description="the rule's code, e.g. snils_check")
+    message: str = Field(description="the message for people, in Russian")
+
+
 class ValidationErrorBody(BaseModel):
     """A field breaks its rule (422): ``detail`` names it; ``errors`` lists each broken rule
-    (present when the request did not match its schema)."""
+    (present when the request did not match its schema, or a form's fields broke the
+    domain layer's rules — then each item is a :class:`FieldErrorItem`)."""
 
     detail: str = Field(description="'<field>: <rule>[; <field>: <rule> …]'")
-    errors: list[ErrorItem] | None = None
+    errors: list[ErrorItem | FieldErrorItem] | None = None
 
 
 _DESCRIPTIONS = {

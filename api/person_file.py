@@ -22,6 +22,7 @@ from starlette.concurrency import run_in_threadpool
 
 from api.auth import require_role
 from api.deps import CfgDep, ClockDep, EngineDep
+from api.errors import ValidationErrorBody
 from engine.applications import (
     ApplicationInvalid,
     ConsentRefused,
@@ -58,17 +59,6 @@ NOT_JSON: Responses = {400: {"description": "body: not valid JSON"}}
 AUTH: Responses = {401: {"description": "authorization: a staff bearer token is required"},
         403: {"description": "role: not permitted for this role"}}
 NOT_FOUND: Responses = {404: {"description": "<entity>_id: not found (or of another region)"}}
-
-
-class ErrorItem(BaseModel):
-    field: str
-    rule: str
-    message: str
-
-
-class FieldErrors(BaseModel):
-    detail: str
-    errors: list[ErrorItem]
 
 
 def _errors(detail: str, errors: tuple[FieldError, ...] | list[FieldError],
@@ -144,7 +134,7 @@ def _out(a: ApplicationRecord) -> ApplicationOut:
                         403: {"description": "region: the application's region is not yours"},
                         409: {"description": "person.birth_date: the SNILS is registered for "
                                              "a person with another birth date"},
-                        422: {"model": FieldErrors,
+                        422: {"model": ValidationErrorBody,
                               "description": "every invalid field of the form and the consent, "
                                              "or `consent`: no valid consent (missing, "
                                              "expired, withdrawn, …) — nothing stored"}})
@@ -318,7 +308,7 @@ class SnilsQuery(BaseModel):
 @router.post("/persons/search", response_model=PersonOut,
              responses={**AUTH, **NOT_JSON,
                         404: {"description": "snils: no such person (or not yours)"},
-                        422: {"description": "snils: <rule>"}})
+                        422: {"model": ValidationErrorBody, "description": "snils: <rule>"}})
 def find_by_snils(body: SnilsQuery, staff: Coordinator, engine: EngineDep,
                   clock: ClockDep) -> Any:
     """Find a person by SNILS — only a coordinator of the person's region (or an
@@ -412,7 +402,7 @@ def _ipra_out(r: IpraRecord, *, current: bool, full: bool) -> IpraOut:
                         404: {"description": "region: the ИПРА's person is not of your region"},
                         409: {"description": "ipra.number / ipra.issued_on / person: cannot "
                                              "be taken as it is"},
-                        422: {"model": FieldErrors,
+                        422: {"model": ValidationErrorBody,
                               "description": "every bad field of the extract; nothing stored"}},
              openapi_extra={"requestBody": {"required": True, "content": {
                  "application/json": {"schema": {

@@ -379,8 +379,6 @@ def _register(batch: _Batch, cfg: EngineConfig, app: ApplicationIn, person: dict
     body: dict[str, Any] = {
         "task_id": request_id, "idempotency_key": request_id, "route_id": route_id,
         "step": step.kind, "requested": st.requested, "basis": st.basis,
-        "subject": {"snils": person["snils"], "full_name": person["full_name"],
-                    "birth_date": person["birth_date"].isoformat()},
         "answer_within_working_days": st.answer_days,
         "answer_by": expected.due_at.isoformat(),
         "answer_by_date": expected.due_date.isoformat(),
