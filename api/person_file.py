@@ -52,7 +52,7 @@ Staff = Annotated[StaffUser, Depends(require_role(StaffRole.coordinator, StaffRo
 Coordinator = Annotated[StaffUser, Depends(require_role(StaffRole.coordinator,
                                                         StaffRole.admin))]
 Id = Annotated[str, Path(min_length=1, max_length=40, pattern=r"^[A-Za-z0-9_-]+$")]
-IpraId = Annotated[int, Path(ge=1, le=2**63 - 1)]
+IpraId = Annotated[int, Path(ge=1, le=2**31 - 1)]  # integer ids are 32-bit on PostgreSQL
 
 Responses = dict[int | str, dict[str, Any]]
 NOT_JSON: Responses = {400: {"description": "body: not valid JSON"}}

@@ -96,4 +96,4 @@ def test_openapi_documents_the_codes_and_bounds_integer_ids(api: TestClient) -> 
     assert {"201", "403", "409", "422"} <= set(
         paths["/api/person-file/applications"]["post"]["responses"])
     [param] = paths["/api/ipra/{ipra_id}"]["get"]["parameters"]
-    assert param["schema"]["minimum"] == 1 and param["schema"]["maximum"] == 2**63 - 1
+    assert param["schema"]["minimum"] == 1 and param["schema"]["maximum"] == 2**31 - 1
