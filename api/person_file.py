@@ -37,7 +37,7 @@ from engine.consent_withdrawal import NothingToWithdraw, processing_stopped, wit
 from engine.ipra_import import IpraConflict, IpraInvalid, import_ipra
 from engine.person_reads import record_read
 from engine.routes import EngineError
-from models.applications import SNILS_INPUT_PATTERN
+from models.basic_application import SNILS_INPUT_PATTERN
 from models.input_validation import FieldError
 from models.person_file import ApplicationRecord, IpraRecord, PersonDetail
 from models.persons import Person

@@ -22,7 +22,7 @@ from api.errors import error_responses
 from engine import audit
 from engine.person_reads import record_route_reads
 from engine.routes import EngineConfig, NotFoundError, register_application
-from models.applications import ApplicationIn, date_problems, same_name
+from models.basic_application import ApplicationIn, date_problems, same_name
 from models.persons import Person
 from models.routes import Route, RouteStatus, Step
 from models.staff import StaffRole, StaffUser
@@ -82,9 +82,6 @@ def _own_region(staff: StaffUser, region: str) -> None:
         raise HTTPException(403, f"region: you act in region {staff.region}, not {region}")
 
 
-_same_name = same_name
-
-
 def _check_dates(app_in: ApplicationIn, now: datetime, cfg: EngineConfig) -> None:
     """registered_at not after now (business clock) and inside the production calendar;
     birth_date before the registration day (in the region's time zone)."""
@@ -141,7 +138,7 @@ def _person_for(s: Session, app_in: ApplicationIn, staff: StaffUser, *, now: dat
                       action="registration_refused_other_region",
                       detail="snils: this SNILS belongs to a person of another region; the "
                              "application is registered there (or by an administrator)")
-    if not _same_name(person.full_name, app_in.full_name) or \
+    if not same_name(person.full_name, app_in.full_name) or \
             person.birth_date != app_in.birth_date:
         raise _refuse(s, person, now=now, actor=actor, action="registration_conflict",
                       detail="snils: already registered for a person with another "

@@ -2,7 +2,7 @@
 
 A region moving onto the product brings the routes it already runs: thousands of
 applications at once. Each line of a JSON-lines file is one application with the fields of
-the coordinator API's body (``models.applications.ApplicationIn``; docs/import.md).
+the coordinator API's body (``models.basic_application.ApplicationIn``; docs/import.md).
 
 - **Every line is checked before anything is stored**: JSON, the fields and their rules,
   the dates against business time, the ИПРА deadlines, the region's participants for each
@@ -41,8 +41,8 @@ from engine import audit, timers
 from engine.answers import EngineError
 from engine.routes import SYSTEM, EngineConfig, check_ipra_deadlines
 from models.agencies import Agency, AgencyRequest, RequestChannel, RequestState
-from models.applications import ApplicationIn, date_problems, same_name
 from models.audit import AuditEvent
+from models.basic_application import ApplicationIn, date_problems, same_name
 from models.jobs import Job, JobKind
 from models.persons import Person
 from models.routes import Route, RouteStatus, Step, StepStatus
