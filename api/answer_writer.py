@@ -1,5 +1,5 @@
 """Group commit of agency answers: one writer thread stores the answers that arrive together
-in one transaction (``engine.answers.record_answers``), then acknowledges each. An answer is
+in one transaction (``engine.answers.intake.record_answers``), then acknowledges each. An answer is
 acknowledged only after the transaction holding it has committed (nothing acknowledged is
 ever lost)."""
 
@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from sqlalchemy import Engine
 from sqlmodel import Session
 
-from engine.answers import AnswerIn, IncomingAnswer, StoredAnswer, record_answers
-from engine.clock import Clock
+from engine.answers.intake import AnswerIn, IncomingAnswer, StoredAnswer, record_answers
+from engine.infra.clock import Clock
 
 log = logging.getLogger("rehab.api.answers")
 

@@ -22,10 +22,10 @@ from api import pages, webhooks
 from api.answer_writer import AnswerWriter
 from api.auth import require_admin
 from api.errors import error_responses, openapi
-from engine import audit
-from engine.clock import Clock, DbClock, make_clock
-from engine.routes import EngineConfig, EngineError, NotFoundError
-from engine.settings import Settings, get_settings
+from engine.infra import audit
+from engine.infra.clock import Clock, DbClock, make_clock
+from engine.infra.settings import Settings, get_settings
+from engine.routes.transitions import EngineConfig, EngineError, NotFoundError
 from models.application import Application
 from models.consent import ConsentRecord
 from models.ipra import IpraExtract
@@ -160,7 +160,7 @@ def install_error_handlers(app: FastAPI) -> None:
 def create_app(engine: Engine | None = None, *, settings: Settings | None = None,
                clock: Clock | None = None) -> FastAPI:
     """Build the app on ``engine`` (default: the settings' database)."""
-    from engine.db import make_engine
+    from engine.infra.db import make_engine
 
     settings = settings or get_settings()
     engine = engine or make_engine()

@@ -15,8 +15,8 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlmodel import Session
 
 from api.deps import EngineDep
-from engine.settings import PLACEHOLDER, Settings
-from engine.staff import staff_by_token
+from engine.infra.settings import PLACEHOLDER, Settings
+from engine.staff.accounts import staff_by_token
 from models.staff import StaffRole, StaffUser
 
 _bearer = HTTPBearer(auto_error=False)

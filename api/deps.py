@@ -10,8 +10,8 @@ from fastapi import Depends, Request
 from sqlalchemy import Engine
 from sqlmodel import Session
 
-from engine.clock import Clock
-from engine.routes import EngineConfig
+from engine.infra.clock import Clock
+from engine.routes.transitions import EngineConfig
 
 
 def get_engine(request: Request) -> Engine:

@@ -3,7 +3,7 @@ the ИПРА, consent withdrawal, eligibility decisions.
 
 Staff act in their own region (an administrator in any), as the route API does; a person,
 application or ИПРА of another region is answered 404 (its existence is not disclosed).
-**Every read of a person's data is an audit record** (``engine.person_reads``). Errors name
+**Every read of a person's data is an audit record** (``engine.persons.reads``). Errors name
 fields and rules, never the data. SNILS is never in a URL (access logs): the search by
 SNILS is a POST.
 """
@@ -23,7 +23,8 @@ from starlette.concurrency import run_in_threadpool
 from api.auth import require_role
 from api.deps import CfgDep, ClockDep, EngineDep
 from api.errors import ValidationErrorBody
-from engine.applications import (
+from engine.infra.clock import Clock
+from engine.persons.applications import (
     ApplicationInvalid,
     ConsentRefused,
     PersonConflict,
@@ -32,11 +33,14 @@ from engine.applications import (
     ipra_history,
     register_full_application,
 )
-from engine.clock import Clock
-from engine.consent_withdrawal import NothingToWithdraw, processing_stopped, withdraw_consent
-from engine.ipra_import import IpraConflict, IpraInvalid, import_ipra
-from engine.person_reads import record_read
-from engine.routes import EngineError
+from engine.persons.consent_withdrawal import (
+    NothingToWithdraw,
+    processing_stopped,
+    withdraw_consent,
+)
+from engine.persons.ipra_import import IpraConflict, IpraInvalid, import_ipra
+from engine.persons.reads import record_read
+from engine.routes.transitions import EngineError
 from models.basic_application import SNILS_INPUT_PATTERN
 from models.input_validation import FieldError
 from models.person_file import ApplicationRecord, IpraRecord, PersonDetail

@@ -19,9 +19,9 @@ import calendars
 from api.auth import require_role
 from api.deps import CfgDep, ClockDep, EngineDep
 from api.errors import error_responses
-from engine import audit
-from engine.person_reads import record_route_reads
-from engine.routes import EngineConfig, NotFoundError, register_application
+from engine.infra import audit
+from engine.persons.reads import record_route_reads
+from engine.routes.transitions import EngineConfig, NotFoundError, register_application
 from models.basic_application import ApplicationIn, date_problems, same_name
 from models.persons import Person
 from models.routes import Route, RouteStatus, Step

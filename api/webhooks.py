@@ -25,9 +25,9 @@ from sqlmodel import Session
 from api import strict_json
 from api.answer_writer import AnswerWriter
 from api.errors import error_responses
-from engine.agencies import usable_secrets
-from engine.answers import WebhookIdConflict
-from engine.routes import AnswerIn, EngineError, NotFoundError
+from engine.agencies.participants import usable_secrets
+from engine.answers.intake import WebhookIdConflict
+from engine.routes.transitions import AnswerIn, EngineError, NotFoundError
 from models.agencies import Agency, AnswerOutcome
 from models.text import VISIBLE_PATTERN, is_blank
 from tasks.signing import SignatureError, verify

@@ -39,19 +39,19 @@ from sqlmodel import Session, col, select  # noqa: E402
 from bench.echo_agency import start_echo_agency  # noqa: E402
 from bench.loadgen import PreparedRequest, paced_posts, percentile  # noqa: E402
 from bench.rivals_common import ResourceSampler, RivalResult, wait_for  # noqa: E402
-from engine.bulk import example_lines  # noqa: E402
-from engine.clock import DbClock  # noqa: E402
-from engine.db import make_engine, migrate  # noqa: E402
-from engine.routes import EngineConfig, register_application  # noqa: E402
-from engine.seed import (  # noqa: E402
+from engine.infra.clock import DbClock  # noqa: E402
+from engine.infra.db import make_engine, migrate  # noqa: E402
+from engine.persons.bulk_import import example_lines  # noqa: E402
+from engine.routes.transitions import EngineConfig, register_application  # noqa: E402
+from models.agencies import AgencyRequest, RequestState  # noqa: E402
+from models.routes import Route, RouteStatus, Step, StepStatus  # noqa: E402
+from models.templates import Ladder  # noqa: E402
+from sim.seed import (  # noqa: E402
     KALININGRAD_AGENCIES,
     make_persons,
     make_secret,
     seed_agencies,
 )
-from models.agencies import AgencyRequest, RequestState  # noqa: E402
-from models.routes import Route, RouteStatus, Step, StepStatus  # noqa: E402
-from models.templates import Ladder  # noqa: E402
 from tasks.processes import Proc, free_port  # noqa: E402
 from tasks.signing import canonical_json, sign_headers  # noqa: E402
 
@@ -376,8 +376,8 @@ def run_waiting(n_wait: int, *, rate: float, seconds: float, database_url: str =
     with Session(engine) as s:
         seed_agencies(s)  # no endpoints: every request goes to the agency's inbox
         s.commit()
-    # the region's existing routes come in as a `rehab import` does (engine/bulk.py)
-    from engine.bulk import import_applications, read_applications
+    # the region's existing routes come in as a `rehab import` does (engine/persons/bulk_import.py)
+    from engine.persons.bulk_import import import_applications, read_applications
 
     lines = example_lines(n_wait, templates=("supported_living",))
     chunk = 10_000  # one transaction per chunk

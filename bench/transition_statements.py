@@ -27,17 +27,17 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from engine.answers import AnswerIn, IncomingAnswer, record_answers  # noqa: E402
-from engine.db import make_engine, migrate  # noqa: E402
-from engine.routes import (  # noqa: E402
+from engine.answers.intake import AnswerIn, IncomingAnswer, record_answers  # noqa: E402
+from engine.infra.db import make_engine, migrate  # noqa: E402
+from engine.routes.transitions import (  # noqa: E402
     EngineConfig,
     apply_answer,
     mark_delivered,
     register_application,
 )
-from engine.seed import make_persons, seed_agencies  # noqa: E402
 from models.agencies import AgencyRequest, AnswerOutcome, RequestState  # noqa: E402
 from models.templates import Ladder  # noqa: E402
+from sim.seed import make_persons, seed_agencies  # noqa: E402
 
 
 def main() -> None:

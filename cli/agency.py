@@ -1,6 +1,6 @@
 """``rehab agency``: participant agencies — onboarding, endpoints, secret rotation.
 
-Backed by ``engine/agencies.py`` (each change one transaction with its audit record; a
+Backed by ``engine/agencies/participants.py`` (each change one transaction with its audit record; a
 secret is printed once and never stored in the audit). See docs/agencies.md.
 """
 
@@ -15,9 +15,9 @@ import typer
 from sqlmodel import Session
 
 from calendars import CalendarError
-from engine import agencies as ag
-from engine.db import make_engine
-from engine.routes import EngineError
+from engine.agencies import participants as ag
+from engine.infra.db import make_engine
+from engine.routes.transitions import EngineError
 from models.agencies import Agency, AgencyRole
 
 agency_app = typer.Typer(

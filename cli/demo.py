@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from engine.settings import get_settings
+from engine.infra.settings import get_settings
 from sim.scenario import DemoOptions, demo_stack, run_scenario
 
 

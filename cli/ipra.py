@@ -10,10 +10,10 @@ from pathlib import Path
 import typer
 from sqlmodel import Session
 
-from engine.applications import PersonConflict
-from engine.clock import DbClock
-from engine.db import make_engine
-from engine.ipra_import import IpraConflict, IpraInvalid, import_ipra
+from engine.infra.clock import DbClock
+from engine.infra.db import make_engine
+from engine.persons.applications import PersonConflict
+from engine.persons.ipra_import import IpraConflict, IpraInvalid, import_ipra
 
 ipra_app = typer.Typer(help="The ИПРА: import extracts from the federal register.",
                        no_args_is_help=True)

@@ -12,8 +12,8 @@ from typing import Annotated
 
 import typer
 
-from engine import queue
-from engine.db import make_engine
+from engine.infra import queue
+from engine.infra.db import make_engine
 from models.jobs import JobKind
 
 jobs_app = typer.Typer(help="The job queue: pending and dead jobs, retrying a dead one.",

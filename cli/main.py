@@ -31,11 +31,11 @@ def _startup_check() -> None:
     """Refuse to serve (one line, exit 2) on a schema that is not at Alembic head, and in
     production while an agency holds a public demo secret, the database holds a shifted
     or frozen business clock, or a notification channel in use only records."""
-    from engine.agencies import DemoSecretError, refuse_demo_secrets
-    from engine.clock import ClockNotRealError, require_real_clock
-    from engine.db import SchemaNotAtHeadError, make_engine, require_schema_at_head
-    from engine.notify import NoTransportError, refuse_recording_channels
-    from engine.settings import get_settings
+    from engine.agencies.participants import DemoSecretError, refuse_demo_secrets
+    from engine.infra.clock import ClockNotRealError, require_real_clock
+    from engine.infra.db import SchemaNotAtHeadError, make_engine, require_schema_at_head
+    from engine.infra.settings import get_settings
+    from engine.notifications.outbox import NoTransportError, refuse_recording_channels
 
     engine = make_engine()
     try:
@@ -64,8 +64,8 @@ def _logging() -> None:
 @app.command()
 def migrate() -> None:
     """Create or upgrade the database schema (Alembic)."""
-    from engine.db import make_engine
-    from engine.db import migrate as do_migrate
+    from engine.infra.db import make_engine
+    from engine.infra.db import migrate as do_migrate
 
     do_migrate(make_engine())
     typer.echo("schema is at the newest migration")
@@ -80,8 +80,8 @@ def api(
     import uvicorn
 
     from api.app import create_app
-    from engine.db import set_write_priority
-    from engine.settings import get_settings
+    from engine.infra.db import set_write_priority
+    from engine.infra.settings import get_settings
 
     set_write_priority(True)
     s = get_settings()
@@ -105,8 +105,8 @@ def worker(
 ) -> None:
     """Run an engine worker: send requests, apply answers, notify, mirror into Prefect."""
     from cli.runtime import worker_handlers
-    from engine.settings import get_settings
-    from engine.worker import run_worker_forever
+    from engine.infra.settings import get_settings
+    from engine.runtime.worker import run_worker_forever
 
     settings = get_settings()
     _startup_check()
@@ -167,11 +167,11 @@ def import_(
     import getpass
     import time
 
-    from engine.bulk import ImportRefusedError, import_file
-    from engine.clock import DbClock
-    from engine.db import make_engine
-    from engine.routes import EngineConfig
-    from engine.settings import get_settings
+    from engine.infra.clock import DbClock
+    from engine.infra.db import make_engine
+    from engine.infra.settings import get_settings
+    from engine.persons.bulk_import import ImportRefusedError, import_file
+    from engine.routes.transitions import EngineConfig
 
     _startup_check()
     engine = make_engine()

@@ -10,13 +10,13 @@ from typing import Annotated
 import typer
 from sqlmodel import Session
 
-from engine.clock import DbClock
-from engine.db import make_engine
-from engine.recompute import ensure_calendar_current
-from engine.routes import EngineConfig, EngineError
-from engine.settings import get_settings
-from engine.staff import staff_by_token
-from engine.supervisor import route_history
+from engine.infra.clock import DbClock
+from engine.infra.db import make_engine
+from engine.infra.settings import get_settings
+from engine.routes.recompute import ensure_calendar_current
+from engine.routes.transitions import EngineConfig, EngineError
+from engine.staff.accounts import staff_by_token
+from engine.supervisor.actions import route_history
 
 routes_app = typer.Typer(help="Routes: history, deadlines.", no_args_is_help=True)
 
@@ -82,8 +82,8 @@ def calendar_recompute(
 def drive(route_id: Annotated[str, typer.Argument(help="route id, e.g. rt_...")]) -> None:
     """Do the route's due work now (send its request, apply its answers) and print its
     status — what a worker would do, for one route."""
-    from engine.drive import drive_route
-    from engine.routes import NotFoundError
+    from engine.routes.transitions import NotFoundError
+    from engine.runtime.drive import drive_route
 
     try:
         typer.echo(drive_route(route_id))

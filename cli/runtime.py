@@ -1,15 +1,15 @@
 """Assembling a worker at start-up: the job handlers beyond its core work.
 
 The engine's worker knows nothing of Prefect; this is where an installation decides what its
-workers also do (``engine/handlers.py``). Today: mirroring routes into Prefect when
+workers also do (``engine/runtime/handlers.py``). Today: mirroring routes into Prefect when
 ``REHAB_PREFECT_MIRROR`` is on (the Prefect API of ``PREFECT_API_URL``, or
 ``REHAB_PREFECT_API_URL``).
 """
 
 from __future__ import annotations
 
-from engine.handlers import HandlerRegistry
-from engine.settings import Settings
+from engine.infra.settings import Settings
+from engine.runtime.handlers import HandlerRegistry
 from tasks.prefect_mirror import PrefectMirrorHandler
 
 

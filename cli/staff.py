@@ -5,10 +5,10 @@ from __future__ import annotations
 import typer
 from sqlmodel import Session
 
-from engine.db import make_engine
-from engine.routes import EngineError
-from engine.settings import get_settings
-from engine.staff import create_staff, revoke_token, rotate_token
+from engine.infra.db import make_engine
+from engine.infra.settings import get_settings
+from engine.routes.transitions import EngineError
+from engine.staff.accounts import create_staff, revoke_token, rotate_token
 from models.staff import StaffRole
 
 staff_app = typer.Typer(help="Staff users: coordinators, supervisors, administrators.",

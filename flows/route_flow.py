@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from prefect import flow, task
 
-from engine.drive import drive_route
+from engine.runtime.drive import drive_route
 from flows.names import ROUTE_FLOW_NAME, STEP_TASK_NAME
 
 

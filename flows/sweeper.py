@@ -1,9 +1,9 @@
 """The timer sweeper's Prefect face: the ``timer-sweeper`` flow and the sweeps' reports.
 
-The work is ``engine.sweeper.sweep_due_timers`` (298-п Порядок п.10, п.11, п.13; 363н
+The work is ``engine.runtime.sweeper.sweep_due_timers`` (298-п Порядок п.10, п.11, п.13; 363н
 п.10б): a sweep fires every due timer once, in batches (one transaction per batch), never
 one flow run per timer. In production ``rehab sweeper --interval 60`` runs
-``engine.sweeper.SweeperLoop`` — its own real-time loop, so timers fire on time whether
+``engine.runtime.sweeper.SweeperLoop`` — its own real-time loop, so timers fire on time whether
 Prefect is up or not — and reports each sweep to Prefect (:class:`PrefectSweepReporter`)
 as a completed run of ``timer-sweeper`` with the counts as its message; the reports wait
 while Prefect is down and catch up when it is back. Several sweepers may run at once (row
@@ -38,11 +38,11 @@ from prefect.logging import get_run_logger
 from prefect.states import Completed, to_state_create
 from sqlalchemy import Engine
 
-from engine.clock import Clock, make_clock
-from engine.db import make_engine
-from engine.routes import EngineConfig
-from engine.settings import get_settings
-from engine.sweeper import SweepReport, sweep_due_timers
+from engine.infra.clock import Clock, make_clock
+from engine.infra.db import make_engine
+from engine.infra.settings import get_settings
+from engine.routes.transitions import EngineConfig
+from engine.runtime.sweeper import SweepReport, sweep_due_timers
 
 if TYPE_CHECKING:
     from prefect.deployments.runner import RunnerDeployment
@@ -227,7 +227,7 @@ def run_sweeper_forever(interval_seconds: float = 60,
     import signal
     import threading
 
-    from engine.sweeper import SweeperLoop
+    from engine.runtime.sweeper import SweeperLoop
 
     settings = get_settings()
     engine = make_engine(settings.effective_database_url)

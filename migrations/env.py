@@ -11,7 +11,7 @@ target_metadata = SQLModel.metadata
 connection = context.config.attributes.get("connection")
 
 if connection is None:
-    from engine.db import make_engine
+    from engine.infra.db import make_engine
 
     with make_engine().begin() as conn:
         context.configure(connection=conn, target_metadata=target_metadata,

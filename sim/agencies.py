@@ -42,7 +42,7 @@ from fastapi import FastAPI, HTTPException, Request
 from pydantic import BaseModel, field_validator
 
 import calendars
-from engine.backoff import backoff_seconds
+from engine.infra.backoff import backoff_seconds
 from tasks.signing import SignatureError, canonical_json, sign_headers, verify
 
 log = logging.getLogger("rehab.sim")

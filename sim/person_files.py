@@ -16,9 +16,9 @@ from typing import Any
 
 from sqlmodel import Session
 
-from engine.applications import register_full_application
-from engine.ipra_import import import_ipra
-from engine.routes import EngineConfig
+from engine.persons.applications import register_full_application
+from engine.persons.ipra_import import import_ipra
+from engine.routes.transitions import EngineConfig
 from models.ages import anniversary
 from models.persons import Person
 

@@ -37,14 +37,13 @@ from sqlalchemy import Engine, func
 from sqlmodel import Session, col, select
 
 import calendars
-from engine import queue
-from engine.clock import DbClock
-from engine.consent_withdrawal import withdraw_consent
-from engine.db import make_engine, migrate
-from engine.routes import EngineConfig, register_application
-from engine.seed import make_persons, seed_agencies
-from engine.settings import Settings
-from engine.sweeper import sweep_due_timers
+from engine.infra import queue
+from engine.infra.clock import DbClock
+from engine.infra.db import make_engine, migrate
+from engine.infra.settings import Settings
+from engine.persons.consent_withdrawal import withdraw_consent
+from engine.routes.transitions import EngineConfig, register_application
+from engine.runtime.sweeper import sweep_due_timers
 from models.agencies import AgencyAnswer, AgencyRequest, AnswerEffect, AnswerOutcome
 from models.jobs import JobKind
 from models.person_file import ApplicationRecord, ConsentVersion, IpraRecord
@@ -54,6 +53,7 @@ from models.templates import Ladder
 from models.timers import Escalation, EscalationLevel, Timer, TimerStatus
 from sim.agencies import Profile, subject_token
 from sim.person_files import register_person_file
+from sim.seed import make_persons, seed_agencies
 from sim.supervisor_bot import BOT_ID, act_on_escalations, ensure_bot
 from tasks.processes import Proc, free_port
 

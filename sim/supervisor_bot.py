@@ -17,9 +17,9 @@ from datetime import datetime
 from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
-from engine import supervisor
-from engine.routes import EngineConfig, EngineError
-from engine.staff import create_staff
+from engine.routes.transitions import EngineConfig, EngineError
+from engine.staff.accounts import create_staff
+from engine.supervisor import actions as supervisor
 from models.agencies import Agency, AgencyRequest
 from models.audit import AuditEvent
 from models.routes import Route, Step

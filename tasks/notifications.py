@@ -3,7 +3,7 @@
 E-mail goes out over SMTP (``smtplib``); SMS, messenger and portal are adapters that record
 what they would send as JSON lines under ``var_dir/notifications/`` until a real gateway is
 connected. An adapter raises :class:`DeliveryError` when a message could not be handed over;
-retries and giving up are the outbox's business (``engine.notify``).
+retries and giving up are the outbox's business (``engine.notifications.outbox``).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from email.message import EmailMessage
 from pathlib import Path
 from typing import Protocol
 
-from engine.settings import Settings
+from engine.infra.settings import Settings
 from models.notifications import Channel
 from models.types import utcnow
 

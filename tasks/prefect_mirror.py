@@ -57,10 +57,10 @@ from sqlalchemy import Engine, update
 from sqlmodel import Session, col, select
 
 import calendars
-from engine import queue
-from engine.backoff import backoff_seconds, retry_async
-from engine.clock import DbClock
-from engine.handlers import WorkerContext
+from engine.infra import queue
+from engine.infra.backoff import backoff_seconds, retry_async
+from engine.infra.clock import DbClock
+from engine.runtime.handlers import WorkerContext
 from flows.names import ROUTE_FLOW_NAME, STEP_TASK_NAME
 from models.agencies import Agency
 from models.jobs import JobKind
@@ -306,7 +306,7 @@ def task_run_id_for(flow_run_id: str, step_id: str) -> str:
 #: Prefect's id of the ``rehabilitation-route`` flow, per API URL (one POST less per route).
 _FLOW_IDS: dict[str, uuid.UUID] = {}
 #: A call Prefect refused as busy (503: its SQLite database was locked by a concurrent
-#: write) is repeated after 0.05, 0.1, 0.2 … s (``engine.backoff``), ``BUSY_ATTEMPTS`` calls
+#: write) is repeated after 0.05, 0.1, 0.2 … s (``engine.infra.backoff``), ``BUSY_ATTEMPTS`` calls
 #: in all; then it counts as unavailable.
 BUSY_ATTEMPTS = 6
 BUSY_BACKOFF_BASE_SECONDS = 0.05

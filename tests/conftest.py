@@ -21,12 +21,12 @@ from sqlmodel import Session
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("DO_NOT_TRACK", "1")
 
-from engine.clock import DbClock  # noqa: E402
-from engine.db import make_engine, migrate  # noqa: E402
-from engine.routes import EngineConfig  # noqa: E402
-from engine.seed import make_persons, seed_agencies  # noqa: E402
+from engine.infra.clock import DbClock  # noqa: E402
+from engine.infra.db import make_engine, migrate  # noqa: E402
+from engine.routes.transitions import EngineConfig  # noqa: E402
 from models.persons import Person  # noqa: E402
 from models.templates import Ladder  # noqa: E402
+from sim.seed import make_persons, seed_agencies  # noqa: E402
 
 PG_URL = os.environ.get("REHAB_TEST_DATABASE_URL", "")
 

@@ -4,7 +4,7 @@ Revision ID: 0007
 Revises: 0006
 
 152-ФЗ: names, SNILS and birth dates live only in ``person``. The worker puts the subject's
-data into a request's body when it sends it (``engine.routes.request_body``), so the stored
+data into a request's body when it sends it (``engine.routes.transitions.request_body``), so the stored
 body no longer needs — and no longer keeps — a copy. No column changes; downgrade restores
 nothing (the data is in ``person``, and the worker adds it on send either way).
 """

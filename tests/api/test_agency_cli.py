@@ -1,4 +1,4 @@
-"""Agency onboarding and secret rotation: ``rehab agency ...`` on engine/agencies.py.
+"""Agency onboarding and secret rotation: ``rehab agency ...`` on engine/agencies/participants.py.
 
 Secrets are ``whsec_`` + base64 of 32 random bytes, printed once, never in the audit; every
 change is an audit record; production refuses the demo's public secrets.
@@ -17,11 +17,11 @@ from sqlmodel import Session, col, select
 from typer.testing import CliRunner
 
 from cli.main import app
-from engine import agencies as ag
-from engine.seed import DemoOnlyError, derive_demo_secret, make_secret, seed_agencies
-from engine.settings import get_settings
+from engine.agencies import participants as ag
+from engine.infra.settings import get_settings
 from models.agencies import Agency, AgencyRole
 from models.audit import AuditEvent
+from sim.seed import DemoOnlyError, derive_demo_secret, make_secret, seed_agencies
 
 runner = CliRunner()
 SECRET_RE = re.compile(r"(whsec_[A-Za-z0-9+/=]+)")

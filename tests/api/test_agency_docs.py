@@ -17,13 +17,13 @@ from sqlalchemy import Engine
 from sqlmodel import Session, select
 
 from api.app import create_app
-from engine.clock import DbClock
-from engine.routes import EngineConfig, register_application
-from engine.seed import make_secret
-from engine.settings import Settings
+from engine.infra.clock import DbClock
+from engine.infra.settings import Settings
+from engine.routes.transitions import EngineConfig, register_application
 from models.agencies import AgencyAnswer
 from models.persons import Person
 from models.routes import Step
+from sim.seed import make_secret
 from tasks.processes import free_port
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "agencies.md"

@@ -16,13 +16,13 @@ from sqlmodel import Session, col, select
 
 from api import routes_api
 from api.app import create_app
-from engine.clock import DbClock
-from engine.seed import seed_agencies
-from engine.settings import Settings
-from engine.staff import create_staff
+from engine.infra.clock import DbClock
+from engine.infra.settings import Settings
+from engine.staff.accounts import create_staff
 from models.audit import AuditEvent
 from models.persons import Person
 from models.routes import Route
+from sim.seed import seed_agencies
 from tests.api.conftest import Snapshot
 
 GOOD: dict[str, Any] = {"full_name": "Синтетиков Иван", "snils": "112-233-445 95",

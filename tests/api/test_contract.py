@@ -13,10 +13,10 @@ from sqlalchemy import Engine
 from sqlmodel import Session
 
 from api.app import create_app
-from engine.clock import DbClock
-from engine.seed import seed_agencies
-from engine.settings import Settings
-from engine.staff import create_staff
+from engine.infra.clock import DbClock
+from engine.infra.settings import Settings
+from engine.staff.accounts import create_staff
+from sim.seed import seed_agencies
 
 ADMIN = "adm-3e9a61c0d2"
 

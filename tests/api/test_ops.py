@@ -21,11 +21,11 @@ from typer.testing import CliRunner
 import calendars
 from api.app import create_app
 from cli.main import app as cli_app
-from engine.clock import DbClock
-from engine.db import SchemaNotAtHeadError, make_engine, migrate, require_schema_at_head
-from engine.routes import EngineConfig, register_application
-from engine.settings import PROJECT_ROOT, Settings, get_settings
-from engine.staff import create_staff
+from engine.infra.clock import DbClock
+from engine.infra.db import SchemaNotAtHeadError, make_engine, migrate, require_schema_at_head
+from engine.infra.settings import PROJECT_ROOT, Settings, get_settings
+from engine.routes.transitions import EngineConfig, register_application
+from engine.staff.accounts import create_staff
 from models.agencies import Agency
 from models.audit import AuditEvent
 from models.persons import Person
@@ -266,7 +266,7 @@ def test_schema_check(db: Engine, tmp_path: Path) -> None:
 @pytest.fixture
 def cli_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[pytest.MonkeyPatch]:
     monkeypatch.setenv("REHAB_ENVIRONMENT", "test")
-    monkeypatch.setattr("engine.db._priority_writer", False)  # `rehab api` sets it
+    monkeypatch.setattr("engine.infra.db._priority_writer", False)  # `rehab api` sets it
     get_settings.cache_clear()
     yield monkeypatch
     get_settings.cache_clear()
@@ -277,7 +277,7 @@ def test_api_and_worker_refuse_an_unmigrated_schema(
         cli_env: pytest.MonkeyPatch, tmp_path: Path, command_name: str) -> None:
     started: list[str] = []
     cli_env.setattr("uvicorn.run", lambda *a, **k: started.append("api"))
-    cli_env.setattr("engine.worker.run_worker_forever", lambda *a, **k: started.append("w"))
+    cli_env.setattr("engine.runtime.worker.run_worker_forever", lambda *a, **k: started.append("w"))
     url = f"sqlite:///{tmp_path / 'rehab.db'}"
     cli_env.setenv("REHAB_DATABASE_URL", url)
     result = CliRunner().invoke(cli_app, [command_name])
@@ -302,7 +302,7 @@ def test_production_worker_refuses_demo_secrets_at_start(
         cli_env.setenv(k, v)
     get_settings.cache_clear()
     started: list[str] = []
-    cli_env.setattr("engine.worker.run_worker_forever", lambda *a, **k: started.append("w"))
+    cli_env.setattr("engine.runtime.worker.run_worker_forever", lambda *a, **k: started.append("w"))
     result = CliRunner().invoke(cli_app, ["worker"])
     assert result.exit_code == 2, result.output
     assert result.output.startswith("error: agency secrets: mkt39") and started == []

@@ -17,12 +17,12 @@ from sqlmodel import Session, col, select
 from standardwebhooks import Webhook, WebhookVerificationError
 
 from api.webhooks import InteragencyRequest
-from engine.agencies import new_secret
-from engine.backoff import backoff_seconds
-from engine.clock import DbClock
-from engine.routes import EngineConfig, register_application
-from engine.settings import Settings
-from engine.worker import Worker
+from engine.agencies.participants import new_secret
+from engine.infra.backoff import backoff_seconds
+from engine.infra.clock import DbClock
+from engine.infra.settings import Settings
+from engine.routes.transitions import EngineConfig, register_application
+from engine.runtime.worker import Worker
 from models.agencies import Agency, AgencyRequest, RequestState
 from models.audit import AuditEvent
 from models.jobs import Job, JobKind

@@ -33,12 +33,12 @@ from sqlalchemy import Engine
 from sqlmodel import Session
 
 from api.app import create_app
-from engine.clock import DbClock
-from engine.routes import EngineConfig, register_application
-from engine.seed import make_secret
-from engine.settings import Settings
-from engine.staff import create_staff
+from engine.infra.clock import DbClock
+from engine.infra.settings import Settings
+from engine.routes.transitions import EngineConfig, register_application
+from engine.staff.accounts import create_staff
 from models.persons import Person
+from sim.seed import make_secret
 from tasks.processes import free_port
 
 MAX_EXAMPLES = 25  # per operation, mode and role (about 1.5 minutes of CPU in all)

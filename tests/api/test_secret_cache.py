@@ -13,9 +13,9 @@ from sqlmodel import Session
 
 from api.app import create_app
 from api.webhooks import SecretCache
-from engine.agencies import retire_previous, rotate_secret
-from engine.clock import DbClock
-from engine.settings import Settings
+from engine.agencies.participants import retire_previous, rotate_secret
+from engine.infra.clock import DbClock
+from engine.infra.settings import Settings
 from models.persons import Person
 from models.routes import Step
 from tests.api.test_webhooks import post, task  # noqa: F401  (the fixture)
@@ -66,7 +66,7 @@ def test_a_retired_secret_is_refused_once_the_cache_expires(
 def test_unknown_agencies_are_refused_and_reads_are_cached(
         db: Engine, seeded: list[Person]) -> None:
     from api.app import create_app as _  # noqa: F401  (the app builds the read engine)
-    from engine.db import make_engine
+    from engine.infra.db import make_engine
 
     reader = make_engine(db.url.render_as_string(hide_password=False), read_only=True)
     cache = SecretCache(reader, production=False, ttl=3600)

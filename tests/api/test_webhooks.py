@@ -16,15 +16,15 @@ from sqlalchemy import Engine, func
 from sqlmodel import Session, select
 
 from api.app import create_app
-from engine.agencies import new_secret
-from engine.clock import DbClock
-from engine.routes import EngineConfig, register_application
-from engine.seed import make_secret
-from engine.settings import Settings
+from engine.agencies.participants import new_secret
+from engine.infra.clock import DbClock
+from engine.infra.settings import Settings
+from engine.routes.transitions import EngineConfig, register_application
 from models.agencies import Agency, AgencyAnswer, AgencyRequest, RequestState
 from models.audit import AuditEvent
 from models.persons import Person
 from models.routes import Step
+from sim.seed import make_secret
 from tasks.signing import canonical_json, sign_headers
 from tests.api.conftest import Snapshot
 

@@ -1,4 +1,4 @@
-"""Storing a batch of agency answers (engine.answers.record_answers): the API's group
+"""Storing a batch of agency answers (engine.answers.intake.record_answers): the API's group
 commit stores the answers that arrive together with a handful of statements; each answer
 keeps the rules of one (298-п п.11: a late answer is accepted with its lateness)."""
 
@@ -10,16 +10,16 @@ import pytest
 from sqlalchemy import Engine, func
 from sqlmodel import Session, col, select
 
-from engine import audit
-from engine.answers import (
+from engine.answers.intake import (
     AnswerIn,
     IncomingAnswer,
     NotFoundError,
     StoredAnswer,
     record_answers,
 )
-from engine.clock import DbClock
-from engine.routes import EngineConfig, register_application
+from engine.infra import audit
+from engine.infra.clock import DbClock
+from engine.routes.transitions import EngineConfig, register_application
 from models.agencies import AgencyAnswer, AgencyRequest, AnswerOutcome
 from models.audit import AuditEvent
 from models.jobs import Job, JobKind
@@ -125,7 +125,7 @@ def test_audit_records_of_one_call_keep_their_order(
 @pytest.mark.parametrize("n", [1, 50])
 def test_batches_of_any_size_store_every_answer(
         n: int, db: Engine, clock: DbClock, cfg: EngineConfig) -> None:
-    from engine.seed import make_persons, seed_agencies
+    from sim.seed import make_persons, seed_agencies
 
     with Session(db, expire_on_commit=False) as s:
         seed_agencies(s)
@@ -144,7 +144,7 @@ def test_an_answer_stored_by_another_process_meanwhile_is_a_duplicate(
         monkeypatch: pytest.MonkeyPatch) -> None:
     """Two API processes store the same webhook-id at once (PostgreSQL does not serialise
     them): the one that did not insert it answers "duplicate" and adds nothing."""
-    import engine.answers as answers
+    import engine.answers.intake as answers
 
     req = _requests(db, clock, cfg, seeded[:1])[0]
     with Session(db) as s:

@@ -14,14 +14,14 @@ from sqlalchemy import Engine, func, select, text
 from sqlmodel import Session
 
 from api.app import create_app
-from engine.bulk import ImportRefusedError, import_file, read_applications
-from engine.clock import DbClock
-from engine.routes import EngineConfig
-from engine.seed import seed_agencies, synthetic_snils
-from engine.settings import Settings
-from engine.staff import create_staff
+from engine.infra.clock import DbClock
+from engine.infra.settings import Settings
+from engine.persons.bulk_import import ImportRefusedError, import_file, read_applications
+from engine.routes.transitions import EngineConfig
+from engine.staff.accounts import create_staff
 from models.persons import Person
 from models.routes import Route
+from sim.seed import seed_agencies, synthetic_snils
 
 SETTINGS = Settings(environment="test", prefect_mirror=True,
                     public_base_url="http://127.0.0.1:9")

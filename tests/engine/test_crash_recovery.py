@@ -20,16 +20,16 @@ import pendulum
 import pytest
 from sqlmodel import Session, select
 
-from engine.clock import DbClock
-from engine.routes import EngineConfig, register_application
-from engine.seed import make_persons
-from engine.settings import Settings
+from engine.infra.clock import DbClock
+from engine.infra.settings import Settings
+from engine.routes.transitions import EngineConfig, register_application
 from models.agencies import AgencyAnswer, AgencyRequest, AnswerEffect
 from models.audit import AuditEvent
 from models.routes import Route, RouteStatus, Step, StepStatus
 from models.templates import Ladder
 from sim.agencies import Profile
 from sim.scenario import DemoOptions, demo_stack, wait_idle
+from sim.seed import make_persons
 
 pytestmark = pytest.mark.slow
 

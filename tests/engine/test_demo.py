@@ -28,7 +28,6 @@ from rich.console import Console
 import calendars
 import sim.agencies
 from cli.demo import _print_summary
-from engine.seed import make_secret
 from sim.agencies import (
     Fate,
     Profile,
@@ -42,6 +41,7 @@ from sim.agencies import (
     subject_token,
 )
 from sim.scenario import PROFILES, VOLATILE_FIELDS
+from sim.seed import make_secret
 from tasks.signing import canonical_json, sign_headers
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -8,9 +8,9 @@ from sqlmodel import Session, select
 from typer.testing import CliRunner
 
 from cli.main import app
-from engine.clock import DbClock
-from engine.routes import AnswerIn, EngineConfig, record_answer, register_application
-from engine.settings import get_settings
+from engine.infra.clock import DbClock
+from engine.infra.settings import get_settings
+from engine.routes.transitions import AnswerIn, EngineConfig, record_answer, register_application
 from models.agencies import Agency, AnswerOutcome
 from models.persons import Person
 from models.routes import Step, StepStatus

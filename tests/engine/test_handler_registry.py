@@ -16,10 +16,10 @@ from sqlalchemy import Engine, text
 from sqlmodel import Session, select
 
 from cli.runtime import worker_handlers
-from engine.clock import DbClock
-from engine.handlers import HandlerRegistry
-from engine.routes import EngineConfig, register_application
-from engine.settings import Settings
+from engine.infra.clock import DbClock
+from engine.infra.settings import Settings
+from engine.routes.transitions import EngineConfig, register_application
+from engine.runtime.handlers import HandlerRegistry
 from models.jobs import JobKind
 from models.persons import Person
 from models.routes import Route, Step
@@ -55,12 +55,13 @@ def test_a_worker_mirrors_only_when_the_installation_says_so() -> None:
     assert len(worker_handlers(Settings(environment="test", prefect_mirror=False))) == 0
 
 
-@pytest.mark.parametrize("first", ["engine.drive", "flows.route_flow", "tasks.prefect_mirror",
-                                   "engine.worker"])
+@pytest.mark.parametrize("first", ["engine.runtime.drive", "flows.route_flow",
+                                   "tasks.prefect_mirror", "engine.runtime.worker"])
 def test_no_import_circle_and_no_prefect_in_the_core(first: str) -> None:
     code = (f"import sys, {first}\n"
-            "import engine.drive, engine.worker, flows.route_flow, tasks.prefect_mirror\n")
-    if first in ("engine.drive", "engine.worker"):
+            "import engine.runtime.drive, engine.runtime.worker, flows.route_flow,"
+            " tasks.prefect_mirror\n")
+    if first in ("engine.runtime.drive", "engine.runtime.worker"):
         code = (f"import sys, {first}\n"
                 "bad = [m for m in sys.modules if m == 'prefect' or m.startswith('prefect.')"
                 " or m.startswith('tasks.prefect') or m.startswith('flows.')]\n"
@@ -72,7 +73,7 @@ def test_no_import_circle_and_no_prefect_in_the_core(first: str) -> None:
 
 def test_the_core_has_no_import_of_prefect_not_even_a_lazy_one() -> None:
     pattern = re.compile(r"^\s*(from|import)\s+(prefect\b|tasks\.prefect|flows\b)", re.M)
-    for path in (ROOT / "engine").glob("*.py"):
+    for path in (ROOT / "engine").rglob("*.py"):
         assert not pattern.search(path.read_text("utf-8")), path
 
 

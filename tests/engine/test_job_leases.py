@@ -14,11 +14,12 @@ import pytest
 from sqlalchemy import Engine
 from sqlmodel import Session, select
 
-from engine import queue, routes
-from engine.clock import DbClock
-from engine.routes import AnswerIn, EngineConfig, record_answer, register_application
-from engine.settings import Settings
-from engine.worker import Worker, default_worker_id
+from engine.infra import queue
+from engine.infra.clock import DbClock
+from engine.infra.settings import Settings
+from engine.routes import transitions as routes
+from engine.routes.transitions import AnswerIn, EngineConfig, record_answer, register_application
+from engine.runtime.worker import Worker, default_worker_id
 from models.agencies import Agency, AgencyRequest, AnswerOutcome, RequestState
 from models.audit import AuditEvent
 from models.jobs import Job, JobKind
@@ -288,7 +289,7 @@ def test_a_send_completes_while_a_database_call_is_blocked(
         unblock.wait(20)
         return real_apply(*args, **kw)
 
-    import engine.worker as worker_mod
+    import engine.runtime.worker as worker_mod
 
     real_send = worker_mod.send_request
 

@@ -15,8 +15,8 @@ from sqlalchemy import Engine
 from sqlmodel import SQLModel
 
 import models  # noqa: F401  (registers the tables)
-from engine.db import make_engine, migrate
-from engine.settings import PROJECT_ROOT
+from engine.infra.db import make_engine, migrate
+from engine.infra.settings import PROJECT_ROOT
 
 
 def test_migrations_match_the_models(db: Engine) -> None:

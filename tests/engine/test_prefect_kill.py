@@ -31,11 +31,10 @@ from prefect.client.schemas.objects import FlowRun, TaskRun
 from sqlalchemy import Engine, func
 from sqlmodel import Session, col, select
 
-from engine import queue
-from engine.clock import DbClock
-from engine.routes import EngineConfig, register_application
-from engine.seed import make_persons
-from engine.settings import Settings
+from engine.infra import queue
+from engine.infra.clock import DbClock
+from engine.infra.settings import Settings
+from engine.routes.transitions import EngineConfig, register_application
 from models.agencies import AgencyAnswer, AgencyRequest, AnswerEffect
 from models.audit import AuditEvent
 from models.jobs import Job, JobKind
@@ -44,6 +43,7 @@ from models.routes import Route, RouteStatus, Step, StepStatus
 from models.templates import Ladder
 from sim.agencies import Profile
 from sim.scenario import DemoOptions, demo_stack, wait_idle
+from sim.seed import make_persons
 from tasks.prefect_mirror import load_view, route_state, step_state
 from tasks.prefect_server import PrefectServer
 

@@ -20,20 +20,20 @@ from prefect.client.schemas.objects import FlowRun, StateType, TaskRun
 from sqlalchemy import Engine, text
 from sqlmodel import Session, select
 
-from engine import queue
-from engine.clock import DbClock
-from engine.routes import (
+from engine.infra import queue
+from engine.infra.clock import DbClock
+from engine.infra.settings import Settings
+from engine.routes.transitions import (
     AnswerIn,
     EngineConfig,
     apply_answer,
     record_answer,
     register_application,
 )
-from engine.settings import Settings
-from engine.staff import create_staff
-from engine.supervisor import close_step
-from engine.sweeper import sweep_due_timers
-from engine.worker import Worker
+from engine.runtime.sweeper import sweep_due_timers
+from engine.runtime.worker import Worker
+from engine.staff.accounts import create_staff
+from engine.supervisor.actions import close_step
 from models.agencies import Agency, AnswerOutcome
 from models.jobs import Job, JobKind
 from models.persons import Person

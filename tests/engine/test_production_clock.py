@@ -11,11 +11,17 @@ from pydantic import SecretStr
 from sqlalchemy import Engine
 from typer.testing import CliRunner
 
-import engine.settings as settings_mod
+import engine.infra.settings as settings_mod
 from cli.main import app
-from engine.clock import ClockNotRealError, DbClock, SystemClock, make_clock, require_real_clock
-from engine.db import set_write_priority
-from engine.settings import Settings, get_settings
+from engine.infra.clock import (
+    ClockNotRealError,
+    DbClock,
+    SystemClock,
+    make_clock,
+    require_real_clock,
+)
+from engine.infra.db import set_write_priority
+from engine.infra.settings import Settings, get_settings
 from tests.conftest import kaliningrad
 
 runner = CliRunner()

@@ -8,8 +8,8 @@ import pytest
 from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
-from engine.clock import DbClock
-from engine.routes import (
+from engine.infra.clock import DbClock
+from engine.routes.transitions import (
     AnswerIn,
     EngineConfig,
     EngineError,

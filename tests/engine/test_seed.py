@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import Engine
 from sqlmodel import Session
 
-from engine.seed import make_persons
+from sim.seed import make_persons
 
 
 def test_persons_of_the_same_seed_twice_get_other_snils(db: Engine) -> None:

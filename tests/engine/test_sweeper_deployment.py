@@ -32,8 +32,8 @@ from sqlmodel import Session, col, select
 from typer.testing import CliRunner
 
 from cli.main import app
-from engine.clock import DbClock
-from engine.routes import EngineConfig, register_application
+from engine.infra.clock import DbClock
+from engine.routes.transitions import EngineConfig, register_application
 from flows.sweeper import (
     DEPLOYMENT_NAME,
     FLOW_NAME,

@@ -16,9 +16,9 @@ from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterTags
 from sqlalchemy import Engine, func
 from sqlmodel import Session, col, select
 
-from engine.clock import DbClock
-from engine.routes import EngineConfig, register_application
-from engine.sweeper import SweeperLoop, SweepReport
+from engine.infra.clock import DbClock
+from engine.routes.transitions import EngineConfig, register_application
+from engine.runtime.sweeper import SweeperLoop, SweepReport
 from flows.sweeper import PrefectSweepReporter
 from models.persons import Person
 from models.timers import Timer, TimerStatus

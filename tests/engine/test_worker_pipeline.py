@@ -14,10 +14,10 @@ import pytest
 from sqlalchemy import Engine
 from sqlmodel import Session, select
 
-from engine.clock import DbClock
-from engine.routes import AnswerIn, EngineConfig, record_answer, register_application
-from engine.settings import Settings
-from engine.worker import Worker
+from engine.infra.clock import DbClock
+from engine.infra.settings import Settings
+from engine.routes.transitions import AnswerIn, EngineConfig, record_answer, register_application
+from engine.runtime.worker import Worker
 from models.agencies import Agency, AgencyRequest, AnswerOutcome, RequestState
 from models.persons import Person
 from models.routes import Step, StepStatus

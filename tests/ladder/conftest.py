@@ -20,14 +20,13 @@ from sqlmodel import Session, col, select
 
 from api.app import install_error_handlers
 from api.supervisor import history_router, router
-from engine.clock import DbClock
-from engine.queue import pending_count
-from engine.routes import EngineConfig, register_application
-from engine.seed import make_secret
-from engine.settings import Settings
-from engine.staff import create_staff
-from engine.sweeper import SweepResult, sweep_due_timers
-from engine.worker import Worker
+from engine.infra.clock import DbClock
+from engine.infra.queue import pending_count
+from engine.infra.settings import Settings
+from engine.routes.transitions import EngineConfig, register_application
+from engine.runtime.sweeper import SweepResult, sweep_due_timers
+from engine.runtime.worker import Worker
+from engine.staff.accounts import create_staff
 from models.agencies import Agency, AgencyRole
 from models.audit import AuditEvent
 from models.jobs import JobKind
@@ -35,6 +34,7 @@ from models.persons import Person
 from models.routes import Route, Step
 from models.staff import StaffRole
 from models.timers import Escalation
+from sim.seed import make_secret
 from tasks.signing import verify
 
 

@@ -14,10 +14,10 @@ import pytest
 from sqlalchemy import Engine, text
 from sqlmodel import Session, select
 
-from engine.clock import DbClock
-from engine.routes import AnswerIn, EngineConfig, apply_answer, record_answer
-from engine.supervisor import acknowledge
-from engine.sweeper import SweepResult, sweep_due_timers
+from engine.infra.clock import DbClock
+from engine.routes.transitions import AnswerIn, EngineConfig, apply_answer, record_answer
+from engine.runtime.sweeper import SweepResult, sweep_due_timers
+from engine.supervisor.actions import acknowledge
 from models.agencies import Agency, AnswerEffect, AnswerOutcome
 from models.persons import Person
 from models.routes import StepStatus

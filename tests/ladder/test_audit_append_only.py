@@ -9,7 +9,7 @@ from sqlalchemy import Engine, text
 from sqlalchemy.exc import DBAPIError
 from sqlmodel import Session, select
 
-from engine import audit
+from engine.infra import audit
 from models.audit import AuditEvent, AuditImmutableError
 from tests.conftest import PG_URL, kaliningrad
 

@@ -10,11 +10,17 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 from sqlmodel import Session, select
 
-from engine.clock import DbClock
-from engine.notify import Recipient, deliver_notification, queue_notification
-from engine.routes import AnswerIn, EngineConfig, apply_answer, mark_delivered, record_answer
-from engine.settings import Settings
-from engine.supervisor import reassign_step
+from engine.infra.clock import DbClock
+from engine.infra.settings import Settings
+from engine.notifications.outbox import Recipient, deliver_notification, queue_notification
+from engine.routes.transitions import (
+    AnswerIn,
+    EngineConfig,
+    apply_answer,
+    mark_delivered,
+    record_answer,
+)
+from engine.supervisor.actions import reassign_step
 from models.agencies import Agency, AgencyRequest, AnswerEffect, AnswerOutcome
 from models.notifications import Channel
 from models.persons import Person

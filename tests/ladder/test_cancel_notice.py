@@ -11,8 +11,8 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 from sqlmodel import Session, select
 
-from engine.clock import DbClock
-from engine.routes import EngineConfig
+from engine.infra.clock import DbClock
+from engine.routes.transitions import EngineConfig
 from models.agencies import AgencyRequest, RequestChannel, RequestState
 from models.jobs import Job, JobKind
 from models.persons import Person

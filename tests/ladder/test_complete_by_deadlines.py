@@ -16,16 +16,22 @@ from sqlalchemy import Engine, func
 from sqlmodel import Session, col, select
 
 from api.app import create_app
-from engine.clock import DbClock
-from engine.routes import AnswerIn, EngineConfig, EngineError, apply_answer, record_answer
-from engine.seed import make_persons, seed_agencies
-from engine.settings import Settings
+from engine.infra.clock import DbClock
+from engine.infra.settings import Settings
+from engine.routes.transitions import (
+    AnswerIn,
+    EngineConfig,
+    EngineError,
+    apply_answer,
+    record_answer,
+)
 from models.agencies import Agency, AgencyRole, AnswerOutcome
 from models.notifications import Notification
 from models.persons import Person
 from models.routes import Route, StepStatus
 from models.templates import TEMPLATES, RouteTemplate, StepTemplate
 from models.timers import DeadlineKind, EscalationStatus, Timer, TimerKind, TimerStatus
+from sim.seed import make_persons, seed_agencies
 from tests.conftest import kaliningrad
 from tests.ladder.conftest import Staff, audits, escalations, new_route, step_of, sweep
 
@@ -174,7 +180,7 @@ def test_a_rejection_keeps_the_complete_by_ladder_and_an_answer_stops_it(
     clock.freeze(kaliningrad(2025, 3, 21, 0, 0, 30))  # still not done by 20.03
     assert sweep(db, clock, cfg).fired == {"complete_overdue": 1}
     with Session(db) as s:
-        from engine.routes import resend_after_clarification
+        from engine.routes.transitions import resend_after_clarification
 
         resend_after_clarification(s, cfg, step_id=step.id, clarification="уточнено",
                                    now=clock.now(), actor="staff:coord39")

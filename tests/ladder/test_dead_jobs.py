@@ -13,8 +13,8 @@ from sqlmodel import Session
 from typer.testing import CliRunner
 
 from cli.main import app
-from engine import queue
-from engine.settings import get_settings
+from engine.infra import queue
+from engine.infra.settings import get_settings
 from models.jobs import JobKind
 from tests.ladder.conftest import Staff
 

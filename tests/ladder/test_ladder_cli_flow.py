@@ -13,9 +13,9 @@ from typer.testing import CliRunner
 
 from cli.routes import routes_app
 from cli.staff import staff_app
-from engine.clock import DbClock
-from engine.routes import EngineConfig
-from engine.settings import get_settings
+from engine.infra.clock import DbClock
+from engine.infra.settings import get_settings
+from engine.routes.transitions import EngineConfig
 from models.audit import AuditEvent
 from models.persons import Person
 from models.staff import StaffUser

@@ -10,9 +10,9 @@ from pydantic import ValidationError
 from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
-from engine.clock import DbClock
-from engine.routes import EngineConfig
-from engine.settings import Settings
+from engine.infra.clock import DbClock
+from engine.infra.settings import Settings
+from engine.routes.transitions import EngineConfig
 from models.agencies import AgencyRole
 from models.persons import Person
 from models.templates import TEMPLATES, Ladder, LadderError, RouteTemplate, StepTemplate

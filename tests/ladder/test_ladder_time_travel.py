@@ -11,8 +11,8 @@ import pytest
 from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
-from engine.clock import DbClock
-from engine.routes import EngineConfig
+from engine.infra.clock import DbClock
+from engine.routes.transitions import EngineConfig
 from models.notifications import Channel, Notification
 from models.persons import Person
 from models.routes import Step

@@ -20,11 +20,11 @@ from aiosmtpd.controller import Controller
 from sqlalchemy import Engine
 from sqlmodel import Session, select
 
-from engine.clock import DbClock
-from engine.notify import Recipient, deliver_notification, queue_notification
-from engine.routes import AnswerIn, EngineConfig, record_answer
-from engine.settings import Settings
-from engine.worker import Worker
+from engine.infra.clock import DbClock
+from engine.infra.settings import Settings
+from engine.notifications.outbox import Recipient, deliver_notification, queue_notification
+from engine.routes.transitions import AnswerIn, EngineConfig, record_answer
+from engine.runtime.worker import Worker
 from models.agencies import Agency, AnswerOutcome
 from models.jobs import Job, JobKind
 from models.notifications import Channel, Notification, NotificationStatus
@@ -266,7 +266,11 @@ def test_a_second_worker_after_a_lease_expiry_does_not_send_again(
 
 def test_production_refuses_a_channel_in_use_that_only_records(
         db: Engine, seeded: list[Person], tmp_path: Path) -> None:
-    from engine.notify import NoTransportError, channels_in_use, refuse_recording_channels
+    from engine.notifications.outbox import (
+        NoTransportError,
+        channels_in_use,
+        refuse_recording_channels,
+    )
     from models.agencies import Agency
     from models.staff import StaffUser
 

@@ -12,10 +12,10 @@ from sqlalchemy import Engine
 from sqlmodel import Session
 
 import calendars
-from engine.clock import DbClock
-from engine.routes import EngineConfig
-from engine.seed import make_persons, seed_agencies
+from engine.infra.clock import DbClock
+from engine.routes.transitions import EngineConfig
 from models.timers import EscalationLevel
+from sim.seed import make_persons, seed_agencies
 from tests.ladder.conftest import Staff, escalations, new_route, step_of, sweep
 
 TZ = "Asia/Yekaterinburg"

@@ -12,9 +12,9 @@ from sqlalchemy import Engine, text
 from sqlmodel import Session, col, select
 
 import calendars
-from engine.clock import DbClock
-from engine.recompute import recompute_open_deadlines
-from engine.routes import EngineConfig
+from engine.infra.clock import DbClock
+from engine.routes.recompute import recompute_open_deadlines
+from engine.routes.transitions import EngineConfig
 from models.audit import AuditEvent
 from models.persons import Person
 from models.routes import Step
@@ -199,7 +199,7 @@ def test_cli_recompute_with_a_reason_takes_the_stamp_and_records_the_reason(
     from typer.testing import CliRunner
 
     from cli.routes import routes_app
-    from engine.settings import get_settings
+    from engine.infra.settings import get_settings
 
     new_route(db, clock, cfg, seeded[0])
     with Session(db) as s:

@@ -11,10 +11,10 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
-from engine.clock import DbClock
-from engine.routes import AnswerIn, EngineConfig, apply_answer, record_answer
-from engine.routes import resend_after_clarification as resend
-from engine.supervisor import list_escalations
+from engine.infra.clock import DbClock
+from engine.routes.transitions import AnswerIn, EngineConfig, apply_answer, record_answer
+from engine.routes.transitions import resend_after_clarification as resend
+from engine.supervisor.actions import list_escalations
 from models.agencies import Agency, AgencyRequest, AnswerOutcome, RequestState
 from models.notifications import Notification
 from models.persons import Person

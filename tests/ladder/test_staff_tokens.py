@@ -14,9 +14,9 @@ from sqlmodel import Session
 from typer.testing import CliRunner
 
 from cli.main import app
-from engine.routes import EngineError
-from engine.settings import get_settings
-from engine.staff import create_staff, revoke_token, rotate_token, staff_by_token
+from engine.infra.settings import get_settings
+from engine.routes.transitions import EngineError
+from engine.staff.accounts import create_staff, revoke_token, rotate_token, staff_by_token
 from models.audit import AuditEvent
 from models.staff import StaffRole, StaffUser
 from models.types import utcnow

@@ -10,14 +10,14 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine, func
 from sqlmodel import Session, col, select
 
-from engine.clock import DbClock
-from engine.routes import AnswerIn, EngineConfig, apply_answer, record_answer
-from engine.seed import make_secret, seed_agencies
+from engine.infra.clock import DbClock
+from engine.routes.transitions import AnswerIn, EngineConfig, apply_answer, record_answer
 from models.agencies import Agency, AgencyRequest, AgencyRole, AnswerOutcome, RequestState
 from models.audit import AuditEvent
 from models.persons import Person
 from models.routes import Route, RouteStatus, Step, StepStatus
 from models.timers import EscalationStatus, Timer, TimerStatus
+from sim.seed import make_secret, seed_agencies
 from tests.conftest import kaliningrad
 from tests.ladder.conftest import Staff, escalations, new_route, sweep
 

@@ -10,9 +10,9 @@ import pytest
 from sqlalchemy import Engine, func
 from sqlmodel import Session, select
 
-from engine.clock import DbClock
-from engine.routes import EngineConfig
-from engine.sweeper import SweepResult, sweep_due_timers
+from engine.infra.clock import DbClock
+from engine.routes.transitions import EngineConfig
+from engine.runtime.sweeper import SweepResult, sweep_due_timers
 from models.audit import AuditEvent
 from models.jobs import Job, JobKind
 from models.persons import Person

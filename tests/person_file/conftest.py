@@ -15,8 +15,8 @@ from sqlalchemy import Engine, func
 from sqlmodel import Session, SQLModel, col, select
 
 from api.app import create_app
-from engine.clock import DbClock
-from engine.settings import Settings
+from engine.infra.clock import DbClock
+from engine.infra.settings import Settings
 from models.audit import AuditEvent
 from models.persons import Person
 from tests.conftest import kaliningrad

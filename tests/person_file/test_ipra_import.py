@@ -16,7 +16,7 @@ from sqlmodel import Session, select
 from typer.testing import CliRunner
 
 from cli.main import app
-from engine.settings import get_settings
+from engine.infra.settings import get_settings
 from models.person_file import IpraRecord
 from tests.api.conftest import table_snapshot
 from tests.ladder.conftest import Staff

@@ -11,10 +11,16 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 from sqlmodel import Session, select
 
-from engine.clock import DbClock
-from engine.consent_withdrawal import withdraw_consent
-from engine.routes import AnswerIn, EngineConfig, EngineError, apply_answer, record_answer
-from engine.supervisor import reassign_step
+from engine.infra.clock import DbClock
+from engine.persons.consent_withdrawal import withdraw_consent
+from engine.routes.transitions import (
+    AnswerIn,
+    EngineConfig,
+    EngineError,
+    apply_answer,
+    record_answer,
+)
+from engine.supervisor.actions import reassign_step
 from models.agencies import Agency, AgencyRequest, AnswerEffect, AnswerOutcome, RequestState
 from models.person_file import ApplicationRecord, ConsentVersion, PersonDetail
 from models.routes import CancelNotice, Route, RouteStatus, Step, StepStatus

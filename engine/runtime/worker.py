@@ -9,11 +9,11 @@
   (``notify_concurrency`` threads, ``notify_timeout_seconds``), never awaited by the route
   work, so a slow or dead mail server cannot stall answers and requests.
 - other kinds (``mirror_route``: the route's Prefect flow run) are done by the handlers of
-  a registry assembled at start-up (``engine/handlers.py``); the worker knows nothing of
+  a registry assembled at start-up (``engine/runtime/handlers.py``); the worker knows nothing of
   Prefect.
 
 A worker holds nothing per waiting route: it holds only the jobs it has claimed, under a
-fenced lease (engine/queue.py); killed at any moment, its jobs are claimed again when their
+fenced lease (engine/infra/queue.py); killed at any moment, its jobs are claimed again when their
 leases end and redone idempotently. A worker's name is unique across hosts and containers
 (host, pid, random suffix); starting one never frees another's leases, even under the same
 ``--name`` (nothing proves the old holder is dead). A batch of sends keeps its leases alive
@@ -42,15 +42,16 @@ import httpx
 from sqlalchemy import Engine, bindparam, text
 from sqlmodel import Session
 
-from engine import queue, routes
-from engine.agencies import usable_secrets
-from engine.backoff import backoff_seconds
-from engine.clock import Clock, make_clock
-from engine.db import make_engine
-from engine.handlers import JobHandler, WorkerStats
-from engine.notify import deliver_notification
-from engine.routes import EngineConfig
-from engine.settings import Settings
+from engine.agencies.participants import usable_secrets
+from engine.infra import queue
+from engine.infra.backoff import backoff_seconds
+from engine.infra.clock import Clock, make_clock
+from engine.infra.db import make_engine
+from engine.infra.settings import Settings
+from engine.notifications.outbox import deliver_notification
+from engine.routes import transitions as routes
+from engine.routes.transitions import EngineConfig
+from engine.runtime.handlers import JobHandler, WorkerStats
 from models.agencies import Agency, AgencyRequest, RequestState
 from models.jobs import JobKind
 from models.routes import CancelNotice, CancelState

@@ -6,11 +6,11 @@ import asyncio
 
 from sqlmodel import Session, col, select
 
-from engine.clock import DbClock
-from engine.db import make_engine
-from engine.routes import EngineConfig, NotFoundError
-from engine.settings import get_settings
-from engine.worker import Worker
+from engine.infra.clock import DbClock
+from engine.infra.db import make_engine
+from engine.infra.settings import get_settings
+from engine.routes.transitions import EngineConfig, NotFoundError
+from engine.runtime.worker import Worker
 from models.agencies import AgencyAnswer, AgencyRequest
 from models.routes import Route, Step
 

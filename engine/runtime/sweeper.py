@@ -4,7 +4,7 @@ Reminders are sweepers (a scheduled query by status and due time), not sleeping 
 after a long holiday thousands of timers come due together and are fired one transaction
 per batch. Exactly once, with several sweepers at a time: on PostgreSQL the batch is
 claimed with ``SELECT ... FOR UPDATE SKIP LOCKED``; on SQLite every transaction begins with
-``BEGIN IMMEDIATE`` (engine/db.py), so sweepers take turns. A timer's effects and its
+``BEGIN IMMEDIATE`` (engine/infra/db.py), so sweepers take turns. A timer's effects and its
 ``status = fired`` commit in one transaction, so a crash between finding and firing leaves
 the timer pending and the next sweep fires it. Before firing, the timer's step is locked
 with ``SKIP LOCKED`` too: a step held by an answer being applied or a supervisor acting is
@@ -32,11 +32,11 @@ from datetime import datetime
 from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
-from engine import ladder
-from engine.backoff import backoff_seconds
-from engine.clock import Clock
-from engine.recompute import ensure_calendar_current
-from engine.routes import EngineConfig, mirror_later
+from engine.escalations import ladder
+from engine.infra.backoff import backoff_seconds
+from engine.infra.clock import Clock
+from engine.routes.recompute import ensure_calendar_current
+from engine.routes.transitions import EngineConfig, mirror_later
 from models.timers import Timer, TimerStatus
 from models.types import utcnow
 
@@ -77,7 +77,7 @@ def sweep_due_timers(
     transaction, at most ``max_batches`` batches (None: until none is due).
 
     ``check_calendar``: first make the open deadlines current with the calendar data
-    (``engine.recompute.ensure_calendar_current``). ``on_claimed`` is called with the claimed
+    (``engine.routes.recompute.ensure_calendar_current``). ``on_claimed`` is called with the claimed
     ids inside the batch's transaction, before any step is locked (tests use it to simulate
     a crash between finding and firing); ``before_commit`` with the ids fired, just before
     the batch commits (tests use it to hold a batch open). Timers whose step was busy are

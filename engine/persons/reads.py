@@ -8,7 +8,7 @@ from datetime import datetime
 
 from sqlmodel import Session
 
-from engine import audit
+from engine.infra import audit
 
 
 def record_read(session: Session, *, actor: str, now: datetime, person_id: str, what: str,

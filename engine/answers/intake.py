@@ -4,7 +4,7 @@ An agency answers an interagency request with the information, a notice that it 
 or a rejection needing clarification (298-п Порядок п.11, Регламент п.12). The answer is
 stored, with its audit record and the job that will move the route, in the caller's
 transaction; only after that transaction commits is it acknowledged. Applying it to the
-route is the worker's (``engine.routes.apply_answer``).
+route is the worker's (``engine.routes.transitions.apply_answer``).
 
 ``record_answers`` stores a whole batch with a handful of statements — the API's answer
 writer group-commits the answers that arrive together (``api/answer_writer.py``), and its
@@ -24,8 +24,8 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session
 
 import calendars
-from engine import audit
-from engine.queue import enqueue_many
+from engine.infra import audit
+from engine.infra.queue import enqueue_many
 from models.agencies import (
     Agency,
     AgencyAnswer,

@@ -1,6 +1,6 @@
 """The notification outbox: queue messages to people in the caller's transaction, deliver
 them later through the channel adapters, retrying with backoff; never blocking the route
-(the worker sends them in a lane of their own, engine/worker.py).
+(the worker sends them in a lane of their own, engine/runtime/worker.py).
 
 The ladder's recipients (298-п Порядок п.13, Регламент п.17: the Ministry controls the
 interaction; 363н п.10б: the rehabilitation organisation answers for the deadlines): the
@@ -16,9 +16,9 @@ from datetime import datetime, timedelta
 from sqlalchemy import Engine, update
 from sqlmodel import Session, col, select
 
-from engine import audit, backoff
-from engine.queue import enqueue
-from engine.settings import Settings, get_settings
+from engine.infra import audit, backoff
+from engine.infra.queue import enqueue
+from engine.infra.settings import Settings, get_settings
 from models.agencies import Agency
 from models.jobs import JobKind
 from models.notifications import Channel, Notification, NotificationStatus
@@ -150,7 +150,7 @@ def refuse_recording_channels(engine: Engine, settings: Settings) -> None:
 
 
 def backoff_seconds(attempt: int, settings: Settings) -> float:
-    """Retry delay after the ``attempt``-th failure (``engine.backoff``: base · 2^(n-1),
+    """Retry delay after the ``attempt``-th failure (``engine.infra.backoff``: base · 2^(n-1),
     capped, with jitter)."""
     return backoff.backoff_seconds(attempt, base=settings.notify_backoff_base_seconds,
                                    cap=settings.notify_backoff_max_seconds)
@@ -182,7 +182,7 @@ def deliver_notification(
     if adapters is None:
         adapters = adapters_from_settings(settings)
     if now is None:
-        from engine.clock import DbClock
+        from engine.infra.clock import DbClock
 
         now = DbClock(engine).now()
     table = Notification.__table__  # type: ignore[attr-defined]

@@ -17,15 +17,16 @@ import pendulum
 from sqlmodel import Session, col, select
 
 import calendars
-from engine import audit, timers
-from engine.answers import AnswerIn as AnswerIn  # re-exported: the use cases' vocabulary
-from engine.answers import EngineError as EngineError
-from engine.answers import IncomingAnswer, late_working_days, record_answers
-from engine.answers import NotFoundError as NotFoundError
-from engine.locks import lock_step, reread
-from engine.queue import buffered as queue_buffered
-from engine.queue import enqueue
-from engine.settings import Settings
+from engine.answers.intake import AnswerIn as AnswerIn  # re-exported: the use cases' vocabulary
+from engine.answers.intake import EngineError as EngineError
+from engine.answers.intake import IncomingAnswer, late_working_days, record_answers
+from engine.answers.intake import NotFoundError as NotFoundError
+from engine.escalations import timers
+from engine.infra import audit
+from engine.infra.locks import lock_step, reread
+from engine.infra.queue import buffered as queue_buffered
+from engine.infra.queue import enqueue
+from engine.infra.settings import Settings
 from models.agencies import (
     Agency,
     AgencyAnswer,
@@ -368,7 +369,7 @@ def _mark_delivered(session: Session, cfg: EngineConfig, req: AgencyRequest, *,
     day in the agency's time zone (298-п Порядок п.11, Регламент п.12). The send-by ladder
     stops: its open escalations are resolved with the send's lateness in working days
     (298-п Порядок п.10)."""
-    from engine import ladder
+    from engine.escalations import ladder
 
     step = lock_step(session, req.step_id)
     assert step is not None
@@ -435,7 +436,7 @@ def mark_failed(session: Session, cfg: EngineConfig, req: AgencyRequest, *, now:
     ``resend_after_clarification``) and a level-2 escalation goes to the region's
     supervisors with the reason "agency refused the request" (298-п Порядок п.10, п.13).
     The request's timers stop: the refusal is already at the top of the ladder."""
-    from engine import ladder
+    from engine.escalations import ladder
 
     step = lock_step(session, req.step_id)
     fresh = reread(session, AgencyRequest, req.id)
@@ -548,7 +549,7 @@ def record_answer(
 ) -> tuple[AgencyAnswer, bool]:
     """Store one answer durably before it is acknowledged; return (answer, created).
 
-    ``engine.answers.record_answers`` for one answer (its rules: only the agency's own tasks,
+    ``engine.answers.intake.record_answers`` for one answer (its rules: only the agency's own tasks,
     NotFoundError otherwise; a repeated ``webhook-id`` returns the stored answer; a late
     answer is stored with its lateness in working days, 298-п п.11)."""
     (res,) = record_answers(session, [IncomingAnswer(agency.id, webhook_id, answer)], now=now)
@@ -580,10 +581,10 @@ def _apply_answer(session: Session, cfg: EngineConfig, answer_id: int, *,
     (298-п Порядок п.11: a valid completion); rejected -> the coordinator must clarify.
     The step's row is locked first and everything is read again after the lock, so a sweeper
     firing the step's timers or a supervisor acting on it at the same moment is either seen
-    whole or waits (engine/locks.py). An answer that changes nothing (its request was
+    whole or waits (engine/infra/locks.py). An answer that changes nothing (its request was
     withdrawn, or the step was answered already) is recorded as ignored.
     """
-    from engine import ladder  # escalations resolved by the answer (issue: the ladder)
+    from engine.escalations import ladder  # escalations resolved by the answer (issue: the ladder)
 
     with session.no_autoflush:
         found = session.exec(
@@ -680,7 +681,7 @@ def resend_after_clarification(
     goes out with a new send-by deadline and its timers — 1 working day from now (298-п
     Порядок п.10), as a reassignment does; the old request stays in the history and the
     escalations of its send-by deadline (a refusal) are resolved."""
-    from engine import ladder
+    from engine.escalations import ladder
 
     if not clarification.strip():
         raise EngineError("clarification: must not be empty")

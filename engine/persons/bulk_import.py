@@ -37,9 +37,10 @@ from sqlalchemy import Engine, insert
 from sqlmodel import Session, col, select
 
 import calendars
-from engine import audit, timers
-from engine.answers import EngineError
-from engine.routes import SYSTEM, EngineConfig, check_ipra_deadlines
+from engine.answers.intake import EngineError
+from engine.escalations import timers
+from engine.infra import audit
+from engine.routes.transitions import SYSTEM, EngineConfig, check_ipra_deadlines
 from models.agencies import Agency, AgencyRequest, RequestChannel, RequestState
 from models.audit import AuditEvent
 from models.basic_application import ApplicationIn, date_problems, same_name
@@ -114,7 +115,7 @@ def read_applications(lines: Iterable[str]) -> tuple[list[tuple[int, Application
 
 
 def _pick(rows: list[Agency], route_id: str) -> Agency:
-    """``engine.routes.pick_agency`` on rows already read (sorted by id)."""
+    """``engine.routes.transitions.pick_agency`` on rows already read (sorted by id)."""
     h = int(hashlib.sha256(route_id.encode()).hexdigest()[:8], 16)
     return rows[h % len(rows)]
 
@@ -181,7 +182,7 @@ def check_applications(session: Session, cfg: EngineConfig,
 @dataclass(slots=True)
 class _StepRec:
     """A step being formed: the columns of ``step`` (with ``Step``'s defaults), what
-    ``engine.timers`` reads of a step, without the ORM's cost per object."""
+    ``engine.escalations.timers`` reads of a step, without the ORM's cost per object."""
 
     id: str
     route_id: str
@@ -213,7 +214,8 @@ class _StepRec:
 
 
 _STEP_COLS = [c.name for c in Step.__table__.columns]  # type: ignore[attr-defined]
-assert set(_STEP_COLS) == set(_StepRec.__slots__), "engine.bulk._StepRec: the step table changed"
+assert set(_STEP_COLS) == set(_StepRec.__slots__), \
+    "engine.persons.bulk_import._StepRec: the step table changed"
 _JSON = {"agency_request": ("body",), "audit_event": ("before", "after")}
 
 
@@ -317,7 +319,7 @@ def _write_rows(conn: Any, table: Any, rows: list[dict[str, Any]]) -> None:
 def _register(batch: _Batch, cfg: EngineConfig, app: ApplicationIn, person: dict[str, Any],
               agencies: dict[tuple[str, str], list[Agency]], *, actor: str,
               coordinator_id: str | None) -> str:
-    """One route's rows (``engine.routes.register_application``'s, in its order)."""
+    """One route's rows (``engine.routes.transitions.register_application``'s, in its order)."""
     now = batch.now
     template = get_template(app.template)
     region = app.region
@@ -396,7 +398,7 @@ def _register(batch: _Batch, cfg: EngineConfig, app: ApplicationIn, person: dict
     mirror_jobs = 0
     if channel is RequestChannel.http:
         batch.job(JobKind.send_request, request_id)
-    else:  # the agency's inbox: delivered at once (engine.routes.mark_delivered)
+    else:  # the agency's inbox: delivered at once (engine.routes.transitions.mark_delivered)
         request["state"] = RequestState.delivered
         request["delivered_at"] = now
         due = calendars.deadline(now, st.answer_days, agency.region)
@@ -498,7 +500,7 @@ def example_lines(n: int, *, seed: int = 11, region: str = "39",
                   templates: Sequence[str] = ()) -> list[dict[str, Any]]:
     """``n`` generated applications (synthetic persons, never real) for the benchmark:
     distinct valid SNILS, the ``templates`` (default: all) in turn."""
-    from engine.seed import FIRST, LAST, synthetic_snils
+    from sim.seed import FIRST, LAST, synthetic_snils
 
     rng = random.Random(seed)
     codes = list(templates) or sorted(TEMPLATES)

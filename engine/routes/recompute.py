@@ -29,9 +29,10 @@ from sqlmodel import Session, col, select
 
 import calendars
 from calendars.data_files import compute_data_version
-from engine import audit, ladder, timers
-from engine.locks import lock_step
-from engine.routes import EngineConfig
+from engine.escalations import ladder, timers
+from engine.infra import audit
+from engine.infra.locks import lock_step
+from engine.routes.transitions import EngineConfig
 from models.routes import Route, Step, StepStatus
 from models.templates import get_template
 from models.timers import (

@@ -4,7 +4,7 @@ One use case, one transaction: the form is validated (every bad field at once, n
 stored), the person found by SNILS or created (never duplicated), the consent checked
 (152-ФЗ art. 9: without a valid one nothing is registered), the eligibility decided on the
 person's current ИПРА and stored with the application; an eligible application forms the
-route through ``engine.routes.register_application`` with the application's instant of
+route through ``engine.routes.transitions.register_application`` with the application's instant of
 registration (001 Порядок п.10: the send deadline counts from it); an ineligible one is
 registered with its decision and the person is told why through their preferred channel
 (004 п.7).
@@ -21,9 +21,9 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 import calendars
-from engine import audit
-from engine.notify import Recipient, queue_notification, staff_recipient
-from engine.routes import EngineConfig, EngineError, register_application
+from engine.infra import audit
+from engine.notifications.outbox import Recipient, queue_notification, staff_recipient
+from engine.routes.transitions import EngineConfig, EngineError, register_application
 from models.application import (
     AccompanimentAction,
     ApplicantKind,
@@ -329,7 +329,7 @@ def register_full_application(
       history must be valid at ``registered_at`` (``ConsentRefused`` otherwise: the caller
       rolls back, nothing is registered).
     - The decision (``models.eligibility.decide``) on the current ИПРА is stored with it.
-    - Eligible: the route is formed by ``engine.routes.register_application`` with
+    - Eligible: the route is formed by ``engine.routes.transitions.register_application`` with
       ``registered_at`` of the application (001 Порядок п.10). Ineligible: registered, the
       person told ``explanation_ru`` through their preferred channel (004 п.7).
     """

@@ -4,7 +4,7 @@ An answer being applied, a sweeper firing the step's timers, a delivery being re
 supervisor's action all take the step's row lock first (``SELECT … FOR UPDATE`` on
 PostgreSQL) and read the step again after it, so each sees what the other committed and
 none overwrites the other's work. On SQLite every write transaction already holds the
-database's write lock (``BEGIN IMMEDIATE``, engine/db.py), and ``FOR UPDATE`` is not
+database's write lock (``BEGIN IMMEDIATE``, engine/infra/db.py), and ``FOR UPDATE`` is not
 rendered there. Steps of one route are always locked in ``seq`` order.
 """
 

@@ -6,7 +6,7 @@ The Ministry of Social Policy controls interagency interaction (298-п Поря�
 of the route (363н п.10б). A supervisor acts only on routes of their own region; an
 administrator on any. Every action is refused with an error naming the field and the rule
 (and changes nothing) when it does not apply; every action leaves an audit record. Every
-action locks the step's row first and checks the state after the lock (engine/locks.py), so
+action locks the step's row first and checks the state after the lock (engine/infra/locks.py), so
 an answer or a sweeper at the same moment is either seen whole or waits.
 """
 
@@ -19,10 +19,11 @@ import pendulum
 from sqlmodel import Session, col, select
 
 import calendars
-from engine import audit, ladder
-from engine.locks import lock_route_steps, lock_step, reread
-from engine.recompute import deadline_timer, set_deadline
-from engine.routes import (
+from engine.escalations import ladder
+from engine.infra import audit
+from engine.infra.locks import lock_route_steps, lock_step, reread
+from engine.routes.recompute import deadline_timer, set_deadline
+from engine.routes.transitions import (
     EngineConfig,
     EngineError,
     NotFoundError,

@@ -25,8 +25,10 @@ from typing import Any
 from sqlmodel import Session, col, select
 
 import calendars
-from engine import audit, notify, timers
-from engine.locks import lock_step, reread
+from engine.escalations import timers
+from engine.infra import audit
+from engine.infra.locks import lock_step, reread
+from engine.notifications import outbox as notify
 from models.agencies import Agency
 from models.routes import Route, RouteStatus, Step, StepStatus
 from models.templates import get_template

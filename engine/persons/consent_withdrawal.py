@@ -4,10 +4,10 @@ caller's transaction.
 The withdrawal is the next version of each consent in effect (nothing overwritten: art. 9
 ч.3). It stops processing for the purposes the consent covered: each active route of the
 person is **suspended** — its open requests are withdrawn and their agencies get a cancel
-notice (``engine.routes.withdraw_request``), every pending timer stops
-(``engine.timers.cancel_pending``), open escalations are closed, the route's status is
+notice (``engine.routes.transitions.withdraw_request``), every pending timer stops
+(``engine.escalations.timers.cancel_pending``), open escalations are closed, the route's status is
 ``suspended`` — and from then on no request carrying the person's data is prepared for it
-(``engine.routes`` refuses a suspended route). The applications are kept blocked and the
+(``engine.routes.transitions`` refuses a suspended route). The applications are kept blocked and the
 contacts are marked for destruction within 30 days (art. 21 ч.5; ``WITHDRAWAL_POLICY``,
 docs/person-file.md). Everything is audited, with identifiers only.
 """
@@ -19,9 +19,16 @@ from datetime import datetime, timedelta
 
 from sqlmodel import Session, col, select
 
-from engine import audit, ladder, timers
-from engine.locks import lock_step
-from engine.routes import EngineConfig, EngineError, NotFoundError, mirror_later, withdraw_request
+from engine.escalations import ladder, timers
+from engine.infra import audit
+from engine.infra.locks import lock_step
+from engine.routes.transitions import (
+    EngineConfig,
+    EngineError,
+    NotFoundError,
+    mirror_later,
+    withdraw_request,
+)
 from models.agencies import AgencyRequest
 from models.consent import ConsentRecord, withdraw
 from models.person_file import ApplicationRecord, ConsentVersion, PersonDetail

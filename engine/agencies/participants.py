@@ -9,7 +9,7 @@ are signed with them. During a rotation an agency has two valid secrets: answers
 either are accepted, and our requests carry a signature by each. A secret is shown once
 (when issued) and never written to the audit or a log: the audit keeps a short fingerprint.
 
-The demo's secrets (``engine.seed.make_secret``) are derived from a public seed string:
+The demo's secrets (``sim.seed.make_secret``) are derived from a public seed string:
 production refuses them (they are never used to sign or to verify there).
 
 Used by ``rehab agency ...`` (``cli/agency.py``); an admin API may call the same functions.
@@ -29,8 +29,8 @@ from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
 import calendars
-from engine import audit
-from engine.routes import EngineError, NotFoundError
+from engine.infra import audit
+from engine.routes.transitions import EngineError, NotFoundError
 from models.agencies import Agency, AgencyRole
 from models.types import utcnow
 
@@ -54,7 +54,7 @@ def fingerprint(secret: str) -> str:
 
 def is_demo_secret(agency_id: str, secret: str | None) -> bool:
     """Whether ``secret`` is the demo's public secret derived for ``agency_id``."""
-    from engine.seed import derive_demo_secret
+    from sim.seed import derive_demo_secret
 
     return bool(secret) and secret == derive_demo_secret(agency_id)
 

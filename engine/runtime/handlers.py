@@ -15,9 +15,9 @@ from typing import Protocol
 
 from sqlalchemy import Engine
 
-from engine.clock import Clock
-from engine.queue import ClaimedJob
-from engine.settings import Settings
+from engine.infra.clock import Clock
+from engine.infra.queue import ClaimedJob
+from engine.infra.settings import Settings
 from models.jobs import JobKind
 
 

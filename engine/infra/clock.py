@@ -26,7 +26,7 @@ from models.clock import ClockState
 from models.types import utcnow
 
 if TYPE_CHECKING:
-    from engine.settings import Settings
+    from engine.infra.settings import Settings
 
 
 class Clock(Protocol):
@@ -45,7 +45,7 @@ class DbClock:
     ``ttl`` seconds of real time (``refresh()`` forces it)."""
 
     def __init__(self, engine: Engine, ttl: float = 0.05) -> None:
-        from engine.db import make_engine
+        from engine.infra.db import make_engine
 
         self._engine = engine
         # reads go through a deferred-begin engine: reading the time never waits for writers

@@ -41,7 +41,7 @@ KALININGRAD_AGENCIES: list[tuple[str, str, str, AgencyRole]] = [
 
 def derive_demo_secret(seed: str) -> str:
     """The demo secret of ``seed``, derived from a public string: for recognising it
-    (``engine.agencies.is_demo_secret``), never for signing in production."""
+    (``engine.agencies.participants.is_demo_secret``), never for signing in production."""
     raw = hashlib.sha256(f"rehab-demo-secret:{seed}".encode()).digest()
     return "whsec_" + base64.b64encode(raw).decode()
 
@@ -52,7 +52,7 @@ class DemoOnlyError(RuntimeError):
 
 def refuse_in_production(what: str) -> None:
     """Raise DemoOnlyError when the settings say production (REHAB_ENVIRONMENT)."""
-    from engine.settings import get_settings
+    from engine.infra.settings import get_settings
 
     if get_settings().environment == "production":
         raise DemoOnlyError(f"{what}: demo data (public secrets) is refused in production; "

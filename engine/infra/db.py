@@ -16,7 +16,7 @@ from sqlalchemy import Engine, event
 from sqlmodel import Session, create_engine
 
 import models  # noqa: F401  (registers the tables)
-from engine.settings import PROJECT_ROOT, get_settings
+from engine.infra.settings import PROJECT_ROOT, get_settings
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:

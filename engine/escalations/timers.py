@@ -16,7 +16,7 @@ Each deadline of a step (``DeadlineKind``) has its ladder of timers:
 
 Every timer records the calendar data version its due time was computed with
 (``Timer.calendar_version``), so a process still holding old calendar data leaves timers the
-sweeper recognises and recomputes (``engine.recompute``). Creating and cancelling a timer
+sweeper recognises and recomputes (``engine.routes.recompute``). Creating and cancelling a timer
 each leave an audit record.
 """
 
@@ -33,7 +33,7 @@ from sqlalchemy.orm.util import identity_key
 from sqlmodel import Session, col
 
 import calendars
-from engine import audit
+from engine.infra import audit
 from models.routes import Step
 from models.templates import Ladder
 from models.timers import DeadlineKind, Timer, TimerKind, TimerStatus

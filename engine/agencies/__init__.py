@@ -1,0 +1,2 @@
+"""Participant agencies: onboarding, endpoints and webhook secrets with their rotation
+(``participants``)."""
