@@ -18,12 +18,13 @@ from sqlmodel import Session
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 import calendars
-from api import pages, webhooks
+from api import pages, person_file, routes_api, supervisor, webhooks
 from api.answer_writer import AnswerWriter
 from api.auth import require_admin
 from api.errors import error_responses, openapi
 from engine.infra import audit
 from engine.infra.clock import Clock, DbClock, make_clock
+from engine.infra.db import make_engine
 from engine.infra.settings import Settings, get_settings
 from engine.routes.transitions import EngineConfig, EngineError, NotFoundError
 from models.application import Application
@@ -160,8 +161,6 @@ def install_error_handlers(app: FastAPI) -> None:
 def create_app(engine: Engine | None = None, *, settings: Settings | None = None,
                clock: Clock | None = None) -> FastAPI:
     """Build the app on ``engine`` (default: the settings' database)."""
-    from engine.infra.db import make_engine
-
     settings = settings or get_settings()
     engine = engine or make_engine()
     app = FastAPI(title="Rehabilitation routes", version="0.1.0", description=DESCRIPTION,
@@ -247,8 +246,6 @@ def create_app(engine: Engine | None = None, *, settings: Settings | None = None
 
 def _include_routers(app: FastAPI) -> None:
     """Routers of the route API and the supervisor's API."""
-    from api import person_file, routes_api, supervisor
-
     app.include_router(routes_api.router)
     app.include_router(person_file.router)
     app.include_router(supervisor.router)

@@ -43,6 +43,7 @@ from engine.infra.db import make_engine
 from engine.infra.settings import get_settings
 from engine.routes.transitions import EngineConfig
 from engine.runtime.sweeper import SweepReport, sweep_due_timers
+from tasks.prefect_mirror import no_client_retries, prefect_unavailable
 
 if TYPE_CHECKING:
     from prefect.deployments.runner import RunnerDeployment
@@ -175,14 +176,10 @@ class PrefectSweepReporter:
         self._flow_id: UUID | None = None
 
     def __call__(self, reports: list[SweepReport]) -> int:
-        from tasks.prefect_mirror import no_client_retries
-
         with no_client_retries():  # a dead server: one refused connection, not a minute
             return asyncio.run(self._report(reports))
 
     async def _report(self, reports: list[SweepReport]) -> int:
-        from tasks.prefect_mirror import prefect_unavailable
-
         done = 0
         client = PrefectClient(api=self.api_url) if self.api_url else get_client()
         try:

@@ -13,6 +13,7 @@ from datetime import date
 
 from sqlmodel import Session, col, select
 
+from engine.infra.settings import get_settings
 from models.agencies import Agency, AgencyRole
 from models.persons import Person, snils_check_number
 from models.types import new_id
@@ -52,8 +53,6 @@ class DemoOnlyError(RuntimeError):
 
 def refuse_in_production(what: str) -> None:
     """Raise DemoOnlyError when the settings say production (REHAB_ENVIRONMENT)."""
-    from engine.infra.settings import get_settings
-
     if get_settings().environment == "production":
         raise DemoOnlyError(f"{what}: demo data (public secrets) is refused in production; "
                             "register agencies with `rehab agency add`")

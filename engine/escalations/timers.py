@@ -30,7 +30,7 @@ from typing import Protocol
 import pendulum
 from sqlalchemy import insert, update
 from sqlalchemy.orm.util import identity_key
-from sqlmodel import Session, col
+from sqlmodel import Session, col, select
 
 import calendars
 from engine.infra import audit
@@ -178,8 +178,6 @@ def answer_timers(
 
 def next_version(session: Session, step_id: str) -> int:
     """A new deadline version of the step (one counter over all its deadlines)."""
-    from sqlmodel import select
-
     with session.no_autoflush:  # timers are always flushed when they are created
         versions = session.exec(select(Timer.deadline_version).where(Timer.step_id == step_id))
         return max([0, *[v + 1 for v in versions]])
@@ -249,8 +247,6 @@ def cancel_pending(session: Session, step_id: str, *, reason: str, now: datetime
 def pending_of(session: Session, step_id: str,
                kinds: Iterable[TimerKind] | None = None) -> list[Timer]:
     """The step's pending timers (of ``kinds``), oldest deadline version first."""
-    from sqlmodel import select
-
     stmt = select(Timer).where(Timer.step_id == step_id, Timer.status == TimerStatus.pending)
     if kinds is not None:
         stmt = stmt.where(col(Timer.kind).in_(list(kinds)))

@@ -22,6 +22,7 @@ from sqlalchemy import Engine
 from sqlmodel import Session
 
 import calendars
+from engine.infra.db import make_engine
 from models.clock import ClockState
 from models.types import utcnow
 
@@ -45,8 +46,6 @@ class DbClock:
     ``ttl`` seconds of real time (``refresh()`` forces it)."""
 
     def __init__(self, engine: Engine, ttl: float = 0.05) -> None:
-        from engine.infra.db import make_engine
-
         self._engine = engine
         # reads go through a deferred-begin engine: reading the time never waits for writers
         self._reader = make_engine(engine.url.render_as_string(hide_password=False),

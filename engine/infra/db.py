@@ -12,7 +12,12 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, event
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Engine, event, exc
+from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session, create_engine
 
 import models  # noqa: F401  (registers the tables)
@@ -181,8 +186,6 @@ def _ping_if_idle(dbapi_conn: Any, record: Any, proxy: Any) -> None:
     connection out several times per transition, and a round trip each time was a good
     part of its cost; a connection used a moment ago is alive. A dead one is replaced
     (DisconnectionError makes the pool retry with a fresh connection)."""
-    from sqlalchemy import exc
-
     used = record.info.get("rehab_used_at")
     if used is not None and time.monotonic() - used < PING_AFTER_IDLE_SECONDS:
         return
@@ -211,9 +214,6 @@ def _gate_for(path: Path) -> SqliteWriteGate:
 
 def migrate(engine: Engine) -> None:
     """Bring the schema to the newest migration (idempotent)."""
-    from alembic import command
-    from alembic.config import Config
-
     cfg = Config()
     cfg.set_main_option("script_location", str(PROJECT_ROOT / "migrations"))
     with engine.begin() as conn:
@@ -228,10 +228,6 @@ class SchemaNotAtHeadError(RuntimeError):
 def require_schema_at_head(engine: Engine) -> str:
     """Return the schema's revision, or raise SchemaNotAtHeadError (a one-line message
     saying what is there, what is needed and to run ``rehab migrate``)."""
-    from alembic.runtime.migration import MigrationContext
-    from alembic.script import ScriptDirectory
-    from sqlalchemy.exc import SQLAlchemyError
-
     cfg_dir = str(PROJECT_ROOT / "migrations")
     heads = set(ScriptDirectory(cfg_dir).get_heads())
     try:

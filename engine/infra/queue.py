@@ -29,7 +29,7 @@ from typing import Any
 from sqlalchemy import Engine, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlmodel import Session
+from sqlmodel import Session, col, select
 
 from models.jobs import Job, JobKind
 from models.types import utcnow
@@ -266,8 +266,6 @@ class JobInfo:
 def list_jobs(engine: Engine, *, dead: bool, kind: JobKind | None = None,
               limit: int = 100) -> list[JobInfo]:
     """Dead jobs (``dead=True``, newest death first) or pending ones (soonest due first)."""
-    from sqlmodel import col, select
-
     stmt = select(Job).where(col(Job.dead_at).is_not(None) if dead
                              else col(Job.dead_at).is_(None))
     if kind is not None:

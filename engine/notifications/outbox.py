@@ -17,6 +17,7 @@ from sqlalchemy import Engine, update
 from sqlmodel import Session, col, select
 
 from engine.infra import audit, backoff
+from engine.infra.clock import DbClock
 from engine.infra.queue import enqueue
 from engine.infra.settings import Settings, get_settings
 from models.agencies import Agency
@@ -182,8 +183,6 @@ def deliver_notification(
     if adapters is None:
         adapters = adapters_from_settings(settings)
     if now is None:
-        from engine.infra.clock import DbClock
-
         now = DbClock(engine).now()
     table = Notification.__table__  # type: ignore[attr-defined]
     with Session(engine, expire_on_commit=False) as s:

@@ -21,7 +21,7 @@ from engine.answers.intake import AnswerIn as AnswerIn  # re-exported: the use c
 from engine.answers.intake import EngineError as EngineError
 from engine.answers.intake import IncomingAnswer, late_working_days, record_answers
 from engine.answers.intake import NotFoundError as NotFoundError
-from engine.escalations import timers
+from engine.escalations import ladder, timers
 from engine.infra import audit
 from engine.infra.locks import lock_step, reread
 from engine.infra.queue import buffered as queue_buffered
@@ -369,8 +369,6 @@ def _mark_delivered(session: Session, cfg: EngineConfig, req: AgencyRequest, *,
     day in the agency's time zone (298-п Порядок п.11, Регламент п.12). The send-by ladder
     stops: its open escalations are resolved with the send's lateness in working days
     (298-п Порядок п.10)."""
-    from engine.escalations import ladder
-
     step = lock_step(session, req.step_id)
     assert step is not None
     # after the lock, the request, its agency and the route read afresh in one statement
@@ -436,8 +434,6 @@ def mark_failed(session: Session, cfg: EngineConfig, req: AgencyRequest, *, now:
     ``resend_after_clarification``) and a level-2 escalation goes to the region's
     supervisors with the reason "agency refused the request" (298-п Порядок п.10, п.13).
     The request's timers stop: the refusal is already at the top of the ladder."""
-    from engine.escalations import ladder
-
     step = lock_step(session, req.step_id)
     fresh = reread(session, AgencyRequest, req.id)
     assert step is not None and fresh is not None
@@ -584,8 +580,6 @@ def _apply_answer(session: Session, cfg: EngineConfig, answer_id: int, *,
     whole or waits (engine/infra/locks.py). An answer that changes nothing (its request was
     withdrawn, or the step was answered already) is recorded as ignored.
     """
-    from engine.escalations import ladder  # escalations resolved by the answer (issue: the ladder)
-
     with session.no_autoflush:
         found = session.exec(
             select(AgencyAnswer.effect, AgencyRequest.step_id)
@@ -681,8 +675,6 @@ def resend_after_clarification(
     goes out with a new send-by deadline and its timers — 1 working day from now (298-п
     Порядок п.10), as a reassignment does; the old request stays in the history and the
     escalations of its send-by deadline (a refusal) are resolved."""
-    from engine.escalations import ladder
-
     if not clarification.strip():
         raise EngineError("clarification: must not be empty")
     step = lock_step(session, step_id)
