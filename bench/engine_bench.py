@@ -41,13 +41,13 @@ from bench.loadgen import PreparedRequest, paced_posts, percentile  # noqa: E402
 from bench.rivals_common import ResourceSampler, RivalResult, wait_for  # noqa: E402
 from engine.infra.clock import DbClock  # noqa: E402
 from engine.infra.db import make_engine, migrate  # noqa: E402
-from engine.persons.bulk_import import example_lines  # noqa: E402
 from engine.routes.transitions import EngineConfig, register_application  # noqa: E402
 from models.agencies import AgencyRequest, RequestState  # noqa: E402
 from models.routes import Route, RouteStatus, Step, StepStatus  # noqa: E402
 from models.templates import Ladder  # noqa: E402
 from sim.seed import (  # noqa: E402
     KALININGRAD_AGENCIES,
+    example_lines,  # noqa: E402
     make_persons,
     make_secret,
     seed_agencies,

@@ -1,4 +1,5 @@
-"""Reference data for a fresh installation and synthetic persons for the demo.
+"""The demo's data: the Kaliningrad region's participants, synthetic persons and synthetic
+applications (for the demo, the tests and the benchmark).
 
 The participants follow 298-п Порядок п.3 / Регламент п.4 and 363н п.3. Persons made here
 are generated (``synthetic=True``), never real.
@@ -6,16 +7,18 @@ are generated (``synthetic=True``), never real.
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import random
+from collections.abc import Sequence
 from datetime import date
+from typing import Any
 
 from sqlmodel import Session, col, select
 
+from engine.agencies.participants import derive_demo_secret
 from engine.infra.settings import get_settings
 from models.agencies import Agency, AgencyRole
 from models.persons import Person, snils_check_number
+from models.templates import TEMPLATES
 from models.types import new_id
 
 # (id, short name, Russian name, role)
@@ -40,11 +43,6 @@ KALININGRAD_AGENCIES: list[tuple[str, str, str, AgencyRole]] = [
 ]
 
 
-def derive_demo_secret(seed: str) -> str:
-    """The demo secret of ``seed``, derived from a public string: for recognising it
-    (``engine.agencies.participants.is_demo_secret``), never for signing in production."""
-    raw = hashlib.sha256(f"rehab-demo-secret:{seed}".encode()).digest()
-    return "whsec_" + base64.b64encode(raw).decode()
 
 
 class DemoOnlyError(RuntimeError):
@@ -129,4 +127,25 @@ def agencies_by_role(session: Session, region: str) -> dict[str, list[Agency]]:
     out: dict[str, list[Agency]] = {}
     for a in session.exec(select(Agency).where(Agency.region == region)):
         out.setdefault(a.role.value, []).append(a)
+    return out
+
+
+def example_lines(n: int, *, seed: int = 11, region: str = "39",
+                  templates: Sequence[str] = ()) -> list[dict[str, Any]]:
+    """``n`` generated applications (synthetic persons, never real) for the benchmark:
+    distinct valid SNILS, the ``templates`` (default: all) in turn."""
+    rng = random.Random(seed)
+    codes = list(templates) or sorted(TEMPLATES)
+    seen: set[str] = set()
+    out = []
+    for i in range(n):
+        snils = synthetic_snils(rng)
+        while snils in seen:
+            snils = synthetic_snils(rng)
+        seen.add(snils)
+        out.append({"full_name": f"{rng.choice(LAST)} {rng.choice(FIRST)} (синтетический)",
+                    "snils": snils,
+                    "birth_date": date(rng.randint(1960, 2006), rng.randint(1, 12),
+                                       rng.randint(1, 28)).isoformat(),
+                    "region": region, "template": codes[i % len(codes)]})
     return out

@@ -52,10 +52,15 @@ def fingerprint(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()[:12]
 
 
+def derive_demo_secret(seed: str) -> str:
+    """The demo secret of ``seed``, derived from a public string: for recognising it
+    (``is_demo_secret``), never for signing in production."""
+    raw = hashlib.sha256(f"rehab-demo-secret:{seed}".encode()).digest()
+    return "whsec_" + base64.b64encode(raw).decode()
+
+
 def is_demo_secret(agency_id: str, secret: str | None) -> bool:
     """Whether ``secret`` is the demo's public secret derived for ``agency_id``."""
-    from sim.seed import derive_demo_secret
-
     return bool(secret) and secret == derive_demo_secret(agency_id)
 
 

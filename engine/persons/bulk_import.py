@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import random
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
@@ -493,27 +492,3 @@ def import_file(engine: Engine, cfg: EngineConfig, path: Path, *, now: datetime,
                                      coordinator_id=coordinator_id)
         session.commit()
     return result
-
-
-# --------------------------------------------------------------------------- examples
-def example_lines(n: int, *, seed: int = 11, region: str = "39",
-                  templates: Sequence[str] = ()) -> list[dict[str, Any]]:
-    """``n`` generated applications (synthetic persons, never real) for the benchmark:
-    distinct valid SNILS, the ``templates`` (default: all) in turn."""
-    from sim.seed import FIRST, LAST, synthetic_snils
-
-    rng = random.Random(seed)
-    codes = list(templates) or sorted(TEMPLATES)
-    seen: set[str] = set()
-    out = []
-    for i in range(n):
-        snils = synthetic_snils(rng)
-        while snils in seen:
-            snils = synthetic_snils(rng)
-        seen.add(snils)
-        out.append({"full_name": f"{rng.choice(LAST)} {rng.choice(FIRST)} (синтетический)",
-                    "snils": snils,
-                    "birth_date": date(rng.randint(1960, 2006), rng.randint(1, 12),
-                                       rng.randint(1, 28)).isoformat(),
-                    "region": region, "template": codes[i % len(codes)]})
-    return out

@@ -18,10 +18,11 @@ from typer.testing import CliRunner
 
 from cli.main import app
 from engine.agencies import participants as ag
+from engine.agencies.participants import derive_demo_secret
 from engine.infra.settings import get_settings
 from models.agencies import Agency, AgencyRole
 from models.audit import AuditEvent
-from sim.seed import DemoOnlyError, derive_demo_secret, make_secret, seed_agencies
+from sim.seed import DemoOnlyError, make_secret, seed_agencies
 
 runner = CliRunner()
 SECRET_RE = re.compile(r"(whsec_[A-Za-z0-9+/=]+)")
