@@ -13,11 +13,11 @@ from datetime import UTC, datetime
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
-from sqlalchemy import and_, func, or_
-from sqlmodel import Session, col, select
+from sqlmodel import Session
 
-from models.routes import Route, RouteStatus, Step, StepStatus
-from models.timers import Escalation, EscalationLevel, EscalationStatus
+from engine.routes.reads import overview_counts
+from models.routes import RouteStatus
+from models.timers import EscalationLevel
 
 router = APIRouter(include_in_schema=False)
 
@@ -29,21 +29,6 @@ LEVEL_RU = {
     EscalationLevel.reminder: "напоминания", EscalationLevel.overdue: "просрочки",
     EscalationLevel.escalated: "эскалации",
 }
-
-
-def overview_counts(session: Session, now: datetime) -> dict[str, dict[str, int]]:
-    """Routes by status, steps past their running deadline, open escalations by level."""
-    routes = {RouteStatus(k).value: int(v) for k, v in session.exec(
-        select(Route.status, func.count()).group_by(Route.status)).all()}
-    overdue = session.exec(select(func.count()).select_from(Step).where(or_(
-        and_(col(Step.status) == StepStatus.awaiting, col(Step.answer_by) <= now),
-        and_(col(Step.status) == StepStatus.sending, col(Step.send_by) <= now)))).one()
-    escalations = {EscalationLevel(k).name: int(v) for k, v in session.exec(
-        select(Escalation.level, func.count())
-        .where(col(Escalation.status).in_([EscalationStatus.open,
-                                           EscalationStatus.acknowledged]))
-        .group_by(col(Escalation.level))).all()}
-    return {"routes": routes, "steps": {"overdue": int(overdue)}, "escalations": escalations}
 
 
 @router.get("/", response_class=HTMLResponse)

@@ -17,7 +17,7 @@ from fastapi import APIRouter, Body, Depends, HTTPException, Path, Query, Reques
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import Engine
-from sqlmodel import Session, col, select
+from sqlmodel import Session
 from starlette.concurrency import run_in_threadpool
 
 from api.auth import require_role
@@ -39,13 +39,21 @@ from engine.persons.consent_withdrawal import (
     withdraw_consent,
 )
 from engine.persons.ipra_import import IpraConflict, IpraInvalid, import_ipra
-from engine.persons.reads import record_read
+from engine.persons.reads import (
+    application_ids_of,
+    applications_of_region,
+    get_application,
+    get_ipra,
+    get_person,
+    person_detail,
+    record_read,
+    route_ids_of,
+)
 from engine.routes.transitions import EngineError
 from models.basic_application import SNILS_INPUT_PATTERN
 from models.input_validation import FieldError
-from models.person_file import ApplicationRecord, IpraRecord, PersonDetail
+from models.person_file import ApplicationRecord, IpraRecord
 from models.persons import Person
-from models.routes import Route
 from models.snils import SnilsError, normalize_snils
 from models.staff import StaffRole, StaffUser
 
@@ -173,7 +181,7 @@ def create_application(body: FullApplicationIn, staff: Coordinator, engine: Engi
 
 
 def _application(s: Session, staff: StaffUser, application_id: str) -> ApplicationRecord:
-    a = s.get(ApplicationRecord, application_id)
+    a = get_application(s, application_id)
     if a is None or not _sees(staff, a.region):
         raise HTTPException(404, "application_id: no such application")
     return a
@@ -223,13 +231,7 @@ def list_applications(
     if not _sees(staff, region):
         raise HTTPException(403, f"region: you act in region {staff.region}, not {region}")
     with Session(engine, expire_on_commit=False) as s:
-        q = select(ApplicationRecord).where(ApplicationRecord.region == region)
-        if kind is not None:
-            q = q.where(ApplicationRecord.kind == kind)
-        if eligible is not None:
-            q = q.where(ApplicationRecord.eligible == eligible)
-        rows = list(s.exec(q.order_by(col(ApplicationRecord.registered_at).desc(),
-                                      col(ApplicationRecord.id)).limit(limit)))
+        rows = applications_of_region(s, region, kind=kind, eligible=eligible, limit=limit)
         now = clock.now()
         for a in rows:
             record_read(s, actor=_actor(staff), now=now, person_id=a.person_id,
@@ -262,12 +264,10 @@ class PersonOut(BaseModel):
 
 
 def _person_out(s: Session, p: Person) -> PersonOut:
-    d = s.get(PersonDetail, p.id)
+    d = person_detail(s, p.id)
     stopped = processing_stopped(s, p.id)
-    apps = list(s.exec(select(ApplicationRecord.id).where(ApplicationRecord.person_id == p.id)
-                       .order_by(col(ApplicationRecord.registered_at))))
-    routes = list(s.exec(select(Route.id).where(Route.person_id == p.id)
-                         .order_by(col(Route.registered_at))))
+    apps = application_ids_of(s, p.id)
+    routes = route_ids_of(s, p.id)
     cur = current_ipra(s, p.id)
     out = PersonOut(id=p.id, full_name=p.full_name, snils=p.snils, birth_date=p.birth_date,
                     region=p.region, representative=p.representative,
@@ -292,7 +292,7 @@ def read_person(person_id: Id, staff: Staff, engine: EngineDep, clock: ClockDep)
     """The person's file: details, applications, routes, the current ИПРА (audited read;
     after a consent withdrawal the contacts are not shown)."""
     with Session(engine, expire_on_commit=False) as s:
-        p = s.get(Person, person_id)
+        p = get_person(s, person_id)
         if p is None or not _sees(staff, p.region):
             raise HTTPException(404, "person_id: no such person")
         out = _person_out(s, p)
@@ -362,7 +362,7 @@ def withdraw(person_id: Id, staff: Coordinator, engine: EngineDep, clock: ClockD
     withdrawn with a cancel notice to each agency, timers stopped), applications blocked,
     contacts due for destruction in 30 days (art. 21 ч.5). Audited; one transaction."""
     with Session(engine, expire_on_commit=False) as s:
-        p = s.get(Person, person_id)
+        p = get_person(s, person_id)
         if p is None or not _sees(staff, p.region):
             raise HTTPException(404, "person_id: no such person")
         try:
@@ -451,7 +451,7 @@ def _import_ipra(raw: bytes, staff: StaffUser, engine: Engine, clock: Clock) -> 
 def person_ipra(person_id: Id, staff: Staff, engine: EngineDep, clock: ClockDep) -> Any:
     """The person's ИПРА history, oldest first; superseded ones kept (audited read)."""
     with Session(engine, expire_on_commit=False) as s:
-        p = s.get(Person, person_id)
+        p = get_person(s, person_id)
         if p is None or not _sees(staff, p.region):
             raise HTTPException(404, "person_id: no such person")
         rows = ipra_history(s, p.id)
@@ -470,8 +470,8 @@ def person_ipra(person_id: Id, staff: Staff, engine: EngineDep, clock: ClockDep)
 def read_ipra(ipra_id: IpraId, staff: Staff, engine: EngineDep, clock: ClockDep) -> Any:
     """One ИПРА with its limitations and measures (audited read)."""
     with Session(engine, expire_on_commit=False) as s:
-        r = s.get(IpraRecord, ipra_id)
-        p = s.get(Person, r.person_id) if r is not None else None
+        r = get_ipra(s, ipra_id)
+        p = get_person(s, r.person_id) if r is not None else None
         if r is None or p is None or not _sees(staff, p.region):
             raise HTTPException(404, "ipra_id: no such ИПРА")
         try:

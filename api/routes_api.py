@@ -12,21 +12,19 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query
 from pydantic import BaseModel, Field
-from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session, col, select
+from sqlmodel import Session
 
 import calendars
 from api.auth import require_role
 from api.deps import CfgDep, ClockDep, EngineDep
 from api.errors import error_responses
-from engine.infra import audit
+from engine.persons.applications import PersonConflict, person_for_basic_application
 from engine.persons.reads import record_route_reads
+from engine.routes.reads import get_route, routes_newest_first, steps_of, steps_of_routes
 from engine.routes.transitions import EngineConfig, NotFoundError, register_application
-from models.basic_application import ApplicationIn, date_problems, same_name
-from models.persons import Person
+from models.basic_application import ApplicationIn, date_problems
 from models.routes import Route, RouteStatus, Step
 from models.staff import StaffRole, StaffUser
-from models.types import new_id
 
 router = APIRouter(prefix="/api", tags=["routes"])
 
@@ -89,63 +87,6 @@ def _check_dates(app_in: ApplicationIn, now: datetime, cfg: EngineConfig) -> Non
         raise HTTPException(422, f"{field}: {rule}")
 
 
-def _find_person(s: Session, snils: str) -> Person | None:
-    return s.exec(select(Person).where(Person.snils == snils)).first()
-
-
-def _refuse(s: Session, person: Person, *, now: datetime, actor: str, action: str,
-            detail: str) -> HTTPException:
-    """Audit a refused registration against an existing person (who tried, which person —
-    identifiers only) in its own transaction, and the 409 to raise."""
-    person_id, region = person.id, person.region
-    s.rollback()
-    audit.record(s, at=now, actor=actor, entity="person", entity_id=person_id, action=action,
-                 after={"region": region})
-    s.commit()
-    return HTTPException(409, detail)
-
-
-def _person_for(s: Session, app_in: ApplicationIn, staff: StaffUser, *, now: datetime,
-                actor: str) -> Person:
-    """The person with this SNILS, created if new. The same SNILS with another name or
-    birth date is a conflict (409), never a silent merge. Two registrations of the same new
-    person at once create one person: SNILS is unique, the loser re-reads the winner's.
-
-    A person of another region is not this coordinator's to confirm: whatever name and birth
-    date are given, the answer is the same 409 (no SNILS-and-name oracle across regions),
-    and every such attempt is audited (``registration_refused_other_region``), as is every
-    conflict in the coordinator's own region (``registration_conflict``)."""
-    person = _find_person(s, app_in.snils)
-    if person is None:
-        candidate = Person(id=new_id("pn"), full_name=app_in.full_name, snils=app_in.snils,
-                           birth_date=app_in.birth_date, region=app_in.region,
-                           representative=app_in.representative)
-        try:
-            with s.begin_nested():
-                s.add(candidate)
-                s.flush()
-        except IntegrityError:
-            # a concurrent registration created them meanwhile
-            person = s.exec(select(Person).where(Person.snils == app_in.snils)).first()
-            if person is None:
-                raise
-        else:
-            audit.record(s, at=now, actor=actor, entity="person", entity_id=candidate.id,
-                         action="created", after={"region": candidate.region})
-            return candidate
-    if staff.role is not StaffRole.admin and person.region != staff.region:
-        raise _refuse(s, person, now=now, actor=actor,
-                      action="registration_refused_other_region",
-                      detail="snils: this SNILS belongs to a person of another region; the "
-                             "application is registered there (or by an administrator)")
-    if not same_name(person.full_name, app_in.full_name) or \
-            person.birth_date != app_in.birth_date:
-        raise _refuse(s, person, now=now, actor=actor, action="registration_conflict",
-                      detail="snils: already registered for a person with another "
-                             "full_name or birth_date; check the data")
-    return person
-
-
 @router.post("/applications", response_model=RoutePublic, status_code=201,
              responses=error_responses(400, 401, 403, 409, 422))
 def register(app_in: ApplicationIn, staff: Coordinator, engine: EngineDep, clock: ClockDep,
@@ -157,7 +98,10 @@ def register(app_in: ApplicationIn, staff: Coordinator, engine: EngineDep, clock
     _check_dates(app_in, now, cfg)
     actor = f"staff:{staff.id}"
     with Session(engine, expire_on_commit=False) as s:
-        person = _person_for(s, app_in, staff, now=now, actor=actor)
+        try:
+            person = person_for_basic_application(s, app_in, staff, now=now, actor=actor)
+        except PersonConflict as exc:
+            raise HTTPException(409, str(exc)) from None
         try:
             route = register_application(
                 s, cfg, now=now, person_id=person.id, template_code=app_in.template,
@@ -167,7 +111,7 @@ def register(app_in: ApplicationIn, staff: Coordinator, engine: EngineDep, clock
         except calendars.CalendarError as exc:  # the region was checked: it is the date
             raise HTTPException(422, f"registered_at: {exc}") from None
         s.commit()
-        steps = list(s.exec(select(Step).where(col(Step.route_id) == route.id)))
+        steps = steps_of(s, route.id)
         return _public(route, steps)
 
 
@@ -178,13 +122,10 @@ def list_routes(staff: Staff, engine: EngineDep, clock: ClockDep,
                 limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> Any:
     """Routes of the caller's region, newest first (identifiers only; each read audited)."""
     with Session(engine, expire_on_commit=False) as s:
-        q = select(Route).order_by(col(Route.created_at).desc()).limit(limit)
-        if staff.role is not StaffRole.admin:
-            q = q.where(Route.region == staff.region)
-        if status is not None:
-            q = q.where(col(Route.status) == status)
-        routes = list(s.exec(q))
-        steps = list(s.exec(select(Step).where(col(Step.route_id).in_([r.id for r in routes]))))
+        routes = routes_newest_first(
+            s, region=None if staff.role is StaffRole.admin else staff.region,
+            status=status, limit=limit)
+        steps = steps_of_routes(s, [r.id for r in routes])
         record_route_reads(s, actor=f"staff:{staff.id}", now=clock.now(), what="route",
                            routes=[(r.id, r.person_id) for r in routes])
         s.commit()
@@ -199,11 +140,11 @@ def list_routes(staff: Staff, engine: EngineDep, clock: ClockDep,
 def read_route(route_id: Annotated[str, Path(max_length=40)], staff: Staff,
                engine: EngineDep, clock: ClockDep) -> Any:
     with Session(engine, expire_on_commit=False) as s:
-        route = s.get(Route, route_id)
+        route = get_route(s, route_id)
         if route is None:
             raise NotFoundError(f"route_id: no route {route_id!r}")
         _own_region(staff, route.region)
-        steps = list(s.exec(select(Step).where(col(Step.route_id) == route_id)))
+        steps = steps_of(s, route_id)
         record_route_reads(s, actor=f"staff:{staff.id}", now=clock.now(), what="route",
                            routes=[(route.id, route.person_id)])
         s.commit()

@@ -25,10 +25,10 @@ from sqlmodel import Session
 from api import strict_json
 from api.answer_writer import AnswerWriter
 from api.errors import error_responses
-from engine.agencies.participants import usable_secrets
+from engine.agencies.participants import usable_secrets_of
 from engine.answers.intake import WebhookIdConflict
 from engine.routes.transitions import AnswerIn, EngineError, NotFoundError
-from models.agencies import Agency, AnswerOutcome
+from models.agencies import AnswerOutcome
 from models.text import VISIBLE_PATTERN, is_blank
 from tasks.signing import SignatureError, verify
 
@@ -211,10 +211,7 @@ class SecretCache:
 
     def _read(self, agency_id: str) -> list[str] | None:
         with Session(self._engine) as s:
-            agency = s.get(Agency, agency_id)
-            if agency is None or not agency.active:
-                return None
-            return usable_secrets(agency, production=self._production)
+            return usable_secrets_of(s, agency_id, production=self._production)
 
 
 # --------------------------------------------------------------------------- requests out

@@ -76,6 +76,15 @@ def usable_secrets(agency: Agency, *, production: bool) -> list[str]:
     return out
 
 
+def usable_secrets_of(session: Session, agency_id: str, *, production: bool) -> list[str] | None:
+    """The usable secrets of an active agency (``usable_secrets``); None for an unknown or
+    inactive one."""
+    agency = session.get(Agency, agency_id)
+    if agency is None or not agency.active:
+        return None
+    return usable_secrets(agency, production=production)
+
+
 def demo_secret_holders(session: Session) -> list[str]:
     """Ids of active agencies holding a demo secret (current or previous)."""
     rows = session.exec(select(Agency).where(col(Agency.active).is_(True))

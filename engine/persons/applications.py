@@ -31,6 +31,7 @@ from models.application import (
     RequestKind,
     validate_application,
 )
+from models.basic_application import ApplicationIn, same_name
 from models.consent import (
     ConsentHistoryError,
     ConsentProblem,
@@ -181,6 +182,60 @@ def find_or_create_person(session: Session, *, snils: str, full_name: str, birth
         audit.record(session, at=now, actor=actor, entity="person", entity_id=person.id,
                      action="name_changed")
     return person, False
+
+
+def _refuse(s: Session, person: Person, *, now: datetime, actor: str, action: str,
+            detail: str) -> PersonConflict:
+    """Audit a refused registration against an existing person (who tried, which person —
+    identifiers only) in its own transaction, and the conflict to raise (409 in the API)."""
+    person_id, region = person.id, person.region
+    s.rollback()
+    audit.record(s, at=now, actor=actor, entity="person", entity_id=person_id, action=action,
+                 after={"region": region})
+    s.commit()
+    return PersonConflict(detail)
+
+
+def person_for_basic_application(s: Session, app_in: ApplicationIn, staff: StaffUser, *,
+                                 now: datetime, actor: str) -> Person:
+    """The person with this SNILS for the coordinator API's application, created if new. The
+    same SNILS with another name or birth date is a conflict (PersonConflict), never a silent
+    merge. Two registrations of the same new person at once create one person: SNILS is
+    unique, the loser re-reads the winner's.
+
+    A person of another region is not this coordinator's to confirm: whatever name and birth
+    date are given, the answer is the same conflict (no SNILS-and-name oracle across regions),
+    and every such attempt is audited (``registration_refused_other_region``), as is every
+    conflict in the coordinator's own region (``registration_conflict``)."""
+    person = find_person(s, app_in.snils)
+    if person is None:
+        candidate = Person(id=new_id("pn"), full_name=app_in.full_name, snils=app_in.snils,
+                           birth_date=app_in.birth_date, region=app_in.region,
+                           representative=app_in.representative)
+        try:
+            with s.begin_nested():
+                s.add(candidate)
+                s.flush()
+        except IntegrityError:
+            # a concurrent registration created them meanwhile
+            person = s.exec(select(Person).where(Person.snils == app_in.snils)).first()
+            if person is None:
+                raise
+        else:
+            audit.record(s, at=now, actor=actor, entity="person", entity_id=candidate.id,
+                         action="created", after={"region": candidate.region})
+            return candidate
+    if staff.role is not StaffRole.admin and person.region != staff.region:
+        raise _refuse(s, person, now=now, actor=actor,
+                      action="registration_refused_other_region",
+                      detail="snils: this SNILS belongs to a person of another region; the "
+                             "application is registered there (or by an administrator)")
+    if not same_name(person.full_name, app_in.full_name) or \
+            person.birth_date != app_in.birth_date:
+        raise _refuse(s, person, now=now, actor=actor, action="registration_conflict",
+                      detail="snils: already registered for a person with another "
+                             "full_name or birth_date; check the data")
+    return person
 
 
 def consent_history(session: Session, person_id: str) -> list[ConsentVersion]:

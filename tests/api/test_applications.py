@@ -14,10 +14,10 @@ from sqlalchemy import Engine, func
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
-from api import routes_api
 from api.app import create_app
 from engine.infra.clock import DbClock
 from engine.infra.settings import Settings
+from engine.persons import applications
 from engine.staff.accounts import create_staff
 from models.audit import AuditEvent
 from models.persons import Person
@@ -207,14 +207,14 @@ def test_person_created_by_a_concurrent_registration_is_reused(
         s.add(Person(id="pn_other", full_name=GOOD["full_name"], snils=GOOD["snils"],
                      birth_date=date(1990, 5, 1), region="39"))
         s.commit()
-    monkeypatch.setattr(routes_api, "_find_person", lambda _s, _snils: None)
+    monkeypatch.setattr(applications, "find_person", lambda _s, _snils: None)
     r = client.post("/api/applications", json=GOOD, headers=h(t["coord"]))
     assert r.status_code == 201, r.text
     with Session(db) as s:
         assert [p.id for p in s.exec(select(Person))] == ["pn_other"]
         assert s.exec(select(Route)).one().person_id == "pn_other"
     # the same race with other data: 409, nothing added
-    monkeypatch.setattr(routes_api, "_find_person", lambda _s, _snils: None)
+    monkeypatch.setattr(applications, "find_person", lambda _s, _snils: None)
     r = client.post("/api/applications", json={**GOOD, "birth_date": "1980-01-01"},
                     headers=h(t["coord"]))
     assert r.status_code == 409 and r.json()["detail"].startswith("snils:")
