@@ -9,15 +9,16 @@ transition.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import insert
+from sqlalchemy import Connection, insert
 from sqlalchemy.orm import Session
 
+from engine.infra.write_buffer import collected
 from models.audit import AuditEvent
 from models.types import utcnow
 
@@ -78,24 +79,14 @@ def record_many(session: Session, *, at: datetime, actor: str,
 _BUFFER = "rehab.audit.buffer"
 
 
-@contextmanager
-def buffered(session: Session) -> Iterator[None]:
+def _insert_rows(conn: Connection, rows: list[dict[str, Any]]) -> None:
+    conn.execute(_INSERT, rows)
+
+
+def buffered(session: Session) -> AbstractContextManager[None]:
     """Collect the records of one use case and write them with one multi-row INSERT when
-    it ends — in the same transaction, before its commit: a route transition writes a
-    dozen records, and a statement each was a good part of its cost. An exception drops
-    the collected records with the rest of the use case's work (its transaction or
-    savepoint rolls back). Nested uses write once, at the outermost end."""
-    if session.info.get(_BUFFER) is not None:
-        yield
-        return
-    pending: list[dict[str, Any]] = []
-    session.info[_BUFFER] = pending
-    try:
-        yield
-    finally:
-        session.info.pop(_BUFFER, None)
-    if pending:
-        session.connection().execute(_INSERT, pending)
+    it ends, in the same transaction, before its commit (``engine.infra.write_buffer``)."""
+    return collected(session, _BUFFER, [], _insert_rows)
 
 
 def jsonable(value: dict[str, Any] | None) -> dict[str, Any] | None:

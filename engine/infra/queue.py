@@ -20,17 +20,17 @@ from __future__ import annotations
 
 import logging
 import secrets
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, text
+from sqlalchemy import Connection, Engine, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, col, select
 
+from engine.infra.write_buffer import collected
 from models.jobs import Job, JobKind
 from models.types import utcnow
 
@@ -98,25 +98,16 @@ def enqueue_many(session: Session, kind: JobKind, refs: list[str], *,
 _BUFFER = "rehab.queue.buffer"
 
 
-@contextmanager
-def buffered(session: Session) -> Iterator[None]:
+def _upsert_jobs(conn: Connection, pending: dict[tuple[str, str], dict[str, Any]]) -> None:
+    conn.execute(_UPSERTS[conn.dialect.name], list(pending.values()))
+
+
+def buffered(session: Session) -> AbstractContextManager[None]:
     """Collect the jobs one use case enqueues (a transition asks for its request's send and
-    its route's mirror) and write them with one statement at its end, in its transaction;
-    the same (kind, ref) twice is one job (one upsert: a queued one gets a new generation,
-    as ``enqueue`` does). An exception drops them with the rest of the use case's work.
-    Nested uses write once, at the outermost end."""
-    if session.info.get(_BUFFER) is not None:
-        yield
-        return
-    pending: dict[tuple[str, str], dict[str, Any]] = {}
-    session.info[_BUFFER] = pending
-    try:
-        yield
-    finally:
-        session.info.pop(_BUFFER, None)
-    if pending:
-        conn = session.connection()
-        conn.execute(_UPSERTS[conn.dialect.name], list(pending.values()))
+    its route's mirror) and write them with one statement at its end, in its transaction
+    (``engine.infra.write_buffer``); the same (kind, ref) twice is one job (one upsert: a
+    queued one gets a new generation, as ``enqueue`` does)."""
+    return collected(session, _BUFFER, {}, _upsert_jobs)
 
 
 def claim(engine: Engine, worker: str, *, kinds: list[JobKind], limit: int,
