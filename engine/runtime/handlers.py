@@ -79,7 +79,7 @@ class HandlerRegistry:
 
     def register(self, handler: JobHandler) -> HandlerRegistry:
         for kind in handler.kinds:
-            if kind in CORE_KINDS:
+            if kind in WORKER_OWN_KINDS:
                 raise ValueError(f"kinds: {kind.value} is the worker's core work")
             if kind in self._kinds:
                 raise ValueError(f"kinds: {kind.value} has a handler already")
@@ -98,6 +98,6 @@ class HandlerRegistry:
         return self._kinds.get(kind)
 
 
-#: The worker's own work (never a registered handler's).
-CORE_KINDS = frozenset({JobKind.apply_answer, JobKind.send_request, JobKind.send_cancel,
-                        JobKind.send_notification})
+#: The worker's own work, all its lanes (never a registered handler's).
+WORKER_OWN_KINDS = frozenset({JobKind.apply_answer, JobKind.send_request, JobKind.send_cancel,
+                              JobKind.send_notification})

@@ -57,11 +57,13 @@ from models.jobs import JobKind
 from models.routes import CancelNotice, CancelState
 from tasks.agency_client import Delivery, DeliveryResult, send_request
 
-__all__ = ["CORE_KINDS", "Worker", "WorkerStats", "default_worker_id", "run_worker_forever"]
+__all__ = ["ROUTE_LANE_KINDS", "Worker", "WorkerStats", "default_worker_id", "run_worker_forever"]
 
 log = logging.getLogger("rehab.worker")
 
-CORE_KINDS = [JobKind.apply_answer, JobKind.send_request, JobKind.send_cancel]
+#: What the worker's route lane claims (``run_once``): answers, requests, cancel notices.
+#: Notifications and handlers' kinds run in lanes of their own.
+ROUTE_LANE_KINDS = [JobKind.apply_answer, JobKind.send_request, JobKind.send_cancel]
 
 _COUNT_ATTEMPTS = text("UPDATE agency_request SET attempts = attempts + 1 WHERE id IN :ids"
                        ).bindparams(bindparam("ids", expanding=True))
@@ -154,9 +156,9 @@ class Worker:
         instead of being awaited here; while the set is full, no requests are claimed."""
         lease = self.settings.job_lease_seconds
         n = self.settings.worker_batch_size
-        kinds = CORE_KINDS
+        kinds = ROUTE_LANE_KINDS
         if background is not None and len(background) >= self.settings.worker_send_batches:
-            kinds = [k for k in CORE_KINDS if k is not JobKind.send_request]
+            kinds = [k for k in ROUTE_LANE_KINDS if k is not JobKind.send_request]
         jobs = await asyncio.to_thread(queue.claim, self.engine, self.worker_id, kinds=kinds,
                                        limit=n, lease_seconds=lease, refs=refs)
         answers = [j for j in jobs if j.kind is JobKind.apply_answer]
