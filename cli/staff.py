@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import typer
 from sqlmodel import Session
 
@@ -14,6 +17,22 @@ from models.staff import StaffRole
 staff_app = typer.Typer(help="Staff users: coordinators, supervisors, administrators.",
                         no_args_is_help=True)
 
+
+@contextmanager
+def _transaction(*errors: type[Exception]) -> Iterator[Session]:
+    """One transaction on the staff users, committed when the block ends; an EngineError
+    (or one of ``errors``) is printed as one line and exits 2, nothing stored."""
+    refused: tuple[type[Exception], ...] = (EngineError, *errors)
+    engine = make_engine()
+    try:
+        with Session(engine, expire_on_commit=False) as s:
+            yield s
+            s.commit()
+    except refused as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    finally:
+        engine.dispose()
 
 
 @staff_app.callback()
@@ -30,18 +49,10 @@ def add(
     email: str | None = typer.Option(None, "--email", help="Where notifications go"),
 ) -> None:
     """Add a staff user and print the token once (only its hash is stored)."""
-    engine = make_engine()
-    try:
-        with Session(engine, expire_on_commit=False) as s:
-            user, token = create_staff(s, id=id, display_name=display_name, role=role,
-                                       region=region, email=email, actor="cli:staff",
-                                       token_ttl_days=get_settings().staff_token_ttl_days)
-            s.commit()
-    except (EngineError, ValueError) as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2) from exc
-    finally:
-        engine.dispose()
+    with _transaction(ValueError) as s:
+        user, token = create_staff(s, id=id, display_name=display_name, role=role,
+                                   region=region, email=email, actor="cli:staff",
+                                   token_ttl_days=get_settings().staff_token_ttl_days)
     typer.echo(f"staff user {user.id} ({user.role.value}, region {user.region}) created")
     typer.echo(f"token expires at {user.token_expires_at:%Y-%m-%d %H:%M} UTC")
     typer.echo(f"token (shown once): {token}")
@@ -50,16 +61,8 @@ def add(
 @staff_app.command("revoke")
 def revoke(id: str = typer.Option(..., "--id", help="Login id of the staff user")) -> None:
     """Refuse the user's token from now on (a new one: ``rehab staff rotate``)."""
-    engine = make_engine()
-    try:
-        with Session(engine) as s:
-            revoke_token(s, id=id, actor="cli:staff")
-            s.commit()
-    except EngineError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2) from exc
-    finally:
-        engine.dispose()
+    with _transaction() as s:
+        revoke_token(s, id=id, actor="cli:staff")
     typer.echo(f"the token of {id} is revoked")
 
 
@@ -67,17 +70,9 @@ def revoke(id: str = typer.Option(..., "--id", help="Login id of the staff user"
 def rotate(id: str = typer.Option(..., "--id", help="Login id of the staff user")) -> None:
     """Issue a new token (shown once; the old one is refused at once), valid for
     REHAB_STAFF_TOKEN_TTL_DAYS days."""
-    engine = make_engine()
-    try:
-        with Session(engine, expire_on_commit=False) as s:
-            user, token = rotate_token(s, id=id, actor="cli:staff",
-                                       token_ttl_days=get_settings().staff_token_ttl_days)
-            s.commit()
-    except EngineError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2) from exc
-    finally:
-        engine.dispose()
+    with _transaction() as s:
+        user, token = rotate_token(s, id=id, actor="cli:staff",
+                                   token_ttl_days=get_settings().staff_token_ttl_days)
     typer.echo(f"token of {user.id} rotated; it expires at "
                f"{user.token_expires_at:%Y-%m-%d %H:%M} UTC")
     typer.echo(f"new token (shown once): {token}")
