@@ -22,11 +22,12 @@ from api import pages, person_file, routes_api, supervisor, webhooks
 from api.answer_writer import AnswerWriter
 from api.auth import require_admin
 from api.errors import error_responses, openapi
+from engine.errors import EngineError, NotFoundError
 from engine.infra import audit
 from engine.infra.clock import Clock, DbClock, make_clock
 from engine.infra.db import make_engine
 from engine.infra.settings import Settings, get_settings
-from engine.routes.transitions import EngineConfig, EngineError, NotFoundError
+from engine.routes.transitions import EngineConfig
 from models.application import Application
 from models.consent import ConsentRecord
 from models.ipra import IpraExtract

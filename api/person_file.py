@@ -23,6 +23,7 @@ from starlette.concurrency import run_in_threadpool
 from api.auth import require_role
 from api.deps import CfgDep, ClockDep, EngineDep
 from api.errors import ValidationErrorBody
+from engine.errors import EngineError
 from engine.infra.clock import Clock
 from engine.persons.applications import (
     ApplicationInvalid,
@@ -49,7 +50,6 @@ from engine.persons.reads import (
     record_read,
     route_ids_of,
 )
-from engine.routes.transitions import EngineError
 from models.basic_application import SNILS_INPUT_PATTERN
 from models.input_validation import FieldError
 from models.person_file import ApplicationRecord, IpraRecord

@@ -18,10 +18,11 @@ import calendars
 from api.auth import require_role
 from api.deps import CfgDep, ClockDep, EngineDep
 from api.errors import error_responses
+from engine.errors import NotFoundError
 from engine.persons.applications import PersonConflict, person_for_basic_application
 from engine.persons.reads import record_route_reads
 from engine.routes.reads import get_route, routes_newest_first, steps_of, steps_of_routes
-from engine.routes.transitions import EngineConfig, NotFoundError, register_application
+from engine.routes.transitions import EngineConfig, register_application
 from models.basic_application import ApplicationIn, date_problems
 from models.routes import Route, RouteStatus, Step
 from models.staff import StaffRole, StaffUser

@@ -19,8 +19,8 @@ from pydantic import BaseModel, Field
 from api.auth import CurrentStaff, require_role
 from api.deps import CfgDep, ClockDep, EngineDep, SessionDep
 from api.errors import error_responses
+from engine.errors import EngineError, NotFoundError
 from engine.infra import queue
-from engine.routes.transitions import EngineError, NotFoundError
 from engine.supervisor import actions as sv
 from models.jobs import JobKind
 from models.staff import StaffRole

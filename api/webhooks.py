@@ -27,7 +27,8 @@ from api.answer_writer import AnswerWriter
 from api.errors import error_responses
 from engine.agencies.participants import usable_secrets_of
 from engine.answers.intake import WebhookIdConflict
-from engine.routes.transitions import AnswerIn, EngineError, NotFoundError
+from engine.errors import EngineError, NotFoundError
+from engine.routes.transitions import AnswerIn
 from models.agencies import AnswerOutcome
 from models.text import VISIBLE_PATTERN, is_blank
 from tasks.signing import SignatureError, verify

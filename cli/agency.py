@@ -16,8 +16,8 @@ from sqlmodel import Session
 
 from calendars import CalendarError
 from engine.agencies import participants as ag
+from engine.errors import EngineError
 from engine.infra.db import make_engine
-from engine.routes.transitions import EngineError
 from models.agencies import Agency, AgencyRole
 
 agency_app = typer.Typer(

@@ -10,11 +10,13 @@ from typing import Annotated
 import typer
 from sqlmodel import Session
 
+from engine.errors import EngineError, NotFoundError
 from engine.infra.clock import DbClock
 from engine.infra.db import make_engine
 from engine.infra.settings import get_settings
 from engine.routes.recompute import ensure_calendar_current
-from engine.routes.transitions import EngineConfig, EngineError
+from engine.routes.transitions import EngineConfig
+from engine.runtime.drive import drive_route
 from engine.staff.accounts import staff_by_token
 from engine.supervisor.actions import route_history
 
@@ -82,9 +84,6 @@ def calendar_recompute(
 def drive(route_id: Annotated[str, typer.Argument(help="route id, e.g. rt_...")]) -> None:
     """Do the route's due work now (send its request, apply its answers) and print its
     status — what a worker would do, for one route."""
-    from engine.routes.transitions import NotFoundError
-    from engine.runtime.drive import drive_route
-
     try:
         typer.echo(drive_route(route_id))
     except NotFoundError as exc:

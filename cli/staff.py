@@ -8,9 +8,9 @@ from contextlib import contextmanager
 import typer
 from sqlmodel import Session
 
+from engine.errors import EngineError
 from engine.infra.db import make_engine
 from engine.infra.settings import get_settings
-from engine.routes.transitions import EngineError
 from engine.staff.accounts import create_staff, revoke_token, rotate_token
 from models.staff import StaffRole
 

@@ -17,7 +17,8 @@ from datetime import datetime
 from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
-from engine.routes.transitions import EngineConfig, EngineError
+from engine.errors import EngineError
+from engine.routes.transitions import EngineConfig
 from engine.staff.accounts import create_staff
 from engine.supervisor import actions as supervisor
 from models.agencies import Agency, AgencyRequest

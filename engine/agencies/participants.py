@@ -29,8 +29,8 @@ from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
 import calendars
+from engine.errors import EngineError, NotFoundError
 from engine.infra import audit
-from engine.routes.transitions import EngineError, NotFoundError
 from models.agencies import Agency, AgencyRole
 from models.types import utcnow
 

@@ -24,6 +24,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session
 
 import calendars
+from engine.errors import EngineError, NotFoundError
 from engine.infra import audit
 from engine.infra.queue import enqueue_many
 from models.agencies import (
@@ -38,14 +39,6 @@ from models.agencies import (
 from models.jobs import JobKind
 from models.routes import Step, StepStatus
 from models.types import utcnow
-
-
-class EngineError(ValueError):
-    """A use case refused: the message names the field and the rule."""
-
-
-class NotFoundError(EngineError):
-    """The thing does not exist (or is not visible to the caller)."""
 
 
 class WebhookIdConflict(EngineError):

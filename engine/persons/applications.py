@@ -21,9 +21,10 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 import calendars
+from engine.errors import EngineError
 from engine.infra import audit
 from engine.notifications.outbox import Recipient, queue_notification, staff_recipient
-from engine.routes.transitions import EngineConfig, EngineError, register_application
+from engine.routes.transitions import EngineConfig, register_application
 from models.application import (
     AccompanimentAction,
     ApplicantKind,

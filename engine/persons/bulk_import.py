@@ -36,7 +36,7 @@ from sqlalchemy import Engine, insert
 from sqlmodel import Session, col, select
 
 import calendars
-from engine.answers.intake import EngineError
+from engine.errors import EngineError
 from engine.escalations import timers
 from engine.infra import audit
 from engine.routes.transitions import SYSTEM, EngineConfig, check_ipra_deadlines

@@ -19,16 +19,11 @@ from datetime import datetime, timedelta
 
 from sqlmodel import Session, col, select
 
+from engine.errors import EngineError, NotFoundError
 from engine.escalations import ladder, timers
 from engine.infra import audit
 from engine.infra.locks import lock_step
-from engine.routes.transitions import (
-    EngineConfig,
-    EngineError,
-    NotFoundError,
-    mirror_later,
-    withdraw_request,
-)
+from engine.routes.transitions import EngineConfig, mirror_later, withdraw_request
 from models.agencies import AgencyRequest
 from models.consent import ConsentRecord, withdraw
 from models.person_file import ApplicationRecord, ConsentVersion, PersonDetail

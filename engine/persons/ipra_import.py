@@ -15,10 +15,10 @@ from datetime import datetime
 
 from sqlmodel import Session, select
 
+from engine.errors import EngineError
 from engine.infra import audit
 from engine.persons.applications import find_or_create_person, ipra_history
 from engine.persons.consent_withdrawal import processing_stopped
-from engine.routes.transitions import EngineError
 from models.input_validation import FieldError
 from models.ipra import Ipra, IpraOrderError, latest_ipra, parse_ipra_extract
 from models.person_file import IpraRecord

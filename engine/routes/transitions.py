@@ -18,9 +18,8 @@ from sqlmodel import Session, col, select
 
 import calendars
 from engine.answers.intake import AnswerIn as AnswerIn  # re-exported: the use cases' vocabulary
-from engine.answers.intake import EngineError as EngineError
 from engine.answers.intake import IncomingAnswer, late_working_days, record_answers
-from engine.answers.intake import NotFoundError as NotFoundError
+from engine.errors import EngineError, NotFoundError
 from engine.escalations import ladder, timers
 from engine.infra import audit
 from engine.infra.locks import lock_step, reread

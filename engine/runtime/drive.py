@@ -6,10 +6,11 @@ import asyncio
 
 from sqlmodel import Session, col, select
 
+from engine.errors import NotFoundError
 from engine.infra.clock import DbClock
 from engine.infra.db import make_engine
 from engine.infra.settings import get_settings
-from engine.routes.transitions import EngineConfig, NotFoundError
+from engine.routes.transitions import EngineConfig
 from engine.runtime.worker import Worker
 from models.agencies import AgencyAnswer, AgencyRequest
 from models.routes import Route, Step

@@ -13,8 +13,8 @@ from datetime import datetime, timedelta
 from sqlmodel import Session, select
 
 import calendars
+from engine.errors import EngineError
 from engine.infra import audit
-from engine.routes.transitions import EngineError
 from models.staff import StaffRole, StaffUser
 from models.types import utcnow
 

@@ -19,14 +19,13 @@ import pendulum
 from sqlmodel import Session, col, select
 
 import calendars
+from engine.errors import EngineError, NotFoundError
 from engine.escalations import ladder
 from engine.infra import audit
 from engine.infra.locks import lock_route_steps, lock_step, reread
 from engine.routes.recompute import deadline_timer, set_deadline
 from engine.routes.transitions import (
     EngineConfig,
-    EngineError,
-    NotFoundError,
     _new_request,
     advance_route,
     arm_send_deadline,

@@ -10,13 +10,8 @@ import pytest
 from sqlalchemy import Engine, func
 from sqlmodel import Session, col, select
 
-from engine.answers.intake import (
-    AnswerIn,
-    IncomingAnswer,
-    NotFoundError,
-    StoredAnswer,
-    record_answers,
-)
+from engine.answers.intake import AnswerIn, IncomingAnswer, StoredAnswer, record_answers
+from engine.errors import NotFoundError
 from engine.infra import audit
 from engine.infra.clock import DbClock
 from engine.routes.transitions import EngineConfig, register_application

@@ -8,12 +8,11 @@ import pytest
 from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
+from engine.errors import EngineError, NotFoundError
 from engine.infra.clock import DbClock
 from engine.routes.transitions import (
     AnswerIn,
     EngineConfig,
-    EngineError,
-    NotFoundError,
     apply_answer,
     record_answer,
     register_application,

@@ -16,15 +16,10 @@ from sqlalchemy import Engine, func
 from sqlmodel import Session, col, select
 
 from api.app import create_app
+from engine.errors import EngineError
 from engine.infra.clock import DbClock
 from engine.infra.settings import Settings
-from engine.routes.transitions import (
-    AnswerIn,
-    EngineConfig,
-    EngineError,
-    apply_answer,
-    record_answer,
-)
+from engine.routes.transitions import AnswerIn, EngineConfig, apply_answer, record_answer
 from models.agencies import Agency, AgencyRole, AnswerOutcome
 from models.notifications import Notification
 from models.persons import Person

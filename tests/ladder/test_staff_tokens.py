@@ -14,8 +14,8 @@ from sqlmodel import Session
 from typer.testing import CliRunner
 
 from cli.main import app
+from engine.errors import EngineError
 from engine.infra.settings import get_settings
-from engine.routes.transitions import EngineError
 from engine.staff.accounts import create_staff, revoke_token, rotate_token, staff_by_token
 from models.audit import AuditEvent
 from models.staff import StaffRole, StaffUser

@@ -11,15 +11,10 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 from sqlmodel import Session, select
 
+from engine.errors import EngineError
 from engine.infra.clock import DbClock
 from engine.persons.consent_withdrawal import withdraw_consent
-from engine.routes.transitions import (
-    AnswerIn,
-    EngineConfig,
-    EngineError,
-    apply_answer,
-    record_answer,
-)
+from engine.routes.transitions import AnswerIn, EngineConfig, apply_answer, record_answer
 from engine.supervisor.actions import reassign_step
 from models.agencies import Agency, AgencyRequest, AnswerEffect, AnswerOutcome, RequestState
 from models.person_file import ApplicationRecord, ConsentVersion, PersonDetail
