@@ -1,10 +1,17 @@
-"""``rehab``: the product's console command."""
+"""``rehab``: the product's console command.
+
+A command that serves or talks to Prefect imports its server (uvicorn and the API app, the
+simulated agencies, Prefect's flows and the mirror's handlers, the demo) when it runs:
+Prefect alone takes seconds to import, which ``rehab --help`` and every other command
+would pay. Everything else is imported here."""
 
 from __future__ import annotations
 
 import gc
+import getpass
 import json
 import logging
+import time
 from pathlib import Path
 from typing import Annotated
 
@@ -16,6 +23,20 @@ from cli.ipra import ipra_app
 from cli.jobs import jobs_app
 from cli.routes import routes_app
 from cli.staff import staff_app
+from engine.agencies.participants import DemoSecretError, refuse_demo_secrets
+from engine.infra.clock import ClockNotRealError, DbClock, require_real_clock
+from engine.infra.db import (
+    SchemaNotAtHeadError,
+    make_engine,
+    require_schema_at_head,
+    set_write_priority,
+)
+from engine.infra.db import migrate as do_migrate
+from engine.infra.settings import get_settings
+from engine.notifications.outbox import NoTransportError, refuse_recording_channels
+from engine.persons.bulk_import import ImportRefusedError, import_file
+from engine.routes.transitions import EngineConfig
+from engine.runtime.worker import run_worker_forever
 
 app = typer.Typer(help="Individual rehabilitation routes: engine, API, demo, calendars.",
                   no_args_is_help=True, add_completion=False)
@@ -31,11 +52,6 @@ def _startup_check() -> None:
     """Refuse to serve (one line, exit 2) on a schema that is not at Alembic head, and in
     production while an agency holds a public demo secret, the database holds a shifted
     or frozen business clock, or a notification channel in use only records."""
-    from engine.agencies.participants import DemoSecretError, refuse_demo_secrets
-    from engine.infra.clock import ClockNotRealError, require_real_clock
-    from engine.infra.db import SchemaNotAtHeadError, make_engine, require_schema_at_head
-    from engine.infra.settings import get_settings
-    from engine.notifications.outbox import NoTransportError, refuse_recording_channels
 
     engine = make_engine()
     try:
@@ -64,8 +80,6 @@ def _logging() -> None:
 @app.command()
 def migrate() -> None:
     """Create or upgrade the database schema (Alembic)."""
-    from engine.infra.db import make_engine
-    from engine.infra.db import migrate as do_migrate
 
     do_migrate(make_engine())
     typer.echo("schema is at the newest migration")
@@ -80,8 +94,6 @@ def api(
     import uvicorn
 
     from api.app import create_app
-    from engine.infra.db import set_write_priority
-    from engine.infra.settings import get_settings
 
     set_write_priority(True)
     s = get_settings()
@@ -105,8 +117,6 @@ def worker(
 ) -> None:
     """Run an engine worker: send requests, apply answers, notify, mirror into Prefect."""
     from cli.runtime import worker_handlers
-    from engine.infra.settings import get_settings
-    from engine.runtime.worker import run_worker_forever
 
     settings = get_settings()
     _startup_check()
@@ -164,14 +174,7 @@ def import_(
 
     Every line is checked first; a file with a bad line is refused whole: nothing is
     stored and every error is printed as `line N: field: rule` (exit 2)."""
-    import getpass
-    import time
 
-    from engine.infra.clock import DbClock
-    from engine.infra.db import make_engine
-    from engine.infra.settings import get_settings
-    from engine.persons.bulk_import import ImportRefusedError, import_file
-    from engine.routes.transitions import EngineConfig
 
     _startup_check()
     engine = make_engine()

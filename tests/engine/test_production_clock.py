@@ -59,6 +59,7 @@ def test_processes_refuse_to_start_on_a_moved_clock(
     get_settings.cache_clear()
     DbClock(db, ttl=0).advance(timedelta(hours=1))
     monkeypatch.setattr(settings_mod, "get_settings", production)
+    monkeypatch.setattr("cli.main.get_settings", production)  # the command's own name
     try:
         result = runner.invoke(app, command)
     finally:
