@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import gc
 import json
-import logging
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
+from cli import ops as ops_cli
 from cli.agency import agency_app
 from cli.calendar import calendar_app
 from cli.ipra import ipra_app
@@ -25,6 +24,8 @@ app.add_typer(staff_app, name="staff")
 app.add_typer(agency_app, name="agency")
 app.add_typer(jobs_app, name="jobs")
 app.add_typer(ipra_app, name="ipra")
+app.command("up")(ops_cli.up)
+app.command("status")(ops_cli.status)
 
 
 def _startup_check() -> None:
@@ -54,11 +55,13 @@ def _startup_check() -> None:
 
 
 def _logging() -> None:
-    logging.basicConfig(level=logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    # one INFO line per HTTP request (every agency send, every Prefect call) cost the
-    # worker a good part of a transition's CPU; failures are still logged by us
-    logging.getLogger("httpx").setLevel(logging.WARNING)
+    """The process's logging from the settings: plain text or JSON lines, third-party INFO
+    noise quieted (``ops/logs.py``)."""
+    from engine.infra.settings import get_settings
+
+    from ops.logs import configure
+
+    configure(get_settings())
 
 
 @app.command()
@@ -67,33 +70,49 @@ def migrate() -> None:
     from engine.infra.db import make_engine
     from engine.infra.db import migrate as do_migrate
 
-    do_migrate(make_engine())
-    typer.echo("schema is at the newest migration")
+    engine = make_engine()
+    try:
+        typer.echo(do_migrate(engine).describe())
+    finally:
+        engine.dispose()
 
 
 @app.command()
 def api(
     host: Annotated[str | None, typer.Option(help="bind host")] = None,
     port: Annotated[int | None, typer.Option(help="bind port")] = None,
+    workers: Annotated[int, typer.Option(
+        min=1, help="API processes behind the one port (stateless: any may serve any "
+                    "request); a process that dies is replaced")] = 1,
 ) -> None:
     """Serve the HTTP API (webhooks, supervisor API, pages)."""
     import uvicorn
 
-    from api.app import create_app
-    from engine.infra.db import set_write_priority
     from engine.infra.settings import get_settings
+    from ops import logs
 
-    set_write_priority(True)
     s = get_settings()
     _startup_check()
     _logging()
-    application = create_app(settings=s)
-    # what is loaded now lives as long as the process: keep it out of the collector's
-    # full passes, whose pauses would show in the agencies' acknowledgement latency
-    gc.collect()
-    gc.freeze()
-    uvicorn.run(application, host=host or s.api_host, port=port or s.api_port,
-                log_level="warning", access_log=False)
+    host, port = host or s.api_host, port or s.api_port
+    if workers > 1:
+        _prepare_multiprocess_metrics(s.var_dir / f"metrics-{port}")
+    logs.started("api", s, processes=workers, bind=f"{host}:{port}")
+    uvicorn.run("api.app:create_served_app", factory=True, host=host, port=port,
+                workers=workers if workers > 1 else None, log_level="warning",
+                access_log=False)
+    logs.stopped("api", bind=f"{host}:{port}")
+
+
+def _prepare_multiprocess_metrics(directory: Path) -> None:
+    """Several API processes share their counters through files (prometheus-client's
+    multiprocess mode); the directory is emptied at start, as the library requires."""
+    import os
+    import shutil
+
+    shutil.rmtree(directory, ignore_errors=True)
+    directory.mkdir(parents=True)
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(directory)
 
 
 @app.command()
