@@ -26,6 +26,7 @@ app.add_typer(jobs_app, name="jobs")
 app.add_typer(ipra_app, name="ipra")
 app.command("up")(ops_cli.up)
 app.command("status")(ops_cli.status)
+app.command("config-reference")(ops_cli.config_reference)
 
 
 def _startup_check() -> None:
@@ -58,7 +59,6 @@ def _logging() -> None:
     """The process's logging from the settings: plain text or JSON lines, third-party INFO
     noise quieted (``ops/logs.py``)."""
     from engine.infra.settings import get_settings
-
     from ops.logs import configure
 
     configure(get_settings())

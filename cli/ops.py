@@ -95,3 +95,10 @@ def status(
                        f"{b.silent_seconds:6.1f} s ago, holding {b.holding}")
     if not result.ready:
         raise typer.Exit(1)
+
+
+def config_reference() -> None:
+    """Print the configuration reference (markdown) generated from the settings class."""
+    from ops.config_reference import render_reference
+
+    typer.echo(render_reference(), nl=False)

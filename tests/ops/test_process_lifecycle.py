@@ -160,3 +160,13 @@ def test_worker_stops_on_sigterm_giving_back_its_leases(
         assert p.snils not in text and p.full_name not in text
 
 
+
+
+def test_the_configuration_reference_is_in_step_with_the_settings() -> None:
+    from ops.config_reference import render_reference
+
+    doc = (ROOT / "docs" / "configuration.md").read_text()
+    assert doc == render_reference(), "run: rehab config-reference > docs/configuration.md"
+    for name in Settings.model_fields:
+        assert f"`REHAB_{name.upper()}`" in doc
+    assert "a-real" not in doc and "change-me" not in doc  # secrets never shown
