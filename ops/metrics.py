@@ -32,8 +32,8 @@ from prometheus_client.registry import Collector
 from sqlalchemy import Engine, case, func, select
 
 from engine.infra.clock import Clock
-from models.jobs import Job
-from models.timers import Escalation, EscalationStatus, Timer, TimerStatus
+from models.jobs import Job, JobKind
+from models.timers import Escalation, EscalationLevel, EscalationStatus, Timer, TimerStatus
 from models.types import utcnow
 from ops.heartbeats import read_beats
 
@@ -45,6 +45,7 @@ ANSWERS = Counter("rehab_answers_received", "Agency answers received at the webh
 WEBHOOK_SECONDS = Histogram(
     "rehab_webhook_seconds", "Latency of the agencies' webhook (until the answer is stored)",
     ["code"], buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0))
+WEBHOOK_SECONDS.labels(code="200")  # exported from the start (an alert's rate() needs it)
 
 JOB = Job.__table__  # type: ignore[attr-defined]
 TIMER = Timer.__table__  # type: ignore[attr-defined]
@@ -84,19 +85,21 @@ class DatabaseCollector(Collector):
                               labels=["kind"])
         age = GaugeMetricFamily("rehab_jobs_oldest_due_seconds", "How long the oldest due job "
                                 "of each kind has been due (0: none due)", labels=["kind"])
-        lag = 0.0
-        for kind, count, oldest in pending:
-            g.add_metric([str(kind)], count)
+        counts = {k.value: (0, 0.0) for k in JobKind}  # every kind, 0 when none: an alert
+        for kind, count, oldest in pending:            # tells "0" from "not measured"
             due_for = max(0.0, (now - oldest).total_seconds()) if oldest else 0.0
-            age.add_metric([str(kind)], due_for)
-            if str(kind) == "mirror_route":
-                lag = due_for
+            counts[str(kind)] = (int(count), due_for)
+        for kind, (count, due_for) in sorted(counts.items()):
+            g.add_metric([kind], count)
+            age.add_metric([kind], due_for)
+        lag = counts[JobKind.mirror_route.value][1]
         yield g
         yield age
         d = GaugeMetricFamily("rehab_jobs_dead", "Jobs retried past their maximum (a "
                               "supervisor's page and `rehab jobs` show them)", labels=["kind"])
-        for kind, count in dead:
-            d.add_metric([str(kind)], count)
+        dead_counts = {k.value: 0 for k in JobKind} | {str(k): int(c) for k, c in dead}
+        for kind, count in sorted(dead_counts.items()):
+            d.add_metric([kind], count)
         yield d
         yield GaugeMetricFamily("rehab_mirror_lag_seconds", "How long the oldest pending "
                                 "Prefect mirror update has been due", value=lag)
@@ -107,8 +110,10 @@ class DatabaseCollector(Collector):
                                 value=int(timers[1] or 0))
         e = GaugeMetricFamily("rehab_escalations_open", "Open and acknowledged escalations, "
                               "by level", labels=["level"])
-        for level, count in escalations:
-            e.add_metric([str(int(level))], count)
+        by_level = {int(lv): 0 for lv in EscalationLevel} | {int(lv): int(c)
+                                                              for lv, c in escalations}
+        for level, count in sorted(by_level.items()):
+            e.add_metric([str(level)], count)
         yield e
         yield from self._processes(now)
 

@@ -258,3 +258,21 @@ def test_the_access_log_never_writes_the_query_string(
     lines = [r.getMessage() for r in caplog.records if r.name == "rehab.api.access"]
     assert lines and all("state=active" not in m and "?" not in m for m in lines)
     assert token not in "".join(lines)
+
+
+def test_every_metric_an_alert_names_is_exported(db: Engine, clock: DbClock,
+                                                 route_id: str) -> None:
+    import yaml
+
+    from engine.infra.settings import PROJECT_ROOT
+
+    rules = yaml.safe_load((PROJECT_ROOT / "deploy" / "prometheus-alerts.yml").read_text())
+    exprs = [r["expr"] for g in rules["groups"] for r in g["rules"]]
+    named = {m for e in exprs for m in re.findall(r"\brehab_\w+", e)}
+    heartbeats.register(db, "s-1", ProcessKind.sweeper)
+    heartbeats.register(db, "w-1", ProcessKind.worker)
+    with db.begin() as conn:
+        conn.execute(text("UPDATE job SET dead_at = due_at"))
+    body = client(db, clock).get("/metrics").text
+    exported = {m.group(1) for m in re.finditer(r"^([a-z_]+)[{ ]", body, re.M)}
+    assert named and named <= exported, named - exported
