@@ -31,6 +31,7 @@ from engine.errors import EngineError, NotFoundError
 from engine.routes.transitions import AnswerIn
 from models.agencies import AnswerOutcome
 from models.text import VISIBLE_PATTERN, is_blank
+from ops.metrics import ANSWERS
 from tasks.signing import SignatureError, verify
 
 router = APIRouter(tags=["agencies"])
@@ -174,6 +175,7 @@ async def receive_answer(
         status: Literal["accepted", "stored_not_applied", "duplicate"] = "duplicate"
     else:
         status = "accepted" if stored.not_applied is None else "stored_not_applied"
+    ANSWERS.labels(outcome=parsed.outcome.value, result=status).inc()
     return AnswerAck(status=status, reason=stored.not_applied,
                      answer_id=stored.answer_id, task_id=stored.task_id,
                      late_working_days=stored.late_working_days)

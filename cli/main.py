@@ -7,16 +7,15 @@ would pay. Everything else is imported here."""
 
 from __future__ import annotations
 
-import gc
 import getpass
 import json
-import logging
 import time
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
+from cli import ops as ops_cli
 from cli.agency import agency_app
 from cli.calendar import calendar_app
 from cli.ipra import ipra_app
@@ -24,12 +23,12 @@ from cli.jobs import jobs_app
 from cli.routes import routes_app
 from cli.staff import staff_app
 from engine.agencies.participants import DemoSecretError, refuse_demo_secrets
+from engine.infra import process_log as process_logs
 from engine.infra.clock import ClockNotRealError, DbClock, require_real_clock
 from engine.infra.db import (
     SchemaNotAtHeadError,
     make_engine,
     require_schema_at_head,
-    set_write_priority,
 )
 from engine.infra.db import migrate as do_migrate
 from engine.infra.settings import get_settings
@@ -46,13 +45,15 @@ app.add_typer(staff_app, name="staff")
 app.add_typer(agency_app, name="agency")
 app.add_typer(jobs_app, name="jobs")
 app.add_typer(ipra_app, name="ipra")
+app.command("up")(ops_cli.up)
+app.command("status")(ops_cli.status)
+app.command("config-reference")(ops_cli.config_reference)
 
 
 def _startup_check() -> None:
     """Refuse to serve (one line, exit 2) on a schema that is not at Alembic head, and in
     production while an agency holds a public demo secret, the database holds a shifted
     or frozen business clock, or a notification channel in use only records."""
-
     engine = make_engine()
     try:
         require_schema_at_head(engine)
@@ -70,42 +71,54 @@ def _startup_check() -> None:
 
 
 def _logging() -> None:
-    logging.basicConfig(level=logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    # one INFO line per HTTP request (every agency send, every Prefect call) cost the
-    # worker a good part of a transition's CPU; failures are still logged by us
-    logging.getLogger("httpx").setLevel(logging.WARNING)
+    """The process's logging from the settings: plain text or JSON lines, third-party INFO
+    noise quieted (``engine/infra/process_log.py``)."""
+    process_logs.configure(get_settings())
 
 
 @app.command()
 def migrate() -> None:
-    """Create or upgrade the database schema (Alembic)."""
-
-    do_migrate(make_engine())
-    typer.echo("schema is at the newest migration")
+    """Create or upgrade the database schema (Alembic); say what was done."""
+    engine = make_engine()
+    try:
+        typer.echo(do_migrate(engine).describe())
+    finally:
+        engine.dispose()
 
 
 @app.command()
 def api(
     host: Annotated[str | None, typer.Option(help="bind host")] = None,
     port: Annotated[int | None, typer.Option(help="bind port")] = None,
+    workers: Annotated[int, typer.Option(
+        min=1, help="API processes behind the one port (stateless: any may serve any "
+                    "request); a process that dies is replaced")] = 1,
 ) -> None:
     """Serve the HTTP API (webhooks, supervisor API, pages)."""
     import uvicorn
 
-    from api.app import create_app
-
-    set_write_priority(True)
     s = get_settings()
     _startup_check()
     _logging()
-    application = create_app(settings=s)
-    # what is loaded now lives as long as the process: keep it out of the collector's
-    # full passes, whose pauses would show in the agencies' acknowledgement latency
-    gc.collect()
-    gc.freeze()
-    uvicorn.run(application, host=host or s.api_host, port=port or s.api_port,
-                log_level="warning", access_log=False)
+    host, port = host or s.api_host, port or s.api_port
+    if workers > 1:
+        _prepare_multiprocess_metrics(s.var_dir / f"metrics-{port}")
+    process_logs.started("api", s, processes=workers, bind=f"{host}:{port}")
+    uvicorn.run("api.app:create_served_app", factory=True, host=host, port=port,
+                workers=workers if workers > 1 else None, log_level="warning",
+                access_log=False)
+    process_logs.stopped("api", bind=f"{host}:{port}")
+
+
+def _prepare_multiprocess_metrics(directory: Path) -> None:
+    """Several API processes share their counters through files (prometheus-client's
+    multiprocess mode); the directory is emptied at start, as the library requires."""
+    import os
+    import shutil
+
+    shutil.rmtree(directory, ignore_errors=True)
+    directory.mkdir(parents=True)
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(directory)
 
 
 @app.command()

@@ -38,11 +38,13 @@ from prefect.logging import get_run_logger
 from prefect.states import Completed, to_state_create
 from sqlalchemy import Engine
 
+from engine.infra import heartbeats, process_log
 from engine.infra.clock import Clock, make_clock
 from engine.infra.db import make_engine
 from engine.infra.settings import get_settings
 from engine.routes.transitions import EngineConfig
 from engine.runtime.sweeper import SweepReport, sweep_due_timers
+from models.heartbeats import ProcessKind
 from tasks.prefect_mirror import no_client_retries, prefect_unavailable
 
 if TYPE_CHECKING:
@@ -190,8 +192,8 @@ class PrefectSweepReporter:
                             await self._one(client, report)
                     except Exception as exc:
                         if prefect_unavailable(exc):
-                            log.info("prefect unavailable; %d sweep reports wait",
-                                     len(reports) - done)
+                            log.info("prefect unavailable (%s: %s); %d sweep reports wait",
+                                     type(exc).__name__, str(exc)[:120], len(reports) - done)
                             return done
                         log.warning("sweep report %d refused by Prefect (%s: %s); dropped",
                                     report.seq, type(exc).__name__, str(exc)[:200])
@@ -236,13 +238,29 @@ def run_sweeper_forever(interval_seconds: float = 60,
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
-    log.info("sweeper %s: sweeping every %.0f s%s", loop.sweeper_id, interval_seconds,
-             ", reporting to Prefect" if reporter else "")
+
+    def counters() -> dict[str, float]:
+        return {"sweeps": loop.sweeps, "fired": loop.fired, "errors": loop.errors,
+                "reported": loop.reported, "unreported": len(loop.unreported),
+                "beat_interval_seconds": max(interval_seconds, settings.heartbeat_seconds)}
+
+    heartbeats.register(engine, loop.sweeper_id, ProcessKind.sweeper)
+    def beat() -> None:
+        heartbeats.beat(engine, loop.sweeper_id, counters())
+
+    loop.after_sweep = beat
+    process_log.started("sweeper", settings, sweeper_id=loop.sweeper_id,
+                        interval_seconds=interval_seconds,
+                        reporting_to_prefect=reporter is not None)
     try:
         loop.run(stop)
     finally:
-        engine.dispose()
-        log.info("sweeper %s stopped after %d sweeps", loop.sweeper_id, loop.sweeps)
+        try:
+            heartbeats.stopped(engine, loop.sweeper_id, counters())
+        finally:
+            engine.dispose()
+        process_log.stopped("sweeper", sweeper_id=loop.sweeper_id, sweeps=loop.sweeps,
+                            fired=loop.fired)
 
 
 def serve_sweeper(interval_seconds: float = 60, batch_size: int = DEFAULT_BATCH_SIZE) -> None:

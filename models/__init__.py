@@ -3,6 +3,7 @@
 from models.agencies import Agency, AgencyAnswer, AgencyRequest
 from models.audit import AuditEvent
 from models.clock import ClockState
+from models.heartbeats import ProcessBeat
 from models.jobs import Job
 from models.notifications import Notification
 from models.person_file import (
@@ -33,6 +34,7 @@ __all__ = [
     "Notification",
     "Person",
     "PersonDetail",
+    "ProcessBeat",
     "Route",
     "StaffUser",
     "Step",

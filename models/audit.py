@@ -36,6 +36,8 @@ class AuditEvent(SQLModel, table=True):
     before: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON))
     after: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON))
     reason: str | None = None
+    #: the HTTP request that wrote it (the access log's ``request_id``); None outside one
+    request_id: str | None = Field(default=None, max_length=64)
 
 
 @event.listens_for(AuditEvent, "before_update")

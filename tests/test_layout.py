@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-PRODUCT = ("calendars", "models", "engine", "tasks", "flows", "api", "cli", "sim")
+PRODUCT = ("calendars", "models", "engine", "tasks", "flows", "api", "cli", "sim", "ops")
 
 #: The engine's rooms, lowest first: a room imports only rooms of a lower rank (and itself).
 RANK = {
@@ -26,7 +26,7 @@ RANK = {
 }
 #: What no module of engine/ may import: Prefect and what talks to it, and the outer rooms.
 NEVER_IN_ENGINE = ("prefect", "flows", "tasks.prefect_mirror", "tasks.prefect_server", "api",
-                   "cli", "sim", "bench")
+                   "cli", "sim", "bench", "ops")
 #: Query builders a router must not hold (reads and writes are the use cases').
 QUERY_NAMES = {"select", "insert", "update", "delete", "text", "func", "col", "or_", "and_"}
 SESSION_CALLS = {"exec", "execute", "scalar", "scalars", "query", "add", "add_all", "flush",

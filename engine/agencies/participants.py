@@ -31,6 +31,7 @@ from sqlmodel import Session, col, select
 import calendars
 from engine.errors import EngineError, NotFoundError
 from engine.infra import audit
+from engine.infra.settings import get_settings
 from models.agencies import Agency, AgencyRole
 from models.types import utcnow
 
@@ -117,6 +118,12 @@ def _check_url(url: str | None) -> str | None:
         raise EngineError("endpoint_url: must be an http:// or https:// URL with a host")
     if parts.username or parts.password:
         raise EngineError("endpoint_url: must not carry credentials (we sign every request)")
+    settings = get_settings()
+    if (parts.scheme == "http" and settings.environment == "production"
+            and not settings.allow_http_agency_endpoints):
+        raise EngineError("endpoint_url: must be https:// in production (requests carry "
+                          "personal data; REHAB_ALLOW_HTTP_AGENCY_ENDPOINTS=true allows http "
+                          "on a closed network)")
     if len(url) > 500:
         raise EngineError("endpoint_url: at most 500 characters")
     return url

@@ -18,6 +18,7 @@ from typing import Any
 from sqlalchemy import Connection, insert
 from sqlalchemy.orm import Session
 
+from engine.infra.request_ids import current_request_id
 from engine.infra.write_buffer import collected
 from models.audit import AuditEvent
 from models.types import utcnow
@@ -64,10 +65,12 @@ def record_many(session: Session, *, at: datetime, actor: str,
     if not entries:
         return
     real_at = utcnow()
+    request_id = current_request_id.get() or None
     rows = [{
         "at": at, "real_at": real_at, "actor": actor, "entity": e.entity,
         "entity_id": e.entity_id, "route_id": e.route_id, "action": e.action,
         "before": jsonable(e.before), "after": jsonable(e.after), "reason": e.reason,
+        "request_id": request_id,
     } for e in entries]
     pending: list[dict[str, Any]] | None = session.info.get(_BUFFER)
     if pending is not None:

@@ -9,6 +9,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -212,13 +213,32 @@ def _gate_for(path: Path) -> SqliteWriteGate:
         return _gates[key]
 
 
-def migrate(engine: Engine) -> None:
-    """Bring the schema to the newest migration (idempotent)."""
+@dataclass(frozen=True)
+class MigrationOutcome:
+    """What ``migrate`` did: the revision before (None: an empty database) and after."""
+
+    before: str | None
+    after: str
+
+    def describe(self) -> str:
+        """One line for the operator: created, upgraded from → to, or already current."""
+        if self.before is None:
+            return f"schema created at {self.after}"
+        if self.before == self.after:
+            return f"schema already current at {self.after}"
+        return f"schema upgraded from {self.before} to {self.after}"
+
+
+def migrate(engine: Engine) -> MigrationOutcome:
+    """Bring the schema to the newest migration (idempotent); say what was done."""
     cfg = Config()
     cfg.set_main_option("script_location", str(PROJECT_ROOT / "migrations"))
     with engine.begin() as conn:
+        before = ", ".join(sorted(MigrationContext.configure(conn).get_current_heads()))
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, "head")
+        after = ", ".join(sorted(MigrationContext.configure(conn).get_current_heads()))
+    return MigrationOutcome(before or None, after)
 
 
 class SchemaNotAtHeadError(RuntimeError):

@@ -306,3 +306,14 @@ def pending_count(engine: Engine, kinds: list[JobKind] | None = None) -> int:
         else:
             q = "SELECT count(*) FROM job WHERE dead_at IS NULL"
         return int(conn.execute(text(q)).scalar_one())
+
+
+def release_held(engine: Engine, worker: str) -> int:
+    """Give back every lease ``worker`` still holds (its graceful shutdown): the jobs become
+    claimable at once by another worker instead of after their lease runs out. Returns how
+    many were released. Only the caller's own leases are touched."""
+    with engine.begin() as conn:
+        result = conn.execute(text(
+            "UPDATE job SET locked_by = NULL, locked_until = NULL, lease_token = NULL "
+            "WHERE locked_by = :worker"), {"worker": worker})
+    return int(result.rowcount or 0)

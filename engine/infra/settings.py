@@ -145,6 +145,20 @@ class Settings(BaseSettings):
         90, gt=0, le=3650,
         description="Days a staff token is valid from its creation or rotation (real time); "
         "an expired or revoked token gets 401 (`rehab staff rotate` issues a new one).")
+    heartbeat_seconds: float = Field(
+        10.0, gt=0, le=300,
+        description="How often a worker writes its heartbeat (seconds of real time); the "
+        "sweeper beats after each sweep. Readiness calls a process silent after three missed "
+        "beats.")
+    log_format: Literal["plain", "json"] = Field(
+        "plain", description="Log lines as plain text, or as one JSON object a line "
+        "(for a log collector).")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        "INFO", description="Level of the product's own loggers (third-party libraries log "
+        "warnings and errors only).")
+    allow_http_agency_endpoints: bool = Field(
+        False, description="Production only: accept agency endpoints over plain http:// (a "
+        "closed network). Off: production refuses them, requests carry personal data.")
     admin_token: SecretStr = Field(
         SecretStr(PLACEHOLDER), description="Bearer token of the built-in administrator: "
         "moves the business clock where clock control is on; the route, application and "
@@ -161,6 +175,10 @@ class Settings(BaseSettings):
             if not self.public_base_url.strip():
                 raise ValueError("public_base_url: required in production (the URL agencies "
                                  "call back, e.g. https://rehab.example)")
+            if not self.public_base_url.strip().lower().startswith("https://"):
+                raise ValueError("public_base_url: must be https:// in production (agencies "
+                                 "send answers with personal data to it; TLS ends at the "
+                                 "reverse proxy, docs/operations.md)")
             if not self.database_url.strip():
                 raise ValueError("database_url: required in production "
                                  "(postgresql+psycopg://user@host/db)")

@@ -180,12 +180,16 @@ class SweeperLoop:
         self.sweeps = 0
         self.reported = 0
         self.errors = 0
+        self.fired = 0
+        #: called after each sweep and report (the process's heartbeat)
+        self.after_sweep: Callable[[], None] | None = None
 
     def sweep_once(self) -> SweepReport:
         started = utcnow()
         result = sweep_due_timers(self.engine, self.clock, self.cfg,
                                   sweeper_id=self.sweeper_id, batch_size=self.batch_size)
         self.sweeps += 1
+        self.fired += result.total_fired
         report = SweepReport(self.sweeper_id, self.sweeps, started, utcnow(),
                              result.as_dict())
         if self.reporter is not None:
@@ -222,4 +226,9 @@ class SweeperLoop:
                 self.errors += 1
                 log.exception("sweeper %s: sweep failed", self.sweeper_id)
             self.report()
+            if self.after_sweep is not None:
+                try:
+                    self.after_sweep()
+                except Exception:  # noqa: BLE001 - a heartbeat never stops the sweeps
+                    log.warning("sweeper %s: heartbeat failed", self.sweeper_id, exc_info=True)
             stop.wait(max(0.0, self.interval - (time.monotonic() - t0)))

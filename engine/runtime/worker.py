@@ -31,9 +31,11 @@ import asyncio
 import logging
 import os
 import secrets
+import signal
 import socket
 from collections.abc import Awaitable, Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict
 from datetime import datetime
 from time import monotonic
 from typing import Any
@@ -43,7 +45,7 @@ from sqlalchemy import Engine, bindparam, text
 from sqlmodel import Session
 
 from engine.agencies.participants import usable_secrets
-from engine.infra import queue
+from engine.infra import heartbeats, process_log, queue
 from engine.infra.backoff import backoff_seconds
 from engine.infra.clock import Clock, make_clock
 from engine.infra.db import make_engine
@@ -53,6 +55,7 @@ from engine.routes import transitions as routes
 from engine.routes.transitions import EngineConfig
 from engine.runtime.handlers import JobHandler, WorkerStats
 from models.agencies import Agency, AgencyRequest, RequestState
+from models.heartbeats import ProcessKind
 from models.jobs import JobKind
 from models.routes import CancelNotice, CancelState
 from tasks.agency_client import Delivery, DeliveryResult, send_request
@@ -497,15 +500,39 @@ class Worker:
 def run_worker_forever(settings: Settings, *, worker_id: str | None = None,
                        handlers: Iterable[JobHandler] = ()) -> None:
     """Entry point of ``rehab worker`` (``handlers``: the registry ``cli/runtime.py``
-    assembled)."""
+    assembled).
+
+    Graceful shutdown: on SIGTERM or SIGINT the worker stops claiming, finishes what is in
+    flight (each send is bounded by ``send_timeout_seconds``), gives back the leases it still
+    holds, writes its last heartbeat with ``stopped_at`` and logs that it stopped."""
     engine = make_engine()
     clock = make_clock(engine, settings)
     cfg = EngineConfig.from_settings(settings)
 
     async def main() -> None:
         stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
         async with Worker(engine, clock, cfg, settings, worker_id=worker_id,
                           handlers=handlers) as w:
-            await w.run(stop)
+            def counters() -> dict[str, Any]:
+                return {**asdict(w.stats), "beat_interval_seconds": settings.heartbeat_seconds}
 
-    asyncio.run(main())
+            await asyncio.to_thread(heartbeats.register, engine, w.worker_id,
+                                    ProcessKind.worker)
+            process_log.started("worker", settings, worker_id=w.worker_id)
+            beating = asyncio.create_task(heartbeats.beat_forever(
+                engine, w.worker_id, counters, interval_seconds=settings.heartbeat_seconds,
+                stop=stop))
+            await w.run(stop)
+            await beating
+        released = await asyncio.to_thread(queue.release_held, engine, w.worker_id)
+        await asyncio.to_thread(heartbeats.stopped, engine, w.worker_id, counters())
+        process_log.stopped("worker", worker_id=w.worker_id, released_leases=released,
+                            sent=w.stats.sent, answers_applied=w.stats.answers_applied)
+
+    try:
+        asyncio.run(main())
+    finally:
+        engine.dispose()
