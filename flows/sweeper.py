@@ -21,21 +21,24 @@ import asyncio
 import logging
 import os
 import secrets
+import signal
 import socket
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 from uuid import UUID
 
-from prefect import flow
+from prefect import flow, serve
 from prefect.client.orchestration import PrefectClient, get_client
 from prefect.client.schemas.actions import FlowRunCreate
 from prefect.client.schemas.objects import State
+from prefect.deployments.runner import RunnerDeployment
 from prefect.exceptions import MissingContextError
 from prefect.logging import get_run_logger
 from prefect.states import Completed, to_state_create
+from prefect.types.entrypoint import EntrypointType
 from sqlalchemy import Engine
 
 from engine.infra import heartbeats, process_log
@@ -43,12 +46,9 @@ from engine.infra.clock import Clock, make_clock
 from engine.infra.db import make_engine
 from engine.infra.settings import get_settings
 from engine.routes.transitions import EngineConfig
-from engine.runtime.sweeper import SweepReport, sweep_due_timers
+from engine.runtime.sweeper import SweeperLoop, SweepReport, sweep_due_timers
 from models.heartbeats import ProcessKind
 from tasks.prefect_mirror import no_client_retries, prefect_unavailable
-
-if TYPE_CHECKING:
-    from prefect.deployments.runner import RunnerDeployment
 
 log = logging.getLogger("rehab.sweeper")
 
@@ -148,9 +148,6 @@ def run_sweep(target: SweepTarget, *, run_name: str = FLOW_NAME,
 def sweeper_deployment(interval_seconds: float = 60,
                        batch_size: int = DEFAULT_BATCH_SIZE) -> RunnerDeployment:
     """The ``timer-sweeper`` deployment, scheduled every ``interval_seconds``."""
-    from prefect.deployments.runner import RunnerDeployment
-    from prefect.types.entrypoint import EntrypointType
-
     if interval_seconds <= 0:
         raise ValueError("interval: must be a positive number of seconds")
     if batch_size < 1:
@@ -223,11 +220,6 @@ def run_sweeper_forever(interval_seconds: float = 60,
                         batch_size: int = DEFAULT_BATCH_SIZE) -> None:
     """``rehab sweeper``: sweep every ``interval_seconds`` on our own loop (Prefect is not
     needed to fire timers) and report each sweep to Prefect when it is up."""
-    import signal
-    import threading
-
-    from engine.runtime.sweeper import SweeperLoop
-
     settings = get_settings()
     engine = make_engine(settings.effective_database_url)
     reporter = PrefectSweepReporter(settings.prefect_api_url or None) \
@@ -270,7 +262,5 @@ def serve_sweeper(interval_seconds: float = 60, batch_size: int = DEFAULT_BATCH_
     one of them stopping must not pause the shared schedule (``pause_on_shutdown=False``);
     a restarted sweeper applies it unpaused.
     """
-    from prefect import serve
-
     serve(sweeper_deployment(interval_seconds, batch_size), pause_on_shutdown=False,
           print_starting_message=True)

@@ -41,6 +41,7 @@ from time import monotonic
 from typing import Any, TypeVar
 
 import httpx
+import prefect.context
 from prefect.client.orchestration import PrefectClient, get_client
 from prefect.client.schemas.actions import FlowRunCreate, TaskRunCreate
 from prefect.client.schemas.objects import (
@@ -52,6 +53,7 @@ from prefect.client.schemas.objects import (
     TaskRunPolicy,
 )
 from prefect.exceptions import ObjectNotFound, PrefectHTTPStatusError
+from prefect.settings import PREFECT_CLIENT_MAX_RETRIES
 from prefect.states import to_state_create
 from sqlalchemy import Engine, update
 from sqlmodel import Session, col, select
@@ -109,9 +111,6 @@ def no_client_retries() -> Iterator[None]:
     """Within it, Prefect's client makes one attempt per request: its own retry loop waits
     up to a minute (2, 4, 8, 16, 32 s) on a dead server, and the worker must not; the job
     queue retries the mirroring instead. Tasks started inside inherit it."""
-    import prefect.context
-    from prefect.settings import PREFECT_CLIENT_MAX_RETRIES
-
     ctx = prefect.context.get_settings_context()
     cached = _NO_RETRY_SETTINGS.get(id(ctx.settings))
     if cached is None or cached[0] is not ctx.settings:

@@ -277,7 +277,7 @@ def test_api_and_worker_refuse_an_unmigrated_schema(
         cli_env: pytest.MonkeyPatch, tmp_path: Path, command_name: str) -> None:
     started: list[str] = []
     cli_env.setattr("uvicorn.run", lambda *a, **k: started.append("api"))
-    cli_env.setattr("engine.runtime.worker.run_worker_forever", lambda *a, **k: started.append("w"))
+    cli_env.setattr("cli.main.run_worker_forever", lambda *a, **k: started.append("w"))
     url = f"sqlite:///{tmp_path / 'rehab.db'}"
     cli_env.setenv("REHAB_DATABASE_URL", url)
     result = CliRunner().invoke(cli_app, [command_name])
@@ -302,7 +302,7 @@ def test_production_worker_refuses_demo_secrets_at_start(
         cli_env.setenv(k, v)
     get_settings.cache_clear()
     started: list[str] = []
-    cli_env.setattr("engine.runtime.worker.run_worker_forever", lambda *a, **k: started.append("w"))
+    cli_env.setattr("cli.main.run_worker_forever", lambda *a, **k: started.append("w"))
     result = CliRunner().invoke(cli_app, ["worker"])
     assert result.exit_code == 2, result.output
     assert result.output.startswith("error: agency secrets: mkt39") and started == []
