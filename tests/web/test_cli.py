@@ -101,3 +101,28 @@ def test_staff_add_with_password_stdin_passwd_and_revoke(cli_world: World, db: E
         assert sessions and all(x.ended_at is not None for x in sessions)
     code, out = rehab("staff", "revoke", "--id", "mse39-petrov")
     assert code == 0, out
+
+
+def test_demo_accounts_one_per_role_can_sign_in(world: World) -> None:
+    from fastapi.testclient import TestClient
+
+    from sim.demo_accounts import create_demo_accounts
+
+    accounts = create_demo_accounts(world.db)
+    assert sorted(a.role.value for a in accounts) == ["admin", "agency", "coordinator",
+                                                       "supervisor"]
+    homes = {"coordinator": "/routes", "supervisor": "/escalations", "agency": "/inbox",
+             "admin": "/routes"}
+    for acc in accounts:
+        c = TestClient(world.app, follow_redirects=False)
+        c.get("/login")
+        r = c.post("/login", data={"account": acc.id, "password": acc.password,
+                                   "csrf_token": c.cookies["rehab_login_csrf"]})
+        assert r.headers["location"] == homes[acc.role.value], acc.id
+        page = c.get(homes[acc.role.value])
+        assert page.status_code == 200
+        if acc.role.value == "agency":  # the busiest agency: it has requests to answer
+            assert "/inbox/tk_" in page.text
+    again = create_demo_accounts(world.db)  # a re-run sets new passwords
+    assert {a.id for a in again} == {a.id for a in accounts}
+    assert all(a.password != b.password for a, b in zip(accounts, again, strict=True))
