@@ -16,11 +16,11 @@ from fastapi.responses import HTMLResponse, Response
 from sqlmodel import Session, col, select
 
 import calendars
-from api.web.core import DbDep, FormViewer, ViewerDep, allowed, page, refuse
+from api.web.core import LEVEL_RU, DbDep, FormViewer, ViewerDep, allowed, page, refuse
 from api.web.inbox_pages import DONE_RU, paper_answer
 from api.web.timeline import Bar, Mark, local_date, svg
 from engine.persons.reads import get_person, record_read
-from engine.routes.board import Filters, board, late_by_agency, matching
+from engine.routes.board import Filters, board, late_by_agency, matching, step_due, step_late
 from engine.routes.reads import get_route, steps_of
 from engine.supervisor import actions as sv
 from models.agencies import Agency, AgencyRequest, RequestChannel
@@ -34,8 +34,9 @@ router = APIRouter(include_in_schema=False)
 READERS = (StaffRole.coordinator, StaffRole.supervisor, StaffRole.admin)
 PERSON_READERS = (StaffRole.coordinator, StaffRole.admin)
 NOTICE_RU = DONE_RU
-SUPERVISOR_ACTIONS = {"acknowledged", "deadline_extended", "reassigned", "closed",
-                      "step_closed", "extended"}
+# supervisors' actions as the audit names them (engine/supervisor/actions.py)
+ACTION_RU = {"acknowledged": "принято в работу", "deadline_extended": "срок продлён",
+             "reassigned": "передано другому ведомству", "closed": "шаг закрыт"}
 
 
 def prefect_ui_base() -> str:
@@ -73,23 +74,25 @@ def routes_list(
 
 
 def _marks(s: Session, route_id: str, steps: list[Step], region: str) -> list[Mark]:
+    """Escalations (on the day they opened) and supervisors' actions (on the day they were
+    taken) on their step's row."""
     row_of = {st.id: i for i, st in enumerate(steps)}
+    escalations = {e.id: e for e in s.exec(select(Escalation)
+                                           .where(Escalation.route_id == route_id))}
     marks = [Mark(row=row_of[e.step_id], day=local_date(e.opened_at, region) or e.due_date,
-                  kind="escalation", label=f"эскалация ур. {int(e.level)}")
-             for e in s.exec(select(Escalation).where(Escalation.route_id == route_id))
-             if e.step_id in row_of]
+                  kind="escalation", label=f"{LEVEL_RU[int(e.level)]}")
+             for e in escalations.values() if e.step_id in row_of]
     for a in s.exec(select(AuditEvent).where(AuditEvent.route_id == route_id,
-                                             col(AuditEvent.actor).startswith("staff:"))):
-        if a.entity == "step" and a.entity_id in row_of and a.action in SUPERVISOR_ACTIONS:
-            marks.append(Mark(row=row_of[a.entity_id], day=local_date(a.at, region) or
-                              local_date(datetime.now(), region) or a.at.date(),
-                              kind="action", label=f"{a.action} ({a.actor})"))
-        if a.entity == "escalation" and a.action in SUPERVISOR_ACTIONS:
-            esc = s.get(Escalation, int(a.entity_id)) if a.entity_id.isdigit() else None
-            if esc is not None and esc.step_id in row_of:
-                marks.append(Mark(row=row_of[esc.step_id], day=local_date(a.at, region)
-                                  or esc.due_date, kind="action",
-                                  label=f"{a.action} ({a.actor})"))
+                                             col(AuditEvent.actor).startswith("staff:"),
+                                             col(AuditEvent.action).in_(ACTION_RU))):
+        step_id = a.entity_id if a.entity == "step" else None
+        if a.entity == "escalation" and a.entity_id.isdigit():
+            esc = escalations.get(int(a.entity_id))
+            step_id = esc.step_id if esc else None
+        day = local_date(a.at, region)
+        if step_id in row_of and day is not None:
+            marks.append(Mark(row=row_of[step_id], day=day, kind="action",
+                              label=f"{ACTION_RU[a.action]} ({a.actor.removeprefix('staff:')})"))
     return marks
 
 
@@ -107,8 +110,6 @@ def route_page(request: Request, route_id: str, v: ViewerDep, s: DbDep,
     names = {a.id: a.short_name for a in s.exec(select(Agency))}
     bars = []
     rows = []
-    from engine.routes.board import step_due, step_late
-
     for st in steps:
         due_date = step_due(st)[0] or st.answer_by_date
         late = step_late(st, region, now)

@@ -190,7 +190,10 @@ def test_supervisor_acts_on_an_escalation_and_is_refused_as_the_api_refuses(
         step = s.get(Step, top.step_id)
         assert step is not None and step.answer_by_date is not None
         assert step.answer_by_date > due_before
+    page.goto(f"/routes/{world.escalated_route}")  # the action is marked on the timeline
+    assert "срок продлён (sup39)" in page.locator(".timeline svg").inner_html()
     assert world.persons[0].full_name not in page.content()  # a supervisor sees no person
+    axe_clean(page, "route-supervisor")
 
 
 def test_paper_application_with_errors_then_without(world: World, pages: Any) -> None:
