@@ -4,7 +4,9 @@ limited to those who need it and withdrawn at once (152-ФЗ ст.19)."""
 
 from __future__ import annotations
 
+import secrets
 from datetime import datetime
+from functools import cache
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
@@ -18,8 +20,13 @@ from models.types import utcnow
 MIN_LENGTH = 12
 MAX_LENGTH = 256
 _hasher = PasswordHasher()
-# verified when the account is unknown, so a miss costs the same time as a wrong password
-_DUMMY = _hasher.hash("not-a-password-of-anyone")
+
+
+@cache
+def _dummy() -> str:
+    """Verified when the account is unknown, so a miss costs the same time as a wrong
+    password (made on first use: a hash costs ~0.5 s)."""
+    return _hasher.hash(secrets.token_urlsafe(16))
 
 
 def check_strength(password: str) -> None:
@@ -40,7 +47,7 @@ def hash_password(password: str) -> str:
 def verify(stored_hash: str | None, password: str) -> bool:
     """True when ``password`` matches ``stored_hash`` (None: verify a dummy, return False)."""
     try:
-        return _hasher.verify(stored_hash or _DUMMY, password) and stored_hash is not None
+        return _hasher.verify(stored_hash or _dummy(), password) and stored_hash is not None
     except (VerifyMismatchError, VerificationError, InvalidHashError):
         return False
 

@@ -60,8 +60,17 @@ def _route(s: Session, cfg: EngineConfig, clock: DbClock, person: Person,
     return route.id
 
 
+@pytest.fixture(scope="session")
+def password_hash() -> str:
+    """PASSWORD's argon2id hash, computed once (each hash costs ~0.5 s by design)."""
+    from engine.staff.passwords import hash_password
+
+    return hash_password(PASSWORD)
+
+
 @pytest.fixture
-def world(db: Engine, clock: DbClock, cfg: EngineConfig, seeded: list[Person]) -> World:
+def world(db: Engine, clock: DbClock, cfg: EngineConfig, seeded: list[Person],
+          password_hash: str) -> World:
     from sim.seed import seed_agencies
 
     with Session(db, expire_on_commit=False) as s:
@@ -87,8 +96,10 @@ def world(db: Engine, clock: DbClock, cfg: EngineConfig, seeded: list[Person]) -
             ("admin", StaffRole.admin, "39", None),
             ("agency39", StaffRole.agency, "39", step.agency_id),
         ):
-            create_staff(s, id=sid, display_name=f"Сотрудник {sid}", role=role, region=region,
-                         agency_id=agency, password=PASSWORD)
+            user, _ = create_staff(s, id=sid, display_name=f"Сотрудник {sid}", role=role,
+                                   region=region, agency_id=agency)
+            user.password_hash = password_hash
+            s.add(user)
         s.commit()
         agency_id = step.agency_id
     app = create_app(db, settings=Settings(prefect_mirror=False), clock=clock)
