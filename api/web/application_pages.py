@@ -1,34 +1,38 @@
-"""Registration of a paper application by staff (298-п Регламент п.14; 363н п.12): the same
-rules as the API's ``POST /api/applications`` (``models/basic_application.py``, the person
-found or created by SNILS in ``engine/persons/applications.py``), every field's message
-beside the field; the route starts at once (its first request due within 1 working day,
-298-п Порядок п.10)."""
+"""Registration of a paper application by staff (004 appendix form; 001 Регламент п.14,
+п.15): the person's-file validation (``engine/persons/applications.py:
+register_full_application`` — the same as ``POST /api/person-file/applications``) with
+every field's message beside the field; the paper consent is recorded with it (152-ФЗ
+art. 9). Eligible: the route starts at once (its first request due within 1 working day,
+001 Порядок п.10); otherwise the decision's explanation is shown (004 п.7)."""
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any
 
-from fastapi import APIRouter, Form, Request
+import pendulum
+from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from pydantic import ValidationError
+from sqlmodel import Session
+from starlette.concurrency import run_in_threadpool
 
-import calendars
-from api.web.core import DbDep, FormViewer, ViewerDep, allowed, page, refuse
-from engine.persons.applications import PersonConflict, person_for_basic_application
-from engine.routes.transitions import register_application
-from models.basic_application import ApplicationIn, date_problems
+from api.web.application_form import SECTIONS, build, defaults, field_of
+from api.web.core import DbDep, FormViewer, Viewer, ViewerDep, allowed, page, refuse, region_tz
+from engine.persons.applications import (
+    ApplicationInvalid,
+    ConsentRefused,
+    PersonConflict,
+    register_full_application,
+)
 from models.staff import StaffRole
-from models.templates import TEMPLATES
 
 router = APIRouter(include_in_schema=False)
 REGISTRARS = (StaffRole.coordinator, StaffRole.admin)
-FIELDS = ("full_name", "snils", "birth_date", "representative", "template")
-FIELD_RU = {"full_name": "Укажите ФИО (от 3 до 300 знаков, с буквами).",
-            "snils": "Укажите СНИЛС: 11 цифр с верным контрольным числом.",
-            "birth_date": "Укажите дату рождения (не ранее 1900 года и до дня регистрации).",
-            "representative": "Не более 300 знаков.",
-            "template": "Выберите вид маршрута."}
+
+
+def _form(request: Request, v: Viewer, values: dict[str, str], errors: dict[str, str],
+          code: int = 200, decision: str | None = None) -> HTMLResponse:
+    return page(request, v, "application.html", status_code=code, values=values,
+                errors=errors, sections=SECTIONS, decision=decision)
 
 
 @router.get("/applications/new", response_class=HTMLResponse)
@@ -37,56 +41,51 @@ def new_application(request: Request, v: ViewerDep, s: DbDep) -> HTMLResponse:
     now: datetime = request.app.state.clock.now()
     if not allowed(v, *REGISTRARS):
         raise refuse(s, v, now=now, entity="page", entity_id="/applications/new", why="role")
-    return page(request, v, "application.html", values={}, errors={}, templates=TEMPLATES)
-
-
-Text = Annotated[str, Form(max_length=400)]
+    today = pendulum.instance(now).in_timezone(region_tz(v.user.region)).date()
+    return _form(request, v, defaults(v.user.region, today), {})
 
 
 @router.post("/applications/new")
-def register(request: Request, v: FormViewer, s: DbDep, full_name: Text = "",
-             snils: Text = "", birth_date: Text = "", representative: Text = "",
-             template: Text = "") -> Response:
+async def register(request: Request, v: FormViewer, s: DbDep) -> Response:
+    """The form's fields are named by their paths in the model (``application_form.py``)."""
+    form = await request.form()  # parsed once already for the CSRF check
+    values = {k: str(val)[:400] for k, val in form.items() if isinstance(val, str)}
+    return await run_in_threadpool(_store, request, v, s, values)
+
+
+def _store(request: Request, v: Viewer, s: Session, values: dict[str, str]) -> Response:
     now: datetime = request.app.state.clock.now()
     if not allowed(v, *REGISTRARS):
         raise refuse(s, v, now=now, entity="page", entity_id="/applications/new", why="role")
-    values = {"full_name": full_name, "snils": snils, "birth_date": birth_date,
-              "representative": representative, "template": template}
-    data: dict[str, Any] = {k: val for k, val in values.items() if val.strip()}
-    data["region"] = v.user.region
+    doc, consent = build(values, staff_id=v.user.id, now=now, tz=region_tz(v.user.region))
     errors: dict[str, str] = {}
-    app_in: ApplicationIn | None = None
     try:
-        app_in = ApplicationIn.model_validate(data)
-    except ValidationError as exc:
-        for e in exc.errors():
-            field = str(e["loc"][0]) if e["loc"] else "full_name"
-            rule = "field required" if e["type"] == "missing" else e["msg"]
-            errors.setdefault(field, f"{FIELD_RU.get(field, '')} ({field}: {rule})")
-    if app_in is not None:
-        cfg = request.app.state.cfg
-        for field, rule in date_problems(app_in, now, cfg.sender_region):
-            errors.setdefault(field, f"{FIELD_RU.get(field, '')} ({field}: {rule})")
-    if errors or app_in is None:
-        return page(request, v, "application.html", status_code=422, values=values,
-                    errors=errors, templates=TEMPLATES)
-    actor = v.actor
-    try:
-        person = person_for_basic_application(s, app_in, v.user, now=now, actor=actor)
-        route = register_application(
-            s, request.app.state.cfg, now=now, person_id=person.id,
-            template_code=app_in.template, region=app_in.region,
-            registered_at=app_in.registered_at,
-            coordinator_id=v.user.id if v.role is StaffRole.coordinator else None,
-            actor=actor, ipra_deadlines=app_in.ipra_deadlines)
-    except PersonConflict as exc:
-        # the use case committed its audit record of the refusal itself
-        return page(request, v, "application.html", status_code=409, values=values,
-                    errors={"snils": f"Данные не совпадают с картотекой ({exc})"},
-                    templates=TEMPLATES)
-    except calendars.CalendarError as exc:
+        reg = register_full_application(
+            s, request.app.state.cfg, raw=doc, consent=consent, now=now, actor=v.actor,
+            coordinator_id=v.user.id if v.role is StaffRole.coordinator else None)
+    except ApplicationInvalid as exc:
         s.rollback()
-        return page(request, v, "application.html", status_code=422, values=values,
-                    errors={"birth_date": str(exc)}, templates=TEMPLATES)
+        for e in exc.errors:
+            errors.setdefault(field_of(e.field), f"{e.message_ru} ({e.field}: {e.rule})")
+        return _form(request, v, values, errors, 422)
+    except ConsentRefused as exc:
+        s.rollback()
+        return _form(request, v, values, {"consent.given_at": f"{exc.error.message_ru} "
+                                          f"(consent: {exc.error.rule})"}, 422)
+    except PersonConflict as exc:  # the use case committed its audit record itself
+        return _form(request, v, values, {"person.birth_date": f"СНИЛС уже записан за "
+                                          f"другим человеком ({exc})"}, 409)
+    if not allowed(v, *REGISTRARS, region=reg.application.region):
+        s.rollback()
+        return _form(request, v, values, {
+            "person.registration_address.region_code":
+                f"Регион заявления {reg.application.region} — не ваш ({v.user.region})"}, 403)
     s.commit()
-    return RedirectResponse(f"/routes/{route.id}?notice=registered", status_code=303)
+    if reg.application.route_id:
+        return RedirectResponse(f"/routes/{reg.application.route_id}?notice=registered",
+                                status_code=303)
+    today = pendulum.instance(now).in_timezone(region_tz(v.user.region)).date()
+    return _form(request, v, defaults(v.user.region, today), {}, 200,
+                 decision=reg.decision.explanation_ru
+                 or "Заявление зарегистрировано; маршрут не сформирован.")
+

@@ -15,6 +15,8 @@ from engine.infra.settings import Settings
 from engine.runtime.worker import Worker
 from models.agencies import AgencyAnswer, AgencyRequest
 from models.audit import AuditEvent
+from models.person_file import ApplicationRecord
+from models.persons import Person
 from models.routes import Route, Step, StepStatus
 from models.snils import format_snils
 from models.timers import Escalation
@@ -200,30 +202,68 @@ def test_paper_application_with_errors_then_without(world: World, pages: Any) ->
     page = sign_in(pages, "coord39")
     page.goto("/applications/new")
     axe_clean(page, "application")
-    page.get_by_label("ФИО заявителя").fill("1")
-    page.get_by_label("СНИЛС").fill("112-233-445 00")
-    page.get_by_role("button", name="Зарегистрировать").click()
-    page.wait_for_load_state()
-    for field in ("full_name", "snils", "birth_date", "template"):
-        message = page.locator(f"#e-{field}")
-        assert message.count() == 1, field
-        assert f"({field}:" in message.inner_text()
-        described = page.locator(f"#f-{field}").get_attribute("aria-describedby") or ""
-        assert f"e-{field}" in described
-    axe_clean(page, "application-errors")
-    with Session(world.db) as s:
-        before = len(list(s.exec(select(Route))))
+    page.get_by_label("Фамилия (обязательно)").fill("Петрова")
+    bad_snils = "112-233-445 00"  # a wrong check number
+    page.get_by_label("СНИЛС (XXX-XXX-XXX YY) (обязательно)").fill(bad_snils)
 
-    page.get_by_label("ФИО заявителя").fill("Петрова Анна Сергеевна")
-    page.get_by_label("СНИЛС").fill(format_snils("112233445"))
-    page.get_by_label("Дата рождения").fill("1980-05-17")
-    page.get_by_label("Вид маршрута").select_option("supported_living")
+    def counts() -> tuple[int, int, int]:
+        with Session(world.db) as s:
+            return (len(list(s.exec(select(Route)))), len(list(s.exec(select(Person)))),
+                    len(list(s.exec(select(ApplicationRecord)))))
+
+    before = counts()
     page.get_by_role("button", name="Зарегистрировать").click()
     page.wait_for_load_state()
-    assert "/routes/" in page.url and "Маршрут" in page.locator("h1").inner_text()
+    assert counts() == before  # refused: nothing stored
+    for path in ("request.kind", "person.full_name.first_name", "person.snils",
+                 "person.birth_date", "person.sex"):
+        fid = path.replace(".", "-")
+        message = page.locator(f"#e-{fid}")
+        assert message.count() == 1, path
+        assert message.inner_text().strip(), path
+        described = page.locator(f"#f-{fid}").get_attribute("aria-describedby") or ""
+        assert f"e-{fid}" == described, path
+    assert "person.snils" in page.locator("#e-person-snils").inner_text()
+    # what was typed is kept for correction
+    assert page.get_by_label("Фамилия (обязательно)").input_value() == "Петрова"
+    axe_clean(page, "application-errors")
+
+    fill = {"Кому адресовано (организация) (обязательно)": "ГБУ КО «Реабилитационный центр»",
+            "Имя (обязательно)": "Анна", "Отчество (при наличии)": "Сергеевна",
+            "СНИЛС (XXX-XXX-XXX YY) (обязательно)": format_snils("112233445"),
+            "Дата рождения (обязательно)": "1980-05-17", "Серия": "2710",
+            "Номер (обязательно)": "123456", "Дата выдачи (обязательно)": "2010-06-01",
+            "Кем выдан (обязательно)": "УФМС России", "Код подразделения": "390-001",
+            "Индекс": "236000", "Субъект РФ (обязательно)": "Калининградская область",
+            "Населённый пункт (обязательно)": "Калининград", "Улица": "ул. Примерная",
+            "Дом (обязательно)": "1", "Телефон": "+7 911 123-45-67",
+            "Оператор: наименование": "Министерство социальной политики Калининградской "
+                                      "области",
+            "Оператор: ИНН": "3906000000", "Оператор: адрес": "г. Калининград"}
+    for label, value in fill.items():
+        page.get_by_label(label, exact=True).fill(value)
+    page.get_by_label("Вид заявления (обязательно)").select_option("accompaniment")
+    page.get_by_label("Сопровождение: что просит заявитель").select_option("provide")
+    page.get_by_label("Сопровождение: участник").select_option("rehabilitation_organisation")
+    page.get_by_label("Пол (обязательно)").select_option("female")
+    page.get_by_label("Как сообщать о ходе (обязательно)").select_option("phone")
+    page.get_by_label("Группа").select_option("II")
+    page.get_by_label("Причина").fill("общее заболевание")
+    page.get_by_label("Дата установления").fill("2020-03-01")
+    page.get_by_label("Бессрочно").check()
+    page.get_by_label("Заявитель подтвердил согласие в заявлении").check()
+    page.get_by_role("button", name="Зарегистрировать").click()
+    page.wait_for_load_state()
+    assert page.locator(".alert").count() == 0, page.locator(".alert").inner_text()
     with Session(world.db) as s:
-        assert len(list(s.exec(select(Route)))) == before + 1
-    assert "Петрова Анна Сергеевна" in page.content()
+        person = s.exec(select(Person).where(Person.snils == format_snils("112233445"))).one()
+        assert person.full_name.startswith("Петрова Анна")
+        record = s.exec(select(ApplicationRecord)
+                        .where(ApplicationRecord.person_id == person.id)).one()
+    # no ИПРА on file: registered, no route, the decision's explanation shown (004 п.7)
+    assert record.route_id is None and counts() == (before[0], before[1] + 1, before[2] + 1)
+    assert "нет ИПРА" in page.locator("[role=status]").inner_text()
+    axe_clean(page, "application-registered")
 
 
 def test_docs_and_redoc_load_with_no_request_leaving_the_host(
