@@ -55,8 +55,9 @@ def overview(request: Request) -> HTMLResponse:
 
 
 def _safe_next(url: str) -> str:
-    """Only a path of ours (no scheme, no other host)."""
-    return url if url.startswith("/") and not url.startswith("//") else ""
+    """Only a path of ours (no scheme, no other host; browsers read ``/\\`` as ``//``)."""
+    return url if url.startswith("/") and not url.startswith(("//", "/\\")) \
+        and "\n" not in url and "\r" not in url else ""
 
 
 @router.get("/login", response_class=HTMLResponse)

@@ -172,3 +172,25 @@ def test_revocation_ends_sessions_and_refuses_sign_in(world: World) -> None:
     r = c2.post("/login", data={"account": "coord39", "password": PASSWORD,
                                 "csrf_token": c2.cookies["rehab_login_csrf"]})
     assert r.status_code == 401
+
+
+def test_after_sign_in_only_a_path_of_ours_is_followed() -> None:
+    from api.web.sign_in import _safe_next
+
+    assert _safe_next("/routes/rt_1") == "/routes/rt_1"
+    for outside in ("//evil.example", "/\\evil.example", "https://evil.example",
+                    "/a\r\nSet-Cookie: x=1", "routes"):
+        assert _safe_next(outside) == "", outside
+
+
+def test_sign_in_redirects_back_to_the_page_asked_for(world: World) -> None:
+    c = TestClient(world.app, follow_redirects=False)
+    r = c.get(f"/routes/{world.escalated_route}")
+    assert r.headers["location"] == f"/login?next=/routes/{world.escalated_route}"
+    c.get(r.headers["location"])
+    r = c.post("/login", data={"account": "coord39", "password": PASSWORD,
+                               "next": f"/routes/{world.escalated_route}",
+                               "csrf_token": c.cookies["rehab_login_csrf"]})
+    assert r.headers["location"] == f"/routes/{world.escalated_route}"
+    cookie = r.headers["set-cookie"]
+    assert "HttpOnly" in cookie and "SameSite=strict" in cookie
