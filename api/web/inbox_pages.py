@@ -18,6 +18,7 @@ from sqlmodel import Session, col, select
 
 from api.web.core import DbDep, FormViewer, Viewer, ViewerDep, allowed, page, refuse
 from engine.answers.by_hand import answer_by_hand, record_receipt
+from engine.answers.intake import StoredAnswer
 from engine.errors import EngineError
 from engine.persons.reads import get_person, record_read
 from models.agencies import Agency, AgencyAnswer, AgencyRequest, RequestState
@@ -113,9 +114,15 @@ def inbox_answer(request: Request, request_id: str, v: FormViewer, s: DbDep,
         s.rollback()
         return _request_page(request, v, s, request_id, answer_error=_ru(str(exc)), code=422)
     s.commit()
-    status = ("duplicate" if not stored.created else
-              "accepted" if stored.not_applied is None else "stored_not_applied")
+    status = ack(stored)
     return RedirectResponse(f"/inbox?done={status}", status_code=303)
+
+
+def ack(stored: StoredAnswer) -> str:
+    """The webhook's acknowledgement of a stored answer (``api/webhooks.py:AnswerAck``)."""
+    if not stored.created:
+        return "duplicate"
+    return "accepted" if stored.not_applied is None else "stored_not_applied"
 
 
 def _ru(detail: str) -> str:
@@ -147,6 +154,5 @@ def paper_answer(request: Request, v: Viewer, s: Session, route_id: str, request
         return RedirectResponse(f"/routes/{route.id}?notice={quote(_ru(str(exc))[:40])}",
                                 status_code=303)
     s.commit()
-    status = ("duplicate" if not stored.created else
-              "accepted" if stored.not_applied is None else "stored_not_applied")
+    status = ack(stored)
     return RedirectResponse(f"/routes/{route.id}?notice={status}", status_code=303)
