@@ -75,7 +75,7 @@ def routes_show(route_id: Annotated[str, typer.Argument(help="route id, e.g. rt_
                 typer.echo(f"error: route_id: no route {route_id!r}", err=True)
                 raise typer.Exit(2)
             now = DbClock(engine).now()
-            steps = steps_of(s, route.id)
+            steps = sorted(steps_of(s, route.id), key=lambda st: st.seq)
             escalations = list(s.exec(select(Escalation).where(
                 Escalation.route_id == route.id).order_by(col(Escalation.id))))
             out = {

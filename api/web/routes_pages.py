@@ -105,7 +105,7 @@ def route_page(request: Request, route_id: str, v: ViewerDep, s: DbDep,
     if route is None or not allowed(v, *READERS, region=route.region):
         raise refuse(s, v, now=now, entity="route", entity_id=route_id,
                      why="unknown" if route is None else "role or region")
-    steps = steps_of(s, route.id)
+    steps = sorted(steps_of(s, route.id), key=lambda st: st.seq)
     region = route.region
     names = {a.id: a.short_name for a in s.exec(select(Agency))}
     bars = []

@@ -133,8 +133,10 @@ def chromium_path() -> str | None:
     return None
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
+    """One Chromium for the browser tests' module; Playwright's sync API holds an event loop
+    in this thread while it runs, so it is stopped before other modules' tests."""
     path = chromium_path()
     if path is None:  # scripts/test installs Debian's chromium; a bare pytest may lack it
         pytest.skip("chromium is not installed (scripts/test installs it)")
