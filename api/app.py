@@ -19,7 +19,7 @@ from sqlmodel import Session
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 import calendars
-from api import health, pages, person_file, routes_api, supervisor, webhooks
+from api import health, person_file, routes_api, supervisor, web, webhooks
 from api.access_log import AccessLog
 from api.answer_writer import AnswerWriter
 from api.auth import require_admin
@@ -167,7 +167,8 @@ def create_app(engine: Engine | None = None, *, settings: Settings | None = None
     settings = settings or get_settings()
     engine = engine or make_engine()
     app = FastAPI(title="Rehabilitation routes", version="0.1.0", description=DESCRIPTION,
-                  dependencies=[Depends(reject_unknown_query)])
+                  dependencies=[Depends(reject_unknown_query)], docs_url=None,
+                  redoc_url=None)
     app.state.settings = settings
     app.state.engine = engine
     app.state.clock = clock or make_clock(engine, settings)
@@ -181,7 +182,7 @@ def create_app(engine: Engine | None = None, *, settings: Settings | None = None
         app.state.read_engine, production=settings.environment == "production")
     app.include_router(webhooks.router)
     webhooks.document_outgoing(app)
-    app.include_router(pages.router)
+    web.install(app)  # the people's pages, /docs and /redoc served offline
     app.include_router(health.router)
     _include_routers(app)
     app.openapi = lambda: openapi(  # type: ignore[method-assign]

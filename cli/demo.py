@@ -12,6 +12,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from engine.infra.settings import get_settings
+from sim.demo_accounts import create_demo_accounts
 from sim.scenario import DemoOptions, demo_stack, run_scenario
 
 
@@ -42,6 +43,11 @@ def run_demo_command(*, persons: int, json_out: bool, serve: bool, prefect: bool
             _print_summary(console, summary.as_dict())
         if serve:
             console.print(f"\nAPI: {stack['api_url']}/docs   страницы: {stack['api_url']}/")
+            accounts = create_demo_accounts(stack["engine"])
+            console.print(f"Вход для сотрудников: {stack['api_url']}/login")
+            for acc in accounts:
+                console.print(f"  {acc.role.value:<12} {acc.id:<17} пароль: {acc.password}"
+                              f"  — {acc.what}")
             if stack["prefect_ui"]:
                 console.print(f"Prefect UI: {stack['prefect_ui']}")
             console.print("Ctrl-C — остановить.")

@@ -17,6 +17,7 @@ import typer
 
 from cli import ops as ops_cli
 from cli.agency import agency_app
+from cli.board import escalations_app, routes_list_app
 from cli.calendar import calendar_app
 from cli.ipra import ipra_app
 from cli.jobs import jobs_app
@@ -41,6 +42,8 @@ app = typer.Typer(help="Individual rehabilitation routes: engine, API, demo, cal
                   no_args_is_help=True, add_completion=False)
 app.add_typer(calendar_app, name="calendar")
 app.add_typer(routes_app, name="route")
+app.add_typer(routes_list_app, name="routes")
+app.add_typer(escalations_app, name="escalations")
 app.add_typer(staff_app, name="staff")
 app.add_typer(agency_app, name="agency")
 app.add_typer(jobs_app, name="jobs")

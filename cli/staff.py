@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -12,6 +13,7 @@ from engine.errors import EngineError
 from engine.infra.db import make_engine
 from engine.infra.settings import get_settings
 from engine.staff.accounts import create_staff, revoke_token, rotate_token
+from engine.staff.passwords import set_password
 from models.staff import StaffRole
 
 staff_app = typer.Typer(help="Staff users: coordinators, supervisors, administrators.",
@@ -44,23 +46,57 @@ def _group() -> None:
 def add(
     id: str = typer.Option(..., "--id", help="Login id, e.g. sup39-ivanova"),
     display_name: str = typer.Option(..., "--name", help="Name shown in the product"),
-    role: StaffRole = typer.Option(..., "--role", help="coordinator, supervisor or admin"),
+    role: StaffRole = typer.Option(..., "--role",
+                                 help="coordinator, supervisor, agency or admin"),
     region: str = typer.Option("39", "--region", help="Subject code, e.g. 39"),
     email: str | None = typer.Option(None, "--email", help="Where notifications go"),
+    agency_id: str | None = typer.Option(None, "--agency",
+                                         help="The agency of an agency user (--role agency)"),
+    password_stdin: bool = typer.Option(False, "--password-stdin",
+                                        help="Read the sign-in password from standard input"),
+    password_prompt: bool = typer.Option(False, "--password",
+                                         help="Prompt for a sign-in password"),
 ) -> None:
-    """Add a staff user and print the token once (only its hash is stored)."""
+    """Add a staff user and print the API token once (only its hash is stored); with
+    --password-stdin or --password the user can also sign in to the pages."""
+    password = _read_password(password_stdin, password_prompt)
     with _transaction(ValueError) as s:
         user, token = create_staff(s, id=id, display_name=display_name, role=role,
                                    region=region, email=email, actor="cli:staff",
-                                   token_ttl_days=get_settings().staff_token_ttl_days)
+                                   token_ttl_days=get_settings().staff_token_ttl_days,
+                                   agency_id=agency_id, password=password)
     typer.echo(f"staff user {user.id} ({user.role.value}, region {user.region}) created")
     typer.echo(f"token expires at {user.token_expires_at:%Y-%m-%d %H:%M} UTC")
     typer.echo(f"token (shown once): {token}")
 
 
+def _read_password(from_stdin: bool, prompt: bool) -> str | None:
+    if from_stdin:
+        return sys.stdin.readline().rstrip("\r\n")
+    if prompt:
+        return str(typer.prompt("Password", hide_input=True, confirmation_prompt=True))
+    return None
+
+
+@staff_app.command("passwd")
+def passwd(
+    id: str = typer.Option(..., "--id", help="Login id of the staff user"),
+    password_stdin: bool = typer.Option(False, "--password-stdin",
+                                        help="Read the password from standard input "
+                                             "(else prompt)"),
+) -> None:
+    """Set the user's sign-in password (12-256 characters); their open sessions end."""
+    password = _read_password(password_stdin, not password_stdin)
+    assert password is not None
+    with _transaction() as s:
+        set_password(s, id=id, password=password, actor="cli:staff")
+    typer.echo(f"the password of {id} is set")
+
+
 @staff_app.command("revoke")
 def revoke(id: str = typer.Option(..., "--id", help="Login id of the staff user")) -> None:
-    """Refuse the user's token from now on (a new one: ``rehab staff rotate``)."""
+    """Refuse the user's token and sign-in from now on and end their sessions (access back:
+    ``rehab staff rotate``)."""
     with _transaction() as s:
         revoke_token(s, id=id, actor="cli:staff")
     typer.echo(f"the token of {id} is revoked")

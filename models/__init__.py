@@ -15,7 +15,7 @@ from models.person_file import (
 )
 from models.persons import Person
 from models.routes import Route, Step
-from models.staff import StaffUser
+from models.staff import SigninAttempt, StaffSession, StaffUser
 from models.timers import CalendarStamp, Escalation, Timer
 
 __all__ = [
@@ -36,6 +36,8 @@ __all__ = [
     "PersonDetail",
     "ProcessBeat",
     "Route",
+    "SigninAttempt",
+    "StaffSession",
     "StaffUser",
     "Step",
     "Timer",

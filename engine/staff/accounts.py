@@ -1,7 +1,8 @@
-"""Staff users: coordinators (363н п.10б), supervisors (298-п Порядок п.13, Регламент п.17)
-and administrators. A token is shown once at creation (or rotation) and stored as its SHA-256
-hash; it expires after ``staff_token_ttl_days`` of real time and can be revoked at once
-(152-ФЗ ст.19: access to personal data is limited to those who need it, and withdrawn)."""
+"""Staff users: coordinators (363н п.10б), supervisors (298-п Порядок п.13, Регламент п.17),
+agency users (001 п.13: paper exchange) and administrators. A token is shown once at
+creation (or rotation) and stored as its SHA-256 hash; it expires after
+``staff_token_ttl_days`` of real time and can be revoked at once (152-ФЗ ст.19: access to
+personal data is limited to those who need it, and withdrawn)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,9 @@ from sqlmodel import Session, select
 import calendars
 from engine.errors import EngineError
 from engine.infra import audit
+from engine.staff.passwords import hash_password
+from engine.staff.sessions import end_sessions_of
+from models.agencies import Agency
 from models.staff import StaffRole, StaffUser
 from models.types import utcnow
 
@@ -28,7 +32,7 @@ def token_hash(token: str) -> str:
 def create_staff(
     session: Session, *, id: str, display_name: str, role: StaffRole | str, region: str,
     email: str | None = None, now: datetime | None = None, actor: str = "system:staff",
-    token_ttl_days: int = 90,
+    token_ttl_days: int = 90, agency_id: str | None = None, password: str | None = None,
 ) -> tuple[StaffUser, str]:
     """Add a staff user; returns (user, token). The token is not stored, only its hash; it
     expires ``token_ttl_days`` days of real time from now."""
@@ -45,15 +49,22 @@ def create_staff(
     calendars.get_calendar(region)  # unknown region -> CalendarError naming it
     if email is not None and "@" not in email:
         raise EngineError("email: must be an e-mail address")
+    if (role is StaffRole.agency) != (agency_id is not None):
+        raise EngineError("agency_id: required for an agency user, and for no other role")
+    if agency_id is not None and session.get(Agency, agency_id) is None:
+        raise EngineError(f"agency_id: no agency {agency_id!r}")
     if session.get(StaffUser, id) is not None:
         raise EngineError(f"id: staff user {id!r} exists already")
     token = secrets.token_urlsafe(32)
     user = StaffUser(id=id, display_name=display_name.strip(), role=role, region=region,
                      email=email, token_sha256=token_hash(token),
-                     token_expires_at=_expiry(token_ttl_days))
+                     token_expires_at=_expiry(token_ttl_days), agency_id=agency_id,
+                     password_hash=None if password is None else hash_password(password))
     session.add(user)
     audit.record(session, at=now or utcnow(), actor=actor, entity="staff", entity_id=id,
-                 action="created", after={"role": role.value, "region": region})
+                 action="created", after={"role": role.value, "region": region,
+                                          "agency_id": agency_id,
+                                          "password": password is not None})
     return user, token
 
 
@@ -85,14 +96,16 @@ def _user(session: Session, id: str) -> StaffUser:
 
 def revoke_token(session: Session, *, id: str, now: datetime | None = None,
                  actor: str = "system:staff") -> StaffUser:
-    """Refuse the user's token from now on (``rehab staff revoke``); audited."""
+    """Refuse the user's token and sign-in from now on and end their open sessions (``rehab
+    staff revoke``; ``rehab staff rotate`` gives access back); audited."""
     user = _user(session, id)
     if user.token_revoked_at is not None:
         raise EngineError(f"id: the token of {id!r} is revoked already")
     user.token_revoked_at = utcnow()
     session.add(user)
+    ended = end_sessions_of(session, id)
     audit.record(session, at=now or utcnow(), actor=actor, entity="staff", entity_id=id,
-                 action="token_revoked")
+                 action="token_revoked", after={"sessions_ended": ended})
     return user
 
 

@@ -144,7 +144,7 @@ def test_withdraw_consent_use_case_refuses_an_unknown_person(
 
 
 def test_a_suspended_route_shows_in_prefect_and_on_the_overview_page() -> None:
-    from api.pages import STATUS_RU
+    from api.web.core import ROUTE_STATUS_RU as STATUS_RU
     from tasks.prefect_mirror import RouteView, StepView, route_state
 
     steps = [StepView(id=f"s{i}", seq=i, kind="k", status=st, agency="Минздрав",

@@ -1,0 +1,157 @@
+"""The coordinator's pages: the region's routes (filters, overdue first, late counts by
+agency) and a route's page — its timeline in business dates, steps, escalations, the
+audit history, the person's data for a coordinator or administrator (each read audited,
+152-ФЗ), a paper answer received, and the link to its Prefect flow run. The
+rehabilitation organisation ensures the route's deadlines (363н п.10б)."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Form, Query, Request
+from fastapi.responses import HTMLResponse, Response
+from sqlmodel import Session, col, select
+
+import calendars
+from api.web.core import LEVEL_RU, DbDep, FormViewer, ViewerDep, allowed, page, refuse
+from api.web.inbox_pages import DONE_RU, paper_answer
+from api.web.timeline import Bar, Mark, local_date, svg
+from engine.persons.reads import get_person, record_read
+from engine.routes.board import Filters, board, late_by_agency, matching, step_due, step_late
+from engine.routes.reads import get_route, steps_of
+from engine.supervisor import actions as sv
+from models.agencies import Agency, AgencyRequest, RequestChannel
+from models.audit import AuditEvent
+from models.routes import RouteStatus, Step
+from models.staff import StaffRole
+from models.templates import TEMPLATES
+from models.timers import Escalation
+
+router = APIRouter(include_in_schema=False)
+READERS = (StaffRole.coordinator, StaffRole.supervisor, StaffRole.admin)
+PERSON_READERS = (StaffRole.coordinator, StaffRole.admin)
+NOTICE_RU = DONE_RU
+# supervisors' actions as the audit names them (engine/supervisor/actions.py)
+ACTION_RU = {"acknowledged": "принято в работу", "deadline_extended": "срок продлён",
+             "reassigned": "передано другому ведомству", "closed": "шаг закрыт"}
+
+
+def prefect_ui_base() -> str:
+    """Where Prefect's UI is: PREFECT_UI_URL, else PREFECT_API_URL without ``/api``."""
+    ui = os.environ.get("PREFECT_UI_URL", "")
+    if not ui:
+        api = os.environ.get("PREFECT_API_URL", "") or os.environ.get("REHAB_PREFECT_API_URL", "")
+        ui = api.removesuffix("/").removesuffix("/api") if api else "http://127.0.0.1:4200"
+    return ui.rstrip("/")
+
+
+@router.get("/routes", response_class=HTMLResponse)
+def routes_list(
+    request: Request, v: ViewerDep, s: DbDep,
+    kind: Annotated[str, Query(max_length=40)] = "",
+    state: Annotated[str, Query(max_length=20)] = "",
+    agency: Annotated[str, Query(max_length=40)] = "",
+    overdue: Annotated[str, Query(max_length=3)] = "",
+    escalated: Annotated[str, Query(max_length=3)] = "",
+) -> HTMLResponse:
+    """Маршруты региона: фильтры, просроченные первыми, просрочки по ведомствам."""
+    now: datetime = request.app.state.clock.now()
+    if not allowed(v, *READERS):
+        raise refuse(s, v, now=now, entity="page", entity_id="/routes", why="role")
+    region = None if v.role is StaffRole.admin else v.user.region
+    st = RouteStatus(state) if state in {x.value for x in RouteStatus} else None
+    filters = Filters(kind=kind if kind in TEMPLATES else None, state=st,
+                      agency_id=agency or None, overdue=bool(overdue), escalated=bool(escalated))
+    rows = board(s, region=region, now=now, filters=filters)
+    agencies = sorted({(r.agency_id, r.agency_name or r.agency_id) for r in rows
+                       if r.agency_id})
+    return page(request, v, "routes.html", rows=matching(rows, filters), late=late_by_agency(rows),
+                filters=filters, templates=TEMPLATES, agencies=agencies,
+                statuses=list(RouteStatus))
+
+
+def _marks(s: Session, route_id: str, steps: list[Step], region: str) -> list[Mark]:
+    """Escalations (on the day they opened) and supervisors' actions (on the day they were
+    taken) on their step's row."""
+    row_of = {st.id: i for i, st in enumerate(steps)}
+    escalations = {e.id: e for e in s.exec(select(Escalation)
+                                           .where(Escalation.route_id == route_id))}
+    marks = [Mark(row=row_of[e.step_id], day=local_date(e.opened_at, region) or e.due_date,
+                  kind="escalation", label=f"{LEVEL_RU[int(e.level)]}")
+             for e in escalations.values() if e.step_id in row_of]
+    for a in s.exec(select(AuditEvent).where(AuditEvent.route_id == route_id,
+                                             col(AuditEvent.actor).startswith("staff:"),
+                                             col(AuditEvent.action).in_(ACTION_RU))):
+        step_id = a.entity_id if a.entity == "step" else None
+        if a.entity == "escalation" and a.entity_id.isdigit():
+            esc = escalations.get(int(a.entity_id))
+            step_id = esc.step_id if esc else None
+        day = local_date(a.at, region)
+        if step_id in row_of and day is not None:
+            marks.append(Mark(row=row_of[step_id], day=day, kind="action",
+                              label=f"{ACTION_RU[a.action]} ({a.actor.removeprefix('staff:')})"))
+    return marks
+
+
+@router.get("/routes/{route_id}", response_class=HTMLResponse)
+def route_page(request: Request, route_id: str, v: ViewerDep, s: DbDep,
+               notice: Annotated[str, Query(max_length=40)] = "") -> HTMLResponse:
+    """Маршрут: шкала сроков, шаги, эскалации, история, данные заявителя."""
+    now: datetime = request.app.state.clock.now()
+    route = get_route(s, route_id[:40])
+    if route is None or not allowed(v, *READERS, region=route.region):
+        raise refuse(s, v, now=now, entity="route", entity_id=route_id,
+                     why="unknown" if route is None else "role or region")
+    steps = sorted(steps_of(s, route.id), key=lambda st: st.seq)
+    region = route.region
+    names = {a.id: a.short_name for a in s.exec(select(Agency))}
+    bars = []
+    rows = []
+    for st in steps:
+        due_date = step_due(st)[0] or st.answer_by_date
+        late = step_late(st, region, now)
+        bars.append(Bar(label=f"{st.seq}. {st.kind}"[:26], sent=local_date(st.sent_at, region),
+                        due=due_date, answered=local_date(st.answered_at, region),
+                        late_days=late))
+        rows.append((st, names.get(st.agency_id or "", st.agency_id or "—"), due_date, late))
+    today = local_date(now, region) or now.date()
+    chart = svg(bars, _marks(s, route.id, steps, region), today=today)
+    escalations = list(s.exec(select(Escalation).where(Escalation.route_id == route.id)
+                              .order_by(col(Escalation.id))))
+    history = sv.route_history(s, staff=v.user, route_id=route.id, now=now)
+    person = None
+    if allowed(v, *PERSON_READERS, region=region):
+        person = get_person(s, route.person_id)
+        record_read(s, actor=v.actor, now=now, person_id=route.person_id, what="route_page",
+                    route_id=route.id)
+    paper = None
+    current = next((st for st in steps if st.current_request_id and st.status.value in
+                    ("awaiting", "needs_clarification")), None)
+    if current is not None and current.current_request_id:
+        req = s.get(AgencyRequest, current.current_request_id)
+        if req is not None and req.channel is RequestChannel.inbox and \
+                v.role in (StaffRole.coordinator, StaffRole.admin):
+            paper = req
+    s.commit()
+    template = TEMPLATES.get(route.template)
+    return page(request, v, "route.html", route=route, rows=rows, chart=chart,
+                escalations=escalations, history=history, person=person, paper=paper,
+                template_title=template.title if template else route.template,
+                prefect_ui=prefect_ui_base(), notice=NOTICE_RU.get(notice, notice),
+                nonce=secrets.token_urlsafe(16), action=None,
+                tz=calendars.get_calendar(region).timezone)
+
+
+AnswerForm = Annotated[str, Form(max_length=4000)]
+
+
+@router.post("/routes/{route_id}/paper-answer/{request_id}")
+def route_paper_answer(request: Request, route_id: str, request_id: str, v: FormViewer,
+                       s: DbDep, outcome: AnswerForm = "", information: AnswerForm = "",
+                       comment: AnswerForm = "", nonce: AnswerForm = "") -> Response:
+    """Внести бумажный ответ ведомства (тот же путь, что и ответ по webhook)."""
+    return paper_answer(request, v, s, route_id, request_id, outcome, information, comment,
+                        nonce)

@@ -1,0 +1,74 @@
+"""Staff passwords for signing in to the pages (issue 12): argon2id hashes (argon2-cffi with
+its RFC 9106 low-memory profile), never the password itself. Access to personal data is
+limited to those who need it and withdrawn at once (152-ФЗ ст.19)."""
+
+from __future__ import annotations
+
+import secrets
+from datetime import datetime
+from functools import cache
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+from sqlmodel import Session
+
+from engine.errors import EngineError
+from engine.infra import audit
+from models.staff import StaffUser
+from models.types import utcnow
+
+MIN_LENGTH = 12
+MAX_LENGTH = 256
+_hasher = PasswordHasher()
+
+
+@cache
+def _dummy() -> str:
+    """Verified when the account is unknown, so a miss costs the same time as a wrong
+    password (made on first use: a hash costs ~0.5 s)."""
+    return _hasher.hash(secrets.token_urlsafe(16))
+
+
+def check_strength(password: str) -> None:
+    """The rule a new password must meet: 12-256 characters, not all of one kind."""
+    if len(password) < MIN_LENGTH:
+        raise EngineError(f"password: at least {MIN_LENGTH} characters")
+    if len(password) > MAX_LENGTH:
+        raise EngineError(f"password: at most {MAX_LENGTH} characters")
+    if len(set(password)) < 4:
+        raise EngineError("password: at least 4 different characters")
+
+
+def hash_password(password: str) -> str:
+    check_strength(password)
+    return _hasher.hash(password)
+
+
+def verify(stored_hash: str | None, password: str) -> bool:
+    """True when ``password`` matches ``stored_hash`` (None: verify a dummy, return False)."""
+    try:
+        return _hasher.verify(stored_hash or _dummy(), password) and stored_hash is not None
+    except (VerifyMismatchError, VerificationError, InvalidHashError):
+        return False
+
+
+def needs_rehash(stored_hash: str) -> bool:
+    return _hasher.check_needs_rehash(stored_hash)
+
+
+def set_password(session: Session, *, id: str, password: str, actor: str,
+                 now: datetime | None = None) -> StaffUser:
+    """Set the staff user's sign-in password (``rehab staff passwd``); their open sessions
+    end (a password changed because it leaked must not leave a session behind). Audited
+    without the password."""
+    from engine.staff.sessions import end_sessions_of
+
+    user = session.get(StaffUser, id)
+    if user is None:
+        raise EngineError(f"id: no staff user {id!r}")
+    user.password_hash = hash_password(password)
+    session.add(user)
+    ended = end_sessions_of(session, id)
+    audit.record(session, at=now or utcnow(), actor=actor, entity="staff", entity_id=id,
+                 action="password_set", after={"sessions_ended": ended})
+    return user

@@ -1,0 +1,70 @@
+"""The demo's people: one account per role (coordinator, supervisor, agency user,
+administrator) with a fresh password each run, printed by ``rehab demo --serve`` so a
+newcomer can sign in to the pages and do each role's work. Synthetic data only."""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+
+from sqlalchemy import Engine, func
+from sqlmodel import Session, col, select
+
+from engine.staff.accounts import create_staff
+from models.agencies import AgencyAnswer, AgencyRequest, RequestState
+from models.routes import Step, StepStatus
+from models.staff import StaffRole, StaffUser
+
+
+@dataclass(frozen=True)
+class DemoAccount:
+    id: str
+    role: StaffRole
+    password: str
+    what: str  # what to do with it (Russian)
+
+
+def _busiest_agency(s: Session) -> str | None:
+    """The agency with the most requests still waiting for its answer."""
+    answered = select(AgencyAnswer.request_id)
+    row = s.exec(
+        select(AgencyRequest.agency_id, func.count())
+        .join(Step, col(Step.id) == AgencyRequest.step_id)
+        .where(AgencyRequest.state == RequestState.delivered,
+               col(Step.current_request_id) == AgencyRequest.id,
+               Step.status == StepStatus.awaiting,
+               col(AgencyRequest.id).not_in(answered))
+        .group_by(col(AgencyRequest.agency_id))
+        .order_by(func.count().desc(), col(AgencyRequest.agency_id))).first()
+    if row is not None:
+        return str(row[0])
+    first = s.exec(select(AgencyRequest.agency_id).limit(1)).first()
+    return str(first) if first else None
+
+
+def create_demo_accounts(engine: Engine, *, region: str = "39") -> list[DemoAccount]:
+    """Add (or, on a re-run, re-password) the four demo accounts; returns them."""
+    plan = [("demo-coordinator", StaffRole.coordinator, "маршруты региона, регистрация"),
+            ("demo-supervisor", StaffRole.supervisor, "очередь эскалаций и действия"),
+            ("demo-agency", StaffRole.agency, "входящие запросы ведомства"),
+            ("demo-admin", StaffRole.admin, "всё, во всех регионах")]
+    out = []
+    with Session(engine, expire_on_commit=False) as s:
+        agency = _busiest_agency(s)
+        for sid, role, what in plan:
+            if role is StaffRole.agency and agency is None:
+                continue
+            password = f"demo-{secrets.token_urlsafe(9)}"
+            if s.get(StaffUser, sid) is None:
+                create_staff(s, id=sid, display_name=f"Демо: {what.split(',')[0]}", role=role,
+                             region=region, actor="demo",
+                             agency_id=agency if role is StaffRole.agency else None,
+                             password=password)
+            else:
+                from engine.staff.passwords import set_password
+
+                set_password(s, id=sid, password=password, actor="demo")
+            note = f"{what} ({agency})" if role is StaffRole.agency else what
+            out.append(DemoAccount(id=sid, role=role, password=password, what=note))
+        s.commit()
+    return out
