@@ -247,9 +247,10 @@ def create_app(engine: Engine | None = None, *, settings: Settings | None = None
 
 def _include_routers(app: FastAPI) -> None:
     """Routers of the route API and the supervisor's API."""
-    from api import person_file, routes_api, supervisor
+    from api import consent_resume, person_file, routes_api, supervisor
 
     app.include_router(routes_api.router)
     app.include_router(person_file.router)
+    app.include_router(consent_resume.router)
     app.include_router(supervisor.router)
     app.include_router(supervisor.history_router)

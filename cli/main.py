@@ -14,6 +14,7 @@ from cli.agency import agency_app
 from cli.calendar import calendar_app
 from cli.ipra import ipra_app
 from cli.jobs import jobs_app
+from cli.persons import persons_app
 from cli.routes import routes_app
 from cli.staff import staff_app
 
@@ -25,6 +26,7 @@ app.add_typer(staff_app, name="staff")
 app.add_typer(agency_app, name="agency")
 app.add_typer(jobs_app, name="jobs")
 app.add_typer(ipra_app, name="ipra")
+app.add_typer(persons_app, name="persons")
 
 
 def _startup_check() -> None:

@@ -234,7 +234,8 @@ def ipra_history(session: Session, person_id: str) -> list[IpraRecord]:
 
 def current_ipra(session: Session, person_id: str) -> tuple[IpraRecord, Ipra] | None:
     """The person's ИПРА that supersedes every other (``latest_ipra``), with its row."""
-    rows = ipra_history(session, person_id)
+    # a destroyed copy (engine.data_purge: 152-ФЗ art. 21 ч.5) is no longer an ИПРА
+    rows = [r for r in ipra_history(session, person_id) if "destroyed_at" not in r.document]
     models = {r.id: Ipra.model_validate(r.document) for r in rows}
     try:
         latest = latest_ipra(models.values())

@@ -390,8 +390,11 @@ def _mark_delivered(session: Session, cfg: EngineConfig, req: AgencyRequest, *,
     if withdrawn or step.current_request_id != req.id or step.status is not StepStatus.sending:
         # superseded meanwhile (reassigned, closed, answered): the agency got it all the
         # same; a withdrawn request's agency is sent a cancel notice
+        again = (not withdrawn and step.current_request_id == req.id
+                 and step.status is StepStatus.awaiting)  # re-sent on a route's resume
         audit.record(session, at=now, actor=SYSTEM, entity="request", entity_id=req.id,
-                     route_id=route.id, action="delivered_superseded",
+                     route_id=route.id,
+                     action="redelivered" if again else "delivered_superseded",
                      after={"channel": req.channel.value, "state": req.state.value,
                             "step_status": step.status.value,
                             "current_request_id": step.current_request_id})
@@ -493,12 +496,16 @@ def withdraw_request(session: Session, req: AgencyRequest, *, now: datetime, act
     agency = session.get(Agency, req.agency_id)
     assert agency is not None
     http = req.channel is RequestChannel.http and bool(agency.endpoint_url)
-    notice = CancelNotice(
-        id=f"{req.idempotency_key}:cancel", request_id=req.id, agency_id=agency.id,
-        channel=RequestChannel.http if http else RequestChannel.inbox,
-        state=CancelState.queued if http else CancelState.delivered, reason=reason,
-        created_at=now, delivered_at=None if http else now,
-    )
+    notice = session.get(CancelNotice, f"{req.idempotency_key}:cancel")
+    if notice is None:
+        notice = CancelNotice(id=f"{req.idempotency_key}:cancel", request_id=req.id,
+                              agency_id=agency.id, channel=RequestChannel.inbox,
+                              reason=reason, created_at=now)
+    # withdrawn again after a resume (engine.route_resume): the same notice, sent again
+    notice.channel = RequestChannel.http if http else RequestChannel.inbox
+    notice.state = CancelState.queued if http else CancelState.delivered
+    notice.reason, notice.created_at = reason, now
+    notice.delivered_at, notice.attempts, notice.last_error = (None if http else now), 0, None
     session.add(notice)
     session.flush()
     if http:

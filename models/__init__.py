@@ -15,6 +15,7 @@ from models.person_file import (
 from models.persons import Person
 from models.routes import Route, Step
 from models.staff import StaffUser
+from models.suspension import StepSuspension
 from models.timers import CalendarStamp, Escalation, Timer
 
 __all__ = [
@@ -36,5 +37,6 @@ __all__ = [
     "Route",
     "StaffUser",
     "Step",
+    "StepSuspension",
     "Timer",
 ]
