@@ -17,6 +17,7 @@ from cli.jobs import jobs_app
 from cli.persons import persons_app
 from cli.routes import routes_app
 from cli.staff import staff_app
+from cli.templates import template_app
 
 app = typer.Typer(help="Individual rehabilitation routes: engine, API, demo, calendars.",
                   no_args_is_help=True, add_completion=False)
@@ -27,6 +28,7 @@ app.add_typer(agency_app, name="agency")
 app.add_typer(jobs_app, name="jobs")
 app.add_typer(ipra_app, name="ipra")
 app.add_typer(persons_app, name="persons")
+app.add_typer(template_app, name="template")
 
 
 def _startup_check() -> None:
@@ -38,7 +40,13 @@ def _startup_check() -> None:
     from engine.db import SchemaNotAtHeadError, make_engine, require_schema_at_head
     from engine.notify import NoTransportError, refuse_recording_channels
     from engine.settings import get_settings
+    from models.template_files import TemplateFileError, templates
 
+    try:  # the route templates are data: a bad file stops the start, naming file/step/rule
+        templates()
+    except TemplateFileError as exc:
+        typer.echo(f"error: template: {exc}", err=True)
+        raise typer.Exit(2) from None
     engine = make_engine()
     try:
         require_schema_at_head(engine)
