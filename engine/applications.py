@@ -56,6 +56,7 @@ from models.person_file import (
 from models.persons import Person
 from models.routes import Route
 from models.staff import StaffRole, StaffUser
+from models.template_files import latest as latest_template
 from models.types import new_id
 
 SYSTEM = "system:applications"
@@ -389,11 +390,17 @@ def register_full_application(
     route: Route | None = None
     template = ROUTE_TEMPLATES.get(app.request.kind)
     if decision.eligible and template and app.request.action is not AccompanimentAction.stop:
+        # the route as the regulations describe it: the newest data template (the route
+        # keeps its version), its steps' conditions read on the person's ИПРА (004 п.8, п.10б)
+        spec = latest_template(template)
+        ipra_now = current[1] if current else None
         try:
             route = register_application(
                 session, cfg, now=now, person_id=person.id, template_code=template,
                 region=region, registered_at=app.submission.registered_at,
-                coordinator_id=coordinator_id, actor=actor)
+                coordinator_id=coordinator_id, actor=actor, template_version=spec.version,
+                not_applicable={s.kind: s.when.describe() for s in spec.steps
+                                if not s.when.holds(ipra_now)})
         except calendars.CalendarError as exc:
             raise EngineError(f"submission.registered_at: {exc}") from None
         record.route_id = route.id

@@ -35,7 +35,7 @@ from models.jobs import JobKind
 from models.person_file import ConsentVersion
 from models.routes import Route, RouteStatus, Step, StepStatus
 from models.suspension import StepSuspension
-from models.templates import get_template
+from models.templates import template_of
 from models.timers import DeadlineKind
 
 
@@ -144,7 +144,7 @@ def resume_route(session: Session, cfg: EngineConfig, *, route_id: str, now: dat
     if not consent_in_effect(session, route.person_id, purpose, now):
         raise ConsentNotInEffect(f"consent: no consent in effect for {purpose.value}; "
                                  "record a new consent first")
-    template = get_template(route.template)
+    template = template_of(route)
     out = Resumed(route_id=route.id)
     rows = list(session.exec(select(StepSuspension).where(
         StepSuspension.route_id == route.id, col(StepSuspension.resumed_at).is_(None))

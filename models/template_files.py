@@ -154,15 +154,17 @@ class TemplateSpec:
         """The steps that apply for the person's ИПРА (each step's condition), in order."""
         return tuple(s for s in self.steps if s.when.holds(ipra))
 
-    def route_template(self, ipra: Ipra | None = None) -> RouteTemplate:
-        """The steps that apply, as the engine's ``RouteTemplate`` (in the file's order)."""
+    def route_template(self) -> RouteTemplate:
+        """Every step, as the engine's ``RouteTemplate`` (in the file's order, so that a
+        route's step ``seq`` is the template's index: a step whose condition does not hold
+        is formed as not applicable, ``engine.routes``)."""
         return RouteTemplate(
             code=self.code, title=self.title, basis=self.basis,
             steps=tuple(StepTemplate(kind=s.kind, role=s.role, requested=s.requested,
                                      basis=s.basis, answer_days=s.answer_days,
                                      send_days=s.send_days, optional=s.optional,
-                                     deadline_days=s.deadline_days)
-                        for s in self.applicable(ipra)))
+                                     depends_on=s.depends_on, deadline_days=s.deadline_days)
+                        for s in self.steps))
 
 
 # ---------------------------------------------------------------------------- validation

@@ -158,13 +158,17 @@ def test_a_new_consent_makes_resuming_possible_and_the_step_keeps_its_days(
     with Session(db) as s:
         steps = s.exec(select(Step).where(Step.route_id == route_id).order_by(Step.seq)).all()
         assert steps[0].status is StepStatus.answered
-        assert steps[1].status in (StepStatus.sending, StepStatus.awaiting)
+        # the supported-living template (data, v1): both steps after the need assessment
+        # open at once — the annual need monitoring and the training apartment (000 п.10, п.11)
+        opened = [x.kind for x in steps if x.status in (StepStatus.sending,
+                                                        StepStatus.awaiting)]
+        assert opened == ["need_monitoring", "training_apartment"]
 
-    # withdrawn again: the next step's request is withdrawn with its own notice
+    # withdrawn again: each open step's request is withdrawn with its own notice
     assert api.post(f"/api/persons/{person_id}/consent/withdraw",
                     headers=coord.headers).status_code == 200
     with Session(db) as s:
-        assert len(s.exec(select(CancelNotice)).all()) == 2
+        assert len(s.exec(select(CancelNotice)).all()) == 1 + len(opened)
 
 
 def test_resuming_twice_reuses_the_cancel_notice_of_the_same_request(
