@@ -200,3 +200,25 @@ def test_file_level_errors(tmp_path: Path) -> None:
     _write(other, "early_help-v3.toml", good.replace("version = 1", "version = 3"))
     with pytest.raises(TemplateFileError, match=r"^early_help: versions: must be 1..n"):
         load_templates(other)
+
+
+def test_the_flow_run_state_says_which_parallel_steps_are_open() -> None:
+    from datetime import date as day
+
+    from models.routes import RouteStatus, StepStatus
+    from tasks.prefect_mirror import RouteView, StepView, route_state
+
+    def view(*statuses: StepStatus) -> RouteView:
+        steps = [StepView(id=f"s{i}", seq=i, kind=f"k{i}", status=st, agency="МСЭ",
+                          answer_by_date=day(2026, 1, 19), send_by_date=day(2026, 1, 13),
+                          task_run_id=None, mirrored=None)
+                 for i, st in enumerate(statuses)]
+        return RouteView(id="rt_1", region="39", template="accompaniment",
+                         status=RouteStatus.active, flow_run_id=None, mirrored=None,
+                         steps=steps)
+
+    two = route_state(view(StepStatus.awaiting, StepStatus.sending, StepStatus.planned))
+    assert two.message is not None and two.message.startswith("2 of 3 steps open — step 1 k0:")
+    assert "; step 2 k1:" in two.message
+    one = route_state(view(StepStatus.answered, StepStatus.awaiting, StepStatus.planned))
+    assert one.message is not None and one.message.endswith("— step 2 of 3")
