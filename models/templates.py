@@ -93,10 +93,11 @@ class RouteTemplate:
 
     def waits_for(self, seq: int) -> tuple[int, ...]:
         """The seqs of the steps step ``seq`` waits for: its ``depends_on`` (by kind), else
-        the step before it."""
+        every step before it (strict order: a closed not-applicable step does not let a later
+        one overtake an earlier open one)."""
         deps = self.steps[seq].depends_on
         if deps is None:
-            return (seq - 1,) if seq > 0 else ()
+            return tuple(range(seq))
         kinds = [s.kind for s in self.steps]
         return tuple(kinds.index(k) for k in deps)
 

@@ -158,11 +158,10 @@ def test_a_new_consent_makes_resuming_possible_and_the_step_keeps_its_days(
     with Session(db) as s:
         steps = s.exec(select(Step).where(Step.route_id == route_id).order_by(Step.seq)).all()
         assert steps[0].status is StepStatus.answered
-        # the supported-living template (data, v1): both steps after the need assessment
-        # open at once — the annual need monitoring and the training apartment (000 п.10, п.11)
+        # the supported-living template (data, v1), in its order: the need monitoring next
         opened = [x.kind for x in steps if x.status in (StepStatus.sending,
                                                         StepStatus.awaiting)]
-        assert opened == ["need_monitoring", "training_apartment"]
+        assert opened == ["need_monitoring"]
 
     # withdrawn again: each open step's request is withdrawn with its own notice
     assert api.post(f"/api/persons/{person_id}/consent/withdraw",
