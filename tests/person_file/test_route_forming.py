@@ -15,6 +15,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 from sqlmodel import Session, select
 
+from engine import applications
 from engine.clock import DbClock
 from engine.routes import AnswerIn, EngineConfig, apply_answer, record_answer
 from models import template_files
@@ -25,6 +26,11 @@ from tests.ladder.conftest import Staff, run_worker, worker_settings
 from tests.person_file.conftest import audits, consent, extract, form
 
 OPEN = (StepStatus.sending, StepStatus.awaiting)
+
+
+@pytest.fixture(autouse=True)
+def _data_templates(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(applications, "FORM_FROM_DATA_TEMPLATES", True)
 
 
 def _register(api: TestClient, coord: Staff, kind: str, ipra: dict[str, Any]) -> str:
