@@ -21,8 +21,10 @@ from cli.board import escalations_app, routes_list_app
 from cli.calendar import calendar_app
 from cli.ipra import ipra_app
 from cli.jobs import jobs_app
+from cli.persons import persons_app
 from cli.routes import routes_app
 from cli.staff import staff_app
+from cli.templates import template_app
 from engine.agencies.participants import DemoSecretError, refuse_demo_secrets
 from engine.infra import process_log as process_logs
 from engine.infra.clock import ClockNotRealError, DbClock, require_real_clock
@@ -37,6 +39,7 @@ from engine.notifications.outbox import NoTransportError, refuse_recording_chann
 from engine.persons.bulk_import import ImportRefusedError, import_file
 from engine.routes.transitions import EngineConfig
 from engine.runtime.worker import run_worker_forever
+from models.template_files import TemplateFileError, templates
 
 app = typer.Typer(help="Individual rehabilitation routes: engine, API, demo, calendars.",
                   no_args_is_help=True, add_completion=False)
@@ -51,12 +54,19 @@ app.add_typer(ipra_app, name="ipra")
 app.command("up")(ops_cli.up)
 app.command("status")(ops_cli.status)
 app.command("config-reference")(ops_cli.config_reference)
+app.add_typer(persons_app, name="persons")
+app.add_typer(template_app, name="template")
 
 
 def _startup_check() -> None:
     """Refuse to serve (one line, exit 2) on a schema that is not at Alembic head, and in
     production while an agency holds a public demo secret, the database holds a shifted
     or frozen business clock, or a notification channel in use only records."""
+    try:  # the route templates are data: a bad file stops the start, naming file/step/rule
+        templates()
+    except TemplateFileError as exc:
+        typer.echo(f"error: template: {exc}", err=True)
+        raise typer.Exit(2) from None
     engine = make_engine()
     try:
         require_schema_at_head(engine)

@@ -16,6 +16,7 @@ from models.person_file import (
 from models.persons import Person
 from models.routes import Route, Step
 from models.staff import SigninAttempt, StaffSession, StaffUser
+from models.suspension import StepSuspension
 from models.timers import CalendarStamp, Escalation, Timer
 
 __all__ = [
@@ -40,5 +41,6 @@ __all__ = [
     "StaffSession",
     "StaffUser",
     "Step",
+    "StepSuspension",
     "Timer",
 ]

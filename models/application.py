@@ -390,7 +390,7 @@ class Application(InputModel):
     disability: Disability | None = Field(default=None, validate_default=True)
     consent_confirmed: bool = Field(
         description="The form's box: consent to processing the data of the application "
-                    "(152-ФЗ art. 9)")
+                    "(152-ФЗ art. 9); must be true", json_schema_extra={"enum": [True]})
 
     @field_validator("applicant")
     @classmethod

@@ -26,7 +26,7 @@ from pydantic import AfterValidator, AwareDatetime, Field, ValidationInfo, field
 
 from models.application import ApplicantKind, Application, SignatureKind, SubmissionChannel
 from models.identity import AuthorityDocument, FullName
-from models.input_validation import InputModel, Text, rule_error
+from models.input_validation import NON_BLANK_PATTERN, InputModel, Text, rule_error
 from models.snils import Snils
 
 
@@ -77,7 +77,7 @@ class ConsentGiverKind(StrEnum):
 
 
 def _inn(value: str) -> str:
-    if not re.fullmatch(r"\d{10}", value):
+    if not re.fullmatch(r"[0-9]{10}", value):
         raise rule_error("inn_format", "ИНН организации — 10 цифр")
     return value
 
@@ -86,7 +86,8 @@ class Operator(InputModel):
     """The operator processing the data (152-ФЗ art. 9 ч.4 п.3): name, INN, address."""
 
     name: Text
-    inn: Annotated[str, AfterValidator(_inn)] = Field(description="10 digits: a legal entity")
+    inn: Annotated[str, AfterValidator(_inn)] = Field(
+        description="10 digits: a legal entity", json_schema_extra={"pattern": r"^[0-9]{10}$"})
     address: Text
 
 
@@ -116,8 +117,9 @@ class ConsentGiver(InputModel):
 class ConsentRecord(InputModel):
     """One version of a consent; a change or a withdrawal is the next version."""
 
-    consent_id: str = Field(min_length=1, max_length=40)
-    version: int = Field(ge=1)
+    consent_id: str = Field(min_length=1, max_length=40,
+                            json_schema_extra={"pattern": NON_BLANK_PATTERN})
+    version: int = Field(ge=1, le=2**31 - 1)  # an integer column on PostgreSQL
     subject_snils: Snils = Field(description="Whose data: the person, found by SNILS")
     subject_name: FullName
     given_by: ConsentGiver

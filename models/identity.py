@@ -15,9 +15,10 @@ from typing import Annotated
 
 from pydantic import AfterValidator, Field, ValidationInfo, field_validator
 
-from models.input_validation import InputModel, Text, rule_error
+from models.input_validation import NON_BLANK_PATTERN, InputModel, Text, rule_error, schema_pattern
 
-_NAME_RE = re.compile(r"^[A-Za-zА-Яа-яЁё](?:[A-Za-zА-Яа-яЁё' .-]*[A-Za-zА-Яа-яЁё.])?$")
+NAME_PATTERN = r"^[A-Za-zА-Яа-яЁё](?:[A-Za-zА-Яа-яЁё' .-]*[A-Za-zА-Яа-яЁё.])?$"
+_NAME_RE = re.compile(NAME_PATTERN)
 
 
 def _name_part(value: str) -> str:
@@ -26,7 +27,8 @@ def _name_part(value: str) -> str:
     return value
 
 
-NamePart = Annotated[str, Field(min_length=1, max_length=100), AfterValidator(_name_part)]
+NamePart = Annotated[str, Field(min_length=1, max_length=100), AfterValidator(_name_part),
+                    schema_pattern(NAME_PATTERN)]
 
 
 class FullName(InputModel):
@@ -50,10 +52,11 @@ class IdentityDocumentKind(StrEnum):
     other = "other"
 
 
-_PASSPORT_SERIES = re.compile(r"^\d{4}$")
-_PASSPORT_NUMBER = re.compile(r"^\d{6}$")
+_PASSPORT_SERIES = re.compile(r"^[0-9]{4}$")
+_PASSPORT_NUMBER = re.compile(r"^[0-9]{6}$")
 _BIRTH_SERIES = re.compile(r"^[IVXLC]{1,4}-[А-ЯЁ]{2}$")
-_ISSUER_CODE = re.compile(r"^\d{3}-\d{3}$")
+ISSUER_CODE_PATTERN = r"^[0-9]{3}-[0-9]{3}$"
+_ISSUER_CODE = re.compile(ISSUER_CODE_PATTERN)
 
 
 class IdentityDocument(InputModel):
@@ -61,10 +64,12 @@ class IdentityDocument(InputModel):
 
     kind: IdentityDocumentKind
     series: str | None = Field(default=None, max_length=20, validate_default=True)
-    number: str = Field(min_length=1, max_length=30)
+    number: str = Field(min_length=1, max_length=30,
+                        json_schema_extra={"pattern": NON_BLANK_PATTERN})
     issued_on: date
     issued_by: Text
-    issuer_code: str | None = Field(default=None, max_length=7)
+    issuer_code: str | None = Field(default=None, max_length=7,
+                                    json_schema_extra={"pattern": ISSUER_CODE_PATTERN})
 
     @field_validator("series")
     @classmethod
@@ -118,7 +123,8 @@ class AuthorityDocument(InputModel):
     """The document of authority of a representative: kind, number, date, issued by, term."""
 
     kind: AuthorityDocumentKind
-    number: str = Field(min_length=1, max_length=50)
+    number: str = Field(min_length=1, max_length=50,
+                        json_schema_extra={"pattern": NON_BLANK_PATTERN})
     issued_on: date
     issued_by: Text
     valid_until: date | None = None

@@ -18,10 +18,27 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Annotated, Any, Generic, TypeVar
 
-from pydantic import BaseModel, ConfigDict, StringConstraints, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 from pydantic_core import ErrorDetails, PydanticCustomError
 
 M = TypeVar("M", bound=BaseModel)
+
+SPACE_CLASS = "".join(f"\\u{p:04x}" for p in range(0x10000)
+                      if not 0xD800 <= p <= 0xDFFF and chr(p).isspace())
+"""The characters ``str.strip()`` and Python's ``\\s`` treat as white space, written as
+explicit ``\\uXXXX`` escapes: JSON Schema's (ECMA-262) ``\\s`` is another set (it has
+U+FEFF, lacks U+001C–U+001F and U+0085), so a published pattern spells them out."""
+
+NON_BLANK_PATTERN = f"[^{SPACE_CLASS}]"
+"""JSON Schema: at least one character that stripping keeps (text is stripped, then must not
+be empty)."""
+
+
+def schema_pattern(pattern: str) -> Any:
+    """Publish ``pattern`` in the field's JSON Schema only: the field's own validator enforces
+    the same rule with its Russian message (``rule_error``), so the schema tells clients the
+    rule and the person still reads which rule they broke."""
+    return Field(json_schema_extra={"pattern": pattern})
 
 FIELD_OVERRIDE = "field"
 """Context key of a ``PydanticCustomError`` that names the field the error belongs to."""
@@ -29,7 +46,8 @@ FIELD_OVERRIDE = "field"
 FIELD_BELOW = "below"
 """Context key naming a field inside the validated value (an item's own field)."""
 
-Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500)]
+Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500),
+                 schema_pattern(NON_BLANK_PATTERN)]
 """A required piece of free text (a name of an organisation, an issuer, a cause)."""
 
 

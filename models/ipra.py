@@ -26,7 +26,15 @@ from models.agencies import AgencyRole
 from models.ages import ADULT_AGE, Sex, age_on, anniversary
 from models.contacts import RegionCode
 from models.identity import FullName
-from models.input_validation import Checked, InputModel, Text, check_json, rule_error
+from models.input_validation import (
+    NON_BLANK_PATTERN,
+    Checked,
+    InputModel,
+    Text,
+    check_json,
+    rule_error,
+    schema_pattern,
+)
 from models.snils import Snils
 
 EXTRACT_FORMAT = "fri-ipra-extract/1"
@@ -139,7 +147,8 @@ class Measure(InputModel):
 class Bureau(InputModel):
     """The МСЭ bureau that issued the ИПРА."""
 
-    code: str = Field(min_length=1, max_length=20)
+    code: str = Field(min_length=1, max_length=20,
+                      json_schema_extra={"pattern": NON_BLANK_PATTERN})
     name: Text
     region_code: RegionCode
 
@@ -176,7 +185,8 @@ class WorkRecommendation(StrEnum):
     work_contraindicated = "work_contraindicated"
 
 
-_NUMBER_RE = re.compile(r"^\d{1,6}\.\d{1,4}\.\d{2}/\d{4}$")
+IPRA_NUMBER_PATTERN = r"^[0-9]{1,6}\.[0-9]{1,4}\.[0-9]{2}/[0-9]{4}$"
+_NUMBER_RE = re.compile(IPRA_NUMBER_PATTERN)
 
 
 def _ipra_number(value: str) -> str:
@@ -200,7 +210,7 @@ def _last_day(data: dict[str, object]) -> date | None:
 class Ipra(InputModel):
     """One ИПРА as issued by the МСЭ bureau."""
 
-    number: Annotated[str, AfterValidator(_ipra_number)]
+    number: Annotated[str, AfterValidator(_ipra_number), schema_pattern(IPRA_NUMBER_PATTERN)]
     issued_on: date
     bureau: Bureau
     kind: IpraKind
@@ -300,7 +310,8 @@ class ExtractMeta(InputModel):
     """Where the extract comes from and when it was made."""
 
     source: Literal["ФГИС ФРИ"]
-    extract_id: str = Field(min_length=1, max_length=64)
+    extract_id: str = Field(min_length=1, max_length=64,
+                            json_schema_extra={"pattern": NON_BLANK_PATTERN})
     generated_at: AwareDatetime
 
 

@@ -46,6 +46,9 @@ class PersonDetail(SQLModel, table=True):
         description="consent withdrawn (152-ФЗ art. 9 ч.2): contacts are not processed")
     destroy_by: date | None = Field(
         default=None, description="contacts to be destroyed by this day (152-ФЗ art. 21 ч.5)")
+    destroyed_at: datetime | None = Field(
+        default=None, sa_type=UTCDateTime,
+        description="contacts and the ИПРА copy destroyed (engine.data_purge)")
     updated_at: datetime = Field(sa_type=UTCDateTime, description="business clock")
 
 

@@ -47,6 +47,10 @@ class Route(SQLModel, table=True):
     person_id: str = Field(foreign_key="person.id", index=True, max_length=40)
     region: str = Field(max_length=8, index=True)
     template: str = Field(max_length=40, index=True)
+    template_version: int = Field(
+        default=0, sa_column_kwargs={"server_default": "0"},
+        description="the template version the route started with and keeps: 0 the built-in "
+                    "one (models/templates.py), n >= 1 models/route_templates/<code>-v<n>.toml")
     status: RouteStatus = Field(default=RouteStatus.active, index=True)
     registered_at: datetime = Field(sa_type=UTCDateTime, description="application registered")
     current_seq: int = 0

@@ -18,12 +18,18 @@ from typing import Annotated
 from pydantic import AfterValidator, BeforeValidator
 from pydantic_core import PydanticCustomError
 
+from models.input_validation import SPACE_CLASS, schema_pattern
+
 SNILS_RE = re.compile(r"^(\d{3})-(\d{3})-(\d{3}) (\d{2})$")
 
 LAST_UNCHECKED = 1_001_998
 """001-001-998: the check number is verified only for numbers greater than this one."""
 
 _SEPARATORS = re.compile(r"[\s-]")
+
+SNILS_FORM_PATTERN = f"^[{SPACE_CLASS}\\-]*(?:[0-9][{SPACE_CLASS}\\-]*){{11}}$"
+"""What ``Snils`` accepts as to its form (published in the schema): 11 digits, white space
+and hyphens anywhere. The check number is a rule JSON Schema cannot express."""
 
 
 class SnilsError(ValueError):
@@ -66,7 +72,7 @@ def normalize_snils(value: str) -> str:
     ``112 233 445-95`` are the same number.
     """
     digits = _SEPARATORS.sub("", value)
-    if not re.fullmatch(r"\d{11}", digits):
+    if not re.fullmatch(r"[0-9]{11}", digits):
         raise SnilsError(
             "snils_format", "snils: must be 11 digits in the form XXX-XXX-XXX YY",
             "СНИЛС состоит из 11 цифр: XXX-XXX-XXX YY",
@@ -94,5 +100,6 @@ def _normalize_for_pydantic(value: str) -> str:
         raise PydanticCustomError(exc.rule, exc.message_ru) from None
 
 
-Snils = Annotated[str, BeforeValidator(_require_str), AfterValidator(_normalize_for_pydantic)]
+Snils = Annotated[str, BeforeValidator(_require_str), AfterValidator(_normalize_for_pydantic),
+                  schema_pattern(SNILS_FORM_PATTERN)]
 """A SNILS field of an input model: normalised to ``XXX-XXX-XXX YY``, check number verified."""

@@ -8,8 +8,13 @@ participant (298-п Порядок п.3 / Регламент п.4) answered in 5
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
+from typing import TYPE_CHECKING
 
 from models.agencies import AgencyRole
+
+if TYPE_CHECKING:
+    from models.routes import Route
 
 SEND_WORKING_DAYS = 1
 """298-п п.10: a request is prepared and sent within 1 working day of registration."""
@@ -54,6 +59,9 @@ class StepTemplate:
     send_days: int = SEND_WORKING_DAYS
     optional: bool = False  # a supervisor may close it and the route goes on
     ladder: Ladder | None = None  # None: the template's / settings' default
+    depends_on: tuple[str, ...] | None = None
+    """Kinds of the steps it waits for (a data template's ``depends_on``); None: the step
+    before it (strict order, 298-п Регламент п.16)."""
     deadline_days: int | None = None
     """Template-level deadline: the step must be done within this many working days of the
     route's registration (363н п.10б: the organisation ensures the route's deadlines); an
@@ -82,6 +90,16 @@ class RouteTemplate:
     def ladder_for(self, seq: int, default: Ladder) -> Ladder:
         """The step's own ladder, else the template's, else ``default``."""
         return self.steps[seq].ladder or self.ladder or default
+
+    def waits_for(self, seq: int) -> tuple[int, ...]:
+        """The seqs of the steps step ``seq`` waits for: its ``depends_on`` (by kind), else
+        every step before it (strict order: a closed not-applicable step does not let a later
+        one overtake an earlier open one)."""
+        deps = self.steps[seq].depends_on
+        if deps is None:
+            return tuple(range(seq))
+        kinds = [s.kind for s in self.steps]
+        return tuple(kinds.index(k) for k in deps)
 
 
 SUPPORTED_LIVING = RouteTemplate(
@@ -169,11 +187,29 @@ TEMPLATES: dict[str, RouteTemplate] = {
 }
 
 
-def get_template(code: str) -> RouteTemplate:
-    """The template by code, or ValueError naming the field."""
+def get_template(code: str, version: int = 0) -> RouteTemplate:
+    """The template by code and version (0: the built-in one above; n >= 1: the data file
+    ``models/route_templates/<code>-v<n>.toml``), or ValueError naming the field."""
+    if version:
+        return _data_template(code, version)
     try:
         return TEMPLATES[code]
     except KeyError:
         raise ValueError(
             f"template: unknown route template {code!r}; known: {', '.join(sorted(TEMPLATES))}"
         ) from None
+
+
+@lru_cache(maxsize=64)
+def _data_template(code: str, version: int) -> RouteTemplate:
+    from models.template_files import version_of
+
+    try:
+        return version_of(code, version).route_template()
+    except KeyError as exc:
+        raise ValueError(str(exc.args[0])) from None
+
+
+def template_of(route: Route) -> RouteTemplate:
+    """The template (and version) a route started with: it keeps it."""
+    return get_template(route.template, route.template_version)

@@ -283,10 +283,19 @@ def route_state(view: RouteView) -> State:
         done = sum(s.status in (StepStatus.answered, StepStatus.absent) for s in view.steps)
         return State(type=StateType.CANCELLED, name="Suspended",
                      message=f"route suspended: consent withdrawn, after {done} of {n} steps")
-    current = next((s for s in view.steps if not s.status.terminal
-                    and s.status is not StepStatus.planned), None)
-    if current is None:
+    open_steps = [s for s in view.steps if not s.status.terminal
+                  and s.status is not StepStatus.planned]
+    if not open_steps:
         return State(type=StateType.RUNNING, name="Running", message="moving to the next step")
+    if len(open_steps) > 1:  # parallel steps (a template's depends_on): say which are open
+        parts = []
+        for s in open_steps:
+            ss = step_state(s)
+            assert ss is not None
+            parts.append(f"step {s.seq + 1} {s.kind}: {ss.message}")
+        return State(type=StateType.RUNNING, name="Running",
+                     message=f"{len(open_steps)} of {n} steps open — " + "; ".join(parts))
+    current = open_steps[0]
     st = step_state(current)
     assert st is not None
     return State(type=StateType.RUNNING, name=st.name,

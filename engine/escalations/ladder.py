@@ -31,7 +31,7 @@ from engine.infra.locks import lock_step, reread
 from engine.notifications import outbox as notify
 from models.agencies import Agency
 from models.routes import Route, RouteStatus, Step, StepStatus
-from models.templates import get_template
+from models.templates import template_of
 from models.timers import (
     DeadlineKind,
     Escalation,
@@ -219,7 +219,7 @@ def open_rung(session: Session, step: Step, route: Route, *, kind: DeadlineKind,
                         "agency_id": step.agency_id, "deadline": esc.due_date,
                         "deadline_version": esc.deadline_version}, reason=cause)
     agency = session.get(Agency, step.agency_id) if step.agency_id else None
-    requested = get_template(route.template).step(step.seq).requested
+    requested = template_of(route).step(step.seq).requested
     subject, body = _texts(kind, level, step=step, requested=requested,
                            agency=agency.short_name if agency else "—", due=esc.due_date,
                            cause=cause)

@@ -58,6 +58,7 @@ from models.person_file import (
 from models.persons import Person
 from models.routes import Route
 from models.staff import StaffRole, StaffUser
+from models.template_files import latest as latest_template
 from models.types import new_id
 
 SYSTEM = "system:applications"
@@ -70,6 +71,13 @@ ROUTE_TEMPLATES: Mapping[RequestKind, str] = {
 """The route template each kind of application forms. Early help (003) has no route
 template yet: an eligible early-help application is registered with its decision and
 staff act on it; asking accompaniment to stop forms no route (004 п.11, п.13 б)."""
+
+
+FORM_FROM_DATA_TEMPLATES = False
+"""Form the routes of 363н applications from the data templates (models/route_templates).
+Off for now: with them the demo's run is not the same twice for one seed (found at the end
+of issue 11's first session, cause not yet found); on, they are tested
+(tests/person_file/test_route_forming.py). docs/route-templates.md."""
 
 
 class ApplicationInvalid(EngineError):
@@ -290,7 +298,8 @@ def ipra_history(session: Session, person_id: str) -> list[IpraRecord]:
 
 def current_ipra(session: Session, person_id: str) -> tuple[IpraRecord, Ipra] | None:
     """The person's ИПРА that supersedes every other (``latest_ipra``), with its row."""
-    rows = ipra_history(session, person_id)
+    # a destroyed copy (engine.data_purge: 152-ФЗ art. 21 ч.5) is no longer an ИПРА
+    rows = [r for r in ipra_history(session, person_id) if "destroyed_at" not in r.document]
     models = {r.id: Ipra.model_validate(r.document) for r in rows}
     try:
         latest = latest_ipra(models.values())
@@ -444,11 +453,19 @@ def register_full_application(
     route: Route | None = None
     template = ROUTE_TEMPLATES.get(app.request.kind)
     if decision.eligible and template and app.request.action is not AccompanimentAction.stop:
+        # with FORM_FROM_DATA_TEMPLATES: the route as the regulations describe it — the newest
+        # data template (the route keeps its version), its steps' conditions read on the
+        # person's ИПРА (004 п.8, п.10б); else the built-in template (version 0)
+        spec = latest_template(template) if FORM_FROM_DATA_TEMPLATES else None
+        ipra_now = current[1] if current else None
         try:
             route = register_application(
                 session, cfg, now=now, person_id=person.id, template_code=template,
                 region=region, registered_at=app.submission.registered_at,
-                coordinator_id=coordinator_id, actor=actor)
+                coordinator_id=coordinator_id, actor=actor,
+                template_version=spec.version if spec else 0,
+                not_applicable={s.kind: s.when.describe() for s in spec.steps
+                                if not s.when.holds(ipra_now)} if spec else None)
         except calendars.CalendarError as exc:
             raise EngineError(f"submission.registered_at: {exc}") from None
         record.route_id = route.id

@@ -23,6 +23,7 @@ from engine.errors import EngineError, NotFoundError
 from engine.escalations import ladder, timers
 from engine.infra import audit
 from engine.infra.locks import lock_step
+from engine.routes.resume import record_remaining
 from engine.routes.transitions import EngineConfig, mirror_later, withdraw_request
 from models.agencies import AgencyRequest
 from models.consent import ConsentRecord, withdraw
@@ -75,6 +76,8 @@ def suspend_route(session: Session, cfg: EngineConfig, route: Route, *, now: dat
     for step_id in step_ids:
         step = lock_step(session, step_id)
         assert step is not None
+        # what the step had left, so that a resume continues with it (engine.route_resume)
+        record_remaining(session, cfg, route, step, now=now, reason=reason)
         if step.current_request_id and not step.status.terminal:
             req = session.get(AgencyRequest, step.current_request_id)
             if req is not None:

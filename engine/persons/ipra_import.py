@@ -63,6 +63,16 @@ def import_ipra(session: Session, *, text: str | bytes, now: datetime,
     if existing is not None:
         if existing.person_id != person.id:
             raise IpraConflict("ipra.number: this ИПРА number is held by another person")
+        if "destroyed_at" in existing.document:  # our copy was destroyed (engine.data_purge)
+            if processing_stopped(session, person.id):
+                raise IpraConflict("person: consent withdrawn, the person's data are not "
+                                   "processed (152-ФЗ art. 9 ч.2)")
+            existing.document = ipra.model_dump(mode="json")  # drawn again from ФГИС ФРИ
+            session.add(existing)
+            audit.record(session, at=now, actor=actor, entity="ipra", entity_id=str(existing.id),
+                         action="imported_again", after={"person_id": person.id,
+                                                         "extract_id": existing.extract_id})
+            return IpraImported(existing, person, True, person_created, ())
         if Ipra.model_validate(existing.document) != ipra:
             raise IpraConflict("ipra.number: an ИПРА with this number was imported with "
                                "other contents")
@@ -71,7 +81,8 @@ def import_ipra(session: Session, *, text: str | bytes, now: datetime,
         raise IpraConflict("person: consent withdrawn, the person's data are not processed "
                            "(152-ФЗ art. 9 ч.2)")
     rows = ipra_history(session, person.id)
-    olds = {r.number: Ipra.model_validate(r.document) for r in rows}
+    olds = {r.number: Ipra.model_validate(r.document) for r in rows
+            if "destroyed_at" not in r.document}
     try:
         latest = latest_ipra([*olds.values(), ipra])
     except IpraOrderError:

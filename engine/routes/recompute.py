@@ -98,8 +98,9 @@ def _fresh(session: Session, cfg: EngineConfig, step: Step, base: Timer, working
                                   region=base.region,
                                   fixed_date=base.due_date if working_days == 0 else None)
     with session.no_autoflush:
-        template = get_template(session.exec(
-            select(Route.template).where(Route.id == step.route_id)).one())
+        code, template_version = session.exec(select(Route.template, Route.template_version)
+                                              .where(Route.id == step.route_id)).one()
+        template = get_template(code, template_version)
     return new, timers.ladder_timers(
         kind, step, due=new, anchor_at=base.anchor_at, working_days=working_days,
         ladder=template.ladder_for(step.seq, cfg.default_ladder), version=version)

@@ -38,7 +38,7 @@ from models.agencies import (
 from models.jobs import JobKind
 from models.persons import Person
 from models.routes import CancelNotice, CancelState, Route, RouteStatus, Step, StepStatus
-from models.templates import Ladder, RouteTemplate, get_template
+from models.templates import Ladder, RouteTemplate, get_template, template_of
 from models.timers import REQUEST_KINDS, DeadlineKind
 from models.types import new_id, utcnow
 
@@ -84,7 +84,8 @@ def register_application(
     session: Session, cfg: EngineConfig, *, now: datetime, person_id: str, template_code: str,
     region: str | None = None, registered_at: datetime | None = None,
     coordinator_id: str | None = None, actor: str = SYSTEM,
-    ipra_deadlines: Mapping[str, date] | None = None,
+    ipra_deadlines: Mapping[str, date] | None = None, template_version: int = 0,
+    not_applicable: Mapping[str, str] | None = None,
 ) -> Route:
     """Register a person's application and start the route's first step (see
     ``_register_application``; its audit records are written with one statement)."""
@@ -92,7 +93,8 @@ def register_application(
         return _register_application(
             session, cfg, now=now, person_id=person_id, template_code=template_code,
             region=region, registered_at=registered_at, coordinator_id=coordinator_id,
-            actor=actor, ipra_deadlines=ipra_deadlines)
+            actor=actor, ipra_deadlines=ipra_deadlines, template_version=template_version,
+            not_applicable=not_applicable)
 
 
 def _register_application(
@@ -107,8 +109,10 @@ def _register_application(
     coordinator_id: str | None = None,
     actor: str = SYSTEM,
     ipra_deadlines: Mapping[str, date] | None = None,
+    template_version: int = 0,
+    not_applicable: Mapping[str, str] | None = None,
 ) -> Route:
-    """Register a person's application and start the route's first step.
+    """Register a person's application and start the route's first step(s).
 
     The application (298-п Регламент п.14; 363н п.12) starts the route; its first request is
     due within 1 working day of registration (298-п Порядок п.10).
@@ -118,8 +122,17 @@ def _register_application(
     deadline (545н). Each becomes the step's complete-by deadline with its own ladder (the
     rehabilitation organisation ensures the route's deadlines, 363н п.10б); a template's
     ``deadline_days`` is used for steps the ИПРА gives no deadline for.
+
+    ``template_version``: 0 the built-in template, n >= 1 the data file (the route keeps it).
+    ``not_applicable``: step kinds whose condition does not hold for the person (e.g. no
+    technical aids in the ИПРА, 004 п.8), each with why: formed closed, never sent. Every
+    step whose dependencies are met starts at once (parallel where the template allows).
     """
-    template = get_template(template_code)
+    template = get_template(template_code, template_version)
+    skipped = dict(not_applicable or {})
+    unknown = sorted(set(skipped) - {st.kind for st in template.steps})
+    if unknown:
+        raise EngineError(f"not_applicable: {unknown[0]!r} is not a step of {template.code}")
     person = session.get(Person, person_id)
     if person is None:
         raise NotFoundError(f"person_id: no person {person_id!r}")
@@ -131,30 +144,46 @@ def _register_application(
     ipra = check_ipra_deadlines(template, ipra_deadlines, region=region, registered_at=reg_at)
     route = Route(
         id=new_id("rt"), person_id=person_id, region=region, template=template.code,
-        registered_at=reg_at, coordinator_id=coordinator_id,
+        template_version=template_version, registered_at=reg_at, coordinator_id=coordinator_id,
     )
     session.add(route)
     for seq, st in enumerate(template.steps):
+        why = skipped.get(st.kind)
         session.add(Step(
             id=f"{route.id}-s{seq}", route_id=route.id, seq=seq, kind=st.kind,
             role=st.role.value, optional=st.optional, ipra_due_date=ipra.get(st.kind),
+            status=StepStatus.cancelled if why else StepStatus.planned,
+            outcome_note=f"не применяется: {why}"[:500] if why else None,
         ))
     session.flush()
     audit.record(session, at=now, actor=actor, entity="route", entity_id=route.id,
                  route_id=route.id, action="registered",
                  after={"template": template.code, "region": region,
                         "registered_at": reg_at,
+                        **({"template_version": template_version} if template_version else {}),
+                        **({"not_applicable": sorted(skipped)} if skipped else {}),
                         **({"ipra_deadlines": {k: v.isoformat() for k, v in ipra.items()}}
                            if ipra else {})})
     with session.no_autoflush:
         steps = list(session.exec(select(Step).where(Step.route_id == route.id)
                                   .order_by(col(Step.seq))))
     for step in steps:
-        _arm_complete_deadline(session, cfg, route, template, step, now=now, actor=actor)
-    _start_step(session, cfg, route, template, steps[0], ready_at=reg_at, now=now,
-                actor=actor)
+        if not step.status.terminal:
+            _arm_complete_deadline(session, cfg, route, template, step, now=now, actor=actor)
+    for step in ready_steps(template, steps):
+        _start_step(session, cfg, route, template, step, ready_at=reg_at, now=now,
+                    actor=actor)
     mirror_later(session, cfg, route.id)
     return route
+
+
+def ready_steps(template: RouteTemplate, steps: list[Step]) -> list[Step]:
+    """The planned steps whose every dependency is done (terminal): they may be open at
+    once. Without ``depends_on`` a step waits for the one before it (298-п Регламент п.16:
+    the mandatory order), so a strict template has at most one."""
+    by_seq = {s.seq: s for s in steps}
+    return [s for s in steps if s.status is StepStatus.planned
+            and all(by_seq[d].status.terminal for d in template.waits_for(s.seq))]
 
 
 def check_ipra_deadlines(
@@ -378,7 +407,7 @@ def _mark_delivered(session: Session, cfg: EngineConfig, req: AgencyRequest, *,
         .join(Route, col(Route.id) == col(Step.route_id))
         .where(AgencyRequest.id == req.id)
         .execution_options(populate_existing=True)).one()
-    template = get_template(route.template)
+    template = template_of(route)
     st = template.step(step.seq)
     withdrawn = req.state is RequestState.cancelled
     if not withdrawn:
@@ -388,8 +417,11 @@ def _mark_delivered(session: Session, cfg: EngineConfig, req: AgencyRequest, *,
     if withdrawn or step.current_request_id != req.id or step.status is not StepStatus.sending:
         # superseded meanwhile (reassigned, closed, answered): the agency got it all the
         # same; a withdrawn request's agency is sent a cancel notice
+        again = (not withdrawn and step.current_request_id == req.id
+                 and step.status is StepStatus.awaiting)  # re-sent on a route's resume
         audit.record(session, at=now, actor=SYSTEM, entity="request", entity_id=req.id,
-                     route_id=route.id, action="delivered_superseded",
+                     route_id=route.id,
+                     action="redelivered" if again else "delivered_superseded",
                      after={"channel": req.channel.value, "state": req.state.value,
                             "step_status": step.status.value,
                             "current_request_id": step.current_request_id})
@@ -489,12 +521,16 @@ def withdraw_request(session: Session, req: AgencyRequest, *, now: datetime, act
     agency = session.get(Agency, req.agency_id)
     assert agency is not None
     http = req.channel is RequestChannel.http and bool(agency.endpoint_url)
-    notice = CancelNotice(
-        id=f"{req.idempotency_key}:cancel", request_id=req.id, agency_id=agency.id,
-        channel=RequestChannel.http if http else RequestChannel.inbox,
-        state=CancelState.queued if http else CancelState.delivered, reason=reason,
-        created_at=now, delivered_at=None if http else now,
-    )
+    notice = session.get(CancelNotice, f"{req.idempotency_key}:cancel")
+    if notice is None:
+        notice = CancelNotice(id=f"{req.idempotency_key}:cancel", request_id=req.id,
+                              agency_id=agency.id, channel=RequestChannel.inbox,
+                              reason=reason, created_at=now)
+    # withdrawn again after a resume (engine.route_resume): the same notice, sent again
+    notice.channel = RequestChannel.http if http else RequestChannel.inbox
+    notice.state = CancelState.queued if http else CancelState.delivered
+    notice.reason, notice.created_at = reason, now
+    notice.delivered_at, notice.attempts, notice.last_error = (None if http else now), 0, None
     session.add(notice)
     session.flush()
     if http:
@@ -648,12 +684,11 @@ def advance_route(session: Session, cfg: EngineConfig, route: Route, *, now: dat
     п.16: the steps go in their mandatory order). ``ready_at``: when the previous step
     ended (default ``now``): the next step's send-by period counts from it."""
     ready_at = min(ready_at or now, now)
-    template = get_template(route.template)
+    template = template_of(route)
     with session.no_autoflush:
         steps = list(session.exec(select(Step).where(Step.route_id == route.id)
                                   .order_by(col(Step.seq))))
-    nxt = next((s for s in steps if s.status is StepStatus.planned), None)
-    if nxt is None:
+    if not any(s.status is StepStatus.planned for s in steps):
         if all(s.status.terminal for s in steps) and route.status is RouteStatus.active:
             route.status = RouteStatus.completed
             route.completed_at = ready_at
@@ -663,7 +698,9 @@ def advance_route(session: Session, cfg: EngineConfig, route: Route, *, now: dat
                          before={"status": RouteStatus.active.value},
                          after={"status": RouteStatus.completed.value})
         return
-    _start_step(session, cfg, route, template, nxt, ready_at=ready_at, now=now, actor=actor)
+    for nxt in ready_steps(template, steps):  # none: the steps it waits for are still open
+        _start_step(session, cfg, route, template, nxt, ready_at=ready_at, now=now,
+                    actor=actor)
 
 
 def resend_after_clarification(
@@ -687,7 +724,7 @@ def resend_after_clarification(
     assert route is not None and step.agency_id is not None
     agency = session.get(Agency, step.agency_id)
     assert agency is not None
-    template = get_template(route.template)
+    template = template_of(route)
     step.status = StepStatus.sending
     step.outcome_note = None
     session.add(step)

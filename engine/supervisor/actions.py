@@ -36,7 +36,7 @@ from models.agencies import Agency, AgencyRequest
 from models.audit import AuditEvent
 from models.routes import Route, RouteStatus, Step, StepStatus
 from models.staff import StaffRole, StaffUser
-from models.templates import get_template
+from models.templates import template_of
 from models.text import is_blank
 from models.timers import (
     REQUEST_KINDS,
@@ -290,7 +290,7 @@ def reassign_step(session: Session, cfg: EngineConfig, *, staff: StaffUser, step
     old_agency, old_status = step.agency_id, step.status
     _stop_step(session, step, now=now, actor=actor, reason=f"reassigned: {text}",
                resolution=f"step reassigned to {agency.id}", closing=False)
-    template = get_template(route.template)
+    template = template_of(route)
     step.agency_id = agency.id
     step.status = StepStatus.sending
     step.outcome_note = None

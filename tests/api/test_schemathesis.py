@@ -60,11 +60,40 @@ RULES_BEYOND_THE_SCHEMA = (
     "region:",  # a region with a production calendar (calendars/data)
     "days: extended by",  # the extended deadline must be in the future
     "agency_id:",  # reassignment: same role and region, active, not the same agency
-    # the 363н form and the ИПРА extract are validated by the domain layer (models/
-    # application.py, models/ipra.py: every field's message in Russian at once); their
-    # published schemas do not yet carry every pattern and cross-field rule (issue 10)
-    "application: invalid fields:", "ipra: invalid fields:",
 )
+
+# The person's file (the 363н form, the consent, the ИПРА extract) is validated by the domain
+# layer, which lists every bad field with its rule (``errors``). Their published schemas
+# carry every rule JSON Schema can express (patterns, lengths, enums, bounds); a schema-valid
+# request may be refused only when **every** error it lists is one of these rules, which
+# read another field, the business clock, the calendars or the person's file:
+FILE_RULES_BEYOND_THE_SCHEMA = frozenset({
+    "snils_check_number",  # the SNILS check number (models/snils.py)
+    # the form (models/application.py): a field asked or not asked for another's value
+    "required_for_kind", "not_applicable", "portal_signature", "paper_signature",
+    "provide_by_organisation", "authority_document_kind", "contact_required",
+    "channel_needs_email", "channel_needs_phone", "channel_needs_mobile",
+    "on_behalf_social_employment_only", "self_application_age", "disability_required",
+    # dates against other dates of the form
+    "issued_after_birth", "issued_before_application", "authority_expired",
+    "born_before_application", "established_in_range", "child_category_under_18",
+    "group_from_18", "child_until_18", "valid_until_after_issue",
+    # the disability's term (models/disability.py): until a date or indefinite
+    "until_after_established", "term_either", "term_required", "child_not_indefinite",
+    # an identity document's series and number by its kind (models/identity.py)
+    "passport_series", "birth_certificate_series", "document_number",
+    # the business clock, the production calendars (engine/applications.py)
+    "not_in_future", "region_not_served", "calendar_range",
+    # the consent (models/consent.py, engine/consent_renewal.py) against its history
+    "after_given", "consent_of_another_person", "version_exists", "version_order",
+    "not_a_withdrawal", "expired", "missing", "withdrawn", "purpose_not_covered",
+    "categories_not_covered",
+    # the ИПРА (models/ipra.py): dates, term and age, one executor, funding of aids only,
+    # each category once
+    "executor_one_of", "due_within_term", "funding_required", "born_before_issue",
+    "kind_fits_age", "valid_from_after_issue", "until_after_from", "until_18_child_only",
+    "category_once",
+})
 
 
 # Strict JSON of the agency webhook: JSON Schema cannot bound every string and number of a
@@ -84,7 +113,15 @@ def rejected_only_for_rules_beyond_the_schema(ctx: Any, response: Any, case: Any
                                            for rule in STRICT_JSON_RULES):
         return True  # the webhook's strict JSON (api/strict_json.py), anywhere in the body
     if response.status_code == 422:
-        detail = response.json().get("detail", "")
+        body = response.json()
+        detail = body.get("detail", "")
+        items = body.get("errors") or []
+        if items and all(isinstance(e, dict) and "rule" in e for e in items):  # a form's
+            beyond = {e["rule"] for e in items} - FILE_RULES_BEYOND_THE_SCHEMA
+            if not beyond:
+                return True
+            raise _Refused422(f"schema-valid request refused: {detail}: rules "
+                              f"{sorted(map(str, beyond))} are not beyond the schema")
         if any(rule in detail for rule in RULES_BEYOND_THE_SCHEMA):
             return True
         raise _Refused422(f"schema-valid request refused: {detail}")

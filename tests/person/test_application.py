@@ -12,6 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from models.application import RequestKind, validate_application
+from models.contacts import PHONE_INPUT_PATTERN
 from tests.person.forms import DELETE, REPRESENTATIVE, application, put
 
 CYRILLIC = re.compile(r"[А-Яа-яЁё]")
@@ -293,14 +294,22 @@ def test_channel_needs_its_contact() -> None:
     assert validate_application(put(doc, "person.preferred_channel", "post")).ok
 
 
-@given(st.from_regex(r"\A(\+7|8)? ?\(?9\d{2}\)? ?\d{3}[- ]?\d{2}[- ]?\d{2}\Z"))
+@given(st.from_regex(r"\A(\+7|8)? ?\(?9[0-9]{2}\)? ?[0-9]{3}[- ]?[0-9]{2}[- ]?[0-9]{2}\Z"))
 def test_phones_normalise_to_plus_seven(raw: str) -> None:
     doc = put(application(), "person.phones.0.number", raw)
     checked = validate_application(doc)
     assert checked.value is not None, checked.errors
     number = checked.value.person.phones[0].number
-    assert re.fullmatch(r"\+7\d{10}", number)
-    assert number[2:] == re.sub(r"\D", "", raw)[-10:]
+    assert re.fullmatch(r"\+7[0-9]{10}", number)
+    assert number[2:] == re.sub(r"[^0-9]", "", raw)[-10:]
+    assert re.fullmatch(PHONE_INPUT_PATTERN, raw)  # the published schema says the same
+
+
+def test_digits_of_other_scripts_are_not_a_phone_number() -> None:
+    """The published pattern says [0-9]; so does the server (a number one can dial)."""
+    doc = put(application(), "person.phones.0.number", "+7 ٩٠١ ٢٣٤-٥٦-٧٨")
+    assert [(e.field, e.rule) for e in validate_application(doc).errors] == [
+        ("person.phones[0].number", "phone_format")]
 
 
 def test_not_json_shaped_input_is_one_error() -> None:

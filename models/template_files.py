@@ -1,0 +1,415 @@
+"""Route templates as data: one TOML file per template version, validated when loaded.
+
+A template says what a route of one kind is made of, as the regulations describe it; a
+reader checks it against the regulation clause by clause (``rehab template show CODE``). The
+files live in ``models/route_templates/``, named ``<code>-v<version>.toml``; a route keeps
+the version it started with, so a published version is never edited — a change is the next
+version in a new file.
+
+A file::
+
+    code = "social_employment"        # the file's name: social_employment-v1.toml
+    version = 1
+    title = "Социальная занятость инвалидов"
+    basis = "001 Регламент п.3, п.16"
+
+    [terms]                            # optional; each step may override send/answer days
+    first_send_days = 1                # 001 Порядок п.10: from the registration
+    later_send_days = 1                # a later step: from the end of the one before it
+    answer_days = 5                    # 001 Порядок п.11, Регламент п.12
+    basis = "001 Порядок п.10, п.11"
+
+    [[steps]]
+    kind = "need_determined"           # [a-z][a-z0-9_]*, unique in the template
+    role = "social_policy"             # models.agencies.AgencyRole
+    requested = "Определение потребности …"   # Russian: what the agency is asked
+    basis = "001 Регламент п.16 пп.1"  # the clause: <document> … п.<n>
+    optional = false                   # optional: a supervisor may close it, the route goes on
+    depends_on = []                    # kinds of earlier steps it waits for
+    when = { ipra_has = ["technical_aids"] }  # applies only then (else the step is left out)
+    period_days = 20                   # recurring: a new request every N working days
+    send_days = 1                      # overrides [terms]
+    answer_days = 5
+    deadline_days = 60                 # complete within N working days of registration
+
+Every rule broken is reported as ``TemplateFileError``: the file, the step (its index and
+kind), the field and the rule — at start-up (``load_templates``) and by ``rehab template
+validate``.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from models.agencies import AgencyRole
+from models.ipra import Ipra, MeasureDirection
+from models.templates import (
+    ANSWER_WORKING_DAYS,
+    SEND_WORKING_DAYS,
+    RouteTemplate,
+    StepTemplate,
+)
+
+TEMPLATE_DIR = Path(__file__).resolve().parent / "route_templates"
+
+PARALLEL_STEPS = False
+"""Whether routes open independent steps at once (``depends_on``). Off: the engine supports
+it (``engine.routes.ready_steps``), but with parallel steps the demo's run is no longer the
+same for the same seed (agencies' fates follow the order of requests), so routes go in the
+file's order until the simulation is made order-independent (docs/route-templates.md)."""
+
+_KIND_RE = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
+_FILE_RE = re.compile(r"^(?P<code>[a-z][a-z0-9_]{0,39})-v(?P<version>[1-9][0-9]*)\.toml$")
+_BASIS_RE = re.compile(r"^(000|001|003|004)\b.*п\.\s*\d")
+_CYRILLIC = re.compile(r"[А-Яа-яЁё]")
+
+_TOP_KEYS = {"code", "version", "title", "basis", "terms", "steps"}
+_TERM_KEYS = {"first_send_days", "later_send_days", "answer_days", "basis"}
+_STEP_KEYS = {"kind", "role", "requested", "basis", "optional", "depends_on", "when",
+              "period_days", "send_days", "answer_days", "deadline_days"}
+_WHEN_KEYS = {"ipra_has"}
+
+
+class TemplateFileError(ValueError):
+    """A template file breaks a rule: ``file``, ``where`` (the step or the section), the
+    field and the rule, in one line."""
+
+    def __init__(self, file: str, where: str, rule: str) -> None:
+        super().__init__(f"{file}: {where}: {rule}" if where else f"{file}: {rule}")
+        self.file, self.where, self.rule = file, where, rule
+
+
+@dataclass(frozen=True)
+class Condition:
+    """When a step applies. ``ipra_has``: the person's ИПРА lists a measure of one of these
+    directions (e.g. technical aids: 004 п.8). Empty: always."""
+
+    ipra_has: tuple[MeasureDirection, ...] = ()
+
+    @property
+    def always(self) -> bool:
+        return not self.ipra_has
+
+    def holds(self, ipra: Ipra | None) -> bool:
+        """Whether the step applies for this ИПРА (no ИПРА: only unconditional steps)."""
+        if self.always:
+            return True
+        if ipra is None:
+            return False
+        return any(m.direction in self.ipra_has for m in ipra.measures)
+
+    def describe(self) -> str:
+        if self.always:
+            return "всегда"
+        return "если в ИПРА есть мероприятия: " + ", ".join(d.value for d in self.ipra_has)
+
+
+@dataclass(frozen=True)
+class Terms:
+    """The template's send and answer terms in working days, and their basis."""
+
+    first_send_days: int = SEND_WORKING_DAYS
+    later_send_days: int = SEND_WORKING_DAYS
+    answer_days: int = ANSWER_WORKING_DAYS
+    basis: str = "001 Порядок п.10, п.11"
+
+
+@dataclass(frozen=True)
+class StepSpec:
+    """One step of a template file."""
+
+    kind: str
+    role: AgencyRole
+    requested: str
+    basis: str
+    send_days: int
+    answer_days: int
+    optional: bool = False
+    depends_on: tuple[str, ...] = ()
+    when: Condition = field(default_factory=Condition)
+    period_days: int | None = None
+    deadline_days: int | None = None
+
+    @property
+    def recurring(self) -> bool:
+        return self.period_days is not None
+
+
+@dataclass(frozen=True)
+class TemplateSpec:
+    """One version of a template, as its file says."""
+
+    code: str
+    version: int
+    title: str
+    basis: str
+    terms: Terms
+    steps: tuple[StepSpec, ...]
+    file: str
+
+    def step(self, kind: str) -> StepSpec:
+        return next(s for s in self.steps if s.kind == kind)
+
+    def applicable(self, ipra: Ipra | None) -> tuple[StepSpec, ...]:
+        """The steps that apply for the person's ИПРА (each step's condition), in order."""
+        return tuple(s for s in self.steps if s.when.holds(ipra))
+
+    def route_template(self, *, parallel: bool | None = None) -> RouteTemplate:
+        """Every step, as the engine's ``RouteTemplate`` (in the file's order, so that a
+        route's step ``seq`` is the template's index: a step whose condition does not hold
+        is formed as not applicable, ``engine.routes``). ``parallel``: steps wait for their
+        ``depends_on`` only (else each for the one before it: strict order); None: the
+        product's setting ``PARALLEL_STEPS``."""
+        if parallel is None:
+            parallel = PARALLEL_STEPS
+        return RouteTemplate(
+            code=self.code, title=self.title, basis=self.basis,
+            steps=tuple(StepTemplate(kind=s.kind, role=s.role, requested=s.requested,
+                                     basis=s.basis, answer_days=s.answer_days,
+                                     send_days=s.send_days, optional=s.optional,
+                                     depends_on=s.depends_on if parallel else None,
+                                     deadline_days=s.deadline_days)
+                        for s in self.steps))
+
+
+# ---------------------------------------------------------------------------- validation
+def _int(value: object, file: str, where: str, name: str, low: int = 1) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        raise TemplateFileError(file, where, f"{name}: must be a whole number >= {low} "
+                                             f"(got {value!r})")
+    return value
+
+
+def _text(value: object, file: str, where: str, name: str) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise TemplateFileError(file, where, f"{name}: must be non-empty text")
+    return value.strip()
+
+
+def _basis(value: object, file: str, where: str) -> str:
+    text = _text(value, file, where, "basis")
+    if not _BASIS_RE.match(text):
+        raise TemplateFileError(file, where, "basis: must cite a clause of a source document, "
+                                             "e.g. '001 Регламент п.16 пп.1' (000, 001, 003, "
+                                             f"004 and п.<n>); got {text!r}")
+    return text
+
+
+def _only(table: Mapping[str, Any], allowed: set[str], file: str, where: str) -> None:
+    extra = sorted(set(table) - allowed)
+    if extra:
+        raise TemplateFileError(file, where, f"{extra[0]}: unknown key (allowed: "
+                                             f"{', '.join(sorted(allowed))})")
+
+
+def _condition(raw: object, file: str, where: str) -> Condition:
+    if not isinstance(raw, dict):
+        raise TemplateFileError(file, where, "when: must be a table, e.g. "
+                                             "{ ipra_has = [\"technical_aids\"] }")
+    _only(raw, _WHEN_KEYS, file, f"{where}: when")
+    items = raw.get("ipra_has", [])
+    if not isinstance(items, list) or not items:
+        raise TemplateFileError(file, where, "when.ipra_has: must be a non-empty list of "
+                                             "measure directions")
+    known = {d.value for d in MeasureDirection}
+    for item in items:
+        if item not in known:
+            raise TemplateFileError(file, where, f"when.ipra_has: {item!r} is not a measure "
+                                                 f"direction ({', '.join(sorted(known))})")
+    return Condition(ipra_has=tuple(MeasureDirection(i) for i in items))
+
+
+def _step(raw: object, i: int, terms: Terms, earlier: Mapping[str, StepSpec],
+          file: str) -> StepSpec:
+    where = f"steps[{i}]"
+    if not isinstance(raw, dict):
+        raise TemplateFileError(file, where, "must be a table ([[steps]])")
+    kind = raw.get("kind")
+    if not isinstance(kind, str) or not _KIND_RE.match(kind):
+        raise TemplateFileError(file, where, f"kind: must match [a-z][a-z0-9_]* (got {kind!r})")
+    where = f"steps[{i}] ({kind})"
+    _only(raw, _STEP_KEYS, file, where)
+    if kind in earlier:
+        raise TemplateFileError(file, where, "kind: already used by an earlier step")
+    for key in ("role", "requested", "basis"):
+        if key not in raw:
+            raise TemplateFileError(file, where, f"{key}: required")
+    try:
+        role = AgencyRole(raw["role"])
+    except ValueError:
+        raise TemplateFileError(file, where, f"role: {raw['role']!r} is not a participant "
+                                             f"role ({', '.join(r.value for r in AgencyRole)})"
+                                ) from None
+    requested = _text(raw["requested"], file, where, "requested")
+    if not _CYRILLIC.search(requested):
+        raise TemplateFileError(file, where, "requested: the agency reads it: write it in "
+                                             "Russian")
+    basis = _basis(raw["basis"], file, where)
+    optional = raw.get("optional", False)
+    if not isinstance(optional, bool):
+        raise TemplateFileError(file, where, "optional: must be true or false")
+    deps = raw.get("depends_on", [])
+    if not isinstance(deps, list) or not all(isinstance(d, str) for d in deps):
+        raise TemplateFileError(file, where, "depends_on: must be a list of step kinds")
+    for dep in deps:
+        if dep == kind:
+            raise TemplateFileError(file, where, "depends_on: a step cannot depend on itself")
+        if dep not in earlier:
+            raise TemplateFileError(file, where, f"depends_on: {dep!r} is not an earlier step "
+                                                 "(a step depends only on steps above it)")
+        if earlier[dep].recurring:
+            raise TemplateFileError(file, where, f"depends_on: {dep!r} is recurring: it ends "
+                                                 "only with the route")
+    if len(set(deps)) != len(deps):
+        raise TemplateFileError(file, where, "depends_on: a step is listed twice")
+    when = _condition(raw["when"], file, where) if "when" in raw else Condition()
+    for dep in deps:
+        if not earlier[dep].when.always and when.always:
+            raise TemplateFileError(file, where, f"depends_on: {dep!r} applies only "
+                                                 f"{earlier[dep].when.describe()}; an "
+                                                 "unconditional step cannot wait for it")
+    period = raw.get("period_days")
+    deadline = raw.get("deadline_days")
+    first = not earlier
+    send_default = terms.first_send_days if first else terms.later_send_days
+    return StepSpec(
+        kind=kind, role=role, requested=requested, basis=basis,
+        send_days=_int(raw.get("send_days", send_default), file, where, "send_days"),
+        answer_days=_int(raw.get("answer_days", terms.answer_days), file, where,
+                         "answer_days"),
+        optional=optional, depends_on=tuple(deps), when=when,
+        period_days=None if period is None else _int(period, file, where, "period_days"),
+        deadline_days=None if deadline is None else _int(deadline, file, where,
+                                                         "deadline_days"))
+
+
+def parse_template(raw: Mapping[str, Any], file: str, *, expect_code: str | None = None,
+                   expect_version: int | None = None) -> TemplateSpec:
+    """Validate a parsed template file; TemplateFileError naming the first rule broken."""
+    _only(raw, _TOP_KEYS, file, "")
+    for key in ("code", "version", "title", "basis", "steps"):
+        if key not in raw:
+            raise TemplateFileError(file, "", f"{key}: required")
+    code = raw["code"]
+    if not isinstance(code, str) or not _KIND_RE.match(code):
+        raise TemplateFileError(file, "", f"code: must match [a-z][a-z0-9_]* (got {code!r})")
+    version = _int(raw["version"], file, "", "version")
+    if expect_code is not None and (code, version) != (expect_code, expect_version):
+        raise TemplateFileError(file, "", f"code/version: the file is named for {expect_code} "
+                                          f"v{expect_version} but holds {code} v{version}")
+    title = _text(raw["title"], file, "", "title")
+    basis = _basis(raw["basis"], file, "")
+    terms_raw = raw.get("terms", {})
+    if not isinstance(terms_raw, dict):
+        raise TemplateFileError(file, "terms", "must be a table ([terms])")
+    _only(terms_raw, _TERM_KEYS, file, "terms")
+    terms = Terms(
+        first_send_days=_int(terms_raw.get("first_send_days", SEND_WORKING_DAYS), file,
+                             "terms", "first_send_days"),
+        later_send_days=_int(terms_raw.get("later_send_days", SEND_WORKING_DAYS), file,
+                             "terms", "later_send_days"),
+        answer_days=_int(terms_raw.get("answer_days", ANSWER_WORKING_DAYS), file, "terms",
+                         "answer_days"),
+        basis=_basis(terms_raw["basis"], file, "terms") if "basis" in terms_raw
+        else Terms.basis)
+    steps_raw = raw["steps"]
+    if not isinstance(steps_raw, list) or not steps_raw:
+        raise TemplateFileError(file, "", "steps: at least one step ([[steps]])")
+    steps: dict[str, StepSpec] = {}
+    for i, s in enumerate(steps_raw):
+        spec = _step(s, i, terms, steps, file)
+        steps[spec.kind] = spec
+    if all(s.recurring for s in steps.values()):
+        raise TemplateFileError(file, "steps", "a route needs a step that ends (all are "
+                                               "recurring)")
+    return TemplateSpec(code=code, version=version, title=title, basis=basis, terms=terms,
+                        steps=tuple(steps.values()), file=file)
+
+
+def load_template_file(path: Path) -> TemplateSpec:
+    """Read and validate one ``<code>-v<version>.toml``."""
+    name = path.name
+    m = _FILE_RE.match(name)
+    if m is None:
+        raise TemplateFileError(name, "", "file name: must be <code>-v<version>.toml")
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise TemplateFileError(name, "", f"toml: {exc}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise TemplateFileError(name, "", f"file: cannot be read ({exc})") from None
+    return parse_template(raw, name, expect_code=m["code"], expect_version=int(m["version"]))
+
+
+def load_templates(directory: Path = TEMPLATE_DIR) -> dict[str, dict[int, TemplateSpec]]:
+    """Every template file of ``directory``, by code and version (TemplateFileError on the
+    first bad file; a template without version 1 or with a gap is an error too)."""
+    out: dict[str, dict[int, TemplateSpec]] = {}
+    files = sorted(directory.glob("*.toml"))
+    if not files:
+        raise TemplateFileError(str(directory), "", "no template files (*.toml)")
+    for path in files:
+        spec = load_template_file(path)
+        out.setdefault(spec.code, {})[spec.version] = spec
+    for code, versions in out.items():
+        if sorted(versions) != list(range(1, len(versions) + 1)):
+            raise TemplateFileError(code, "", f"versions: must be 1..n without gaps (found "
+                                              f"{sorted(versions)})")
+    return out
+
+
+@lru_cache(maxsize=1)
+def templates() -> Mapping[str, Mapping[int, TemplateSpec]]:
+    """The product's templates (loaded and validated once)."""
+    return load_templates()
+
+
+def latest(code: str) -> TemplateSpec:
+    """The newest version of template ``code`` (KeyError naming the known codes)."""
+    versions = templates().get(code)
+    if not versions:
+        raise KeyError(f"template: unknown route template {code!r}; known: "
+                       f"{', '.join(sorted(templates()))}")
+    return versions[max(versions)]
+
+
+def version_of(code: str, version: int) -> TemplateSpec:
+    """One version of a template (a route keeps the version it started with)."""
+    try:
+        return templates()[code][version]
+    except KeyError:
+        raise KeyError(f"template: no version {version} of {code!r}") from None
+
+
+def describe(spec: TemplateSpec) -> list[str]:
+    """Lines for ``rehab template show``: each step with its clause, role, terms,
+    condition, dependencies and period."""
+    lines = [f"{spec.code} v{spec.version} — {spec.title}", f"  основание: {spec.basis}",
+             f"  сроки: первый запрос {spec.terms.first_send_days} р.д. от регистрации, "
+             f"следующие {spec.terms.later_send_days} р.д., ответ {spec.terms.answer_days} "
+             f"р.д. ({spec.terms.basis})"]
+    for i, s in enumerate(spec.steps, 1):
+        flags = ["необязательный" if s.optional else "обязательный"]
+        if s.recurring:
+            flags.append(f"повторяется каждые {s.period_days} р.д.")
+        if s.deadline_days:
+            flags.append(f"выполнить за {s.deadline_days} р.д.")
+        lines.append(f"{i:>2}. {s.kind} [{s.role.value}] — {s.requested}")
+        lines.append(f"    {s.basis}; {', '.join(flags)}; отправка {s.send_days} р.д., "
+                     f"ответ {s.answer_days} р.д.")
+        if not s.when.always:
+            lines.append(f"    применяется: {s.when.describe()}")
+        if s.depends_on:
+            lines.append(f"    после: {', '.join(s.depends_on)}")
+    return lines
+
+
+def validate_directory(directory: Path = TEMPLATE_DIR) -> Sequence[TemplateSpec]:
+    """Every template of ``directory`` validated (for ``rehab template validate``)."""
+    return [v for versions in load_templates(directory).values() for v in versions.values()]

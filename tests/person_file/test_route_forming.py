@@ -1,0 +1,122 @@
+"""Routes formed from the data templates (issue 11): the newest template version, kept by
+the route; steps whose condition the person's ИПРА does not meet are formed closed and never
+sent (004 п.8: the СФР only with technical aids); the steps go in the file's order (the
+product's setting ``PARALLEL_STEPS`` is off) — with it on, steps with no unmet dependency
+open at once; the six social-employment actions open one after another (001 Регламент
+п.16) either way."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import Engine
+from sqlmodel import Session, select
+
+from engine.infra.clock import DbClock
+from engine.persons import applications
+from engine.routes.transitions import AnswerIn, EngineConfig, apply_answer, record_answer
+from models import template_files
+from models.agencies import Agency, AnswerOutcome
+from models.routes import Route, Step, StepStatus
+from models.templates import _data_template
+from tests.ladder.conftest import Staff, run_worker, worker_settings
+from tests.person_file.conftest import audits, consent, extract, form
+
+OPEN = (StepStatus.sending, StepStatus.awaiting)
+
+
+@pytest.fixture(autouse=True)
+def _data_templates(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(applications, "FORM_FROM_DATA_TEMPLATES", True)
+
+
+def _register(api: TestClient, coord: Staff, kind: str, ipra: dict[str, Any]) -> str:
+    assert api.post("/api/ipra", json=ipra, headers=coord.headers).status_code == 201
+    r = api.post("/api/person-file/applications", headers=coord.headers,
+                 json={"application": form(kind), "consent": consent()})
+    assert r.status_code == 201, r.text
+    assert r.json()["eligible"] is True, r.json()
+    route_id: str = r.json()["route_id"]
+    return route_id
+
+
+def _steps(db: Engine, route_id: str) -> list[Step]:
+    with Session(db) as s:
+        return list(s.exec(select(Step).where(Step.route_id == route_id).order_by(Step.seq)))
+
+
+def _answer(db: Engine, clock: DbClock, cfg: EngineConfig, step: Step, hook: str) -> None:
+    with Session(db, expire_on_commit=False) as s:
+        agency = s.get(Agency, step.agency_id)
+        assert agency is not None and step.current_request_id is not None
+        ans, _ = record_answer(s, agency=agency, webhook_id=hook, now=clock.now(),
+                               answer=AnswerIn(task_id=step.current_request_id,
+                                               outcome=AnswerOutcome.provided, payload={},
+                                               comment=None))
+        assert ans.id is not None
+        apply_answer(s, cfg, ans.id, now=clock.now())
+        s.commit()
+
+
+def test_accompaniment_without_technical_aids_leaves_the_aid_steps_out(
+        api: TestClient, db: Engine, staff: dict[str, Staff]) -> None:
+    doc = extract()
+    doc["ipra"]["measures"] = [m for m in doc["ipra"]["measures"]
+                               if m["direction"] != "technical_aids"]
+    route_id = _register(api, staff["coord39"], "accompaniment", doc)
+    with Session(db) as s:
+        route = s.get(Route, route_id)
+        assert route is not None and (route.template, route.template_version) == (
+            "accompaniment", 1)
+    steps = {x.kind: x for x in _steps(db, route_id)}
+    for kind in ("mse_tsr_selection", "sfr_tsr_consulting"):
+        assert steps[kind].status is StepStatus.cancelled
+        assert steps[kind].current_request_id is None
+        assert (steps[kind].outcome_note or "").startswith("не применяется: если в ИПРА есть")
+    # strict order (PARALLEL_STEPS off): МСЭ informs first (004 п.6)
+    assert sorted(k for k, x in steps.items() if x.status in OPEN) == ["mse_informing"]
+    assert steps["rehabilitation_route"].status is StepStatus.planned
+    [reg] = audits(db, entity="route", action="registered", route_id=route_id)
+    assert reg.after is not None and reg.after["not_applicable"] == [
+        "mse_tsr_selection", "sfr_tsr_consulting"]
+
+
+def test_with_parallel_steps_the_sfr_is_asked_beside_the_others(
+        api: TestClient, db: Engine, staff: dict[str, Staff],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """PARALLEL_STEPS on: МСЭ informs (004 п.6) while the organisation forms the route
+    (п.10б) and the СФР consults on the technical aids (п.8) — all three at once."""
+    monkeypatch.setattr(template_files, "PARALLEL_STEPS", True)
+    _data_template.cache_clear()
+    try:
+        route_id = _register(api, staff["coord39"], "accompaniment", extract())
+    finally:
+        _data_template.cache_clear()
+    steps = {x.kind: x for x in _steps(db, route_id)}
+    assert sorted(k for k, x in steps.items() if x.status in OPEN) == [
+        "mse_informing", "rehabilitation_route", "sfr_tsr_consulting"]
+    assert steps["sfr_tsr_consulting"].role == "sfr"
+    assert steps["mse_tsr_selection"].status is StepStatus.planned  # after mse_informing
+
+
+def test_social_employment_opens_its_actions_one_after_another(
+        api: TestClient, db: Engine, clock: DbClock, cfg: EngineConfig,
+        staff: dict[str, Staff], tmp_path: Path) -> None:
+    doc = extract()
+    doc["ipra"]["limitations"] = [{"category": "work", "degree": 3}]
+    doc["ipra"]["work_recommendation"] = "simple_work_with_significant_help"
+    route_id = _register(api, staff["coord39"], "social_employment", doc)
+    run_worker(db, clock, cfg, worker_settings(tmp_path))
+    steps = _steps(db, route_id)
+    assert [x.kind for x in steps if x.status in OPEN] == ["need_determined"]
+    _answer(db, clock, cfg, steps[0], "wh-se-1")
+    steps = _steps(db, route_id)
+    # after the need is determined: the conditions (п.16 пп.2) — not the services yet
+    assert [x.kind for x in steps if x.status in OPEN] == ["conditions_created"]
+    assert {x.kind: x.status for x in steps}["services_provided"] is StepStatus.planned
+    with Session(db) as s:
+        route = s.get(Route, route_id)
+        assert route is not None and route.status.value == "active"
