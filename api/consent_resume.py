@@ -21,9 +21,9 @@ from api.auth import require_role
 from api.deps import CfgDep, ClockDep, EngineDep
 from api.errors import ValidationErrorBody
 from engine.persons.consent_renewal import ConsentInvalid, give_consent
+from engine.persons.reads import get_person
+from engine.routes.reads import get_route
 from engine.routes.resume import ConsentNotInEffect, NotSuspended, resume_route
-from models.persons import Person
-from models.routes import Route
 from models.staff import StaffRole, StaffUser
 
 router = APIRouter(prefix="/api", tags=["person-file"])
@@ -68,7 +68,7 @@ def post_consent(person_id: Id, body: ConsentIn, staff: Coordinator, engine: Eng
     next version of one in effect. Lists the suspended routes it makes resumable; it resumes
     none of them (``POST /api/routes/{id}/resume``)."""
     with Session(engine, expire_on_commit=False) as s:
-        p = s.get(Person, person_id)
+        p = get_person(s, person_id)
         if p is None or not _sees(staff, p.region):
             raise HTTPException(404, "person_id: no such person")
         try:
@@ -105,7 +105,7 @@ def post_resume(route_id: Id, staff: Coordinator, engine: EngineDep, clock: Cloc
     continues with the working days it had left; its withdrawn request goes out again with
     its own idempotency key. Needs a consent in effect (152-ФЗ art. 9 ч.1). Audited."""
     with Session(engine, expire_on_commit=False) as s:
-        route = s.get(Route, route_id)
+        route = get_route(s, route_id)
         if route is None or not _sees(staff, route.region):
             raise HTTPException(404, "route_id: no such route")
         try:
