@@ -80,6 +80,11 @@ R = TypeVar("R")
 Outcome = tuple[Literal["done", "lost", "failed"], R | None, str]
 
 
+#: A request ready to send: its job, the agency's URL, the secrets to sign with, the
+#: idempotency key and the body.
+_SendWork = tuple[queue.ClaimedJob, str, list[str], str, dict[str, Any]]
+
+
 class _LeaseLost(Exception):
     """An item's job is no longer this worker's (``queue.finish`` said so): undo its work."""
 
@@ -171,14 +176,13 @@ class Worker:
         kinds = CORE_KINDS
         if background is not None and len(background) >= self.settings.worker_send_batches:
             kinds = [k for k in CORE_KINDS if k is not JobKind.send_request]
-        jobs = await asyncio.to_thread(self._claim_and_apply, kinds, n, lease, refs)
-        sends = [j for j in jobs if j.kind is JobKind.send_request]
+        jobs, work = await asyncio.to_thread(self._claim_and_apply, kinds, n, lease, refs)
         cancels = [j for j in jobs if j.kind is JobKind.send_cancel]
-        if sends:
+        if work:
             if background is None:
-                await self._send_all(sends)
+                await self._send_all(work)
             else:
-                self._spawn(background, self._send_all(sends), "send batch")
+                self._spawn(background, self._send_all(work), "send batch")
         if cancels:
             await self._send_cancels(cancels)
         done = len(jobs) + await self._start_notifications(refs)
@@ -322,17 +326,20 @@ class Worker:
 
     # -- handlers ----------------------------------------------------------------------
     def _claim_and_apply(self, kinds: list[JobKind], limit: int, lease: float,
-                         refs: list[str] | None) -> list[queue.ClaimedJob]:
-        """Claim a batch of due jobs and apply the answers among them (``worker_txn_answers``
-        a transaction: the API's answer writer never waits long for the lock) — one
-        thread hand-off for both. Returns every claimed job."""
+                         refs: list[str] | None,
+                         ) -> tuple[list[queue.ClaimedJob], list[_SendWork]]:
+        """Claim a batch of due jobs, apply the answers among them (``worker_txn_answers``
+        a transaction: the API's answer writer never waits long for the lock) and prepare
+        the requests among them for sending — one thread hand-off for the three. Returns
+        every claimed job and the requests to send."""
         jobs = queue.claim(self.engine, self.worker_id, kinds=kinds, limit=limit,
                            lease_seconds=lease, refs=refs)
         answers = [j for j in jobs if j.kind is JobKind.apply_answer]
         step = self.settings.worker_txn_answers
         for i in range(0, len(answers), step):
             self._apply_answers(answers[i:i + step])
-        return jobs
+        sends = [j for j in jobs if j.kind is JobKind.send_request]
+        return jobs, self._prepare_sends(sends) if sends else []
 
     def _apply_answers(self, jobs: list[queue.ClaimedJob]) -> None:
         """Apply a batch of stored answers in one transaction (a failing one is retried
@@ -372,20 +379,21 @@ class Worker:
         return backoff_seconds(job.attempts, base=self.settings.send_backoff_base_seconds,
                                cap=self.settings.send_backoff_max_seconds)
 
-    async def _send_all(self, jobs: list[queue.ClaimedJob]) -> None:
-        """Send a batch of requests concurrently (leases renewed meanwhile), then record
-        each outcome in a savepoint of its own. Every attempt is counted on the request
-        before its POST (``attempts``), so a resend after a crash or an expired lease shows
-        in the history. A crash between a send and its record resends with the same key."""
-        work = await asyncio.to_thread(self._prepare_sends, jobs)
+    async def _send_all(self, work: list[_SendWork]) -> None:
+        """Send a batch of prepared requests (``_prepare_sends``) concurrently (leases
+        renewed meanwhile), then record the outcomes (a failing one fails alone). Every
+        attempt is counted on the request before its POST (``attempts``), so a resend after
+        a crash or an expired lease shows in the history. A crash between a send and its
+        record resends with the same key."""
         results = await self._heartbeat([w[0] for w in work], asyncio.gather(
             *(self._post(u, sec, k, b) for _, u, sec, k, b in work)))
         await asyncio.to_thread(self._record_sends, work, results)
 
-    def _prepare_sends(self, jobs: list[queue.ClaimedJob],
-                       ) -> list[tuple[queue.ClaimedJob, str, list[str], str, dict[str, Any]]]:
+    def _prepare_sends(self, jobs: list[queue.ClaimedJob]) -> list[_SendWork]:
+        """The requests to send (job, URL, secrets, key, body), their attempts counted;
+        the jobs of requests not to send any more are finished."""
         production = self.settings.environment == "production"
-        work: list[tuple[queue.ClaimedJob, str, list[str], str, dict[str, Any]]] = []
+        work: list[_SendWork] = []
         with Session(self.engine, expire_on_commit=False) as s:
             # the batch's requests and their agencies in one query
             found = {req.id: (req, agency) for req, agency in s.exec(
@@ -414,7 +422,7 @@ class Worker:
         return work
 
     def _record_sends(
-        self, work: list[tuple[queue.ClaimedJob, str, list[str], str, dict[str, Any]]],
+        self, work: list[_SendWork],
         results: list[DeliveryResult],
     ) -> None:
         """Each outcome recorded with its job finished (one transaction for the batch; a
