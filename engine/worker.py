@@ -149,16 +149,21 @@ class Worker:
         """
         inflight: set[asyncio.Task[None]] = set()
         stopping = asyncio.ensure_future(stop.wait())
+        poll = self.settings.worker_idle_poll_seconds
+        idle = 0  # passes in a row that found nothing: the poll backs off
         try:
             while not stop.is_set():
                 done = await self.run_once(background=inflight)
                 if done:
+                    idle = 0
                     continue
                 if self.on_idle and not inflight:
                     self.on_idle()
                 await asyncio.wait({stopping, *inflight},
-                                   timeout=self.settings.worker_idle_poll_seconds,
+                                   timeout=min(poll * 2 ** idle,
+                                               max(poll, self.IDLE_POLL_MAX_SECONDS)),
                                    return_when=asyncio.FIRST_COMPLETED)
+                idle = min(idle + 1, 16)
         finally:
             stopping.cancel()
             lanes: list[asyncio.Future[Any]] = [*inflight, *self._lanes.values()]
@@ -470,6 +475,12 @@ class Worker:
                 err = result.error or ""
             self.retry_job(job, err)
             self.stats.send_retries += 1
+
+    #: The longest wait of an idle worker between two looks for jobs: an empty look is a
+    #: claim (a write transaction, on SQLite the database's write lock), so an idle
+    #: worker's poll doubles from ``worker_idle_poll_seconds`` up to this after each empty
+    #: one; the end of a send batch, and any claimed job, wake it at once.
+    IDLE_POLL_MAX_SECONDS = 0.1
 
     #: Real seconds a side lane (notifications, mirror) that found nothing to do is not
     #: asked again: an idle worker's poll is then one claim, not three (their latency is
