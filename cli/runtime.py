@@ -10,12 +10,14 @@ from __future__ import annotations
 
 from engine.infra.settings import Settings
 from engine.runtime.handlers import HandlerRegistry
-from tasks.prefect_mirror import PrefectMirrorHandler
 
 
 def worker_handlers(settings: Settings) -> HandlerRegistry:
-    """The registry of a ``rehab worker`` process."""
+    """The registry of a ``rehab worker`` process. Prefect's client (a second of CPU to
+    import) is loaded only by a worker that mirrors."""
     registry = HandlerRegistry()
     if settings.prefect_mirror:
+        from tasks.prefect_mirror import PrefectMirrorHandler
+
         registry.register(PrefectMirrorHandler(settings.prefect_api_url or None))
     return registry

@@ -615,15 +615,20 @@ def _apply_answer(session: Session, cfg: EngineConfig, answer_id: int, *,
     whole or waits (engine/infra/locks.py). An answer that changes nothing (its request was
     withdrawn, or the step was answered already) is recorded as ignored.
     """
+    # the step of a pending answer, locked and read afresh, in one statement
     with session.no_autoflush:
-        found = session.exec(
-            select(AgencyAnswer.effect, AgencyRequest.step_id)
-            .join(AgencyRequest, col(AgencyRequest.id) == col(AgencyAnswer.request_id))
-            .where(AgencyAnswer.id == answer_id)).first()
-    if found is None or AnswerEffect(found[0]) is not AnswerEffect.pending:
-        return AnswerEffect(found[0]) if found else AnswerEffect.already_answered
-    step = lock_step(session, found[1])
-    assert step is not None
+        step = session.exec(
+            select(Step)
+            .join(AgencyRequest, col(AgencyRequest.step_id) == col(Step.id))
+            .join(AgencyAnswer, col(AgencyAnswer.request_id) == col(AgencyRequest.id))
+            .where(AgencyAnswer.id == answer_id, AgencyAnswer.effect == AnswerEffect.pending)
+            .with_for_update(of=Step)
+            .execution_options(populate_existing=True)).first()
+    if step is None:  # no such answer, or applied already: nothing to lock
+        with session.no_autoflush:
+            effect = session.exec(select(AgencyAnswer.effect)
+                                  .where(AgencyAnswer.id == answer_id)).first()
+        return AnswerEffect(effect) if effect is not None else AnswerEffect.already_answered
     # after the lock: the answer, its request and the route read afresh in one statement
     ans, req, route = session.exec(
         select(AgencyAnswer, AgencyRequest, Route)

@@ -19,10 +19,13 @@ leases end and redone idempotently. A worker's name is unique across hosts and c
 ``--name`` (nothing proves the old holder is dead). A batch of sends keeps its leases alive
 while it is on the wire (a heartbeat every third of the lease).
 
-The event loop never waits for the database: every database call runs in a thread
-(``asyncio.to_thread``), so a slow ``FOR UPDATE`` stalls no request on the wire. Each
-outcome of a batch is recorded in a savepoint of its own (a failing one is retried alone),
-and an exception of a background task is logged and counted (``WorkerStats``), never lost.
+The event loop never waits for the database: the database work runs in threads
+(``asyncio.to_thread``; one hand-off per batch — a claim and the answers it brought are one),
+so a slow ``FOR UPDATE`` stalls no request on the wire. The outcomes of a batch are recorded
+in one transaction; if one of them fails, the batch is recorded again with each outcome in
+a savepoint of its own, so the failing one fails alone and is retried, and the others go
+through (``_each_alone``). An exception of a background task is logged and counted
+(``WorkerStats``), never lost.
 """
 
 from __future__ import annotations
@@ -33,16 +36,16 @@ import os
 import secrets
 import signal
 import socket
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict
 from datetime import datetime
 from time import monotonic
-from typing import Any
+from typing import Any, Literal, TypeVar
 
 import httpx
 from sqlalchemy import Engine, bindparam, text
-from sqlmodel import Session
+from sqlmodel import Session, col, select
 
 from engine.agencies.participants import usable_secrets
 from engine.infra import heartbeats, process_log, queue
@@ -73,6 +76,23 @@ _COUNT_ATTEMPTS = text("UPDATE agency_request SET attempts = attempts + 1 WHERE 
 _COUNT_CANCEL_ATTEMPTS = text(
     "UPDATE cancel_notice SET attempts = attempts + 1 WHERE id IN :ids"
 ).bindparams(bindparam("ids", expanding=True))
+
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+#: One item's end in ``Worker._each_alone``: done (with its result), lease lost (its work
+#: undone: another worker holds the job), or failed (undone; the error to retry it with).
+Outcome = tuple[Literal["done", "lost", "failed"], R | None, str]
+
+
+#: A request ready to send: its job, the agency's URL, the secrets to sign with, the
+#: idempotency key and the body.
+_SendWork = tuple[queue.ClaimedJob, str, list[str], str, dict[str, Any]]
+
+
+class _LeaseLost(Exception):
+    """An item's job is no longer this worker's (``queue.finish`` said so): undo its work."""
 
 
 def default_worker_id() -> str:
@@ -135,16 +155,21 @@ class Worker:
         """
         inflight: set[asyncio.Task[None]] = set()
         stopping = asyncio.ensure_future(stop.wait())
+        poll = self.settings.worker_idle_poll_seconds
+        idle = 0  # passes in a row that found nothing: the poll backs off
         try:
             while not stop.is_set():
                 done = await self.run_once(background=inflight)
                 if done:
+                    idle = 0
                     continue
                 if self.on_idle and not inflight:
                     self.on_idle()
                 await asyncio.wait({stopping, *inflight},
-                                   timeout=self.settings.worker_idle_poll_seconds,
+                                   timeout=min(poll * 2 ** idle,
+                                               max(poll, self.IDLE_POLL_MAX_SECONDS)),
                                    return_when=asyncio.FIRST_COMPLETED)
+                idle = min(idle + 1, 16)
         finally:
             stopping.cancel()
             lanes: list[asyncio.Future[Any]] = [*inflight, *self._lanes.values()]
@@ -162,20 +187,13 @@ class Worker:
         kinds = ROUTE_LANE_KINDS
         if background is not None and len(background) >= self.settings.worker_send_batches:
             kinds = [k for k in ROUTE_LANE_KINDS if k is not JobKind.send_request]
-        jobs = await asyncio.to_thread(queue.claim, self.engine, self.worker_id, kinds=kinds,
-                                       limit=n, lease_seconds=lease, refs=refs)
-        answers = [j for j in jobs if j.kind is JobKind.apply_answer]
-        sends = [j for j in jobs if j.kind is JobKind.send_request]
+        jobs, work = await asyncio.to_thread(self._claim_and_apply, kinds, n, lease, refs)
         cancels = [j for j in jobs if j.kind is JobKind.send_cancel]
-        for i in range(0, len(answers), self.settings.worker_txn_answers):
-            # short transactions: the API's answer writer never waits long for the lock
-            await asyncio.to_thread(self._apply_answers,
-                                    answers[i:i + self.settings.worker_txn_answers])
-        if sends:
+        if work:
             if background is None:
-                await self._send_all(sends)
+                await self._send_all(work)
             else:
-                self._spawn(background, self._send_all(sends), "send batch")
+                self._spawn(background, self._send_all(work), "send batch")
         if cancels:
             await self._send_cancels(cancels)
         done = len(jobs) + await self._start_notifications(refs)
@@ -258,30 +276,99 @@ class Worker:
                 log.warning("worker %s: renewing leases failed", self.worker_id,
                             exc_info=True)
 
-    # -- handlers ----------------------------------------------------------------------
-    def _apply_answers(self, jobs: list[queue.ClaimedJob]) -> None:
-        """Apply a batch of stored answers in one transaction (each in its own savepoint,
-        so that one failing answer is retried alone and the others go through)."""
-        now = self.clock.now()
-        failed: list[tuple[queue.ClaimedJob, str]] = []
+    def _each_alone(self, items: Sequence[T], do: Callable[[Session, T], R], what: str,
+                    key: Callable[[T], str], *,
+                    preload: Callable[[Session], object] | None = None,
+                    ) -> list[Outcome[R]]:
+        """``do(session, item)`` for each item, in one transaction; an item whose job is no
+        longer ours raises ``_LeaseLost`` and its work is undone.
+
+        A failed item fails alone: the batch is first done without savepoints (two round
+        trips an item fewer); if an item fails or lost its lease, that transaction is
+        rolled back and the batch done again with each item in a savepoint of its own (a
+        batch of one needs no second pass). ``preload(session)`` runs first in each
+        transaction (one query for what every item reads). Synchronous: call it in a
+        thread."""
+        if not items:
+            return []
         with Session(self.engine, expire_on_commit=False) as s:
-            for job in jobs:
+            try:
+                if preload is not None:
+                    preload(s)
+                results = [do(s, item) for item in items]
+                s.commit()
+                return [("done", r, "") for r in results]
+            except _LeaseLost:
+                s.rollback()
+                if len(items) == 1:
+                    return [("lost", None, "")]
+            except Exception as exc:
+                s.rollback()
+                if len(items) == 1:
+                    log.exception("%s %s failed", what, key(items[0]))
+                    return [("failed", None, f"{type(exc).__name__}: {exc}")]
+                log.info("%s: a batch of %d failed (%s); each item again alone", what,
+                         len(items), type(exc).__name__)
+        out: list[Outcome[R]] = []
+        with Session(self.engine, expire_on_commit=False) as s:
+            if preload is not None:
+                preload(s)
+            for item in items:
                 sp = s.begin_nested()
                 try:
-                    routes.apply_answer(s, self.cfg, int(job.ref), now=now)
-                    if not queue.finish(s, job):  # another worker has it: leave it to it
-                        sp.rollback()
-                        self.stats.lease_lost += 1
-                        continue
+                    r = do(s, item)
                     sp.commit()
-                    self.stats.answers_applied += 1
+                    out.append(("done", r, ""))
+                except _LeaseLost:
+                    sp.rollback()
+                    out.append(("lost", None, ""))
                 except Exception as exc:
                     sp.rollback()
-                    log.exception("applying answer %s failed", job.ref)
-                    failed.append((job, f"{type(exc).__name__}: {exc}"))
+                    log.exception("%s %s failed", what, key(item))
+                    out.append(("failed", None, f"{type(exc).__name__}: {exc}"))
             s.commit()
-        for job, err in failed:
-            self.retry_job(job, err)
+        return out
+
+    @staticmethod
+    def _finish(s: Session, job: queue.ClaimedJob) -> None:
+        """Finish the job in the item's transaction, or raise ``_LeaseLost``."""
+        if not queue.finish(s, job):  # another worker has it: leave it to it
+            raise _LeaseLost(job.id)
+
+    # -- handlers ----------------------------------------------------------------------
+    def _claim_and_apply(self, kinds: list[JobKind], limit: int, lease: float,
+                         refs: list[str] | None,
+                         ) -> tuple[list[queue.ClaimedJob], list[_SendWork]]:
+        """Claim a batch of due jobs, apply the answers among them (``worker_txn_answers``
+        a transaction: the API's answer writer never waits long for the lock) and prepare
+        the requests among them for sending — one thread hand-off for the three. Returns
+        every claimed job and the requests to send."""
+        jobs = queue.claim(self.engine, self.worker_id, kinds=kinds, limit=limit,
+                           lease_seconds=lease, refs=refs)
+        answers = [j for j in jobs if j.kind is JobKind.apply_answer]
+        step = self.settings.worker_txn_answers
+        for i in range(0, len(answers), step):
+            self._apply_answers(answers[i:i + step])
+        sends = [j for j in jobs if j.kind is JobKind.send_request]
+        return jobs, self._prepare_sends(sends) if sends else []
+
+    def _apply_answers(self, jobs: list[queue.ClaimedJob]) -> None:
+        """Apply a batch of stored answers in one transaction (a failing one is retried
+        alone and the others go through: ``_each_alone``)."""
+        now = self.clock.now()
+
+        def apply(s: Session, job: queue.ClaimedJob) -> None:
+            routes.apply_answer(s, self.cfg, int(job.ref), now=now)
+            self._finish(s, job)
+
+        outcomes = self._each_alone(jobs, apply, "applying answer", lambda j: j.ref)
+        for job, (end, _, err) in zip(jobs, outcomes, strict=True):
+            if end == "done":
+                self.stats.answers_applied += 1
+            elif end == "lost":
+                self.stats.lease_lost += 1
+            else:
+                self.retry_job(job, err)
 
     async def _post(self, url: str, secrets: list[str], key: str,
                     body: dict[str, Any]) -> DeliveryResult:
@@ -303,25 +390,30 @@ class Worker:
         return backoff_seconds(job.attempts, base=self.settings.send_backoff_base_seconds,
                                cap=self.settings.send_backoff_max_seconds)
 
-    async def _send_all(self, jobs: list[queue.ClaimedJob]) -> None:
-        """Send a batch of requests concurrently (leases renewed meanwhile), then record
-        each outcome in a savepoint of its own. Every attempt is counted on the request
-        before its POST (``attempts``), so a resend after a crash or an expired lease shows
-        in the history. A crash between a send and its record resends with the same key."""
-        work = await asyncio.to_thread(self._prepare_sends, jobs)
+    async def _send_all(self, work: list[_SendWork]) -> None:
+        """Send a batch of prepared requests (``_prepare_sends``) concurrently (leases
+        renewed meanwhile), then record the outcomes (a failing one fails alone). Every
+        attempt is counted on the request before its POST (``attempts``), so a resend after
+        a crash or an expired lease shows in the history. A crash between a send and its
+        record resends with the same key."""
         results = await self._heartbeat([w[0] for w in work], asyncio.gather(
             *(self._post(u, sec, k, b) for _, u, sec, k, b in work)))
         await asyncio.to_thread(self._record_sends, work, results)
 
-    def _prepare_sends(self, jobs: list[queue.ClaimedJob],
-                       ) -> list[tuple[queue.ClaimedJob, str, list[str], str, dict[str, Any]]]:
+    def _prepare_sends(self, jobs: list[queue.ClaimedJob]) -> list[_SendWork]:
+        """The requests to send (job, URL, secrets, key, body), their attempts counted;
+        the jobs of requests not to send any more are finished."""
         production = self.settings.environment == "production"
-        work: list[tuple[queue.ClaimedJob, str, list[str], str, dict[str, Any]]] = []
+        work: list[_SendWork] = []
         with Session(self.engine, expire_on_commit=False) as s:
+            # the batch's requests and their agencies in one query
+            found = {req.id: (req, agency) for req, agency in s.exec(
+                select(AgencyRequest, Agency)
+                .join(Agency, col(Agency.id) == col(AgencyRequest.agency_id))
+                .where(col(AgencyRequest.id).in_({j.ref for j in jobs})))}
             todo: list[tuple[queue.ClaimedJob, AgencyRequest, Agency]] = []
             for job in jobs:
-                req = s.get(AgencyRequest, job.ref)
-                agency = s.get(Agency, req.agency_id) if req else None
+                req, agency = found.get(job.ref, (None, None))
                 if req is None or agency is None or req.state is not RequestState.queued \
                         or not agency.endpoint_url:
                     queue.finish(s, job)
@@ -341,48 +433,60 @@ class Worker:
         return work
 
     def _record_sends(
-        self, work: list[tuple[queue.ClaimedJob, str, list[str], str, dict[str, Any]]],
+        self, work: list[_SendWork],
         results: list[DeliveryResult],
     ) -> None:
+        """Each outcome recorded with its job finished (one transaction for the batch; a
+        failing one fails alone and is retried: ``_each_alone``)."""
         now = self.clock.now()
-        retry: list[tuple[queue.ClaimedJob, str]] = []
-        with Session(self.engine, expire_on_commit=False) as s:
-            for (job, *_), result in zip(work, results, strict=True):
-                sp = s.begin_nested()
-                try:
-                    req = s.get(AgencyRequest, job.ref)
-                    assert req is not None
-                    if result.outcome is Delivery.retry:
-                        req.last_error = result.error
-                        s.add(req)
-                        sp.commit()
-                        retry.append((job, result.error or ""))
-                        continue
-                    sent = refused = 0
-                    if req.state is RequestState.queued:
-                        if result.outcome is Delivery.delivered:
-                            routes.mark_delivered(s, self.cfg, req, now=now)
-                            sent = 1
-                        else:
-                            routes.mark_failed(s, self.cfg, req, now=now,
-                                               error=result.error or "")
-                            refused = 1
-                    if not queue.finish(s, job):  # another worker has it and records it
-                        sp.rollback()
-                        self.stats.lease_lost += 1
-                        continue
-                    sp.commit()
-                    self.stats.sent += sent
-                    self.stats.send_refused += refused
-                except Exception as exc:
-                    sp.rollback()
-                    log.exception("recording the send of request %s failed", job.ref)
-                    self.stats.item_errors += 1
-                    retry.append((job, f"{type(exc).__name__}: {exc}"))
-            s.commit()
-        for job, err in retry:
+        items = [(job, result) for (job, *_), result in zip(work, results, strict=True)]
+        refs = [job.ref for job, _ in items]
+
+        def preload(s: Session) -> None:  # the requests in one query, not one each
+            list(s.exec(select(AgencyRequest).where(col(AgencyRequest.id).in_(refs))))
+
+        def record(s: Session, item: tuple[queue.ClaimedJob, DeliveryResult]
+                   ) -> tuple[int, int]:
+            job, result = item
+            req = s.get(AgencyRequest, job.ref)
+            assert req is not None
+            if result.outcome is Delivery.retry:
+                req.last_error = result.error
+                s.add(req)
+                return -1, 0  # retried; its job stays claimed until retry_job
+            sent = refused = 0
+            if req.state is RequestState.queued:
+                if result.outcome is Delivery.delivered:
+                    routes.mark_delivered(s, self.cfg, req, now=now)
+                    sent = 1
+                else:
+                    routes.mark_failed(s, self.cfg, req, now=now, error=result.error or "")
+                    refused = 1
+            self._finish(s, job)  # else another worker has it and records it
+            return sent, refused
+
+        outcomes = self._each_alone(items, record, "recording the send of request",
+                                    lambda it: it[0].ref, preload=preload)
+        for (job, result), (end, counts, err) in zip(items, outcomes, strict=True):
+            if end == "lost":
+                self.stats.lease_lost += 1
+                continue
+            if end == "failed":
+                self.stats.item_errors += 1
+            elif counts is not None and counts[0] >= 0:
+                self.stats.sent += counts[0]
+                self.stats.send_refused += counts[1]
+                continue
+            else:
+                err = result.error or ""
             self.retry_job(job, err)
             self.stats.send_retries += 1
+
+    #: The longest wait of an idle worker between two looks for jobs: an empty look is a
+    #: claim (a write transaction, on SQLite the database's write lock), so an idle
+    #: worker's poll doubles from ``worker_idle_poll_seconds`` up to this after each empty
+    #: one; the end of a send batch, and any claimed job, wake it at once.
+    IDLE_POLL_MAX_SECONDS = 0.1
 
     #: Real seconds a side lane (notifications, mirror) that found nothing to do is not
     #: asked again: an idle worker's poll is then one claim, not three (their latency is
@@ -464,37 +568,35 @@ class Worker:
     def _record_cancels(self, work: list[tuple[queue.ClaimedJob, str, list[str],
                                                dict[str, Any]]],
                         results: list[DeliveryResult]) -> None:
-        """Each notice's outcome in a savepoint of its own (one failing is retried alone)."""
+        """Each notice's outcome recorded with its job finished (a failing one fails alone
+        and is retried: ``_each_alone``)."""
         now = self.clock.now()
-        retry: list[tuple[queue.ClaimedJob, str]] = []
-        with Session(self.engine, expire_on_commit=False) as s:
-            for (job, *_), result in zip(work, results, strict=True):
-                sp = s.begin_nested()
-                try:
-                    if result.outcome is Delivery.retry:
-                        notice = s.get(CancelNotice, job.ref)
-                        if notice is not None:
-                            notice.last_error = (result.error or "")[:500]
-                            s.add(notice)
-                        sp.commit()
-                        retry.append((job, result.error or ""))
-                        continue
-                    routes.record_cancel_outcome(
-                        s, job.ref, now=now, delivered=result.outcome is Delivery.delivered,
-                        error=result.error, count_attempt=False)
-                    if not queue.finish(s, job):
-                        sp.rollback()
-                        self.stats.lease_lost += 1
-                        continue
-                    sp.commit()
-                except Exception as exc:
-                    sp.rollback()
-                    log.exception("recording the cancel notice %s failed", job.ref)
-                    self.stats.item_errors += 1
-                    retry.append((job, f"{type(exc).__name__}: {exc}"))
-            s.commit()
-        for job, err in retry:
-            self.retry_job(job, err)
+        items = [(job, result) for (job, *_), result in zip(work, results, strict=True)]
+
+        def record(s: Session, item: tuple[queue.ClaimedJob, DeliveryResult]) -> bool:
+            job, result = item
+            if result.outcome is Delivery.retry:
+                notice = s.get(CancelNotice, job.ref)
+                if notice is not None:
+                    notice.last_error = (result.error or "")[:500]
+                    s.add(notice)
+                return False  # retried; its job stays claimed until retry_job
+            routes.record_cancel_outcome(
+                s, job.ref, now=now, delivered=result.outcome is Delivery.delivered,
+                error=result.error, count_attempt=False)
+            self._finish(s, job)
+            return True
+
+        outcomes = self._each_alone(items, record, "recording the cancel notice",
+                                    lambda it: it[0].ref)
+        for (job, result), (end, recorded, err) in zip(items, outcomes, strict=True):
+            if end == "lost":
+                self.stats.lease_lost += 1
+            elif end == "failed":
+                self.stats.item_errors += 1
+                self.retry_job(job, err)
+            elif not recorded:
+                self.retry_job(job, result.error or "")
 
 
 def run_worker_forever(settings: Settings, *, worker_id: str | None = None,
