@@ -37,10 +37,11 @@ from sqlalchemy import func  # noqa: E402
 from sqlmodel import Session, col, select  # noqa: E402
 
 from bench.echo_agency import start_echo_agency  # noqa: E402
+from bench.fresh_db import reset_schema  # noqa: E402
 from bench.loadgen import PreparedRequest, paced_posts, percentile  # noqa: E402
 from bench.rivals_common import ResourceSampler, RivalResult, wait_for  # noqa: E402
 from engine.infra.clock import DbClock  # noqa: E402
-from engine.infra.db import make_engine, migrate  # noqa: E402
+from engine.infra.db import make_engine  # noqa: E402
 from engine.routes.transitions import EngineConfig, register_application  # noqa: E402
 from models.agencies import AgencyRequest, RequestState  # noqa: E402
 from models.routes import Route, RouteStatus, Step, StepStatus  # noqa: E402
@@ -69,13 +70,7 @@ def _stack_env(db_url: str, api_url: str, work: Path, *,
 
 
 def _fresh_schema(engine: Any) -> None:
-    if engine.dialect.name == "postgresql":
-        from sqlalchemy import text
-
-        with engine.begin() as conn:
-            conn.execute(text("DROP SCHEMA public CASCADE"))
-            conn.execute(text("CREATE SCHEMA public"))
-    migrate(engine)
+    reset_schema(engine)
 
 
 def _fresh_prefect_database(url: str) -> None:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -20,15 +19,15 @@ from pathlib import Path
 from typing import Any
 
 import pendulum
-from sqlalchemy import event, text
+from sqlalchemy import event
 from sqlmodel import Session, select
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from bench.fresh_db import fresh_database  # noqa: E402
 from engine.answers.intake import AnswerIn, IncomingAnswer, record_answers  # noqa: E402
-from engine.infra.db import make_engine, migrate  # noqa: E402
 from engine.routes.transitions import (  # noqa: E402
     EngineConfig,
     apply_answer,
@@ -47,13 +46,7 @@ def main() -> None:
     ap.add_argument("--routes", type=int, default=50)
     ap.add_argument("--show", default="", help="print the statements of this use case")
     args = ap.parse_args()
-    url = args.database or f"sqlite:///{tempfile.mkdtemp(prefix='stmts-')}/rehab.db"
-    eng = make_engine(url)
-    if eng.dialect.name == "postgresql":
-        with eng.begin() as c:
-            c.execute(text("DROP SCHEMA public CASCADE"))
-            c.execute(text("CREATE SCHEMA public"))
-    migrate(eng)
+    eng = fresh_database(args.database, prefix="stmts-")
     count: Counter[str] = Counter()
     shown: Counter[str] = Counter()
     phase = ["none"]

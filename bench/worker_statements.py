@@ -17,7 +17,6 @@ import argparse
 import asyncio
 import json
 import sys
-import tempfile
 import time
 from collections import Counter
 from pathlib import Path
@@ -25,16 +24,16 @@ from typing import Any
 
 import httpx
 import pendulum
-from sqlalchemy import event, func, text
+from sqlalchemy import event, func
 from sqlmodel import Session, select
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from bench.fresh_db import fresh_database  # noqa: E402
 from engine.answers.intake import AnswerIn  # noqa: E402
 from engine.infra.clock import DbClock  # noqa: E402
-from engine.infra.db import make_engine, migrate  # noqa: E402
 from engine.infra.settings import Settings  # noqa: E402
 from engine.routes.transitions import (  # noqa: E402
     EngineConfig,
@@ -54,13 +53,7 @@ def main() -> None:
     ap.add_argument("--routes", type=int, default=100)
     ap.add_argument("--show", action="store_true", help="print the worker's statements")
     args = ap.parse_args()
-    url = args.database or f"sqlite:///{tempfile.mkdtemp(prefix='wstmts-')}/rehab.db"
-    eng = make_engine(url)
-    if eng.dialect.name == "postgresql":
-        with eng.begin() as c:
-            c.execute(text("DROP SCHEMA public CASCADE"))
-            c.execute(text("CREATE SCHEMA public"))
-    migrate(eng)
+    eng = fresh_database(args.database, prefix="wstmts-")
     clock = DbClock(eng, ttl=0)
     clock.freeze(pendulum.datetime(2026, 3, 2, 10, tz="Europe/Kaliningrad"))
     cfg = EngineConfig(sender_region="39", public_base_url="http://127.0.0.1:9",
