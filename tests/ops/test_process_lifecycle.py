@@ -76,14 +76,21 @@ def test_json_logs_and_a_start_line_without_secrets() -> None:
     s = Settings(environment="test", log_format="json",
                  database_url="postgresql+psycopg://rehab:s3cr3t-pw@db/rehab",
                  admin_token="adm-very-secret")
+    root = logging.getLogger()
+    saved = (list(root.handlers), root.level, {n: logging.getLogger(n).level
+                                               for n in ("rehab", *logs.QUIET)})
     logs.configure(s, stream=out)
     try:
         logs.started("worker", s, worker_id="w-1")
         logging.getLogger("httpx").info("HTTP Request: POST ... 200")  # quieted
         logging.getLogger("rehab.worker").debug("not at INFO")
         lines = [json.loads(x) for x in out.getvalue().splitlines()]
-    finally:
-        logs.configure(Settings(environment="test"))
+    finally:  # the test run's own handlers back (never one bound to a closed stream)
+        handlers, level, levels = saved
+        root.handlers[:] = handlers
+        root.setLevel(level)
+        for name, lv in levels.items():
+            logging.getLogger(name).setLevel(lv)
     assert len(lines) == 1
     (line,) = lines
     assert line["level"] == "INFO" and line["logger"] == "rehab.process"

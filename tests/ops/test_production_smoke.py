@@ -155,10 +155,11 @@ def test_the_topology_runs_heals_and_stops(db_url: str, db: Engine, tmp_path: Pa
         assert len(requests) == len(steps) == stats["distinct_keys"]
         assert stats["deliveries"] >= len(requests)
 
-        _until("the Prefect mirror caught up", lambda: metric(
-            http.get(f"{api_url}/metrics").text, "rehab_mirror_lag_seconds") == 0
-            and 'rehab_jobs_pending{kind="mirror_route"}' not in
-            http.get(f"{api_url}/metrics").text, 120, logs)
+        def mirrored() -> bool:
+            body = http.get(f"{api_url}/metrics").text
+            return (metric(body, "rehab_jobs_pending", kind="mirror_route") == 0
+                    and metric(body, "rehab_mirror_lag_seconds") == 0)
+        _until("the Prefect mirror caught up", mirrored, 120, logs)
 
         def sweeps_reported() -> bool:
             with Session(db) as s:
