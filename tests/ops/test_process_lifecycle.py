@@ -9,6 +9,7 @@ import json
 import logging
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -124,12 +125,15 @@ def test_production_refuses_plain_http(monkeypatch: pytest.MonkeyPatch, db: Engi
 def test_worker_stops_on_sigterm_giving_back_its_leases(
         db_url: str, db: Engine, clock: DbClock, cfg: EngineConfig, seeded: list[Person],
         tmp_path: Path) -> None:
-    """The worker sends to an agency that never answers the TCP handshake in time; SIGTERM
+    """The worker sends to an agency that takes the connection and never answers; SIGTERM
     while the sends are on the wire: it stops claiming, the in-flight sends end (their
     timeout), the leases still held are given back, and the heartbeat says it stopped."""
+    silent = socket.socket()  # listens, never accepts: each request waits for its timeout
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(64)
     with Session(db, expire_on_commit=False) as s:
         for agency in list_agencies(s):
-            set_endpoint(s, agency.id, "http://10.255.255.1:9/hook")  # unroutable: hangs
+            set_endpoint(s, agency.id, f"http://127.0.0.1:{silent.getsockname()[1]}/hook")
         s.flush()
         for p in seeded:
             register_application(s, cfg, now=clock.now(), person_id=p.id,
@@ -157,6 +161,7 @@ def test_worker_stops_on_sigterm_giving_back_its_leases(
         finally:
             if proc.poll() is None:
                 proc.kill()
+    silent.close()
     text = log_path.read_text()
     assert "worker started:" in text and "worker stopped:" in text, text[-2000:]
     with Session(db) as s:
