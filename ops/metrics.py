@@ -21,6 +21,7 @@ from typing import Any
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
+    REGISTRY,
     CollectorRegistry,
     Counter,
     Histogram,
@@ -143,21 +144,11 @@ class DatabaseCollector(Collector):
 def exposition(engine: Engine, clock: Clock, heartbeat_seconds: float) -> tuple[bytes, str]:
     """The text a scrape gets: this process's (or every API process's) counters and the
     database's gauges."""
-    registry = CollectorRegistry()
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-        MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+        own = CollectorRegistry()
+        MultiProcessCollector(own)  # type: ignore[no-untyped-call]
     else:
-        from prometheus_client import REGISTRY
-
-        registry = REGISTRY
-        return (generate_latest(registry)
-                + generate_latest(_db_registry(engine, clock, heartbeat_seconds)),
-                CONTENT_TYPE_LATEST)
-    registry.register(DatabaseCollector(engine, clock, heartbeat_seconds))
-    return generate_latest(registry), CONTENT_TYPE_LATEST
-
-
-def _db_registry(engine: Engine, clock: Clock, heartbeat_seconds: float) -> CollectorRegistry:
-    reg = CollectorRegistry()
-    reg.register(DatabaseCollector(engine, clock, heartbeat_seconds))
-    return reg
+        own = REGISTRY
+    database = CollectorRegistry()
+    database.register(DatabaseCollector(engine, clock, heartbeat_seconds))
+    return generate_latest(own) + generate_latest(database), CONTENT_TYPE_LATEST

@@ -62,21 +62,22 @@ def register(engine: Engine, process_id: str, kind: ProcessKind) -> None:
         s.commit()
 
 
-def beat(engine: Engine, process_id: str, counters: Mapping[str, Any]) -> int:
-    """One beat: now, the jobs under the process's lease, its counters. Returns ``holding``."""
+def beat(engine: Engine, process_id: str, counters: Mapping[str, Any], *,
+         stopping: bool = False) -> int:
+    """One beat: now, the jobs under the process's lease, its counters; with ``stopping``,
+    also ``stopped_at`` (its last beat). Returns ``holding``."""
+    now = utcnow()
     with engine.begin() as conn:
         holding = int(conn.execute(_HOLDING, {"pid": process_id}).scalar_one())
         conn.execute(update(_TABLE).where(_TABLE.c.process_id == process_id).values(
-            beat_at=utcnow(), holding=holding, counters=dict(counters), stopped_at=None))
+            beat_at=now, holding=holding, counters=dict(counters),
+            stopped_at=now if stopping else None))
     return holding
 
 
 def stopped(engine: Engine, process_id: str, counters: Mapping[str, Any]) -> None:
-    """The process stopped cleanly: a last beat, then ``stopped_at``."""
-    beat(engine, process_id, counters)
-    with engine.begin() as conn:
-        conn.execute(text("UPDATE process_beat SET stopped_at = :now WHERE process_id = :pid"),
-                     {"now": utcnow(), "pid": process_id})
+    """The process stopped cleanly: its last beat says so."""
+    beat(engine, process_id, counters, stopping=True)
 
 
 @dataclass(frozen=True)

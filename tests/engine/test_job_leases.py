@@ -25,7 +25,7 @@ from models.audit import AuditEvent
 from models.jobs import Job, JobKind
 from models.persons import Person
 from models.routes import Step, StepStatus
-from tests.engine.test_worker_pipeline import SlowAgency
+from tests.engine.test_worker_pipeline import SlowAgency, two_routes, worker_in_thread
 
 
 def _enqueue(db: Engine, kind: JobKind = JobKind.apply_answer, ref: str = "1") -> None:
@@ -265,21 +265,7 @@ def slow_agency() -> Iterator[SlowAgency]:
 def test_a_send_completes_while_a_database_call_is_blocked(
         db: Engine, clock: DbClock, cfg: EngineConfig, seeded: list[Person],
         slow_agency: SlowAgency, tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    a, b = seeded[0], seeded[1]
-    with Session(db, expire_on_commit=False) as s:
-        route_b = register_application(s, cfg, now=clock.now(), person_id=b.id,
-                                       template_code="supported_living")  # inbox: delivered
-        s.commit()
-        step_b = s.exec(select(Step).where(Step.route_id == route_b.id, Step.seq == 0)).one()
-        msp = s.get(Agency, "msp39")
-        assert msp is not None
-        msp.endpoint_url = slow_agency.url
-        s.add(msp)
-        s.commit()
-        route_a = register_application(s, cfg, now=clock.now(), person_id=a.id,
-                                       template_code="supported_living")
-        s.commit()
-        step_a = s.exec(select(Step).where(Step.route_id == route_a.id, Step.seq == 0)).one()
+    step_a, step_b = two_routes(db, clock, cfg, seeded, slow_agency)
 
     blocked, unblock, send_done = threading.Event(), threading.Event(), threading.Event()
     real_apply = routes.apply_answer
@@ -302,33 +288,23 @@ def test_a_send_completes_while_a_database_call_is_blocked(
     monkeypatch.setattr(worker_mod, "send_request", watched_send)
     settings = Settings(var_dir=tmp_path, prefect_mirror=False, send_timeout_seconds=30,
                         worker_idle_poll_seconds=0.01)
-    stop = asyncio.Event()
-    loop = asyncio.new_event_loop()
-
-    async def work() -> None:
-        async with Worker(db, clock, cfg, settings, worker_id="loop") as w:
-            await w.run(stop)
-
-    thread = threading.Thread(target=loop.run_until_complete, args=(work(),), daemon=True)
-    thread.start()
-    try:
-        assert slow_agency.arrived.wait(15), "route A's request never went out"
-        with Session(db) as s:  # route B's answer: its application blocks in the database
-            agency = s.get(Agency, step_b.agency_id)
-            assert agency is not None
-            record_answer(s, agency=agency, webhook_id="b-1", now=clock.now(),
-                          answer=AnswerIn(step_b.current_request_id or "",
-                                          AnswerOutcome.provided, {}, None))
-            s.commit()
-        assert blocked.wait(15), "the worker never applied route B's answer"
-        slow_agency.release.set()
-        assert send_done.wait(10), "the send waited for the blocked database call"
-        assert not unblock.is_set()
-    finally:
-        unblock.set()
-        slow_agency.release.set()
-        loop.call_soon_threadsafe(stop.set)
-        thread.join(30)
+    with worker_in_thread(db, clock, cfg, settings, "loop"):
+        try:
+            assert slow_agency.arrived.wait(15), "route A's request never went out"
+            with Session(db) as s:  # route B's answer: its application blocks in the database
+                agency = s.get(Agency, step_b.agency_id)
+                assert agency is not None
+                record_answer(s, agency=agency, webhook_id="b-1", now=clock.now(),
+                              answer=AnswerIn(step_b.current_request_id or "",
+                                              AnswerOutcome.provided, {}, None))
+                s.commit()
+            assert blocked.wait(15), "the worker never applied route B's answer"
+            slow_agency.release.set()
+            assert send_done.wait(10), "the send waited for the blocked database call"
+            assert not unblock.is_set()
+        finally:
+            unblock.set()
+            slow_agency.release.set()
     with Session(db) as s:
         step = s.get(Step, step_a.id)
         assert step is not None and step.status is StepStatus.awaiting
@@ -382,35 +358,23 @@ def test_a_long_send_renews_its_lease(
         step = s.exec(select(Step).where(Step.route_id == route.id, Step.seq == 0)).one()
     settings = Settings(var_dir=tmp_path, prefect_mirror=False, job_lease_seconds=1.5,
                         send_timeout_seconds=30, worker_idle_poll_seconds=0.01)
-    stop = asyncio.Event()
-    loop = asyncio.new_event_loop()
-    workers: list[Worker] = []
-
-    async def work() -> None:
-        async with Worker(db, clock, cfg, settings, worker_id="long") as w:
-            workers.append(w)
-            await w.run(stop)
-
-    thread = threading.Thread(target=loop.run_until_complete, args=(work(),), daemon=True)
-    thread.start()
-    try:
-        assert slow_agency.arrived.wait(15)
-        taken: list[queue.ClaimedJob] = []
-        for _ in range(10):  # ~5 s of real time: more than three leases' worth
-            slow_agency.release.wait(0.5)
-            taken += queue.claim(db, "other", kinds=[JobKind.send_request], limit=1,
-                                 lease_seconds=30)
-        assert taken == [], "another worker took a job whose send was still on the wire"
-        slow_agency.release.set()
-        end = threading.Event()
-        for _ in range(300):
-            with Session(db) as s:
-                st = s.get(Step, step.id)
-                if st is not None and st.status is StepStatus.awaiting:
-                    break
-            end.wait(0.05)
-        assert workers[0].stats.sent == 1 and workers[0].stats.lease_lost == 0
-    finally:
-        slow_agency.release.set()
-        loop.call_soon_threadsafe(stop.set)
-        thread.join(30)
+    with worker_in_thread(db, clock, cfg, settings, "long") as workers:
+        try:
+            assert slow_agency.arrived.wait(15)
+            taken: list[queue.ClaimedJob] = []
+            for _ in range(10):  # ~5 s of real time: more than three leases' worth
+                slow_agency.release.wait(0.5)
+                taken += queue.claim(db, "other", kinds=[JobKind.send_request], limit=1,
+                                     lease_seconds=30)
+            assert taken == [], "another worker took a job whose send was still on the wire"
+            slow_agency.release.set()
+            end = threading.Event()
+            for _ in range(300):
+                with Session(db) as s:
+                    st = s.get(Step, step.id)
+                    if st is not None and st.status is StepStatus.awaiting:
+                        break
+                end.wait(0.05)
+            assert workers[0].stats.sent == 1 and workers[0].stats.lease_lost == 0
+        finally:
+            slow_agency.release.set()

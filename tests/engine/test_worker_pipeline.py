@@ -7,6 +7,7 @@ import asyncio
 import threading
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -71,12 +72,12 @@ def _until(what: str, check: Callable[[], bool], timeout: float = 15.0) -> None:
     raise AssertionError(f"timed out waiting until {what}")
 
 
-def test_a_slow_agency_holds_up_no_other_route(
-        db: Engine, clock: DbClock, cfg: EngineConfig, seeded: list[Person],
-        slow_agency: SlowAgency, tmp_path: Path) -> None:
+def two_routes(db: Engine, clock: DbClock, cfg: EngineConfig, seeded: list[Person],
+               slow_agency: SlowAgency) -> tuple[Step, Step]:
+    """Route B's first request delivered to msp39's inbox; then msp39 takes requests over HTTP
+    from ``slow_agency`` and route A's first request waits to be sent there. (step A, step B)"""
     a, b = seeded[0], seeded[1]
     with Session(db, expire_on_commit=False) as s:
-        # route B: its first request goes to msp39's inbox (delivered at once)
         route_b = register_application(s, cfg, now=clock.now(), person_id=b.id,
                                        template_code="supported_living")
         s.commit()
@@ -90,46 +91,66 @@ def test_a_slow_agency_holds_up_no_other_route(
                                        template_code="supported_living")
         s.commit()
         step_a = s.exec(select(Step).where(Step.route_id == route_a.id, Step.seq == 0)).one()
-    settings = Settings(var_dir=tmp_path, prefect_mirror=False, send_timeout_seconds=60,
-                        worker_idle_poll_seconds=0.01)
+    return step_a, step_b
+
+
+@contextmanager
+def worker_in_thread(db: Engine, clock: DbClock, cfg: EngineConfig, settings: Settings,
+                     worker_id: str) -> Iterator[list[Worker]]:
+    """A worker's loop in a thread of its own (yields [the worker] once it has started it),
+    stopped and joined on exit."""
     stop = asyncio.Event()
     loop = asyncio.new_event_loop()
+    workers: list[Worker] = []
 
     async def work() -> None:
-        async with Worker(db, clock, cfg, settings, worker_id="pipe") as w:
+        async with Worker(db, clock, cfg, settings, worker_id=worker_id) as w:
+            workers.append(w)
             await w.run(stop)
 
     thread = threading.Thread(target=loop.run_until_complete, args=(work(),), daemon=True)
     thread.start()
     try:
-        assert slow_agency.arrived.wait(15), "the worker never sent route A's request"
-        # route A's request is on the wire, held by the agency; route B's answer arrives
-        with Session(db) as s:
-            agency = s.get(Agency, step_b.agency_id)
-            assert agency is not None
-            record_answer(s, agency=agency, webhook_id="b-1", now=clock.now(),
-                          answer=AnswerIn(step_b.current_request_id or "",
-                                          AnswerOutcome.provided, {}, None))
-            s.commit()
-
-        def b_moved() -> bool:
-            with Session(db) as s:
-                step = s.get(Step, step_b.id)
-                return step is not None and step.status is StepStatus.answered
-
-        _until("route B's answer is applied", b_moved)
-        with Session(db) as s:
-            req_a = s.get(AgencyRequest, step_a.current_request_id)
-            assert req_a is not None and req_a.state is RequestState.queued  # still held
-        slow_agency.release.set()
-
-        def a_delivered() -> bool:
-            with Session(db) as s:
-                step = s.get(Step, step_a.id)
-                return step is not None and step.status is StepStatus.awaiting
-
-        _until("route A's request is recorded as delivered", a_delivered)
+        yield workers
     finally:
-        slow_agency.release.set()
         loop.call_soon_threadsafe(stop.set)
         thread.join(30)
+
+
+def test_a_slow_agency_holds_up_no_other_route(
+        db: Engine, clock: DbClock, cfg: EngineConfig, seeded: list[Person],
+        slow_agency: SlowAgency, tmp_path: Path) -> None:
+    step_a, step_b = two_routes(db, clock, cfg, seeded, slow_agency)
+    settings = Settings(var_dir=tmp_path, prefect_mirror=False, send_timeout_seconds=60,
+                        worker_idle_poll_seconds=0.01)
+    with worker_in_thread(db, clock, cfg, settings, "pipe"):
+        try:
+            assert slow_agency.arrived.wait(15), "the worker never sent route A's request"
+            # route A's request is on the wire, held by the agency; route B's answer arrives
+            with Session(db) as s:
+                agency = s.get(Agency, step_b.agency_id)
+                assert agency is not None
+                record_answer(s, agency=agency, webhook_id="b-1", now=clock.now(),
+                              answer=AnswerIn(step_b.current_request_id or "",
+                                              AnswerOutcome.provided, {}, None))
+                s.commit()
+
+            def b_moved() -> bool:
+                with Session(db) as s:
+                    step = s.get(Step, step_b.id)
+                    return step is not None and step.status is StepStatus.answered
+
+            _until("route B's answer is applied", b_moved)
+            with Session(db) as s:
+                req_a = s.get(AgencyRequest, step_a.current_request_id)
+                assert req_a is not None and req_a.state is RequestState.queued  # still held
+            slow_agency.release.set()
+
+            def a_delivered() -> bool:
+                with Session(db) as s:
+                    step = s.get(Step, step_a.id)
+                    return step is not None and step.status is StepStatus.awaiting
+
+            _until("route A's request is recorded as delivered", a_delivered)
+        finally:
+            slow_agency.release.set()
