@@ -65,11 +65,13 @@ def add(
     endpoint: str | None = typer.Option(
         None, "--endpoint", help="URL of the agency's system; omit: requests go to its inbox"),
     email: str | None = typer.Option(None, "--email", help="Where reminders go"),
+    district: str | None = typer.Option(None, "--district", help="The municipality / "
+                                        "district it serves (provider rule `nearest`)"),
 ) -> None:
     """Register an agency and print its secret once (hand it to the agency)."""
     agency, secret = _run(lambda s: ag.add_agency(
         s, id=id, name=name, short_name=short_name, role=role, region=region,
-        endpoint_url=endpoint, email=email, actor=ACTOR))
+        endpoint_url=endpoint, email=email, actor=ACTOR, district=district))
     channel = agency.endpoint_url or "inbox"
     typer.echo(f"agency {agency.id} ({agency.role.value}, region {agency.region}) created; "
                f"requests go to {channel}")

@@ -1,4 +1,5 @@
-"""``rehab route``: a route's history, and recomputing open deadlines after a calendar
+"""``rehab route``: a route's history, its re-plan on a new ИПРА (004 п.10 пп.б), and
+recomputing open deadlines after a calendar
 change (298-п Порядок п.10, п.11 deadlines in working days)."""
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from engine.errors import EngineError, NotFoundError
 from engine.infra.clock import DbClock
 from engine.infra.db import make_engine
 from engine.infra.settings import get_settings
+from engine.routes.ipra_plan import apply_replan, replan_preview
 from engine.routes.recompute import ensure_calendar_current
 from engine.routes.transitions import EngineConfig
 from engine.runtime.drive import drive_route
@@ -89,3 +91,31 @@ def drive(route_id: Annotated[str, typer.Argument(help="route id, e.g. rt_...")]
     except NotFoundError as exc:
         typer.echo(str(exc), err=True)
         raise typer.Exit(2) from None
+
+
+@routes_app.command("replan")
+def replan(
+    route_id: Annotated[str, typer.Argument(help="route id, e.g. rt_...")],
+    apply: Annotated[bool, typer.Option("--apply", help="apply it (default: only show)")]
+    = False,
+) -> None:
+    """Re-plan a route formed from the ИПРА on the person's current ИПРА (004 п.10 пп.б):
+    print what changes — steps added, cancelled (their agency told), re-dated — as JSON;
+    with --apply, apply it in one transaction, audited."""
+    engine = make_engine()
+    try:
+        with Session(engine) as s:
+            if apply:
+                diff = apply_replan(s, EngineConfig.from_settings(get_settings()),
+                                    route_id=route_id, now=DbClock(engine).now(),
+                                    actor=f"cli:{getpass.getuser()}")
+                s.commit()
+            else:
+                diff = replan_preview(s, route_id=route_id)
+        typer.echo(json.dumps({"route_id": route_id, "applied": apply, **diff.as_dict()},
+                              ensure_ascii=False))
+    except EngineError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    finally:
+        engine.dispose()

@@ -14,6 +14,7 @@ from models.person_file import (
     PersonDetail,
 )
 from models.persons import Person
+from models.providers import ProviderChoice
 from models.routes import Route, Step
 from models.staff import SigninAttempt, StaffSession, StaffUser
 from models.suspension import StepSuspension
@@ -36,6 +37,7 @@ __all__ = [
     "Person",
     "PersonDetail",
     "ProcessBeat",
+    "ProviderChoice",
     "Route",
     "SigninAttempt",
     "StaffSession",

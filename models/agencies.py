@@ -36,6 +36,10 @@ class Agency(SQLModel, table=True):
     short_name: str = Field(max_length=60, description="e.g. МСЭ, Минздрав")
     role: AgencyRole = Field(index=True)
     region: str = Field(max_length=8, index=True)
+    district: str | None = Field(
+        default=None, max_length=200,
+        description="the municipality / district it serves (as the form's address names "
+                    "it): the provider rule `nearest` (engine/agencies/providers.py)")
     endpoint_url: str | None = Field(
         default=None, description="Agency system URL; None: tasks go to its inbox (paper/page)"
     )

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from datetime import date, datetime
 from enum import StrEnum
+from typing import Any
 
-from sqlalchemy import UniqueConstraint
+from sqlalchemy import JSON, Column, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from models.agencies import RequestChannel
@@ -51,6 +52,10 @@ class Route(SQLModel, table=True):
         default=0, sa_column_kwargs={"server_default": "0"},
         description="the template version the route started with and keeps: 0 the built-in "
                     "one (models/templates.py), n >= 1 models/route_templates/<code>-v<n>.toml")
+    plan: dict[str, Any] | None = Field(
+        default=None, sa_column=Column(JSON, nullable=True),
+        description="the route's own steps after its template's: the ИПРА's measures (004 "
+                    "п.10 пп.б) and steps a template migration retired (models/ipra_plan.py)")
     status: RouteStatus = Field(default=RouteStatus.active, index=True)
     registered_at: datetime = Field(sa_type=UTCDateTime, description="application registered")
     current_seq: int = 0

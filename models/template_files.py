@@ -12,6 +12,7 @@ A file::
     version = 1
     title = "Социальная занятость инвалидов"
     basis = "001 Регламент п.3, п.16"
+    from_ipra = false                  # true: the ИПРА's measures become steps (004 п.10б)
 
     [terms]                            # optional; each step may override send/answer days
     first_send_days = 1                # 001 Порядок п.10: from the registration
@@ -69,7 +70,7 @@ _FILE_RE = re.compile(r"^(?P<code>[a-z][a-z0-9_]{0,39})-v(?P<version>[1-9][0-9]*
 _BASIS_RE = re.compile(r"^(000|001|003|004)\b.*п\.\s*\d")
 _CYRILLIC = re.compile(r"[А-Яа-яЁё]")
 
-_TOP_KEYS = {"code", "version", "title", "basis", "terms", "steps"}
+_TOP_KEYS = {"code", "version", "title", "basis", "terms", "steps", "from_ipra"}
 _TERM_KEYS = {"first_send_days", "later_send_days", "answer_days", "basis"}
 _STEP_KEYS = {"kind", "role", "requested", "basis", "optional", "depends_on", "when",
               "period_days", "send_days", "answer_days", "deadline_days"}
@@ -152,6 +153,9 @@ class TemplateSpec:
     terms: Terms
     steps: tuple[StepSpec, ...]
     file: str
+    from_ipra: bool = False
+    """004 п.10 пп.б: the route also carries out the person's ИПРА — each measure a step for
+    its executor, due by its deadline, after the template's steps (``models.ipra_plan``)."""
 
     def step(self, kind: str) -> StepSpec:
         return next(s for s in self.steps if s.kind == kind)
@@ -328,8 +332,11 @@ def parse_template(raw: Mapping[str, Any], file: str, *, expect_code: str | None
     if all(s.recurring for s in steps.values()):
         raise TemplateFileError(file, "steps", "a route needs a step that ends (all are "
                                                "recurring)")
+    from_ipra = raw.get("from_ipra", False)
+    if not isinstance(from_ipra, bool):
+        raise TemplateFileError(file, "", "from_ipra: must be true or false")
     return TemplateSpec(code=code, version=version, title=title, basis=basis, terms=terms,
-                        steps=tuple(steps.values()), file=file)
+                        steps=tuple(steps.values()), file=file, from_ipra=from_ipra)
 
 
 def load_template_file(path: Path) -> TemplateSpec:
@@ -394,6 +401,9 @@ def describe(spec: TemplateSpec) -> list[str]:
              f"  сроки: первый запрос {spec.terms.first_send_days} р.д. от регистрации, "
              f"следующие {spec.terms.later_send_days} р.д., ответ {spec.terms.answer_days} "
              f"р.д. ({spec.terms.basis})"]
+    if spec.from_ipra:
+        lines.append("  маршрут по ИПРА: каждое мероприятие — шаг исполнителя со сроком "
+                     "мероприятия (004 п.10 пп.б)")
     for i, s in enumerate(spec.steps, 1):
         flags = ["необязательный" if s.optional else "обязательный"]
         if s.recurring:

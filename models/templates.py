@@ -211,5 +211,13 @@ def _data_template(code: str, version: int) -> RouteTemplate:
 
 
 def template_of(route: Route) -> RouteTemplate:
-    """The template (and version) a route started with: it keeps it."""
-    return get_template(route.template, route.template_version)
+    """The template (and version) a route started with — it keeps it — extended by the
+    route's own plan: the steps a template migration retired and the ИПРА's measures
+    (004 п.10 пп.б; ``models.ipra_plan``)."""
+    base = get_template(route.template, route.template_version)
+    if not route.plan:
+        return base
+    from models import template_files
+    from models.ipra_plan import extend_template
+
+    return extend_template(base, route.plan, parallel=template_files.PARALLEL_STEPS)

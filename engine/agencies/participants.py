@@ -139,7 +139,7 @@ def _get(session: Session, agency_id: str) -> Agency:
 def add_agency(
     session: Session, *, id: str, name: str, short_name: str, role: AgencyRole | str,
     region: str, endpoint_url: str | None = None, email: str | None = None,
-    now: datetime | None = None, actor: str = "system:agencies",
+    now: datetime | None = None, actor: str = "system:agencies", district: str | None = None,
 ) -> tuple[Agency, str]:
     """Register a participant agency; returns (agency, secret). The secret is returned once,
     to be handed to the agency; the audit keeps only its fingerprint."""
@@ -159,15 +159,19 @@ def add_agency(
     url = _check_url(endpoint_url)
     if email is not None and ("@" not in email or len(email) > 200):
         raise EngineError("email: must be an e-mail address (at most 200 characters)")
+    if district is not None and not 1 <= len(district.strip()) <= 200:
+        raise EngineError("district: 1-200 characters (the municipality it serves)")
     if session.get(Agency, id) is not None:
         raise EngineError(f"id: agency {id!r} exists already")
     secret = new_secret()
     agency = Agency(id=id, name=name.strip(), short_name=short_name.strip(), role=role,
-                    region=region, endpoint_url=url, email=email, secret_current=secret)
+                    region=region, endpoint_url=url, email=email, secret_current=secret,
+                    district=district.strip() if district else None)
     session.add(agency)
     audit.record(session, at=now or utcnow(), actor=actor, entity="agency", entity_id=id,
                  action="created",
                  after={"role": role.value, "region": region, "endpoint_url": url,
+                        **({"district": agency.district} if agency.district else {}),
                         "channel": "http" if url else "inbox",
                         "secret_fingerprint": fingerprint(secret)})
     return agency, secret

@@ -109,6 +109,13 @@ class Settings(BaseSettings):
         description="Default: escalate to the supervisor this many working days after overdue "
         "(at least 1: level 2 comes after level 1).",
     )
+    provider_rules: dict[str, Literal["nearest", "least_loaded"]] = Field(
+        default_factory=dict,
+        description="Per region code, how a provider is picked when the person has chosen "
+        "none (001 Регламент п.15 пп.2): nearest (an agency of the person's district) or "
+        "least_loaded (fewest open requests); a region not listed: least_loaded. JSON, e.g. "
+        "{\"39\": \"nearest\"}.",
+    )
     smtp_host: str = Field("127.0.0.1", description="SMTP server for e-mail notifications.")
     smtp_port: int = Field(25, gt=0, le=65535, description="SMTP port.")
     smtp_from: str = Field("noreply@rehab.example", description="Sender address of e-mails.")

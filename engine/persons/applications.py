@@ -24,6 +24,7 @@ import calendars
 from engine.errors import EngineError
 from engine.infra import audit
 from engine.notifications.outbox import Recipient, queue_notification, staff_recipient
+from engine.routes.ipra_plan import build_plan
 from engine.routes.transitions import EngineConfig, register_application
 from models.application import (
     AccompanimentAction,
@@ -458,6 +459,10 @@ def register_full_application(
         # person's ИПРА (004 п.8, п.10б); else the built-in template (version 0)
         spec = latest_template(template) if FORM_FROM_DATA_TEMPLATES else None
         ipra_now = current[1] if current else None
+        # from_ipra: each measure of the ИПРА a step for its executor (004 п.10 пп.б)
+        plan = (build_plan(session, region=region, ipra=ipra_now,
+                           taken=tuple(s.kind for s in spec.steps))
+                if spec and spec.from_ipra and ipra_now else None)
         try:
             route = register_application(
                 session, cfg, now=now, person_id=person.id, template_code=template,
@@ -465,7 +470,8 @@ def register_full_application(
                 coordinator_id=coordinator_id, actor=actor,
                 template_version=spec.version if spec else 0,
                 not_applicable={s.kind: s.when.describe() for s in spec.steps
-                                if not s.when.holds(ipra_now)} if spec else None)
+                                if not s.when.holds(ipra_now)} if spec else None,
+                plan=plan)
         except calendars.CalendarError as exc:
             raise EngineError(f"submission.registered_at: {exc}") from None
         record.route_id = route.id

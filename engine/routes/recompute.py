@@ -34,7 +34,7 @@ from engine.infra import audit
 from engine.infra.locks import lock_step
 from engine.routes.transitions import EngineConfig
 from models.routes import Route, Step, StepStatus
-from models.templates import get_template
+from models.templates import template_of
 from models.timers import (
     KINDS_OF,
     OVERDUE_KIND,
@@ -98,9 +98,12 @@ def _fresh(session: Session, cfg: EngineConfig, step: Step, base: Timer, working
                                   region=base.region,
                                   fixed_date=base.due_date if working_days == 0 else None)
     with session.no_autoflush:
-        code, template_version = session.exec(select(Route.template, Route.template_version)
-                                              .where(Route.id == step.route_id)).one()
-        template = get_template(code, template_version)
+        code, template_version, plan = session.exec(
+            select(Route.template, Route.template_version, Route.plan)
+            .where(Route.id == step.route_id)).one()
+        # the route's own template: its plan's steps (004 п.10 пп.б) after the template's
+        template = template_of(Route(template=code, template_version=template_version,
+                                     plan=plan))
     return new, timers.ladder_timers(
         kind, step, due=new, anchor_at=base.anchor_at, working_days=working_days,
         ladder=template.ladder_for(step.seq, cfg.default_ladder), version=version)

@@ -7,7 +7,6 @@ moment leaves either all of a transition or none of it.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -17,6 +16,7 @@ import pendulum
 from sqlmodel import Session, col, select
 
 import calendars
+from engine.agencies.providers import pick_provider
 from engine.answers.intake import AnswerIn as AnswerIn  # re-exported: the use cases' vocabulary
 from engine.answers.intake import IncomingAnswer, late_working_days, record_answers
 from engine.errors import EngineError, NotFoundError
@@ -35,6 +35,7 @@ from models.agencies import (
     RequestChannel,
     RequestState,
 )
+from models.ipra_plan import measure_of
 from models.jobs import JobKind
 from models.persons import Person
 from models.routes import CancelNotice, CancelState, Route, RouteStatus, Step, StepStatus
@@ -55,6 +56,8 @@ class EngineConfig:
     mirror: bool
     #: the mirror job is due this many real seconds after the route's last transition
     mirror_delay_seconds: float = 0.0
+    #: per region, how a provider is picked without the person's choice (models.providers)
+    provider_rules: tuple[tuple[str, str], ...] = ()
 
     @classmethod
     def from_settings(cls, s: Settings) -> EngineConfig:
@@ -64,6 +67,7 @@ class EngineConfig:
             default_ladder=Ladder(s.reminder_days_before, s.escalate_after_days),
             mirror=s.prefect_mirror,
             mirror_delay_seconds=s.mirror_delay_seconds,
+            provider_rules=tuple(sorted(s.provider_rules.items())),
         )
 
 
@@ -85,7 +89,7 @@ def register_application(
     region: str | None = None, registered_at: datetime | None = None,
     coordinator_id: str | None = None, actor: str = SYSTEM,
     ipra_deadlines: Mapping[str, date] | None = None, template_version: int = 0,
-    not_applicable: Mapping[str, str] | None = None,
+    not_applicable: Mapping[str, str] | None = None, plan: Mapping[str, Any] | None = None,
 ) -> Route:
     """Register a person's application and start the route's first step (see
     ``_register_application``; its audit records are written with one statement)."""
@@ -94,7 +98,7 @@ def register_application(
             session, cfg, now=now, person_id=person_id, template_code=template_code,
             region=region, registered_at=registered_at, coordinator_id=coordinator_id,
             actor=actor, ipra_deadlines=ipra_deadlines, template_version=template_version,
-            not_applicable=not_applicable)
+            not_applicable=not_applicable, plan=plan)
 
 
 def _register_application(
@@ -111,6 +115,7 @@ def _register_application(
     ipra_deadlines: Mapping[str, date] | None = None,
     template_version: int = 0,
     not_applicable: Mapping[str, str] | None = None,
+    plan: Mapping[str, Any] | None = None,
 ) -> Route:
     """Register a person's application and start the route's first step(s).
 
@@ -127,6 +132,8 @@ def _register_application(
     ``not_applicable``: step kinds whose condition does not hold for the person (e.g. no
     technical aids in the ИПРА, 004 п.8), each with why: formed closed, never sent. Every
     step whose dependencies are met starts at once (parallel where the template allows).
+    ``plan``: the route's own steps after the template's — the ИПРА's measures, each due by
+    its deadline (004 п.10 пп.б; ``engine.routes.ipra_plan``).
     """
     template = get_template(template_code, template_version)
     skipped = dict(not_applicable or {})
@@ -145,13 +152,17 @@ def _register_application(
     route = Route(
         id=new_id("rt"), person_id=person_id, region=region, template=template.code,
         template_version=template_version, registered_at=reg_at, coordinator_id=coordinator_id,
+        plan=dict(plan) if plan else None,
     )
     session.add(route)
+    template = template_of(route)
     for seq, st in enumerate(template.steps):
         why = skipped.get(st.kind)
+        measure = measure_of(route.plan, st.kind)
         session.add(Step(
             id=f"{route.id}-s{seq}", route_id=route.id, seq=seq, kind=st.kind,
-            role=st.role.value, optional=st.optional, ipra_due_date=ipra.get(st.kind),
+            role=st.role.value, optional=st.optional,
+            ipra_due_date=date.fromisoformat(measure["due"]) if measure else ipra.get(st.kind),
             status=StepStatus.cancelled if why else StepStatus.planned,
             outcome_note=f"не применяется: {why}"[:500] if why else None,
         ))
@@ -162,6 +173,9 @@ def _register_application(
                         "registered_at": reg_at,
                         **({"template_version": template_version} if template_version else {}),
                         **({"not_applicable": sorted(skipped)} if skipped else {}),
+                        **({"ipra_measures": {e["kind"]: e["due"]
+                                              for e in route.plan.get("measures", ())},
+                            "ipra": route.plan.get("ipra")} if route.plan else {}),
                         **({"ipra_deadlines": {k: v.isoformat() for k, v in ipra.items()}}
                            if ipra else {})})
     with session.no_autoflush:
@@ -249,20 +263,21 @@ def _arm_complete_deadline(
                         "ipra_due_date": step.ipra_due_date, "working_days": days or None})
 
 
+def arm_complete_deadline(
+    session: Session, cfg: EngineConfig, route: Route, template: RouteTemplate, step: Step,
+    *, now: datetime, actor: str,
+) -> None:
+    """``_arm_complete_deadline`` for the use cases of other modules (a re-plan)."""
+    _arm_complete_deadline(session, cfg, route, template, step, now=now, actor=actor)
+
+
 def pick_agency(session: Session, *, role: str, region: str, route_id: str,
-                exclude: str | None = None) -> Agency:
-    """A participant of ``role`` in ``region`` (spread over routes by a stable hash)."""
-    with session.no_autoflush:
-        rows = list(session.exec(
-            select(Agency)
-            .where(Agency.role == role, Agency.region == region, col(Agency.active).is_(True))
-            .order_by(col(Agency.id))
-        ))
-    rows = [a for a in rows if a.id != exclude]
-    if not rows:
-        raise EngineError(f"agency: no active participant with role {role!r} in region {region}")
-    h = int(hashlib.sha256(route_id.encode()).hexdigest()[:8], 16)
-    return rows[h % len(rows)]
+                exclude: str | None = None, person_id: str | None = None,
+                rules: Mapping[str, str] | None = None) -> Agency:
+    """A participant of ``role`` in ``region``: the person's choice, else the region's rule
+    (``engine.agencies.providers``: 001 Регламент п.15 пп.2; nearest or least loaded)."""
+    return pick_provider(session, role=role, region=region, person_id=person_id,
+                         rules=rules or {}, exclude=exclude)
 
 
 def _start_step(
@@ -273,8 +288,12 @@ def _start_step(
 
     298-п Порядок п.10: the request is prepared and sent within 1 working day.
     """
+    pinned = measure_of(route.plan, step.kind)
+    if agency is None and pinned and pinned.get("agency_id"):
+        agency = session.get(Agency, pinned["agency_id"])  # the ИПРА names the executor
     agency = agency or pick_agency(session, role=step.role, region=route.region,
-                                   route_id=route.id)
+                                   route_id=route.id, person_id=route.person_id,
+                                   rules=dict(cfg.provider_rules))
     before = {"status": step.status.value}
     step.agency_id = agency.id
     step.status = StepStatus.sending

@@ -70,7 +70,7 @@ def test_accompaniment_without_technical_aids_leaves_the_aid_steps_out(
     with Session(db) as s:
         route = s.get(Route, route_id)
         assert route is not None and (route.template, route.template_version) == (
-            "accompaniment", 1)
+            "accompaniment", 2)
     steps = {x.kind: x for x in _steps(db, route_id)}
     for kind in ("mse_tsr_selection", "sfr_tsr_consulting"):
         assert steps[kind].status is StepStatus.cancelled
@@ -96,8 +96,16 @@ def test_with_parallel_steps_the_sfr_is_asked_beside_the_others(
     finally:
         _data_template.cache_clear()
     steps = {x.kind: x for x in _steps(db, route_id)}
-    assert sorted(k for k, x in steps.items() if x.status in OPEN) == [
+    assert sorted(k for k, x in steps.items() if x.status in OPEN
+                  and not k.startswith("ipra_")) == [
         "mse_informing", "rehabilitation_route", "sfr_tsr_consulting"]
+    # v2 (from_ipra, 004 п.10 пп.б): the ИПРА's measures are open beside them, one per
+    # executor at a time
+    measures = [x for k, x in steps.items() if k.startswith("ipra_")]
+    assert measures and all(x.ipra_due_date is not None for x in measures)
+    open_roles = [x.role for x in measures if x.status in OPEN]
+    assert open_roles and len(open_roles) == len(set(open_roles)) == len(
+        {x.role for x in measures})
     assert steps["sfr_tsr_consulting"].role == "sfr"
     assert steps["mse_tsr_selection"].status is StepStatus.planned  # after mse_informing
 

@@ -18,8 +18,8 @@ def test_list_shows_each_template_version() -> None:
     assert out.exit_code == 0, out.output
     rows = [json.loads(line) for line in out.output.splitlines()]
     assert [(r["code"], r["version"]) for r in rows] == [
-        ("accompaniment", 1), ("early_help", 1), ("social_employment", 1),
-        ("supported_living", 1)]
+        ("accompaniment", 1), ("accompaniment", 2), ("early_help", 1),
+        ("social_employment", 1), ("supported_living", 1)]
 
 
 def test_show_prints_the_steps_with_their_clauses() -> None:
@@ -36,7 +36,7 @@ def test_show_prints_the_steps_with_their_clauses() -> None:
 
 def test_validate_names_the_file_the_step_and_the_rule(tmp_path: Path) -> None:
     ok = runner.invoke(app, ["template", "validate"])
-    assert ok.exit_code == 0 and ok.output.startswith("ok: 4 template version(s)")
+    assert ok.exit_code == 0 and ok.output.startswith("ok: 5 template version(s)")
     text = (TEMPLATE_DIR / "accompaniment-v1.toml").read_text(encoding="utf-8")
     (tmp_path / "accompaniment-v1.toml").write_text(
         text.replace('role = "sfr"', 'role = "fsb"'), encoding="utf-8")

@@ -37,7 +37,12 @@ def test_the_four_route_kinds_load() -> None:
     loaded = load_templates()
     assert sorted(loaded) == ["accompaniment", "early_help", "social_employment",
                               "supported_living"]
-    assert all(sorted(v) == [1] for v in loaded.values())
+    assert {code: sorted(v) for code, v in loaded.items()} == {
+        "accompaniment": [1, 2], "early_help": [1], "social_employment": [1],
+        "supported_living": [1]}
+    assert [s.kind for s in loaded["accompaniment"][2].steps] == [
+        s.kind for s in loaded["accompaniment"][1].steps]  # v2 adds the ИПРА's measures only
+    assert loaded["accompaniment"][2].from_ipra and not loaded["accompaniment"][1].from_ipra
 
 
 def test_social_employment_is_the_six_mandatory_actions_in_order() -> None:

@@ -1,0 +1,143 @@
+"""A route formed from the ИПРА (004 п.10 пп.б): each measure a step for its executor, due
+by the measure's deadline (a complete-by deadline on the ladder), measures of different
+executors in parallel; a new ИПРА re-plans it — shown first, then applied (added, cancelled
+with a notice to the agency, re-dated), audited."""
+
+from __future__ import annotations
+
+from datetime import date
+
+from fastapi.testclient import TestClient
+from sqlalchemy import Engine
+from sqlmodel import Session, col, select
+
+from engine.infra.clock import DbClock
+from engine.routes.transitions import EngineConfig
+from models.agencies import AgencyRequest, RequestState
+from models.routes import CancelNotice, Route, StepStatus
+from models.timers import DeadlineKind, EscalationLevel, Timer, TimerKind, TimerStatus
+from tests.conftest import kaliningrad
+from tests.ipra_plan.conftest import (
+    AIDS,
+    EDUCATION,
+    HEALTH,
+    SOCIAL,
+    answer,
+    ipra_doc,
+    measure_steps,
+    register,
+    steps,
+)
+from tests.ladder.conftest import Staff, escalations, sweep
+from tests.person_file.conftest import audits
+
+OPEN = (StepStatus.sending, StepStatus.awaiting)
+
+
+def test_three_executors_in_parallel_each_due_by_its_measure_one_overdue_escalated(
+        api: TestClient, db: Engine, clock: DbClock, cfg: EngineConfig,
+        staff: dict[str, Staff]) -> None:
+    route_id = register(api, staff["coord39"], [HEALTH, AIDS, EDUCATION])
+    with Session(db) as s:
+        route = s.get(Route, route_id)
+        assert route is not None and route.template_version == 2
+        assert route.plan is not None and route.plan["ipra"] == "1234.5.39/2025"
+    ms = measure_steps(db, route_id)
+    assert sorted(ms) == ["education", "health", "sfr"]
+    # all three open at once, each with its executor's agency and its measure's deadline
+    assert all(x.status in OPEN for x in ms.values())
+    assert {r: (x.ipra_due_date, x.complete_by_date, x.complete_by_source)
+            for r, x in ms.items()} == {
+        "health": (date(2026, 2, 27), date(2026, 2, 27), "ipra"),
+        "sfr": (date(2026, 3, 31), date(2026, 3, 31), "ipra"),
+        "education": (date(2026, 4, 30), date(2026, 4, 30), "ipra")}
+    assert {x.agency_id for x in ms.values()} == {"mz39", "sfr39", "mo39"}
+    [reg] = audits(db, entity="route", action="registered", route_id=route_id)
+    assert reg.after is not None and sorted(reg.after["ipra_measures"].values()) == [
+        "2026-02-27", "2026-03-31", "2026-04-30"]
+    # the СФР and education measures are done in time; the medical one is not
+    clock.freeze(kaliningrad(2026, 2, 20, 12, 0))
+    answer(db, clock, cfg, ms["sfr"])
+    answer(db, clock, cfg, ms["education"])
+    clock.freeze(kaliningrad(2026, 3, 2, 9, 0))  # Monday after Friday 27 February
+    sweep(db, clock, cfg)
+    clock.freeze(kaliningrad(2026, 3, 5, 9, 0))  # 2 working days later: level 2
+    sweep(db, clock, cfg)
+    done = {x.id for x in measure_steps(db, route_id).values()
+            if x.status is StepStatus.answered}
+    assert done == {ms["sfr"].id, ms["education"].id}
+    complete = [(e.step_id, e.level, e.due_date) for e in escalations(db, route_id)
+                if e.deadline_kind is DeadlineKind.complete_by]
+    assert complete == [(ms["health"].id, EscalationLevel.overdue, date(2026, 2, 27)),
+                        (ms["health"].id, EscalationLevel.escalated, date(2026, 2, 27))]
+
+
+def test_replan_is_shown_then_applied_added_cancelled_with_notice_redated(
+        api: TestClient, db: Engine, clock: DbClock, cfg: EngineConfig,
+        staff: dict[str, Staff]) -> None:
+    coord = staff["coord39"]
+    route_id = register(api, coord, [HEALTH, AIDS, EDUCATION])
+    before = measure_steps(db, route_id)
+    aids_request = before["sfr"].current_request_id
+    # a new ИПРА: the medical measure later, no wheelchair, social adaptation added
+    new = ipra_doc([{**HEALTH, "due": "2026-03-31"}, EDUCATION, SOCIAL],
+                   number="1300.5.39/2026", issued_on="2026-01-12")
+    assert api.post("/api/ipra", json=new, headers=coord.headers).status_code == 201
+    preview = api.get(f"/api/routes/{route_id}/replan", headers=coord.headers)
+    assert preview.status_code == 200, preview.text
+    p = preview.json()
+    assert (p["applied"], p["from_ipra"], p["to_ipra"]) == (False, "1234.5.39/2025",
+                                                           "1300.5.39/2026")
+    assert [(a["executor"], a["due"]) for a in p["added"]] == [("social_policy", "2026-06-30")]
+    assert p["cancelled"] == [{"kind": before["sfr"].kind, "status": "awaiting"}]
+    assert p["redated"] == [{"kind": before["health"].kind, "from": "2026-02-27",
+                             "to": "2026-03-31"}]
+    assert p["unchanged"] == [before["education"].kind]
+    # the preview changed nothing
+    assert {k: (x.status, x.ipra_due_date) for k, x in measure_steps(db, route_id).items()} \
+        == {k: (x.status, x.ipra_due_date) for k, x in before.items()}
+    applied = api.post(f"/api/routes/{route_id}/replan", headers=coord.headers)
+    assert applied.status_code == 200, applied.text
+    assert {k: v for k, v in applied.json().items() if k != "applied"} == \
+        {k: v for k, v in p.items() if k != "applied"}
+    after = measure_steps(db, route_id)
+    assert after["social_policy"].status in OPEN  # a new executor: opens at once
+    assert after["social_policy"].complete_by_date == date(2026, 6, 30)
+    assert after["sfr"].status is StepStatus.cancelled
+    assert (after["health"].ipra_due_date, after["health"].complete_by_date) == (
+        date(2026, 3, 31), date(2026, 3, 31))
+    with Session(db) as s:
+        req = s.get(AgencyRequest, aids_request)
+        assert req is not None and req.state is RequestState.cancelled
+        notice = s.exec(select(CancelNotice).where(CancelNotice.request_id == aids_request)
+                        ).one()
+        assert notice.agency_id == "sfr39" and "1300.5.39/2026" in notice.reason
+        overdue = s.exec(select(Timer).where(
+            Timer.step_id == after["health"].id, Timer.kind == TimerKind.complete_overdue,
+            Timer.status == TimerStatus.pending)).all()
+        assert [t.due_date for t in overdue] == [date(2026, 3, 31)]
+        assert s.exec(select(Timer).where(Timer.step_id == after["sfr"].id,
+                                          col(Timer.status) == TimerStatus.pending)).all() == []
+    [rec] = audits(db, entity="route", action="replanned", route_id=route_id)
+    assert rec.after is not None and rec.after["to_ipra"] == "1300.5.39/2026"
+    assert rec.after["added_steps"] == [after["social_policy"].kind]
+    assert audits(db, entity="request", action="cancel_notice_delivered",
+                  entity_id=str(aids_request))
+    # applying the same ИПРА again changes nothing
+    kept = {k: (x.status, x.ipra_due_date) for k, x in steps(db, route_id).items()}
+    again = api.post(f"/api/routes/{route_id}/replan", headers=coord.headers).json()
+    assert (again["added"], again["cancelled"], again["redated"]) == ([], [], [])
+    assert {k: (x.status, x.ipra_due_date) for k, x in steps(db, route_id).items()} == kept
+
+
+def test_replan_of_a_route_not_formed_from_the_ipra_is_refused(
+        api: TestClient, db: Engine, staff: dict[str, Staff]) -> None:
+    coord = staff["coord39"]
+    r = api.post("/api/applications", headers=coord.headers,
+                 json={"full_name": "Синтетиков Иван", "snils": "068-619-801 04",
+                       "birth_date": "1990-05-01", "template": "supported_living"})
+    assert r.status_code == 201, r.text
+    bad = api.get(f"/api/routes/{r.json()['id']}/replan", headers=coord.headers)
+    assert bad.status_code == 422
+    assert bad.json()["detail"].startswith("route: ")
+    assert api.get("/api/routes/rt_nope/replan", headers=coord.headers).status_code == 404
