@@ -98,12 +98,10 @@ def _fresh(session: Session, cfg: EngineConfig, step: Step, base: Timer, working
                                   region=base.region,
                                   fixed_date=base.due_date if working_days == 0 else None)
     with session.no_autoflush:
-        code, template_version, plan = session.exec(
-            select(Route.template, Route.template_version, Route.plan)
-            .where(Route.id == step.route_id)).one()
-        # the route's own template: its plan's steps (004 п.10 пп.б) after the template's
-        template = template_of(Route(template=code, template_version=template_version,
-                                     plan=plan))
+        route = session.get(Route, step.route_id)
+    assert route is not None
+    # the route's own template: its plan's steps (004 п.10 пп.б) after the template's
+    template = template_of(route)
     return new, timers.ladder_timers(
         kind, step, due=new, anchor_at=base.anchor_at, working_days=working_days,
         ladder=template.ladder_for(step.seq, cfg.default_ladder), version=version)

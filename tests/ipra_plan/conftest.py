@@ -56,11 +56,11 @@ def ipra_doc(measures: list[dict[str, Any]], *, number: str = "1234.5.39/2025",
     return doc
 
 
-def register(api: TestClient, coord: Staff, measures: list[dict[str, Any]]) -> str:
+def register(client: TestClient, coord: Staff, measures: list[dict[str, Any]]) -> str:
     """Import the ИПРА with ``measures`` and register an accompaniment application."""
-    r = api.post("/api/ipra", json=ipra_doc(measures), headers=coord.headers)
+    r = client.post("/api/ipra", json=ipra_doc(measures), headers=coord.headers)
     assert r.status_code == 201, r.text
-    r = api.post("/api/person-file/applications", headers=coord.headers,
+    r = client.post("/api/person-file/applications", headers=coord.headers,
                  json={"application": form("accompaniment"), "consent": consent()})
     assert r.status_code == 201 and r.json()["eligible"], r.text
     route_id: str = r.json()["route_id"]
