@@ -53,7 +53,7 @@ class Route(SQLModel, table=True):
         description="the template version the route started with and keeps: 0 the built-in "
                     "one (models/templates.py), n >= 1 models/route_templates/<code>-v<n>.toml")
     plan: dict[str, Any] | None = Field(
-        default=None, sa_column=Column(JSON, nullable=True),
+        default=None, sa_column=Column(JSON(none_as_null=True), nullable=True),
         description="the route's own steps after its template's: the ИПРА's measures (004 "
                     "п.10 пп.б) and steps a template migration retired (models/ipra_plan.py)")
     status: RouteStatus = Field(default=RouteStatus.active, index=True)

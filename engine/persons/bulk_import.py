@@ -22,7 +22,6 @@ the coordinator API's body (``models.basic_application.ApplicationIn``; docs/imp
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -32,10 +31,11 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
-from sqlalchemy import Engine, insert
+from sqlalchemy import Engine, func, insert
 from sqlmodel import Session, col, select
 
 import calendars
+from engine.agencies.providers import OPEN_STEP
 from engine.errors import EngineError
 from engine.escalations import timers
 from engine.infra import audit
@@ -113,10 +113,26 @@ def read_applications(lines: Iterable[str]) -> tuple[list[tuple[int, Application
     return apps, errors
 
 
-def _pick(rows: list[Agency], route_id: str) -> Agency:
-    """``engine.routes.transitions.pick_agency`` on rows already read (sorted by id)."""
-    h = int(hashlib.sha256(route_id.encode()).hexdigest()[:8], 16)
-    return rows[h % len(rows)]
+def _pick(rows: list[Agency], load: dict[str, int]) -> Agency:
+    """``engine.agencies.providers.pick_provider``'s default rule, least loaded, on rows
+    already read (sorted by id) and open requests counted once per import and kept up to
+    date as the batch gives out requests (a bulk-imported person has made no choice yet)."""
+    agency = min(rows, key=lambda a: (load.get(a.id, 0), a.id))
+    load[agency.id] = load.get(agency.id, 0) + 1
+    return agency
+
+
+def _open_requests(session: Session, agencies: dict[tuple[str, str], list[Agency]]
+                   ) -> dict[str, int]:
+    """Open requests per agency of ``agencies`` (one query)."""
+    ids = [a.id for rows in agencies.values() for a in rows]
+    if not ids:
+        return {}
+    with session.no_autoflush:
+        return {aid: int(n) for aid, n in session.exec(
+            select(Step.agency_id, func.count()).where(
+                col(Step.agency_id).in_(ids), col(Step.status).in_(OPEN_STEP))
+            .group_by(col(Step.agency_id))).all() if aid is not None}
 
 
 def _agencies(session: Session, regions: set[str]) -> dict[tuple[str, str], list[Agency]]:
@@ -316,8 +332,8 @@ def _write_rows(conn: Any, table: Any, rows: list[dict[str, Any]]) -> None:
 
 
 def _register(batch: _Batch, cfg: EngineConfig, app: ApplicationIn, person: dict[str, Any],
-              agencies: dict[tuple[str, str], list[Agency]], *, actor: str,
-              coordinator_id: str | None) -> str:
+              agencies: dict[tuple[str, str], list[Agency]], load: dict[str, int], *,
+              actor: str, coordinator_id: str | None) -> str:
     """One route's rows (``engine.routes.transitions.register_application``'s, in its order)."""
     now = batch.now
     template = get_template(app.template)
@@ -364,7 +380,7 @@ def _register(batch: _Batch, cfg: EngineConfig, app: ApplicationIn, person: dict
     step = steps[0]
     st = template.step(0)
     ladder = template.ladder_for(0, cfg.default_ladder)
-    agency = _pick(agencies[(step.role, region)], route_id)
+    agency = _pick(agencies[(step.role, region)], load)
     step.agency_id = agency.id
     step.status = StepStatus.sending
     send = calendars.deadline(reg_at, st.send_days, cfg.sender_region)
@@ -447,6 +463,7 @@ def import_applications(session: Session, cfg: EngineConfig,
     if errors:
         raise ImportRefusedError(errors)
     agencies = _agencies(session, {a.region for _, a in apps})
+    load = _open_requests(session, agencies)
     stored: dict[str, dict[str, Any]] = {}
     snils = sorted({a.snils for _, a in apps})
     for i in range(0, len(snils), 1000):
@@ -471,7 +488,7 @@ def import_applications(session: Session, cfg: EngineConfig,
             created += 1
         else:
             reused += 1
-        route_ids.append(_register(batch, cfg, app, person, agencies, actor=actor,
+        route_ids.append(_register(batch, cfg, app, person, agencies, load, actor=actor,
                                    coordinator_id=coordinator_id))
     batch.write(session)
     return ImportResult(routes=len(route_ids), persons_created=created, persons_reused=reused,
