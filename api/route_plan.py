@@ -13,6 +13,7 @@ from sqlmodel import Session
 
 from api.auth import require_role
 from api.deps import CfgDep, ClockDep, EngineDep
+from api.errors import error_responses
 from engine.agencies.providers import record_choice
 from engine.persons.reads import get_person
 from engine.routes.ipra_plan import apply_replan, replan_preview
@@ -25,11 +26,7 @@ router = APIRouter(prefix="/api", tags=["routes"])
 Coordinator = Annotated[StaffUser, Depends(require_role(StaffRole.coordinator,
                                                         StaffRole.admin))]
 Id = Annotated[str, Path(min_length=1, max_length=40, pattern=r"^[A-Za-z0-9_-]+$")]
-AUTH: dict[int | str, dict[str, Any]] = {
-    401: {"description": "authorization: a staff bearer token is required"},
-    403: {"description": "role: not permitted for this role"},
-    404: {"description": "not found (or of another region)"},
-    422: {"description": "the field and the rule broken"}}
+AUTH = error_responses(401, 403, 404, 422)
 
 
 def _sees(staff: StaffUser, region: str) -> bool:
@@ -93,7 +90,7 @@ class ProviderChoiceOut(BaseModel):
 
 
 @router.put("/persons/{person_id}/providers", response_model=ProviderChoiceOut,
-            responses=AUTH)
+            responses=error_responses(400, 401, 403, 404, 422))
 def put_provider(person_id: Id, body: ProviderChoiceIn, staff: Coordinator,
                  engine: EngineDep, clock: ClockDep) -> Any:
     """Record the person's choice of provider for a role (001 Регламент п.15 пп.2): an

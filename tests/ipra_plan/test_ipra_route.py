@@ -141,3 +141,32 @@ def test_replan_of_a_route_not_formed_from_the_ipra_is_refused(
     assert bad.status_code == 422
     assert bad.json()["detail"].startswith("route: ")
     assert api.get("/api/routes/rt_nope/replan", headers=coord.headers).status_code == 404
+
+
+def test_the_persons_choice_of_provider_through_the_api(
+        api: TestClient, db: Engine, staff: dict[str, Staff]) -> None:
+    """001 Регламент п.15 пп.2: recorded later than the application; the role's next
+    request goes to the chosen agency; another role's agency is refused naming the field."""
+    coord = staff["coord39"]
+    route_id = register(api, coord, [HEALTH])
+    with Session(db) as s:
+        route = s.get(Route, route_id)
+        assert route is not None
+        person_id = route.person_id
+    url = f"/api/persons/{person_id}/providers"
+    bad = api.put(url, json={"role": "provider", "agency_id": "mz39"}, headers=coord.headers)
+    assert bad.status_code == 422
+    assert bad.json()["detail"].startswith("agency_id: mz39 is a health participant")
+    other = api.put(url, json={"role": "provider", "agency_id": "psu39b"},
+                    headers=staff["coord16"].headers)
+    assert other.status_code == 404
+    ok = api.put(url, json={"role": "provider", "agency_id": "psu39b"}, headers=coord.headers)
+    assert ok.status_code == 200, ok.text
+    assert (ok.json()["role"], ok.json()["agency_id"]) == ("provider", "psu39b")
+    # a new ИПРА adds a measure for the provider role: its step goes to the chosen agency
+    new = ipra_doc([HEALTH, {"direction": "psycho_pedagogical", "title": "Психолог",
+                             "executor": {"role": "provider"}, "due": "2026-05-29"}],
+                   number="1300.5.39/2026", issued_on="2026-01-12")
+    assert api.post("/api/ipra", json=new, headers=coord.headers).status_code == 201
+    assert api.post(f"/api/routes/{route_id}/replan", headers=coord.headers).status_code == 200
+    assert measure_steps(db, route_id)["provider"].agency_id == "psu39b"
