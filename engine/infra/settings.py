@@ -110,7 +110,7 @@ class Settings(BaseSettings):
         "(at least 1: level 2 comes after level 1).",
     )
     provider_rules: dict[str, Literal["nearest", "least_loaded"]] = Field(
-        default_factory=dict,
+        {},
         description="Per region code, how a provider is picked when the person has chosen "
         "none (001 Регламент п.15 пп.2): nearest (an agency of the person's district) or "
         "least_loaded (fewest open requests); a region not listed: least_loaded. JSON, e.g. "
