@@ -90,14 +90,14 @@ def pick_provider(session: Session, *, role: str, region: str, person_id: str | 
         if not rows:
             raise EngineError(f"agency: no active participant with role {role!r} in region "
                               f"{region}")
+        if len(rows) == 1:  # one agency of the role: a choice can only be that one
+            return rows[0]
         if person_id is not None:
             chosen = session.exec(select(ProviderChoice.agency_id).where(
                 ProviderChoice.person_id == person_id, ProviderChoice.role == role)).first()
             match = next((a for a in rows if a.id == chosen), None)
             if match is not None:
                 return match
-        if len(rows) == 1:
-            return rows[0]
         rule = rule_for(rules, region)
         load = dict(session.exec(
             select(Step.agency_id, func.count())
