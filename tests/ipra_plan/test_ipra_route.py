@@ -12,9 +12,12 @@ from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
 from engine.infra.clock import DbClock
+from engine.routes.template_migration import migrate_route, plan_migration
 from engine.routes.transitions import EngineConfig
 from models.agencies import AgencyRequest, RequestState
+from models.persons import Person
 from models.routes import CancelNotice, Route, StepStatus
+from models.template_files import templates
 from models.timers import DeadlineKind, EscalationLevel, Timer, TimerKind, TimerStatus
 from tests.conftest import kaliningrad
 from tests.ipra_plan.conftest import (
@@ -28,7 +31,7 @@ from tests.ipra_plan.conftest import (
     register,
     steps,
 )
-from tests.ladder.conftest import Staff, escalations, sweep
+from tests.ladder.conftest import Staff, escalations, new_route, sweep
 from tests.person_file.conftest import audits
 
 OPEN = (StepStatus.sending, StepStatus.awaiting)
@@ -170,3 +173,35 @@ def test_the_persons_choice_of_provider_through_the_api(
     assert api.post("/api/ipra", json=new, headers=coord.headers).status_code == 201
     assert api.post(f"/api/routes/{route_id}/replan", headers=coord.headers).status_code == 200
     assert measure_steps(db, route_id)["provider"].agency_id == "psu39b"
+
+
+def test_accompaniment_v1_route_migrates_to_v2_and_takes_on_the_ipra_measures(
+        api: TestClient, db: Engine, clock: DbClock, cfg: EngineConfig,
+        staff: dict[str, Staff]) -> None:
+    """The real v2 (from_ipra): v1's steps go on unchanged (the identity mapping), the
+    person's ИПРА measures are added as steps due by their deadlines."""
+    coord = staff["coord39"]
+    assert api.post("/api/ipra", json=ipra_doc([HEALTH, AIDS]),
+                    headers=coord.headers).status_code == 201
+    with Session(db) as s:
+        person = s.exec(select(Person).where(Person.snils == "112-233-445 95")).one()
+    route_id = new_route(db, clock, cfg, person, template="accompaniment",
+                         template_version=1)
+    v1 = {k: (x.status, x.agency_id) for k, x in steps(db, route_id).items()}
+    versions = templates()["accompaniment"]
+    with Session(db) as s:
+        [dry] = plan_migration(s, code="accompaniment", versions=versions, to_version=2,
+                               mapping={})
+        got = migrate_route(s, cfg, route_id=route_id, code="accompaniment",
+                            versions=versions, to_version=2, mapping={}, now=clock.now())
+        s.commit()
+    assert got == dry and dry.cancelled == dry.retired == dry.added == ()
+    assert len(dry.measures_added) == 2
+    after = steps(db, route_id)
+    assert {k: (x.status, x.agency_id) for k, x in after.items() if k in v1} == v1
+    assert {x.role: x.complete_by_date for x in measure_steps(db, route_id).values()} == {
+        "health": date(2026, 2, 27), "sfr": date(2026, 3, 31)}
+    with Session(db) as s:
+        route = s.get(Route, route_id)
+        assert route is not None and route.template_version == 2
+        assert route.plan is not None and route.plan["ipra"] == "1234.5.39/2025"
