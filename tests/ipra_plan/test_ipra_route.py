@@ -5,13 +5,18 @@ with a notice to the agency, re-dated), audited."""
 
 from __future__ import annotations
 
+import json
 from datetime import date
 
+import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 from sqlmodel import Session, col, select
+from typer.testing import CliRunner
 
+from cli.routes import routes_app
 from engine.infra.clock import DbClock
+from engine.infra.settings import get_settings
 from engine.routes.template_migration import migrate_route, plan_migration
 from engine.routes.transitions import EngineConfig
 from models.agencies import AgencyRequest, RequestState
@@ -205,3 +210,29 @@ def test_accompaniment_v1_route_migrates_to_v2_and_takes_on_the_ipra_measures(
         route = s.get(Route, route_id)
         assert route is not None and route.template_version == 2
         assert route.plan is not None and route.plan["ipra"] == "1234.5.39/2025"
+
+
+def test_cli_replan_shows_then_applies(
+        api: TestClient, db: Engine, db_url: str, staff: dict[str, Staff],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("REHAB_DATABASE_URL", db_url)
+    monkeypatch.setenv("REHAB_PREFECT_MIRROR", "false")
+    get_settings.cache_clear()
+    coord = staff["coord39"]
+    route_id = register(api, coord, [HEALTH, AIDS])
+    new = ipra_doc([HEALTH], number="1300.5.39/2026", issued_on="2026-01-12")
+    assert api.post("/api/ipra", json=new, headers=coord.headers).status_code == 201
+    try:
+        shown = CliRunner().invoke(routes_app, ["replan", route_id])
+        assert shown.exit_code == 0, shown.output
+        preview = json.loads(shown.stdout)
+        assert preview["applied"] is False and len(preview["cancelled"]) == 1
+        assert measure_steps(db, route_id)["sfr"].status in OPEN  # nothing changed yet
+        done = CliRunner().invoke(routes_app, ["replan", route_id, "--apply"])
+        assert done.exit_code == 0, done.output
+        assert {**json.loads(done.stdout), "applied": False} == preview
+        assert measure_steps(db, route_id)["sfr"].status is StepStatus.cancelled
+        missing = CliRunner().invoke(routes_app, ["replan", "rt_nope"])
+        assert missing.exit_code == 2 and "route_id: no route" in missing.output
+    finally:
+        get_settings.cache_clear()
