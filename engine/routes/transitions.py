@@ -290,7 +290,8 @@ def _start_step(
     """
     pinned = measure_of(route.plan, step.kind)
     if agency is None and pinned and pinned.get("agency_id"):
-        agency = session.get(Agency, pinned["agency_id"])  # the ИПРА names the executor
+        named = session.get(Agency, pinned["agency_id"])  # the ИПРА names the executor
+        agency = named if named is not None and named.active else None
     agency = agency or pick_agency(session, role=step.role, region=route.region,
                                    route_id=route.id, person_id=route.person_id,
                                    rules=dict(cfg.provider_rules))

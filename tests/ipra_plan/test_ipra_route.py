@@ -236,3 +236,22 @@ def test_cli_replan_shows_then_applies(
         assert missing.exit_code == 2 and "route_id: no route" in missing.output
     finally:
         get_settings.cache_clear()
+
+
+def test_an_executor_named_by_the_ipra_gets_the_step(
+        api: TestClient, db: Engine, staff: dict[str, Staff]) -> None:
+    """The ИПРА names the executor agency: that participant (by its full name, in the
+    route's region); a name we do not know: a participant of the direction's role."""
+    named = {"direction": "psycho_pedagogical", "title": "Психологическая помощь",
+             "executor": {"agency": "Министерство образования Калининградской области"},
+             "due": "2026-04-30"}
+    unknown = {"direction": "physical_culture_sport", "title": "Адаптивная физкультура",
+               "executor": {"agency": "ГАУ «Неизвестный центр»"}, "due": "2026-05-29"}
+    route_id = register(api, staff["coord39"], [named, unknown])
+    ms = measure_steps(db, route_id)
+    assert (ms["education"].agency_id, ms["sport"].agency_id) == ("mo39", "msport39")
+    with Session(db) as s:
+        route = s.get(Route, route_id)
+        assert route is not None and route.plan is not None
+        assert sorted((e["role"], e["agency_id"]) for e in route.plan["measures"]) == [
+            ("education", "mo39"), ("sport", None)]
