@@ -173,6 +173,46 @@ def add_agency(
     return agency, secret
 
 
+def update_agency(
+    session: Session, agency_id: str, *, name: str, short_name: str, role: AgencyRole | str,
+    region: str, email: str | None = None, now: datetime | None = None,
+    actor: str = "system:agencies",
+) -> Agency:
+    """Correct an agency's card: name, short name, role, region and reminder e-mail (the
+    administrator's page). Checked by the rules of ``add_agency``; the audit keeps what each
+    changed field was and became. Requests already sent keep their agency and step; a new
+    region's calendar counts the deadlines of requests sent from now on."""
+    agency = _get(session, agency_id)
+    if not name.strip() or len(name.strip()) > 300:
+        raise EngineError("name: 1-300 characters")
+    if not short_name.strip() or len(short_name.strip()) > 60:
+        raise EngineError("short_name: 1-60 characters")
+    try:
+        role = AgencyRole(role)
+    except ValueError:
+        raise EngineError(
+            f"role: must be one of {', '.join(r.value for r in AgencyRole)}") from None
+    calendars.get_calendar(region)  # unknown region -> CalendarError naming it
+    email = (email or "").strip() or None
+    if email is not None and ("@" not in email or len(email) > 200):
+        raise EngineError("email: must be an e-mail address (at most 200 characters)")
+    wanted: dict[str, str | None] = {"name": name.strip(), "short_name": short_name.strip(),
+                                     "role": role.value, "region": region, "email": email}
+    current: dict[str, str | None] = {"name": agency.name, "short_name": agency.short_name,
+                                      "role": agency.role.value, "region": agency.region,
+                                      "email": agency.email}
+    changed = [k for k in wanted if wanted[k] != current[k]]
+    if not changed:
+        return agency
+    agency.name, agency.short_name = name.strip(), short_name.strip()
+    agency.role, agency.region, agency.email = role, region, email
+    session.add(agency)
+    audit.record(session, at=now or utcnow(), actor=actor, entity="agency",
+                 entity_id=agency_id, action="updated",
+                 before={k: current[k] for k in changed}, after={k: wanted[k] for k in changed})
+    return agency
+
+
 def list_agencies(session: Session, *, region: str | None = None) -> list[Agency]:
     """Agencies (of ``region``), by id."""
     q = select(Agency).order_by(col(Agency.id))

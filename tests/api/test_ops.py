@@ -247,7 +247,7 @@ def _alembic(url: str, target: str) -> None:
 def test_schema_check(db: Engine, tmp_path: Path) -> None:
     assert require_schema_at_head(db)  # the test database is migrated
     empty = make_engine(f"sqlite:///{tmp_path / 'empty.db'}")
-    with pytest.raises(SchemaNotAtHeadError, match=r"empty \(no migrations\).*rehab migrate"):
+    with pytest.raises(SchemaNotAtHeadError, match=r"has no schema: run `rehab migrate`"):
         require_schema_at_head(empty)
     empty.dispose()
     old_url = f"sqlite:///{tmp_path / 'old.db'}"
