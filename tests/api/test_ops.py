@@ -283,7 +283,8 @@ def test_api_and_worker_refuse_an_unmigrated_schema(
     result = CliRunner().invoke(cli_app, [command_name])
     assert result.exit_code == 2, result.output
     lines = result.output.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: database: schema is at empty")
+    assert len(lines) == 1 and lines[0].startswith(
+        "error: database: the database has no schema: run `rehab migrate`")
     assert "rehab migrate" in lines[0] and started == []
     assert CliRunner().invoke(cli_app, ["migrate"]).exit_code == 0
     get_settings.cache_clear()
