@@ -1,6 +1,5 @@
 """What the administrator's pages share: the role check (anyone else gets the same 404 as
-an unknown page, and an audit record: 152-ФЗ ст.19), the field a refusal names, and the
-Russian names of agency roles."""
+an unknown page, and an audit record: 152-ФЗ ст.19) and the form field a refusal names."""
 
 from __future__ import annotations
 
@@ -10,17 +9,8 @@ from fastapi import Request
 from sqlmodel import Session
 
 from api.web.core import Viewer, allowed, refuse
-from models.agencies import AgencyRole
+from api.web.messages import refusal_of
 from models.staff import StaffRole
-
-AGENCY_ROLE_RU = {
-    AgencyRole.mse: "бюро МСЭ", AgencyRole.sfr: "отделение Социального фонда",
-    AgencyRole.social_policy: "социальная политика", AgencyRole.education: "образование",
-    AgencyRole.health: "здравоохранение", AgencyRole.sport: "физическая культура и спорт",
-    AgencyRole.culture: "культура",
-    AgencyRole.provider: "поставщик социальных услуг / реабилитационная организация",
-    AgencyRole.municipality: "муниципальное образование",
-}
 
 
 def admin_only(request: Request, v: Viewer, s: Session) -> datetime:
@@ -33,7 +23,5 @@ def admin_only(request: Request, v: Viewer, s: Session) -> datetime:
 
 
 def field_of(exc: Exception, default: str) -> str:
-    """The field a use case's refusal names (``"field: rule"``), else ``default``."""
-    text = str(exc)
-    head = text.split(":", 1)[0]
-    return head if ":" in text and head.replace("_", "").isalnum() else default
+    """The form field a use case's refusal names, else ``default``."""
+    return refusal_of(exc).field or default

@@ -15,8 +15,9 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlmodel import Session
 
 import calendars
-from api.web.admin_access import AGENCY_ROLE_RU, admin_only, field_of
-from api.web.core import DbDep, FormViewer, Viewer, ViewerDep, page, refuse
+from api.web.admin_access import admin_only, field_of
+from api.web.core import AGENCY_ROLE_RU, DbDep, FormViewer, Viewer, ViewerDep, page, refuse
+from api.web.messages import refusal_ru
 from engine.agencies import participants as ag
 from engine.agencies.reads import agency_by_id, all_agencies
 from engine.errors import EngineError
@@ -27,6 +28,8 @@ DONE_RU = {"updated": "Карточка ведомства сохранена.",
            "retired": "Предыдущий секрет отозван: действует только текущий."}
 Text = Annotated[str, Form(max_length=1000)]
 FIELDS = ("id", "name", "short_name", "role", "region", "email", "channel", "endpoint_url")
+#: The form's labels where they differ from the common Russian names (``messages.FIELD_RU``).
+LABELS = {"role": "Вид участника", "email": "Эл. почта для напоминаний"}
 
 
 def _choices() -> dict[str, Any]:
@@ -51,11 +54,13 @@ def _agency(s: Session, v: Viewer, agency_id: str, now: datetime) -> Agency:
 def _endpoint(channel: str, endpoint_url: str) -> str | None:
     """The endpoint the form asks for: None for the inbox (paper exchange)."""
     if channel not in ("http", "inbox"):
-        raise EngineError("channel: must be http (the agency's system) or inbox (paper)")
+        raise EngineError("channel: must be http (the agency's system) or inbox (paper)",
+                          rule="choice")
     if channel == "inbox":
         return None
     if not endpoint_url.strip():
-        raise EngineError("endpoint_url: required when requests go to the agency's system")
+        raise EngineError("endpoint_url: required when requests go to the agency's system",
+                          rule="required_for_http")
     return endpoint_url.strip()
 
 
@@ -102,7 +107,8 @@ def add_agency(request: Request, v: FormViewer, s: DbDep, id: Text = "", name: T
     except (EngineError, calendars.CalendarError) as exc:
         s.rollback()
         return page(request, v, "admin_agency_form.html", status_code=422, agency=None,
-                    errors={field_of(exc, "id"): str(exc)}, values=values, **_choices())
+                    errors={field_of(exc, "id"): refusal_ru(exc, fields=LABELS)},
+                    values=values, **_choices())
     s.commit()
     return _once(request, v, heading=f"Ведомство {agency.id} добавлено", agency=agency,
                  secret=secret, note="Передайте секрет ведомству защищённым каналом: им "
@@ -140,7 +146,8 @@ def update_agency(request: Request, agency_id: str, v: FormViewer, s: DbDep,
         s.rollback()
         agency = _agency(s, v, agency_id, now)
         return page(request, v, "admin_agency_form.html", status_code=422,
-                    agency=ag.describe(agency), errors={field_of(exc, "name"): str(exc)},
+                    agency=ag.describe(agency),
+                    errors={field_of(exc, "name"): refusal_ru(exc, fields=LABELS)},
                     values=values, **_choices())
     s.commit()
     return RedirectResponse(f"/admin/agencies/{agency_id}?done=updated", status_code=303)
@@ -158,7 +165,7 @@ def rotate_secret(request: Request, agency_id: str, v: FormViewer, s: DbDep) -> 
         s.rollback()
         agency = _agency(s, v, agency_id, now)
         return page(request, v, "admin_agency_form.html", status_code=409,
-                    agency=ag.describe(agency), errors={"secret": str(exc)},
+                    agency=ag.describe(agency), errors={"secret": refusal_ru(exc)},
                     values=_values(agency), **_choices())
     s.commit()
     kept = agency.secret_previous is not None
@@ -179,7 +186,7 @@ def retire_previous(request: Request, agency_id: str, v: FormViewer, s: DbDep) -
         s.rollback()
         agency = _agency(s, v, agency_id, now)
         return page(request, v, "admin_agency_form.html", status_code=409,
-                    agency=ag.describe(agency), errors={"secret": str(exc)},
+                    agency=ag.describe(agency), errors={"secret": refusal_ru(exc)},
                     values=_values(agency), **_choices())
     s.commit()
     return RedirectResponse(f"/admin/agencies/{agency_id}?done=retired", status_code=303)

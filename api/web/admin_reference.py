@@ -15,8 +15,8 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
 import calendars
-from api.web.admin_access import AGENCY_ROLE_RU, admin_only
-from api.web.core import DbDep, ViewerDep, page, refuse
+from api.web.admin_access import admin_only
+from api.web.core import AGENCY_ROLE_RU, DbDep, ViewerDep, page, refuse
 from models.template_files import templates
 
 router = APIRouter(include_in_schema=False)

@@ -15,6 +15,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 import calendars
 from api.web.admin_access import admin_only, field_of
 from api.web.core import ROLE_RU, DbDep, FormViewer, Viewer, ViewerDep, page, refuse
+from api.web.messages import refusal_ru
 from engine.agencies.reads import all_agencies
 from engine.errors import EngineError
 from engine.staff.accounts import create_staff, revoke_token, rotate_token
@@ -26,6 +27,8 @@ router = APIRouter(include_in_schema=False)
 DONE_RU = {"revoked": "Доступ отозван: вход и токен больше не действуют, сеансы завершены."}
 Text = Annotated[str, Form(max_length=1000)]
 FIELDS = ("id", "display_name", "role", "region", "agency_id", "email")
+#: The form's labels where they differ from the common Russian names (``messages.FIELD_RU``).
+LABELS = {"id": "Учётная запись"}
 
 
 def _form(request: Request, v: Viewer, s: DbDep, *, values: dict[str, str],
@@ -72,7 +75,7 @@ def add_staff(request: Request, v: FormViewer, s: DbDep, id: Text = "",
     password = generate_password()
     try:
         if not role:
-            raise EngineError("role: choose one")
+            raise EngineError("role: choose one", rule="choose")
         user, token = create_staff(
             s, id=id.strip().lower(), display_name=display_name, role=role, region=region,
             email=email.strip() or None, now=now, actor=v.actor,
@@ -81,8 +84,8 @@ def add_staff(request: Request, v: FormViewer, s: DbDep, id: Text = "",
             password=password)
     except (EngineError, calendars.CalendarError) as exc:
         s.rollback()
-        return _form(request, v, s, values=values, errors={field_of(exc, "id"): str(exc)},
-                     code=422)
+        return _form(request, v, s, values=values,
+                     errors={field_of(exc, "id"): refusal_ru(exc, fields=LABELS)}, code=422)
     s.commit()
     return _once(request, v, heading=f"Сотрудник {user.id} добавлен",
                  note="Передайте пароль сотруднику лично; после ухода с этой страницы его не "
@@ -121,12 +124,12 @@ def revoke(request: Request, staff_id: str, v: FormViewer, s: DbDep) -> Response
     try:
         if staff_id == v.user.id:
             raise EngineError("id: you cannot revoke your own access (ask another "
-                              "administrator)")
+                              "administrator)", rule="self_revoke")
         revoke_token(s, id=staff_id, actor=v.actor, now=request.app.state.clock.now())
     except EngineError as exc:
         s.rollback()
         return page(request, v, "admin_staff.html", status_code=409, rows=staff_rows(s),
-                    done="", error=str(exc))
+                    done="", error=refusal_ru(exc, fields=LABELS))
     s.commit()
     return RedirectResponse("/admin/staff?done=revoked", status_code=303)
 

@@ -16,3 +16,15 @@ def all_agencies(session: Session) -> list[Agency]:
 def agency_by_id(session: Session, agency_id: str) -> Agency | None:
     """The agency, or None."""
     return session.get(Agency, agency_id)
+
+
+def short_names(session: Session) -> dict[str, str]:
+    """Every agency's short name by its id (the pages' tables name agencies by it)."""
+    return {a.id: a.short_name for a in session.exec(select(Agency))}
+
+
+def active_agencies_of_region(session: Session, region: str) -> list[Agency]:
+    """The region's active agencies, by id (the choices of a reassignment)."""
+    return list(session.exec(select(Agency).where(Agency.region == region,
+                                                  col(Agency.active).is_(True))
+                             .order_by(col(Agency.id))))

@@ -179,7 +179,8 @@ def test_admin_rotates_a_secret_shown_once_then_retires_the_previous(
             assert (agency.secret_current, agency.secret_previous) == (second, first)
     r = _post(admin, form, f"{form}/rotate-secret", {})  # a rotation is in progress
     assert r.status_code == 409  # type: ignore[attr-defined]
-    assert "retire the previous secret first" in r.text  # type: ignore[attr-defined]
+    assert "Прежний секрет: смена секрета уже идёт: сначала отзовите прежний секрет." \
+        in r.text  # type: ignore[attr-defined]
     r = _post(admin, form, f"{form}/retire-previous", {})
     assert r.status_code == 303  # type: ignore[attr-defined]
     with Session(world.db) as s:
