@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 
-_HEAD = re.compile(r"([a-z][a-z0-9_]*):")
+_HEAD = re.compile(r"([a-z](?:[a-z0-9_.]*[a-z0-9_])?):")
 
 
 def field_of(message: str) -> str | None:
