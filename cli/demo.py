@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import signal
 import time
 from datetime import date
 
@@ -12,7 +13,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from engine.infra.settings import get_settings
-from sim.demo_accounts import create_demo_accounts
+from sim.demo_accounts import create_demo_accounts, people_have_work
 from sim.scenario import DemoOptions, demo_stack, run_scenario
 
 
@@ -20,9 +21,10 @@ def run_demo_command(*, persons: int, json_out: bool, serve: bool, prefect: bool
                      max_days: int, seed: int) -> None:
     if persons < 1:
         raise typer.BadParameter("persons: must be at least 1", param_hint="--persons")
+    signal.signal(signal.SIGTERM, _stop)  # `kill` ends it like Ctrl-C: children stopped
     settings = get_settings()
     opts = DemoOptions(persons=persons, max_days=max_days, seed=seed, prefect=prefect,
-                       work_dir=settings.var_dir / "demo")
+                       work_dir=settings.var_dir / "demo", leave_work_open=serve)
     console = Console(stderr=True)
     console.print(f"[bold]Демо:[/] {persons} синтетических получателей, маршрут "
                   f"«Сопровождаемое проживание», старт {opts.start:%d.%m.%Y}, "
@@ -42,12 +44,21 @@ def run_demo_command(*, persons: int, json_out: bool, serve: bool, prefect: bool
         else:
             _print_summary(console, summary.as_dict())
         if serve:
-            console.print(f"\nAPI: {stack['api_url']}/docs   страницы: {stack['api_url']}/")
+            stopped = date.fromisoformat(summary.simulated_to)
+            if people_have_work(stack["engine"]):
+                console.print(f"\nДемо остановлено вечером {stopped:%d.%m.%Y}, пока у людей "
+                              "есть работа: открытая эскалация, запросы без ответа.",
+                              soft_wrap=True)
+            else:
+                console.print(f"\nК {stopped:%d.%m.%Y} все маршруты завершены: открытых "
+                              "эскалаций и запросов нет (больше работы даст больший "
+                              "--persons).", soft_wrap=True)
+            console.print(f"API: {stack['api_url']}/docs   страницы: {stack['api_url']}/")
             accounts = create_demo_accounts(stack["engine"])
             console.print(f"Вход для сотрудников: {stack['api_url']}/login")
-            for acc in accounts:
+            for acc in accounts:  # one line each, whatever the terminal's width
                 console.print(f"  {acc.role.value:<12} {acc.id:<17} пароль: {acc.password}"
-                              f"  — {acc.what}")
+                              f"  — {acc.what}", soft_wrap=True)
             if stack["prefect_ui"]:
                 console.print(f"Prefect UI: {stack['prefect_ui']}")
             console.print("Ctrl-C — остановить.")
@@ -56,6 +67,12 @@ def run_demo_command(*, persons: int, json_out: bool, serve: bool, prefect: bool
                     time.sleep(3600)
             except KeyboardInterrupt:
                 pass
+
+
+def _stop(signum: int, frame: object) -> None:
+    """SIGTERM: unwind as Ctrl-C does, so the demo's API, worker, agencies and Prefect
+    server are stopped rather than left running."""
+    raise KeyboardInterrupt
 
 
 LABELS: dict[str, str] = {

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import getpass
 import json
+import sys
 import time
 from pathlib import Path
 from typing import Annotated
 
 import typer
+from sqlalchemy.exc import SQLAlchemyError
 
 from cli import ops as ops_cli
 from cli.agency import agency_app
@@ -32,6 +34,7 @@ from engine.infra.db import (
     SchemaNotAtHeadError,
     make_engine,
     require_schema_at_head,
+    schema_problem,
 )
 from engine.infra.db import migrate as do_migrate
 from engine.infra.settings import get_settings
@@ -247,7 +250,21 @@ def demo(
 
 
 def main() -> None:
-    app()
+    """Run ``rehab``. A command whose statement fails on a database without the schema (or
+    with an older one, or unreachable) says so in one line naming the fix — ``rehab
+    migrate`` — and exits 2, instead of a traceback; other failures propagate."""
+    try:
+        app()
+    except SQLAlchemyError:
+        engine = make_engine()
+        try:
+            problem = schema_problem(engine)
+        finally:
+            engine.dispose()
+        if problem is None:
+            raise
+        typer.echo(f"error: {problem}", err=True)
+        sys.exit(2)
 
 
 if __name__ == "__main__":

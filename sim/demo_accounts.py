@@ -10,10 +10,12 @@ from dataclasses import dataclass
 from sqlalchemy import Engine, func
 from sqlmodel import Session, col, select
 
+from engine.escalations.ladder import OPEN_STATES
 from engine.staff.accounts import create_staff
 from models.agencies import AgencyAnswer, AgencyRequest, RequestState
 from models.routes import Step, StepStatus
 from models.staff import StaffRole, StaffUser
+from models.timers import Escalation, EscalationLevel
 
 
 @dataclass(frozen=True)
@@ -24,8 +26,9 @@ class DemoAccount:
     what: str  # what to do with it (Russian)
 
 
-def _busiest_agency(s: Session) -> str | None:
-    """The agency with the most requests still waiting for its answer."""
+def _busiest_agency(s: Session, *, waiting_only: bool = False) -> str | None:
+    """The agency with the most requests still waiting for its answer (else, unless
+    ``waiting_only``, the first agency asked anything)."""
     answered = select(AgencyAnswer.request_id)
     row = s.exec(
         select(AgencyRequest.agency_id, func.count())
@@ -38,8 +41,20 @@ def _busiest_agency(s: Session) -> str | None:
         .order_by(func.count().desc(), col(AgencyRequest.agency_id))).first()
     if row is not None:
         return str(row[0])
+    if waiting_only:
+        return None
     first = s.exec(select(AgencyRequest.agency_id).limit(1)).first()
     return str(first) if first else None
+
+
+def people_have_work(engine: Engine) -> bool:
+    """Whether the people signing in to the demo find work: an open level-2 escalation for
+    the supervisor and a request waiting for its agency's answer (for the agency user)."""
+    with Session(engine) as s:
+        escalated = s.exec(select(Escalation.id).where(
+            Escalation.level == EscalationLevel.escalated,
+            col(Escalation.status).in_(OPEN_STATES)).limit(1)).first()
+        return escalated is not None and _busiest_agency(s, waiting_only=True) is not None
 
 
 def create_demo_accounts(engine: Engine, *, region: str = "39") -> list[DemoAccount]:
@@ -47,7 +62,8 @@ def create_demo_accounts(engine: Engine, *, region: str = "39") -> list[DemoAcco
     plan = [("demo-coordinator", StaffRole.coordinator, "маршруты региона, регистрация"),
             ("demo-supervisor", StaffRole.supervisor, "очередь эскалаций и действия"),
             ("demo-agency", StaffRole.agency, "входящие запросы ведомства"),
-            ("demo-admin", StaffRole.admin, "всё, во всех регионах")]
+            ("demo-admin", StaffRole.admin,
+             "ведомства, сотрудники, календари, шаблоны; все регионы")]
     out = []
     with Session(engine, expire_on_commit=False) as s:
         agency = _busiest_agency(s)

@@ -52,6 +52,7 @@ from models.routes import Route, RouteStatus, Step, StepStatus
 from models.templates import Ladder
 from models.timers import Escalation, EscalationLevel, Timer, TimerStatus
 from sim.agencies import Profile, subject_token
+from sim.demo_accounts import people_have_work
 from sim.person_files import register_person_file
 from sim.seed import make_persons, seed_agencies
 from sim.supervisor_bot import BOT_ID, act_on_escalations, ensure_bot
@@ -97,6 +98,12 @@ class DemoOptions:
     withdrawal: bool = True
     """The last person withdraws their consent two working days after applying (152-ФЗ
     art. 9 ч.2): their route is suspended midway."""
+    leave_work_open: bool = False
+    """``--serve``: stop on the first evening an escalation of level 2 is open and a
+    request waits for its agency's answer, before the demo's supervisor acts — so that the
+    people signing in find work: the supervisor an escalation to act on, the agency user a
+    request to answer from the inbox, the coordinator overdue routes. Without it the run
+    goes on until every route is done (nothing left for a person to do)."""
     clock_settle_seconds: float = 0.06
     """Real time allowed, after business time moves to a new day, before the API and the
     worker act on it: a process that caches its reading of the business clock (``DbClock``,
@@ -417,13 +424,14 @@ def run_scenario(opts: DemoOptions, stack: dict[str, Any], settings: Settings,
                         wait_idle(engine)
                     sweeper(at)
                     wait_idle(engine)
-                if act_on_escalations(engine, cfg, now=clock.now()):
+                leave = opts.leave_work_open and people_have_work(engine)
+                if not leave and act_on_escalations(engine, cfg, now=clock.now()):
                     wait_idle(engine)
                 done, total = _progress(engine)
                 if progress:
                     progress(done, opts.persons, day)
                 n_days += 1
-                if total == opts.persons and done == total:
+                if leave or (total == opts.persons and done == total):
                     break
                 day = day + timedelta(days=1)
     finally:

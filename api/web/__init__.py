@@ -1,6 +1,7 @@
 """The people's pages (issue 12), server-rendered in Russian with Jinja2, every asset served
 by us: sign-in, the coordinator's routes, the supervisor's escalations, the agency inbox,
-registration of a paper application, and /docs and /redoc from vendored assets."""
+registration of a paper application, the administrator's pages (agencies, staff,
+calendars, template versions), and /docs and /redoc from vendored assets."""
 
 from __future__ import annotations
 
@@ -8,7 +9,16 @@ from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 
-from api.web import application_pages, inbox_pages, routes_pages, sign_in, supervisor_pages
+from api.web import (
+    admin_agencies,
+    admin_reference,
+    admin_staff,
+    application_pages,
+    inbox_pages,
+    routes_pages,
+    sign_in,
+    supervisor_pages,
+)
 from api.web.core import HERE, CsrfRefused, PageNotFound, SignInRequired
 
 
@@ -17,7 +27,8 @@ def install(app: FastAPI) -> None:
     ``docs_url=None, redoc_url=None``)."""
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     app.mount("/static-docs", StaticFiles(directory=sign_in.DOCS_STATIC), name="static-docs")
-    for module in (sign_in, routes_pages, supervisor_pages, inbox_pages, application_pages):
+    for module in (sign_in, routes_pages, supervisor_pages, inbox_pages, application_pages,
+                   admin_agencies, admin_staff, admin_reference):
         app.include_router(module.router)
 
     @app.exception_handler(SignInRequired)

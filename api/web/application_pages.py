@@ -17,6 +17,7 @@ from starlette.concurrency import run_in_threadpool
 
 from api.web.application_form import SECTIONS, build, defaults, field_of
 from api.web.core import DbDep, FormViewer, Viewer, ViewerDep, allowed, page, refuse, region_tz
+from api.web.messages import refusal_ru
 from engine.persons.applications import (
     ApplicationInvalid,
     ConsentRefused,
@@ -73,8 +74,7 @@ def _store(request: Request, v: Viewer, s: Session, values: dict[str, str]) -> R
         return _form(request, v, values, {"consent.given_at": f"{exc.error.message_ru} "
                                           f"(consent: {exc.error.rule})"}, 422)
     except PersonConflict as exc:  # the use case committed its audit record itself
-        return _form(request, v, values, {"person.birth_date": f"СНИЛС уже записан за "
-                                          f"другим человеком ({exc})"}, 409)
+        return _form(request, v, values, {"person.birth_date": refusal_ru(exc)}, 409)
     if not allowed(v, *REGISTRARS, region=reg.application.region):
         s.rollback()
         return _form(request, v, values, {

@@ -21,6 +21,7 @@ from sqlmodel import Session
 import calendars
 from engine.infra import audit
 from engine.staff.sessions import session_user
+from models.agencies import AgencyRole
 from models.staff import StaffRole, StaffSession, StaffUser
 
 COOKIE = "rehab_session"
@@ -35,6 +36,14 @@ STEP_STATUS_RU = {"planned": "запланирован", "sending": "отпра�
                   "awaiting": "ожидает ответа", "needs_clarification": "нужно уточнение",
                   "answered": "получен ответ", "absent": "сведения отсутствуют",
                   "cancelled": "закрыт"}
+AGENCY_ROLE_RU = {
+    AgencyRole.mse: "бюро МСЭ", AgencyRole.sfr: "отделение Социального фонда",
+    AgencyRole.social_policy: "социальная политика", AgencyRole.education: "образование",
+    AgencyRole.health: "здравоохранение", AgencyRole.sport: "физическая культура и спорт",
+    AgencyRole.culture: "культура",
+    AgencyRole.provider: "поставщик социальных услуг / реабилитационная организация",
+    AgencyRole.municipality: "муниципальное образование",
+}
 LEVEL_RU = {0: "напоминание", 1: "просрочка", 2: "эскалация"}
 ESC_STATUS_RU = {"open": "открыта", "acknowledged": "принята в работу",
                  "resolved": "урегулирована", "closed": "закрыта"}

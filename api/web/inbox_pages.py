@@ -2,8 +2,9 @@
 п.13: paper exchange), the open requests addressed to their agency with deadlines in the
 agency region's calendar (298-п Порядок п.11: 5 working days), the request's content — the
 only place the subject's data is shown to an agency, each read audited (152-ФЗ) — and the
-answer form, which goes down the webhook's path (``engine/answers/by_hand.py``). Staff
-record a paper answer received on the route's page."""
+answer form, which goes down the webhook's path (``engine/answers/by_hand.py``); a refusal
+is shown beside the form in Russian (``api/web/messages.py``). Staff record a paper answer
+received on the route's page (``routes_pages``), down the same path."""
 
 from __future__ import annotations
 
@@ -14,14 +15,18 @@ from urllib.parse import quote
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from sqlmodel import Session, col, select
+from sqlmodel import Session
 
-from api.web.core import DbDep, FormViewer, Viewer, ViewerDep, allowed, page, refuse
+from api.web.core import DbDep, FormViewer, Viewer, ViewerDep, page, refuse
+from api.web.messages import refusal_ru
+from engine.agencies.reads import agency_by_id
 from engine.answers.by_hand import answer_by_hand, record_receipt
 from engine.answers.intake import StoredAnswer
+from engine.answers.reads import answer_to, open_requests, request_by_id
 from engine.errors import EngineError
 from engine.persons.reads import get_person, record_read
-from models.agencies import Agency, AgencyAnswer, AgencyRequest, RequestState
+from engine.routes.reads import get_route, step_by_id
+from models.agencies import AgencyRequest
 from models.routes import Route, Step, StepStatus
 from models.staff import StaffRole
 
@@ -33,20 +38,6 @@ DONE_RU = {"accepted": "Ответ сохранён и будет применё
            "duplicate": "Этот ответ уже был сохранён."}
 
 
-def _open_requests(s: Session, agency_id: str) -> list[tuple[AgencyRequest, Step, Route]]:
-    answered = select(AgencyAnswer.request_id)
-    q = (select(AgencyRequest, Step, Route)
-         .join(Step, col(Step.id) == AgencyRequest.step_id)
-         .join(Route, col(Route.id) == Step.route_id)
-         .where(AgencyRequest.agency_id == agency_id,
-                AgencyRequest.state == RequestState.delivered,
-                col(Step.current_request_id) == AgencyRequest.id,
-                col(Step.status).in_(WAITING),
-                col(AgencyRequest.id).not_in(answered))
-         .order_by(col(Step.answer_by)))
-    return [(r, st, rt) for r, st, rt in s.exec(q)]
-
-
 @router.get("/inbox", response_class=HTMLResponse)
 def inbox(request: Request, v: ViewerDep, s: DbDep,
           done: str = "") -> HTMLResponse:
@@ -54,21 +45,21 @@ def inbox(request: Request, v: ViewerDep, s: DbDep,
     now: datetime = request.app.state.clock.now()
     if v.role is not StaffRole.agency or v.user.agency_id is None:
         raise refuse(s, v, now=now, entity="page", entity_id="/inbox", why="role")
-    agency = s.get(Agency, v.user.agency_id)
-    items = _open_requests(s, v.user.agency_id)
+    agency = agency_by_id(s, v.user.agency_id)
+    items = open_requests(s, v.user.agency_id, waiting=WAITING)
     return page(request, v, "inbox.html", agency=agency, items=items,
                 done=DONE_RU.get(done, ""))
 
 
 def _own_request(s: Session, v: Viewer, request_id: str, now: datetime
                  ) -> tuple[AgencyRequest, Step, Route]:
-    req = s.get(AgencyRequest, request_id[:40])
+    req = request_by_id(s, request_id[:40])
     if req is None or v.role is not StaffRole.agency or req.agency_id != v.user.agency_id:
         raise refuse(s, v, now=now, entity="request", entity_id=request_id,
                      why="unknown" if req is None else "another agency")
-    step = s.get(Step, req.step_id)
+    step = step_by_id(s, req.step_id)
     assert step is not None
-    route = s.get(Route, step.route_id)
+    route = get_route(s, step.route_id)
     assert route is not None
     return req, step, route
 
@@ -81,8 +72,8 @@ def _request_page(request: Request, v: Viewer, s: Session, request_id: str,
     person = get_person(s, route.person_id)
     record_read(s, actor=v.actor, now=now, person_id=route.person_id, what="agency_request",
                 entity="request", entity_id=req.id, route_id=route.id)
-    agency = s.get(Agency, req.agency_id)
-    answered = s.exec(select(AgencyAnswer).where(AgencyAnswer.request_id == req.id)).first()
+    agency = agency_by_id(s, req.agency_id)
+    answered = answer_to(s, req.id)
     s.commit()
     return page(request, v, "inbox_request.html", status_code=code, req=req, step=step,
                 route=route, person=person, agency=agency, received_now=received_now,
@@ -112,7 +103,8 @@ def inbox_answer(request: Request, request_id: str, v: FormViewer, s: DbDep,
                                 actor=v.actor, now=now)
     except EngineError as exc:
         s.rollback()
-        return _request_page(request, v, s, request_id, answer_error=_ru(str(exc)), code=422)
+        return _request_page(request, v, s, request_id, answer_error=refusal_ru(exc),
+                             code=422)
     s.commit()
     status = ack(stored)
     return RedirectResponse(f"/inbox?done={status}", status_code=303)
@@ -123,36 +115,3 @@ def ack(stored: StoredAnswer) -> str:
     if not stored.created:
         return "duplicate"
     return "accepted" if stored.not_applied is None else "stored_not_applied"
-
-
-def _ru(detail: str) -> str:
-    """The refusal in Russian beside the field; the API's text follows it."""
-    field = detail.split(":", 1)[0]
-    ru = {"comment": "Укажите причину отказа: что нужно уточнить.",
-          "outcome": "Выберите результат.",
-          "information": "Слишком длинный текст сведений (не более 4000 знаков).",
-          "nonce": "Форма устарела: откройте запрос ещё раз."}.get(field, "Ответ не принят.")
-    return f"{ru} ({detail})"
-
-
-def paper_answer(request: Request, v: Viewer, s: Session, route_id: str, request_id: str,
-                 outcome: str, information: str, comment: str, nonce: str) -> Response:
-    """Staff record a paper answer received (the route page's form)."""
-    now: datetime = request.app.state.clock.now()
-    req = s.get(AgencyRequest, request_id[:40])
-    step = s.get(Step, req.step_id) if req else None
-    route = s.get(Route, step.route_id) if step else None
-    if req is None or route is None or route.id != route_id or not allowed(
-            v, StaffRole.coordinator, StaffRole.admin, region=route.region):
-        raise refuse(s, v, now=now, entity="request", entity_id=request_id,
-                     why="unknown or role or region")
-    try:
-        stored = answer_by_hand(s, request_id=req.id, outcome=outcome, information=information,
-                                comment=comment, nonce=nonce, actor=v.actor, now=now)
-    except EngineError as exc:
-        s.rollback()
-        return RedirectResponse(f"/routes/{route.id}?notice={quote(_ru(str(exc))[:40])}",
-                                status_code=303)
-    s.commit()
-    status = ack(stored)
-    return RedirectResponse(f"/routes/{route.id}?notice={status}", status_code=303)

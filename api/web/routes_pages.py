@@ -12,23 +12,28 @@ from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Form, Query, Request
-from fastapi.responses import HTMLResponse, Response
-from sqlmodel import Session, col, select
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from sqlmodel import Session
 
 import calendars
-from api.web.core import LEVEL_RU, DbDep, FormViewer, ViewerDep, allowed, page, refuse
-from api.web.inbox_pages import DONE_RU, paper_answer
+from api.web.core import LEVEL_RU, DbDep, FormViewer, Viewer, ViewerDep, allowed, page, refuse
+from api.web.inbox_pages import DONE_RU, ack
+from api.web.messages import refusal_ru
 from api.web.timeline import Bar, Mark, local_date, svg
+from engine.agencies.reads import short_names
+from engine.answers.by_hand import answer_by_hand
+from engine.answers.reads import request_by_id
+from engine.errors import EngineError
+from engine.escalations.reads import escalations_of_route
 from engine.persons.reads import get_person, record_read
 from engine.routes.board import Filters, board, late_by_agency, matching, step_due, step_late
-from engine.routes.reads import get_route, steps_of
+from engine.routes.reads import get_route, step_by_id, steps_of
 from engine.supervisor import actions as sv
-from models.agencies import Agency, AgencyRequest, RequestChannel
-from models.audit import AuditEvent
+from engine.supervisor.reads import staff_actions_on_route
+from models.agencies import RequestChannel
 from models.routes import RouteStatus, Step
 from models.staff import StaffRole
 from models.templates import TEMPLATES
-from models.timers import Escalation
 
 router = APIRouter(include_in_schema=False)
 READERS = (StaffRole.coordinator, StaffRole.supervisor, StaffRole.admin)
@@ -77,14 +82,11 @@ def _marks(s: Session, route_id: str, steps: list[Step], region: str) -> list[Ma
     """Escalations (on the day they opened) and supervisors' actions (on the day they were
     taken) on their step's row."""
     row_of = {st.id: i for i, st in enumerate(steps)}
-    escalations = {e.id: e for e in s.exec(select(Escalation)
-                                           .where(Escalation.route_id == route_id))}
+    escalations = {e.id: e for e in escalations_of_route(s, route_id)}
     marks = [Mark(row=row_of[e.step_id], day=local_date(e.opened_at, region) or e.due_date,
                   kind="escalation", label=f"{LEVEL_RU[int(e.level)]}")
              for e in escalations.values() if e.step_id in row_of]
-    for a in s.exec(select(AuditEvent).where(AuditEvent.route_id == route_id,
-                                             col(AuditEvent.actor).startswith("staff:"),
-                                             col(AuditEvent.action).in_(ACTION_RU))):
+    for a in staff_actions_on_route(s, route_id, ACTION_RU):
         step_id = a.entity_id if a.entity == "step" else None
         if a.entity == "escalation" and a.entity_id.isdigit():
             esc = escalations.get(int(a.entity_id))
@@ -100,6 +102,11 @@ def _marks(s: Session, route_id: str, steps: list[Step], region: str) -> list[Ma
 def route_page(request: Request, route_id: str, v: ViewerDep, s: DbDep,
                notice: Annotated[str, Query(max_length=40)] = "") -> HTMLResponse:
     """Маршрут: шкала сроков, шаги, эскалации, история, данные заявителя."""
+    return _route_page(request, v, s, route_id, notice=notice)
+
+
+def _route_page(request: Request, v: Viewer, s: Session, route_id: str, *, notice: str = "",
+                answer_error: str = "", code: int = 200) -> HTMLResponse:
     now: datetime = request.app.state.clock.now()
     route = get_route(s, route_id[:40])
     if route is None or not allowed(v, *READERS, region=route.region):
@@ -107,7 +114,7 @@ def route_page(request: Request, route_id: str, v: ViewerDep, s: DbDep,
                      why="unknown" if route is None else "role or region")
     steps = sorted(steps_of(s, route.id), key=lambda st: st.seq)
     region = route.region
-    names = {a.id: a.short_name for a in s.exec(select(Agency))}
+    names = short_names(s)
     bars = []
     rows = []
     for st in steps:
@@ -119,8 +126,7 @@ def route_page(request: Request, route_id: str, v: ViewerDep, s: DbDep,
         rows.append((st, names.get(st.agency_id or "", st.agency_id or "—"), due_date, late))
     today = local_date(now, region) or now.date()
     chart = svg(bars, _marks(s, route.id, steps, region), today=today)
-    escalations = list(s.exec(select(Escalation).where(Escalation.route_id == route.id)
-                              .order_by(col(Escalation.id))))
+    escalations = escalations_of_route(s, route.id)
     history = sv.route_history(s, staff=v.user, route_id=route.id, now=now)
     person = None
     if allowed(v, *PERSON_READERS, region=region):
@@ -131,16 +137,17 @@ def route_page(request: Request, route_id: str, v: ViewerDep, s: DbDep,
     current = next((st for st in steps if st.current_request_id and st.status.value in
                     ("awaiting", "needs_clarification")), None)
     if current is not None and current.current_request_id:
-        req = s.get(AgencyRequest, current.current_request_id)
+        req = request_by_id(s, current.current_request_id)
         if req is not None and req.channel is RequestChannel.inbox and \
                 v.role in (StaffRole.coordinator, StaffRole.admin):
             paper = req
     s.commit()
     template = TEMPLATES.get(route.template)
-    return page(request, v, "route.html", route=route, rows=rows, chart=chart,
+    return page(request, v, "route.html", status_code=code, route=route, rows=rows, chart=chart,
                 escalations=escalations, history=history, person=person, paper=paper,
                 template_title=template.title if template else route.template,
-                prefect_ui=prefect_ui_base(), notice=NOTICE_RU.get(notice, notice),
+                prefect_ui=prefect_ui_base(), notice=NOTICE_RU.get(notice, ""),
+                answer_error=answer_error,
                 nonce=secrets.token_urlsafe(16), action=None,
                 tz=calendars.get_calendar(region).timezone)
 
@@ -152,6 +159,22 @@ AnswerForm = Annotated[str, Form(max_length=4000)]
 def route_paper_answer(request: Request, route_id: str, request_id: str, v: FormViewer,
                        s: DbDep, outcome: AnswerForm = "", information: AnswerForm = "",
                        comment: AnswerForm = "", nonce: AnswerForm = "") -> Response:
-    """Внести бумажный ответ ведомства (тот же путь, что и ответ по webhook)."""
-    return paper_answer(request, v, s, route_id, request_id, outcome, information, comment,
-                        nonce)
+    """Внести бумажный ответ ведомства (тот же путь, что и ответ по webhook): staff record a
+    paper answer received (298-п Регламент п.13: paper exchange); a refusal is shown beside
+    the form in Russian, nothing stored."""
+    now: datetime = request.app.state.clock.now()
+    req = request_by_id(s, request_id[:40])
+    step = step_by_id(s, req.step_id) if req else None
+    route = get_route(s, step.route_id) if step else None
+    if req is None or route is None or route.id != route_id or not allowed(
+            v, StaffRole.coordinator, StaffRole.admin, region=route.region):
+        raise refuse(s, v, now=now, entity="request", entity_id=request_id,
+                     why="unknown or role or region")
+    try:
+        stored = answer_by_hand(s, request_id=req.id, outcome=outcome, information=information,
+                                comment=comment, nonce=nonce, actor=v.actor, now=now)
+    except EngineError as exc:
+        s.rollback()
+        return _route_page(request, v, s, route.id, answer_error=refusal_ru(exc), code=422)
+    s.commit()
+    return RedirectResponse(f"/routes/{route.id}?notice={ack(stored)}", status_code=303)

@@ -1,7 +1,8 @@
 """The supervisor's pages: the region's escalation queue by level and age in working days,
 and each escalation with its step's history and the four actions — acknowledge, extend,
 reassign, close — as forms with their mandatory reason. They call the same use cases as the
-API (``engine/supervisor/actions.py``) and refuse what it refuses with the same message.
+API (``engine/supervisor/actions.py``) and refuse what it refuses, by the same rule, in
+Russian (``api/web/messages.py``).
 The Ministry of Social Policy controls interagency interaction (298-п Порядок п.13,
 Регламент п.17)."""
 
@@ -12,14 +13,16 @@ from typing import Annotated
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from sqlmodel import Session, col, select
+from sqlmodel import Session
 
 from api.web.core import DbDep, FormViewer, Viewer, ViewerDep, allowed, page, refuse
+from api.web.messages import refusal_of, refusal_ru
+from engine.agencies.reads import active_agencies_of_region, short_names
 from engine.errors import EngineError
+from engine.escalations.reads import escalation_by_id
+from engine.routes.reads import step_by_id
 from engine.supervisor import actions as sv
-from models.agencies import Agency
-from models.audit import AuditEvent
-from models.routes import Step
+from engine.supervisor.reads import step_history
 from models.staff import StaffRole
 from models.timers import Escalation
 
@@ -37,12 +40,12 @@ def queue(request: Request, v: ViewerDep, s: DbDep) -> HTMLResponse:
         raise refuse(s, v, now=now, entity="page", entity_id="/escalations", why="role")
     rows = sv.list_escalations(s, staff=v.user, now=now, sort="-age")
     rows.sort(key=lambda e: (-e.level, -e.age_working_days, e.id))
-    names = {a.id: a.short_name for a in s.exec(select(Agency))}
+    names = short_names(s)
     return page(request, v, "escalations.html", rows=rows, names=names)
 
 
 def _escalation(s: Session, v: Viewer, escalation_id: str, now: datetime) -> Escalation:
-    esc = s.get(Escalation, int(escalation_id)) if escalation_id.isdigit() \
+    esc = escalation_by_id(s, int(escalation_id)) if escalation_id.isdigit() \
         and len(escalation_id) < 10 else None
     if esc is None or not allowed(v, *SUPERVISING, region=esc.region):
         raise refuse(s, v, now=now, entity="escalation", entity_id=escalation_id,
@@ -54,15 +57,10 @@ def _page(request: Request, v: Viewer, s: Session, escalation_id: str, *, done: 
           errors: dict[str, str] | None = None, code: int = 200) -> HTMLResponse:
     now: datetime = request.app.state.clock.now()
     esc = _escalation(s, v, escalation_id, now)
-    step = s.get(Step, esc.step_id)
+    step = step_by_id(s, esc.step_id)
     assert step is not None
-    history = list(s.exec(select(AuditEvent).where(
-        AuditEvent.route_id == esc.route_id,
-        col(AuditEvent.entity_id).in_([step.id, str(esc.id)]))
-        .order_by(col(AuditEvent.id))))
-    agencies = list(s.exec(select(Agency).where(Agency.region == esc.region,
-                                                col(Agency.active).is_(True))
-                           .order_by(col(Agency.id))))
+    history = step_history(s, route_id=esc.route_id, entity_ids=[step.id, str(esc.id)])
+    agencies = active_agencies_of_region(s, esc.region)
     return page(request, v, "escalation.html", status_code=code, esc=esc, step=step,
                 history=history, agencies=agencies, done=DONE_RU.get(done, ""),
                 errors=errors or {})
@@ -80,8 +78,8 @@ Reason = Annotated[str, Form(max_length=4000)]
 
 def _act(request: Request, v: Viewer, s: Session, escalation_id: str, action: str,
          reason: str, **extra: str) -> Response:
-    """Run one action through the use case of the API; its refusal (same text) is shown
-    beside the form's field it names, nothing changed."""
+    """Run one action through the use case of the API; its refusal (the same rule, in
+    Russian) is shown beside the form's field it names, nothing changed."""
     now: datetime = request.app.state.clock.now()
     esc = _escalation(s, v, escalation_id, now)
     cfg = request.app.state.cfg
@@ -92,7 +90,8 @@ def _act(request: Request, v: Viewer, s: Session, escalation_id: str, action: st
         elif action == "extend":
             days = extra["days"]
             if not days.isdigit() or not 1 <= int(days) <= 250:
-                raise EngineError("days: working days to add, a whole number from 1 to 250")
+                raise EngineError("days: working days to add, a whole number from 1 to 250",
+                                  rule="range", params={"min": 1, "max": 250})
             sv.extend_deadline(s, cfg, staff=v.user, step_id=esc.step_id, days=int(days),
                                reason=reason, now=now)
         elif action == "reassign":
@@ -103,10 +102,11 @@ def _act(request: Request, v: Viewer, s: Session, escalation_id: str, action: st
                           cancel_route=extra.get("cancel_route") == "1")
     except (EngineError, ValueError) as exc:
         s.rollback()
-        field = str(exc).split(":", 1)[0] if ":" in str(exc) else "reason"
+        field = refusal_of(exc).field or "reason"
+        text = refusal_ru(exc)
         return _page(request, v, s, escalation_id, code=409 if isinstance(
             exc, sv.ConflictError) else 403 if isinstance(exc, sv.ForbiddenError) else 422,
-            errors={f"{action}.{field}": str(exc), action: str(exc)})
+            errors={f"{action}.{field}": text, action: text})
     s.commit()
     return RedirectResponse(f"/escalations/{esc.id}?done={action}", status_code=303)
 

@@ -115,24 +115,27 @@ def _check_url(url: str | None) -> str | None:
         return None
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise EngineError("endpoint_url: must be an http:// or https:// URL with a host")
+        raise EngineError("endpoint_url: must be an http:// or https:// URL with a host",
+                          rule="url")
     if parts.username or parts.password:
-        raise EngineError("endpoint_url: must not carry credentials (we sign every request)")
+        raise EngineError("endpoint_url: must not carry credentials (we sign every request)",
+                          rule="url_credentials")
     settings = get_settings()
     if (parts.scheme == "http" and settings.environment == "production"
             and not settings.allow_http_agency_endpoints):
         raise EngineError("endpoint_url: must be https:// in production (requests carry "
                           "personal data; REHAB_ALLOW_HTTP_AGENCY_ENDPOINTS=true allows http "
-                          "on a closed network)")
+                          "on a closed network)", rule="https_required")
     if len(url) > 500:
-        raise EngineError("endpoint_url: at most 500 characters")
+        raise EngineError("endpoint_url: at most 500 characters", rule="max_length",
+                          params={"max": 500})
     return url
 
 
 def _get(session: Session, agency_id: str) -> Agency:
     agency = session.get(Agency, agency_id)
     if agency is None:
-        raise NotFoundError(f"agency_id: no agency {agency_id!r}")
+        raise NotFoundError(f"agency_id: no agency {agency_id!r}", rule="unknown")
     return agency
 
 
@@ -145,24 +148,29 @@ def add_agency(
     to be handed to the agency; the audit keeps only its fingerprint."""
     if not ID_RE.match(id):
         raise EngineError("id: 2-40 characters of a-z, 0-9, '_', '-', starting with a letter "
-                          "or digit")
+                          "or digit", rule="agency_id_pattern")
     if not name.strip() or len(name.strip()) > 300:
-        raise EngineError("name: 1-300 characters")
+        raise EngineError("name: 1-300 characters", rule="length",
+                          params={"min": 1, "max": 300})
     if not short_name.strip() or len(short_name.strip()) > 60:
-        raise EngineError("short_name: 1-60 characters")
+        raise EngineError("short_name: 1-60 characters", rule="length",
+                          params={"min": 1, "max": 60})
     try:
         role = AgencyRole(role)
     except ValueError:
         raise EngineError(
-            f"role: must be one of {', '.join(r.value for r in AgencyRole)}") from None
+            f"role: must be one of {', '.join(r.value for r in AgencyRole)}",
+            rule="choice") from None
     calendars.get_calendar(region)  # unknown region -> CalendarError naming it
     url = _check_url(endpoint_url)
     if email is not None and ("@" not in email or len(email) > 200):
-        raise EngineError("email: must be an e-mail address (at most 200 characters)")
+        raise EngineError("email: must be an e-mail address (at most 200 characters)",
+                          rule="email", params={"max": 200})
     if district is not None and not 1 <= len(district.strip()) <= 200:
-        raise EngineError("district: 1-200 characters (the municipality it serves)")
+        raise EngineError("district: 1-200 characters (the municipality it serves)",
+                          rule="length", params={"min": 1, "max": 200})
     if session.get(Agency, id) is not None:
-        raise EngineError(f"id: agency {id!r} exists already")
+        raise EngineError(f"id: agency {id!r} exists already", rule="exists")
     secret = new_secret()
     agency = Agency(id=id, name=name.strip(), short_name=short_name.strip(), role=role,
                     region=region, endpoint_url=url, email=email, secret_current=secret,
@@ -175,6 +183,50 @@ def add_agency(
                         "channel": "http" if url else "inbox",
                         "secret_fingerprint": fingerprint(secret)})
     return agency, secret
+
+
+def update_agency(
+    session: Session, agency_id: str, *, name: str, short_name: str, role: AgencyRole | str,
+    region: str, email: str | None = None, now: datetime | None = None,
+    actor: str = "system:agencies",
+) -> Agency:
+    """Correct an agency's card: name, short name, role, region and reminder e-mail (the
+    administrator's page). Checked by the rules of ``add_agency``; the audit keeps what each
+    changed field was and became. Requests already sent keep their agency and step; a new
+    region's calendar counts the deadlines of requests sent from now on."""
+    agency = _get(session, agency_id)
+    if not name.strip() or len(name.strip()) > 300:
+        raise EngineError("name: 1-300 characters", rule="length",
+                          params={"min": 1, "max": 300})
+    if not short_name.strip() or len(short_name.strip()) > 60:
+        raise EngineError("short_name: 1-60 characters", rule="length",
+                          params={"min": 1, "max": 60})
+    try:
+        role = AgencyRole(role)
+    except ValueError:
+        raise EngineError(
+            f"role: must be one of {', '.join(r.value for r in AgencyRole)}",
+            rule="choice") from None
+    calendars.get_calendar(region)  # unknown region -> CalendarError naming it
+    email = (email or "").strip() or None
+    if email is not None and ("@" not in email or len(email) > 200):
+        raise EngineError("email: must be an e-mail address (at most 200 characters)",
+                          rule="email", params={"max": 200})
+    wanted: dict[str, str | None] = {"name": name.strip(), "short_name": short_name.strip(),
+                                     "role": role.value, "region": region, "email": email}
+    current: dict[str, str | None] = {"name": agency.name, "short_name": agency.short_name,
+                                      "role": agency.role.value, "region": agency.region,
+                                      "email": agency.email}
+    changed = [k for k in wanted if wanted[k] != current[k]]
+    if not changed:
+        return agency
+    agency.name, agency.short_name = name.strip(), short_name.strip()
+    agency.role, agency.region, agency.email = role, region, email
+    session.add(agency)
+    audit.record(session, at=now or utcnow(), actor=actor, entity="agency",
+                 entity_id=agency_id, action="updated",
+                 before={k: current[k] for k in changed}, after={k: wanted[k] for k in changed})
+    return agency
 
 
 def list_agencies(session: Session, *, region: str | None = None) -> list[Agency]:
@@ -215,7 +267,8 @@ def rotate_secret(
     agency = _get(session, agency_id)
     if agency.secret_previous:
         raise EngineError("secret_previous: a rotation is in progress; retire the previous "
-                          "secret first (`rehab agency retire-previous ID`)")
+                          "secret first (`rehab agency retire-previous ID`)",
+                          rule="rotation_in_progress")
     old = agency.secret_current
     keep = not is_demo_secret(agency.id, old)
     secret = new_secret()
@@ -238,7 +291,8 @@ def retire_previous(
     """End a rotation: only the current secret stays valid."""
     agency = _get(session, agency_id)
     if not agency.secret_previous:
-        raise EngineError("secret_previous: none to retire (no rotation in progress)")
+        raise EngineError("secret_previous: none to retire (no rotation in progress)",
+                          rule="no_rotation")
     old = agency.secret_previous
     agency.secret_previous = None
     session.add(agency)

@@ -27,19 +27,23 @@ def answer_by_hand(session: Session, *, request_id: str, outcome: str, informati
     try:
         kind = AnswerOutcome(outcome)
     except ValueError:
-        raise EngineError("outcome: must be provided, absent or rejected") from None
+        raise EngineError("outcome: must be provided, absent or rejected",
+                          rule="choice") from None
     if kind is AnswerOutcome.rejected and is_blank(comment):
         raise EngineError("comment: required when outcome is 'rejected' (say what must be "
-                          "clarified, with visible characters)")
+                          "clarified, with visible characters)", rule="required_if_rejected")
     if len(comment) > 2000:
-        raise EngineError("comment: at most 2000 characters")
+        raise EngineError("comment: at most 2000 characters", rule="max_length",
+                          params={"max": 2000})
     if len(information) > 4000:
-        raise EngineError("information: at most 4000 characters")
+        raise EngineError("information: at most 4000 characters", rule="max_length",
+                          params={"max": 4000})
     if not 8 <= len(nonce) <= 100:
-        raise EngineError("nonce: the form's one-time key is missing; open the form again")
+        raise EngineError("nonce: the form's one-time key is missing; open the form again",
+                          rule="form_expired")
     req = session.get(AgencyRequest, request_id)
     if req is None:
-        raise EngineError(f"task_id: no request {request_id!r}")
+        raise EngineError(f"task_id: no request {request_id!r}", rule="unknown")
     payload = {"information": information.strip()} if information.strip() else {}
     payload["entered_by"] = actor
     item = IncomingAnswer(agency_id=req.agency_id, webhook_id=f"page:{nonce}",

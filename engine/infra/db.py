@@ -257,12 +257,27 @@ def require_schema_at_head(engine: Engine) -> str:
         raise SchemaNotAtHeadError(
             f"database: cannot read the schema version ({type(exc).__name__}); "
             "is the database reachable?") from None
+    if not current:
+        raise SchemaNotAtHeadError(
+            "database: the database has no schema: run `rehab migrate` (it needs "
+            f"{', '.join(sorted(heads))})")
     if current != heads:
-        have = ", ".join(sorted(current)) or "empty (no migrations)"
+        have = ", ".join(sorted(current))
         raise SchemaNotAtHeadError(
             f"database: schema is at {have}, needs {', '.join(sorted(heads))}; "
             "run `rehab migrate` first")
     return ", ".join(sorted(current))
+
+
+def schema_problem(engine: Engine) -> str | None:
+    """What is wrong with the database's schema, in one line naming the fix (no schema, an
+    older one, an unreachable database), or None when it is at head. Used to explain a
+    failed statement of a command instead of printing its traceback."""
+    try:
+        require_schema_at_head(engine)
+    except SchemaNotAtHeadError as exc:
+        return str(exc)
+    return None
 
 
 @contextmanager

@@ -185,7 +185,8 @@ def find_or_create_person(session: Session, *, snils: str, full_name: str, birth
             return candidate, True
     if person.birth_date != birth_date:
         raise PersonConflict("person.birth_date: the SNILS is registered for a person with "
-                             "another birth date; check the documents")
+                             "another birth date; check the documents",
+                             rule="snils_other_birth_date")
     if person.full_name != full_name:
         person.full_name = full_name
         session.add(person)
@@ -195,7 +196,7 @@ def find_or_create_person(session: Session, *, snils: str, full_name: str, birth
 
 
 def _refuse(s: Session, person: Person, *, now: datetime, actor: str, action: str,
-            detail: str) -> PersonConflict:
+            detail: str, rule: str) -> PersonConflict:
     """Audit a refused registration against an existing person (who tried, which person —
     identifiers only) in its own transaction, and the conflict to raise (409 in the API)."""
     person_id, region = person.id, person.region
@@ -203,7 +204,7 @@ def _refuse(s: Session, person: Person, *, now: datetime, actor: str, action: st
     audit.record(s, at=now, actor=actor, entity="person", entity_id=person_id, action=action,
                  after={"region": region})
     s.commit()
-    return PersonConflict(detail)
+    return PersonConflict(detail, rule=rule)
 
 
 def person_for_basic_application(s: Session, app_in: ApplicationIn, staff: StaffUser, *,
@@ -239,12 +240,14 @@ def person_for_basic_application(s: Session, app_in: ApplicationIn, staff: Staff
         raise _refuse(s, person, now=now, actor=actor,
                       action="registration_refused_other_region",
                       detail="snils: this SNILS belongs to a person of another region; the "
-                             "application is registered there (or by an administrator)")
+                             "application is registered there (or by an administrator)",
+                      rule="snils_other_region")
     if not same_name(person.full_name, app_in.full_name) or \
             person.birth_date != app_in.birth_date:
         raise _refuse(s, person, now=now, actor=actor, action="registration_conflict",
                       detail="snils: already registered for a person with another "
-                             "full_name or birth_date; check the data")
+                             "full_name or birth_date; check the data",
+                      rule="snils_other_person")
     return person
 
 

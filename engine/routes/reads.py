@@ -21,6 +21,11 @@ def get_route(session: Session, route_id: str) -> Route | None:
     return session.get(Route, route_id)
 
 
+def step_by_id(session: Session, step_id: str) -> Step | None:
+    """The step, or None."""
+    return session.get(Step, step_id)
+
+
 def steps_of(session: Session, route_id: str) -> list[Step]:
     """The route's steps."""
     return list(session.exec(select(Step).where(col(Step.route_id) == route_id)))

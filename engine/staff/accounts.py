@@ -38,23 +38,25 @@ def create_staff(
     expires ``token_ttl_days`` days of real time from now."""
     if not ID_RE.match(id):
         raise EngineError("id: 2-40 characters of a-z, 0-9, '_', '.', '-', starting with a "
-                          "letter or digit")
+                          "letter or digit", rule="staff_id_pattern")
     if not display_name.strip():
-        raise EngineError("display_name: must not be empty")
+        raise EngineError("display_name: must not be empty", rule="required")
     try:
         role = StaffRole(role)
     except ValueError:
         raise EngineError(
-            f"role: must be one of {', '.join(r.value for r in StaffRole)}") from None
+            f"role: must be one of {', '.join(r.value for r in StaffRole)}",
+            rule="choice") from None
     calendars.get_calendar(region)  # unknown region -> CalendarError naming it
     if email is not None and "@" not in email:
-        raise EngineError("email: must be an e-mail address")
+        raise EngineError("email: must be an e-mail address", rule="email")
     if (role is StaffRole.agency) != (agency_id is not None):
-        raise EngineError("agency_id: required for an agency user, and for no other role")
+        raise EngineError("agency_id: required for an agency user, and for no other role",
+                          rule="agency_for_agency_role")
     if agency_id is not None and session.get(Agency, agency_id) is None:
-        raise EngineError(f"agency_id: no agency {agency_id!r}")
+        raise EngineError(f"agency_id: no agency {agency_id!r}", rule="unknown")
     if session.get(StaffUser, id) is not None:
-        raise EngineError(f"id: staff user {id!r} exists already")
+        raise EngineError(f"id: staff user {id!r} exists already", rule="exists")
     token = secrets.token_urlsafe(32)
     user = StaffUser(id=id, display_name=display_name.strip(), role=role, region=region,
                      email=email, token_sha256=token_hash(token),
@@ -90,7 +92,7 @@ def staff_by_token(session: Session, token: str) -> StaffUser | None:
 def _user(session: Session, id: str) -> StaffUser:
     user = session.get(StaffUser, id)
     if user is None:
-        raise EngineError(f"id: no staff user {id!r}")
+        raise EngineError(f"id: no staff user {id!r}", rule="unknown")
     return user
 
 
@@ -100,7 +102,7 @@ def revoke_token(session: Session, *, id: str, now: datetime | None = None,
     staff revoke``; ``rehab staff rotate`` gives access back); audited."""
     user = _user(session, id)
     if user.token_revoked_at is not None:
-        raise EngineError(f"id: the token of {id!r} is revoked already")
+        raise EngineError(f"id: the token of {id!r} is revoked already", rule="already_revoked")
     user.token_revoked_at = utcnow()
     session.add(user)
     ended = end_sessions_of(session, id)

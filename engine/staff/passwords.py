@@ -39,6 +39,15 @@ def check_strength(password: str) -> None:
         raise EngineError("password: at least 4 different characters")
 
 
+def generate_password() -> str:
+    """A fresh one-time password (16 URL-safe characters) for the administrator's page to
+    show once; it meets ``check_strength``."""
+    while True:
+        candidate = secrets.token_urlsafe(12)
+        if len(set(candidate)) >= 4:
+            return candidate
+
+
 def hash_password(password: str) -> str:
     check_strength(password)
     return _hasher.hash(password)

@@ -71,19 +71,22 @@ def check_access(staff: StaffUser, region: str, *,
     if staff.role not in roles:
         raise ForbiddenError(
             f"role: a {staff.role.value} may not do this "
-            f"(needs {' or '.join(r.value for r in roles)})")
+            f"(needs {' or '.join(r.value for r in roles)})",
+            rule="role", params={"needs": [r.value for r in roles]})
     if staff.role is not StaffRole.admin and staff.region != region:
         raise ForbiddenError(
             f"region: the route belongs to region {region}; {staff.id} acts only in region "
-            f"{staff.region}")
+            f"{staff.region}", rule="other_region", params={"region": region,
+                                                            "own": staff.region})
 
 
 def _reason(reason: str | None) -> str:
     text = (reason or "").strip()
     if is_blank(text):
-        raise EngineError("reason: must not be empty (visible characters)")
+        raise EngineError("reason: must not be empty (visible characters)", rule="blank")
     if len(text) > 2000:
-        raise EngineError("reason: at most 2000 characters")
+        raise EngineError("reason: at most 2000 characters", rule="max_length",
+                          params={"max": 2000})
     return text
 
 
@@ -91,7 +94,7 @@ def _step_route(session: Session, step_id: str, staff: StaffUser) -> tuple[Step,
     """The step, locked and read afresh, and its route (after the access check)."""
     step = lock_step(session, step_id)
     if step is None:
-        raise NotFoundError(f"step_id: no step {step_id!r}")
+        raise NotFoundError(f"step_id: no step {step_id!r}", rule="unknown")
     route = session.get(Route, step.route_id)
     assert route is not None
     check_access(staff, route.region)
@@ -192,14 +195,15 @@ def acknowledge(session: Session, *, staff: StaffUser, escalation_id: int, now: 
     """Take an open escalation into work (298-п Порядок п.13: the Ministry's control)."""
     esc = session.get(Escalation, escalation_id)
     if esc is None:
-        raise NotFoundError(f"escalation_id: no escalation {escalation_id}")
+        raise NotFoundError(f"escalation_id: no escalation {escalation_id}", rule="unknown")
     check_access(staff, esc.region)
     lock_step(session, esc.step_id)  # an answer resolving it meanwhile is seen, not undone
     esc = reread(session, Escalation, escalation_id)
     assert esc is not None
     if esc.status is not EscalationStatus.open:
         raise ConflictError(
-            f"escalation: only an open escalation can be acknowledged (it is {esc.status.value})")
+            f"escalation: only an open escalation can be acknowledged (it is {esc.status.value})",
+            rule="not_open", params={"status": esc.status.value})
     esc.status = EscalationStatus.acknowledged
     esc.acknowledged_by = staff.id
     esc.acknowledged_at = now
@@ -217,20 +221,23 @@ def extend_deadline(session: Session, cfg: EngineConfig, *, staff: StaffUser, st
     of the acting party's region: new deadline version, new timers, old ones cancelled,
     open escalations of that deadline resolved, audit old → new."""
     if isinstance(days, bool) or not isinstance(days, int) or days < 1:
-        raise EngineError(f"days: must be a positive whole number of working days (got {days})")
+        raise EngineError(f"days: must be a positive whole number of working days (got {days})",
+                          rule="positive_int")
     text = _reason(reason)
     step, _route = _step_route(session, step_id, staff)
     if step.status not in (StepStatus.sending, StepStatus.awaiting):
         raise ConflictError(f"step: only a step waiting to be sent or answered has a deadline "
-                            f"to extend (it is {step.status.value})")
+                            f"to extend (it is {step.status.value})", rule="not_waiting",
+                            params={"status": step.status.value})
     base = deadline_timer(session, step)
     if base is None:
-        raise ConflictError("step: it has no running deadline")
+        raise ConflictError("step: it has no running deadline", rule="no_deadline")
     total = base.working_days + days
     new = calendars.deadline(base.anchor_at, total, base.region)
     if new.due_at <= now:
         raise EngineError(f"days: extended by {days} the deadline {new.display()} is already "
-                          f"past; extend by more working days")
+                          f"past; extend by more working days", rule="deadline_past",
+                          params={"days": days, "deadline": new.display()})
     new, _version = set_deadline(session, cfg, step, base=base, working_days=total, now=now,
                                  actor=actor_of(staff), reason=text, action="deadline_extended")
     ladder.resolve_open(session, step, now=now, actor=actor_of(staff),
@@ -272,20 +279,27 @@ def reassign_step(session: Session, cfg: EngineConfig, *, staff: StaffUser, step
     step, route = _step_route(session, step_id, staff)
     if step.status not in ACTIVE_STEP:
         raise ConflictError(f"step: only a step in progress can be reassigned "
-                            f"(it is {step.status.value})")
+                            f"(it is {step.status.value})", rule="not_in_progress",
+                            params={"status": step.status.value})
     agency = session.get(Agency, agency_id)
     if agency is None:
-        raise NotFoundError(f"agency_id: no agency {agency_id!r}")
+        raise NotFoundError(f"agency_id: no agency {agency_id!r}", rule="unknown")
     if agency.id == step.agency_id:
-        raise EngineError("agency_id: the step is already assigned to this agency")
+        raise EngineError("agency_id: the step is already assigned to this agency",
+                          rule="same_agency")
     if agency.role.value != step.role:
         raise EngineError(f"agency_id: {agency.id} provides {agency.role.value}; the step "
-                          f"needs {step.role}")
+                          f"needs {step.role}", rule="agency_role",
+                          params={"agency": agency.id, "role": agency.role.value,
+                                  "needs": step.role})
     if agency.region != route.region:
         raise EngineError(f"agency_id: {agency.id} is in region {agency.region}; the route "
-                          f"is in region {route.region}")
+                          f"is in region {route.region}", rule="agency_region",
+                          params={"agency": agency.id, "region": agency.region,
+                                  "needs": route.region})
     if not agency.active:
-        raise EngineError(f"agency_id: {agency.id} is not active")
+        raise EngineError(f"agency_id: {agency.id} is not active", rule="agency_inactive",
+                          params={"agency": agency.id})
     actor = actor_of(staff)
     old_agency, old_status = step.agency_id, step.status
     _stop_step(session, step, now=now, actor=actor, reason=f"reassigned: {text}",
@@ -317,20 +331,22 @@ def close_step(session: Session, cfg: EngineConfig, *, staff: StaffUser, step_id
     text = _reason(reason)
     first = session.get(Step, step_id)
     if first is None:
-        raise NotFoundError(f"step_id: no step {step_id!r}")
+        raise NotFoundError(f"step_id: no step {step_id!r}", rule="unknown")
     route_steps = lock_route_steps(session, first.route_id)  # seq order: no deadlock
     step = next(s for s in route_steps if s.id == step_id)
     route = session.get(Route, step.route_id)
     assert route is not None
     check_access(staff, route.region)
     if step.status.terminal:
-        raise ConflictError(f"step: a {step.status.value} step cannot be closed")
+        raise ConflictError(f"step: a {step.status.value} step cannot be closed",
+                            rule="step_finished", params={"status": step.status.value})
     if route.status is not RouteStatus.active:
-        raise ConflictError(f"route: a {route.status.value} route cannot change")
+        raise ConflictError(f"route: a {route.status.value} route cannot change",
+                            rule="route_not_active", params={"status": route.status.value})
     if not step.optional and not cancel_route:
         raise ConflictError(
             f"step: {step.kind} is mandatory in template {route.template}; it can be closed "
-            f"only with cancel_route=true (the route is cancelled)")
+            f"only with cancel_route=true (the route is cancelled)", rule="step_mandatory")
     actor = actor_of(staff)
     targets = route_steps if cancel_route else [step]
     for s in targets:

@@ -247,7 +247,7 @@ def _alembic(url: str, target: str) -> None:
 def test_schema_check(db: Engine, tmp_path: Path) -> None:
     assert require_schema_at_head(db)  # the test database is migrated
     empty = make_engine(f"sqlite:///{tmp_path / 'empty.db'}")
-    with pytest.raises(SchemaNotAtHeadError, match=r"empty \(no migrations\).*rehab migrate"):
+    with pytest.raises(SchemaNotAtHeadError, match=r"has no schema: run `rehab migrate`"):
         require_schema_at_head(empty)
     empty.dispose()
     old_url = f"sqlite:///{tmp_path / 'old.db'}"
@@ -283,7 +283,8 @@ def test_api_and_worker_refuse_an_unmigrated_schema(
     result = CliRunner().invoke(cli_app, [command_name])
     assert result.exit_code == 2, result.output
     lines = result.output.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: database: schema is at empty")
+    assert len(lines) == 1 and lines[0].startswith(
+        "error: database: the database has no schema: run `rehab migrate`")
     assert "rehab migrate" in lines[0] and started == []
     assert CliRunner().invoke(cli_app, ["migrate"]).exit_code == 0
     get_settings.cache_clear()

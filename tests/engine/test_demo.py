@@ -24,10 +24,15 @@ import pendulum
 import pytest
 from fastapi.testclient import TestClient
 from rich.console import Console
+from sqlmodel import Session, select
 
 import calendars
 import sim.agencies
+from api.app import create_app
 from cli.demo import _print_summary
+from engine.infra.settings import Settings
+from models.routes import Route, RouteStatus
+from models.staff import StaffRole
 from sim.agencies import (
     Fate,
     Profile,
@@ -40,9 +45,11 @@ from sim.agencies import (
     quotas,
     subject_token,
 )
-from sim.scenario import PROFILES, VOLATILE_FIELDS
+from sim.demo_accounts import create_demo_accounts, people_have_work
+from sim.scenario import PROFILES, VOLATILE_FIELDS, DemoOptions, demo_stack, run_scenario
 from sim.seed import make_secret
 from tasks.signing import canonical_json, sign_headers
+from tests.web.conftest import sign_in_client
 
 ROOT = Path(__file__).resolve().parents[2]
 SECRET = make_secret("sim-test")
@@ -289,3 +296,29 @@ def test_answer_days_follow_the_deadline_the_request_carries() -> None:
         assert calendars.working_days_late(deadline, late + timedelta(hours=1)) == days
     assert plan(state, "mz39", Fate("never", 1, False), received=received,
                 answer_by_date=due) is None
+
+
+def test_served_demo_stops_while_each_person_has_work(tmp_path: Path) -> None:
+    """``rehab demo --serve`` (``leave_work_open``) stops on the first evening a level-2
+    escalation is open and a request waits for its answer, before the demo's supervisor
+    acts: the demo supervisor finds an escalation, the demo agency user a request in the
+    inbox, the coordinator routes still in progress."""
+    settings = Settings(var_dir=tmp_path, prefect_mirror=False)
+    opts = DemoOptions(persons=5, seed=7, prefect=False, work_dir=tmp_path / "demo",
+                       leave_work_open=True)
+    with demo_stack(opts, settings) as stack:
+        summary = run_scenario(opts, stack, settings)
+        engine = stack["engine"]
+        assert people_have_work(engine)
+        with Session(engine) as s:
+            statuses = [r.status for r in s.exec(select(Route))]
+        assert RouteStatus.active in statuses
+        assert summary.simulated_days < opts.max_days
+        accounts = {a.role: a for a in create_demo_accounts(engine)}
+        app = create_app(engine, settings=settings)
+        sup = sign_in_client(app, accounts[StaffRole.supervisor].id,
+                             accounts[StaffRole.supervisor].password)
+        assert 'href="/escalations/' in sup.get("/escalations").text
+        agency = sign_in_client(app, accounts[StaffRole.agency].id,
+                                accounts[StaffRole.agency].password)
+        assert 'href="/inbox/tk_' in agency.get("/inbox").text

@@ -125,7 +125,7 @@ def test_agency_answers_from_its_inbox_and_the_route_moves(world: World, pages: 
     page.get_by_role("button", name="Отправить ответ").click()
     page.wait_for_load_state()
     error = page.locator("#a-error")
-    assert "comment: required when outcome is 'rejected'" in error.inner_text()
+    assert error.inner_text() == "Комментарий: при отказе укажите, что нужно уточнить."
     with Session(world.db) as s:
         assert not list(s.exec(select(AgencyAnswer)))
     axe_clean(page, "inbox-request-error")
@@ -175,8 +175,8 @@ def test_supervisor_acts_on_an_escalation_and_is_refused_as_the_api_refuses(
     page.locator("#ext-reason").fill("   ")
     page.get_by_role("button", name="Продлить").click()
     page.wait_for_load_state()
-    assert "reason: must not be empty (visible characters)" in \
-        page.locator("#err-extend-reason").inner_text()
+    assert page.locator("#err-extend-reason").inner_text() == \
+        "Причина: нужно заполнить (видимыми символами)."
     axe_clean(page, "escalation-refused")
     assert not _audit(world, action="deadline_extended")
 
