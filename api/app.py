@@ -19,7 +19,16 @@ from sqlmodel import Session
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 import calendars
-from api import consent_resume, health, person_file, routes_api, supervisor, web, webhooks
+from api import (
+    consent_resume,
+    health,
+    person_file,
+    route_life,
+    routes_api,
+    supervisor,
+    web,
+    webhooks,
+)
 from api.access_log import AccessLog
 from api.answer_writer import AnswerWriter
 from api.auth import require_admin
@@ -262,5 +271,6 @@ def _include_routers(app: FastAPI) -> None:
     app.include_router(routes_api.router)
     app.include_router(person_file.router)
     app.include_router(consent_resume.router)
+    app.include_router(route_life.router)
     app.include_router(supervisor.router)
     app.include_router(supervisor.history_router)

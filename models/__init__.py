@@ -14,6 +14,7 @@ from models.person_file import (
     PersonDetail,
 )
 from models.persons import Person
+from models.route_life import ParticipantRefusal, RouteTimer
 from models.routes import Route, Step
 from models.staff import SigninAttempt, StaffSession, StaffUser
 from models.suspension import StepSuspension
@@ -33,10 +34,12 @@ __all__ = [
     "IpraRecord",
     "Job",
     "Notification",
+    "ParticipantRefusal",
     "Person",
     "PersonDetail",
     "ProcessBeat",
     "Route",
+    "RouteTimer",
     "SigninAttempt",
     "StaffSession",
     "StaffUser",
