@@ -20,9 +20,8 @@ from models.audit import AuditEvent
 from models.routes import Route, Step
 from models.templates import _data_template
 from models.timers import Timer, TimerStatus
-from tests.person_file.conftest import api, consent, extract, form, now  # noqa: F401
-from tests.person_file.conftest import staff  # noqa: F401  (fixture)
 from tests.ladder.conftest import Staff
+from tests.person_file.conftest import api, consent, extract, form, now, staff  # noqa: F401
 
 
 @pytest.fixture(autouse=True)
@@ -34,11 +33,11 @@ def _parallel_data_templates(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     _data_template.cache_clear()
 
 
-def register(api: TestClient, coord: Staff, ipra: dict[str, Any] | None = None) -> str:
+def register(client: TestClient, coord: Staff, ipra: dict[str, Any] | None = None) -> str:
     """The example ИПРА imported and an accompaniment application registered: its route."""
-    r = api.post("/api/ipra", json=ipra or extract(), headers=coord.headers)
+    r = client.post("/api/ipra", json=ipra or extract(), headers=coord.headers)
     assert r.status_code == 201, r.text
-    r = api.post("/api/person-file/applications", headers=coord.headers,
+    r = client.post("/api/person-file/applications", headers=coord.headers,
                  json={"application": form("accompaniment"), "consent": consent()})
     assert r.status_code == 201, r.text
     route_id: str = r.json()["route_id"]

@@ -18,11 +18,11 @@ from engine.staff.accounts import create_staff
 from engine.staff.passwords import hash_password
 from models.staff import StaffRole
 from models.timers import DeadlineKind, Escalation, EscalationStatus
+from tasks.prefect_mirror import load_view, step_state
 from tests.conftest import kaliningrad
 from tests.ladder.conftest import Staff, sweep
 from tests.route_life.conftest import pending, register, request_of, route_audits, steps
 from tests.web.conftest import PASSWORD, sign_in_client
-from tasks.prefect_mirror import load_view, step_state
 
 
 def test_inbox_opened_two_working_days_later_counts_five_days_from_the_opening(
@@ -59,7 +59,7 @@ def test_inbox_opened_two_working_days_later_counts_five_days_from_the_opening(
         esc = s.exec(select(Escalation).where(Escalation.step_id == mse.id)).one()
         assert esc.status is EscalationStatus.resolved
         assert esc.resolution == "request delivered 1 working day(s) late"
-    [receipt] = [a for a in route_audits(db, route_id, "received_by_agency")]
+    [receipt] = route_audits(db, route_id, "received_by_agency")
     assert receipt.actor == "staff:agency_mse" and receipt.entity_id == req.id
 
     clock.freeze(kaliningrad(2026, 1, 16, 10))
