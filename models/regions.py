@@ -25,7 +25,8 @@ counts by the rules of its own region (``Route.region``):
 - a template step's own term (``send_days`` / ``answer_days`` differing from the default
   region's) is the template's deliberate setting and is kept in every region.
 
-``REHAB_REGION_RULES_DIR`` (settings) may point at another directory of such files; a bad
+The environment variable ``REHAB_REGION_RULES_DIR`` may point at another directory of such
+files (it must hold the default region's ``39.toml``); a bad
 file is refused at load with the file, the field and the rule.
 """
 

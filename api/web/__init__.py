@@ -8,7 +8,14 @@ from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 
-from api.web import application_pages, inbox_pages, routes_pages, sign_in, supervisor_pages
+from api.web import (
+    application_pages,
+    inbox_pages,
+    route_life_pages,
+    routes_pages,
+    sign_in,
+    supervisor_pages,
+)
 from api.web.core import HERE, CsrfRefused, PageNotFound, SignInRequired
 
 
@@ -17,7 +24,8 @@ def install(app: FastAPI) -> None:
     ``docs_url=None, redoc_url=None``)."""
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     app.mount("/static-docs", StaticFiles(directory=sign_in.DOCS_STATIC), name="static-docs")
-    for module in (sign_in, routes_pages, supervisor_pages, inbox_pages, application_pages):
+    for module in (sign_in, routes_pages, route_life_pages, supervisor_pages, inbox_pages,
+                   application_pages):
         app.include_router(module.router)
 
     @app.exception_handler(SignInRequired)

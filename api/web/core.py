@@ -30,11 +30,12 @@ HERE = Path(__file__).parent
 ROLE_RU = {StaffRole.coordinator: "координатор", StaffRole.supervisor: "куратор (Минсоцполитики)",
            StaffRole.agency: "сотрудник ведомства", StaffRole.admin: "администратор"}
 ROUTE_STATUS_RU = {"active": "в работе", "completed": "завершён", "cancelled": "отменён",
-                   "suspended": "приостановлен"}
+                   "suspended": "приостановлен", "terminated": "сопровождение прекращено"}
 STEP_STATUS_RU = {"planned": "запланирован", "sending": "отправляется",
                   "awaiting": "ожидает ответа", "needs_clarification": "нужно уточнение",
                   "answered": "получен ответ", "absent": "сведения отсутствуют",
-                  "cancelled": "закрыт"}
+                  "cancelled": "закрыт", "paused": "приостановлен (отказ от сопровождения)",
+                  "awaiting_receipt": "ожидает получения"}
 LEVEL_RU = {0: "напоминание", 1: "просрочка", 2: "эскалация"}
 ESC_STATUS_RU = {"open": "открыта", "acknowledged": "принята в работу",
                  "resolved": "урегулирована", "closed": "закрыта"}

@@ -22,6 +22,7 @@ from api.web.timeline import Bar, Mark, local_date, svg
 from engine.persons.reads import get_person, record_read
 from engine.routes.board import Filters, board, late_by_agency, matching, step_due, step_late
 from engine.routes.reads import get_route, steps_of
+from engine.routes.receipt import steps_awaiting_receipt
 from engine.supervisor import actions as sv
 from models.agencies import Agency, AgencyRequest, RequestChannel
 from models.audit import AuditEvent
@@ -98,7 +99,7 @@ def _marks(s: Session, route_id: str, steps: list[Step], region: str) -> list[Ma
 
 @router.get("/routes/{route_id}", response_class=HTMLResponse)
 def route_page(request: Request, route_id: str, v: ViewerDep, s: DbDep,
-               notice: Annotated[str, Query(max_length=40)] = "") -> HTMLResponse:
+               notice: Annotated[str, Query(max_length=300)] = "") -> HTMLResponse:
     """Маршрут: шкала сроков, шаги, эскалации, история, данные заявителя."""
     now: datetime = request.app.state.clock.now()
     route = get_route(s, route_id[:40])
@@ -135,9 +136,18 @@ def route_page(request: Request, route_id: str, v: ViewerDep, s: DbDep,
         if req is not None and req.channel is RequestChannel.inbox and \
                 v.role in (StaffRole.coordinator, StaffRole.admin):
             paper = req
+    coordinator = v.role in (StaffRole.coordinator, StaffRole.admin)
+    unreceived = steps_awaiting_receipt(s, [st.id for st in steps])
+    receipts = [(st, st.current_request_id) for st in steps
+                if st.id in unreceived and coordinator]
+    participants = sorted({(st.agency_id, names.get(st.agency_id, st.agency_id))
+                           for st in steps if st.agency_id})
     s.commit()
     template = TEMPLATES.get(route.template)
     return page(request, v, "route.html", route=route, rows=rows, chart=chart,
+                unreceived=unreceived, receipts=receipts, participants=participants,
+                life_form=coordinator and route.status is RouteStatus.active,
+                today=today,
                 escalations=escalations, history=history, person=person, paper=paper,
                 template_title=template.title if template else route.template,
                 prefect_ui=prefect_ui_base(), notice=NOTICE_RU.get(notice, notice),
