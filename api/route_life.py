@@ -39,7 +39,7 @@ router = APIRouter(prefix="/api", tags=["route-life"])
 Coordinator = Annotated[StaffUser, Depends(require_role(StaffRole.coordinator,
                                                         StaffRole.admin))]
 Id = Annotated[str, Path(min_length=1, max_length=40, pattern=r"^[A-Za-z0-9_-]+$")]
-RESPONSES = error_responses(401, 403, 404, 422)
+RESPONSES = error_responses(400, 401, 403, 404, 422)
 
 
 def _route(s: Session, staff: StaffUser, route_id: str) -> Route:
