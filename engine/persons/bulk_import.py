@@ -39,12 +39,14 @@ import calendars
 from engine.errors import EngineError
 from engine.escalations import timers
 from engine.infra import audit
+from engine.routes.ipra_term import arm_ipra_expiry
 from engine.routes.transitions import SYSTEM, EngineConfig, check_ipra_deadlines
 from models import regions
 from models.agencies import Agency, AgencyRequest, RequestChannel, RequestState
 from models.audit import AuditEvent
 from models.basic_application import ApplicationIn, date_problems, same_name
 from models.jobs import Job, JobKind
+from models.person_file import IpraRecord
 from models.persons import Person
 from models.routes import Route, RouteStatus, Step, StepStatus
 from models.templates import TEMPLATES, get_template
@@ -455,8 +457,23 @@ def import_applications(session: Session, cfg: EngineConfig,
         route_ids.append(_register(batch, cfg, app, person, agencies, actor=actor,
                                    coordinator_id=coordinator_id))
     batch.write(session)
+    _arm_expiry_timers(session, route_ids, now=now, actor=actor)
     return ImportResult(routes=len(route_ids), persons_created=created, persons_reused=reused,
                         route_ids=route_ids)
+
+
+def _arm_expiry_timers(session: Session, route_ids: list[str], *, now: datetime,
+                       actor: str) -> None:
+    """The ИПРА-expiry timer (004 п.13 а; ``engine.routes.ipra_term``) of each new route whose
+    person has an ИПРА on file — one query finds them; a person new to the file has none."""
+    if not route_ids:
+        return
+    with session.no_autoflush:
+        rows = list(session.exec(
+            select(Route).join(IpraRecord, col(IpraRecord.person_id) == col(Route.person_id))
+            .where(col(Route.id).in_(route_ids)).distinct()))
+    for route in rows:
+        arm_ipra_expiry(session, route, now=now, actor=actor)
 
 
 def import_file(engine: Engine, cfg: EngineConfig, path: Path, *, now: datetime, actor: str,

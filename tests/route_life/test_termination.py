@@ -6,7 +6,9 @@ reason. A new ИПРА that keeps the grounds moves the expiry timer instead."""
 
 from __future__ import annotations
 
+import json
 from datetime import date
+from pathlib import Path
 from typing import Any
 
 from fastapi.testclient import TestClient
@@ -14,6 +16,7 @@ from sqlalchemy import Engine
 from sqlmodel import Session, select
 
 from engine.infra.clock import DbClock
+from engine.persons.bulk_import import import_file
 from engine.routes.transitions import EngineConfig
 from models.agencies import AgencyRequest, RequestState
 from models.route_life import RouteTimer, RouteTimerStatus
@@ -119,3 +122,19 @@ def test_a_new_ipra_that_keeps_the_grounds_moves_the_expiry_timer(
     assert [(t.due_date, t.status) for t in rows] == [
         (date(2027, 12, 1), RouteTimerStatus.cancelled),
         (date(2027, 6, 30), RouteTimerStatus.pending)]
+
+
+def test_a_route_of_the_bulk_import_gets_its_ipra_expiry_timer(
+        api: TestClient, db: Engine, clock: DbClock, cfg: EngineConfig,
+        staff: dict[str, Staff], tmp_path: Path) -> None:
+    assert api.post("/api/ipra", json=extract(), headers=staff["coord39"].headers
+                    ).status_code == 201
+    path = tmp_path / "apps.jsonl"
+    path.write_text(json.dumps({"full_name": "Синтетова Анна Петровна",
+                                "birth_date": "1990-05-17", "snils": "11223344595",
+                                "template": "accompaniment"}, ensure_ascii=False) + "\n")
+    result = import_file(db, cfg, path, now=clock.now(), actor="staff:coord39")
+    [route_id] = result.route_ids
+    with Session(db) as s:
+        [timer] = s.exec(select(RouteTimer).where(RouteTimer.route_id == route_id)).all()
+    assert timer.due_date == date(2027, 12, 1) and timer.status is RouteTimerStatus.pending
