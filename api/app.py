@@ -23,6 +23,7 @@ from api import (
     consent_resume,
     health,
     person_file,
+    route_life,
     route_plan,
     routes_api,
     supervisor,
@@ -272,5 +273,6 @@ def _include_routers(app: FastAPI) -> None:
     app.include_router(person_file.router)
     app.include_router(consent_resume.router)
     app.include_router(route_plan.router)
+    app.include_router(route_life.router)
     app.include_router(supervisor.router)
     app.include_router(supervisor.history_router)

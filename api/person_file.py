@@ -50,6 +50,7 @@ from engine.persons.reads import (
     record_read,
     route_ids_of,
 )
+from engine.routes.transitions import EngineConfig
 from models.basic_application import SNILS_INPUT_PATTERN
 from models.input_validation import FieldError
 from models.person_file import ApplicationRecord, IpraRecord
@@ -421,14 +422,17 @@ async def import_ipra_endpoint(request: Request, staff: Coordinator, engine: Eng
         return _errors("body: too large", [FieldError(
             field="body", rule="too_large", message_ru="Файл слишком большой (более 1 МБ)")])
     # the database work runs in the thread pool, as the synchronous endpoints' does
-    return await run_in_threadpool(_import_ipra, raw, staff, engine, clock)
+    return await run_in_threadpool(_import_ipra, raw, staff, engine, clock,
+                                   request.app.state.cfg)
 
 
-def _import_ipra(raw: bytes, staff: StaffUser, engine: Engine, clock: Clock) -> Any:
+def _import_ipra(raw: bytes, staff: StaffUser, engine: Engine, clock: Clock,
+                 cfg: EngineConfig) -> Any:
     now = clock.now()
     with Session(engine, expire_on_commit=False) as s:
         try:
-            res = import_ipra(s, text=raw, now=now, actor=_actor(staff))
+            # a new ИПРА acts on the person's routes (004 п.13 а, в)
+            res = import_ipra(s, text=raw, now=now, actor=_actor(staff), cfg=cfg)
         except IpraInvalid as exc:
             s.rollback()
             return _errors(str(exc), exc.errors)

@@ -12,8 +12,10 @@ from sqlmodel import Session
 
 from engine.infra.clock import DbClock
 from engine.infra.db import make_engine
+from engine.infra.settings import get_settings
 from engine.persons.applications import PersonConflict
 from engine.persons.ipra_import import IpraConflict, IpraInvalid, import_ipra
+from engine.routes.transitions import EngineConfig
 
 ipra_app = typer.Typer(help="The ИПРА: import extracts from the federal register.",
                        no_args_is_help=True)
@@ -39,7 +41,8 @@ def import_file(
         with Session(engine, expire_on_commit=False) as s:
             try:
                 res = import_ipra(s, text=raw, now=DbClock(engine).now(),
-                                  actor=f"cli:{getpass.getuser()}")
+                                  actor=f"cli:{getpass.getuser()}",
+                                  cfg=EngineConfig.from_settings(get_settings()))
             except IpraInvalid as exc:
                 s.rollback()
                 for e in exc.errors:

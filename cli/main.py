@@ -18,6 +18,7 @@ import typer
 from sqlalchemy.exc import SQLAlchemyError
 
 from cli import ops as ops_cli
+from cli import route_life  # noqa: F401  (registers the route-life commands: 004 п.11–13)
 from cli.agency import agency_app
 from cli.board import escalations_app, routes_list_app
 from cli.calendar import calendar_app

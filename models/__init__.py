@@ -15,6 +15,7 @@ from models.person_file import (
 )
 from models.persons import Person
 from models.providers import ProviderChoice
+from models.route_life import ParticipantRefusal, RouteTimer
 from models.routes import Route, Step
 from models.staff import SigninAttempt, StaffSession, StaffUser
 from models.suspension import StepSuspension
@@ -34,11 +35,13 @@ __all__ = [
     "IpraRecord",
     "Job",
     "Notification",
+    "ParticipantRefusal",
     "Person",
     "PersonDetail",
     "ProcessBeat",
     "ProviderChoice",
     "Route",
+    "RouteTimer",
     "SigninAttempt",
     "StaffSession",
     "StaffUser",

@@ -23,6 +23,7 @@ class RouteStatus(StrEnum):
     completed = "completed"
     cancelled = "cancelled"
     suspended = "suspended"  # consent withdrawn (152-ФЗ art. 9 ч.2): nothing goes out
+    terminated = "terminated"  # accompaniment ended (004 п.13): ``Route.end_reason`` says why
 
 
 class StepStatus(StrEnum):
@@ -35,7 +36,8 @@ class StepStatus(StrEnum):
     needs_clarification = "needs_clarification"  # agency rejected: coordinator must clarify
     answered = "answered"  # information provided
     absent = "absent"  # notice that the information is absent (298-п п.11): completed
-    cancelled = "cancelled"  # closed by a supervisor
+    cancelled = "cancelled"  # closed by a supervisor (or its route terminated, 004 п.13)
+    paused = "paused"  # the person refused this participant's accompaniment (004 п.11)
 
     @property
     def terminal(self) -> bool:
@@ -64,6 +66,10 @@ class Route(SQLModel, table=True):
     prefect_state: str | None = Field(default=None, max_length=200, description="last mirrored")
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     completed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    end_reason: str | None = Field(
+        default=None, max_length=30,
+        description="why a terminated route ended (004 п.13): ipra_expired, person_request, "
+                    "grounds_removed")
 
 
 # One step of a route: an interagency request and its answer.

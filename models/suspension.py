@@ -42,3 +42,7 @@ class StepSuspension(SQLModel, table=True):
     suspended_at: datetime = Field(sa_type=UTCDateTime, description="business clock")
     resumed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     reason: str = Field(max_length=500)
+    refusal_id: int | None = Field(
+        default=None, foreign_key="participant_refusal.id", index=True,
+        description="the person's refusal of a participant's accompaniment that paused the "
+                    "step (004 п.11); None: the route's suspension on a consent withdrawal")

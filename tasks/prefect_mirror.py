@@ -62,6 +62,7 @@ import calendars
 from engine.infra import queue
 from engine.infra.backoff import backoff_seconds, retry_async
 from engine.infra.clock import DbClock
+from engine.routes.receipt import steps_awaiting_receipt
 from engine.runtime.handlers import WorkerContext
 from flows.names import ROUTE_FLOW_NAME, STEP_TASK_NAME
 from models.agencies import Agency
@@ -141,6 +142,8 @@ class StepView:
     late_days: int | None = None
     #: the step was ever made ready (a planned step closed with its route never was)
     started: bool = True
+    #: its request lies in a paper/inbox agency's inbox, not yet received (298-п п.11)
+    awaiting_receipt: bool = False
 
 
 @dataclass(frozen=True)
@@ -152,6 +155,7 @@ class RouteView:
     flow_run_id: str | None
     mirrored: str | None
     steps: list[StepView]
+    end_reason: str | None = None  # a terminated route's (004 п.13)
 
 
 def _overdue_days(due_date: date | None, due_at: datetime | None, region: str,
@@ -177,6 +181,8 @@ def load_view(engine: Engine, route_id: str, now: datetime | None = None) -> Rou
                            .order_by(col(Step.seq))))
         ids = {st.agency_id for st in rows if st.agency_id}
         agencies = {a.id: a for a in s.exec(select(Agency).where(col(Agency.id).in_(ids)))}
+        unreceived = steps_awaiting_receipt(
+            s, [st.id for st in rows if st.status is StepStatus.sending])
         rungs: dict[str, EscalationLevel] = {}
         for step_id, level in s.exec(
             select(Escalation.step_id, Escalation.level)
@@ -203,9 +209,11 @@ def load_view(engine: Engine, route_id: str, now: datetime | None = None) -> Rou
                 st.answer_by_date, st.send_by_date, st.prefect_task_run_id, st.prefect_state,
                 overdue_days=overdue, escalation=rungs.get(st.id),
                 late_days=st.late_working_days, started=st.ready_at is not None,
+                awaiting_receipt=st.id in unreceived,
             ))
         return RouteView(route.id, route.region, route.template, route.status,
-                         route.prefect_flow_run_id, route.prefect_state, steps)
+                         route.prefect_flow_run_id, route.prefect_state, steps,
+                         end_reason=route.end_reason)
 
 
 def _d(day: date | None) -> str:
@@ -238,6 +246,13 @@ def step_state(st: StepView) -> State | None:
         return None
     late = st.overdue_days is not None
     escalated = st.escalation is EscalationLevel.escalated
+    if st.status is StepStatus.sending and st.awaiting_receipt:  # 298-п Порядок п.10, п.11
+        return State(type=StateType.RUNNING,
+                     name="Escalated" if escalated else "SendOverdue" if late
+                     else "AwaitingReceipt",
+                     message=f"request in {st.agency}'s inbox, awaiting receipt (the answer "
+                             f"period starts then); send by {_d(st.send_by_date)}"
+                             f"{_overdue(st)}")
     if st.status is StepStatus.sending:
         return State(type=StateType.RUNNING,
                      name="Escalated" if escalated else "SendOverdue" if late else "Sending",
@@ -248,6 +263,10 @@ def step_state(st: StepView) -> State | None:
                      name="Escalated" if escalated else "Overdue" if late else "AwaitingAnswer",
                      message=f"waiting for {st.agency}, answer due {_d(st.answer_by_date)}"
                              f"{_overdue(st)}")
+    if st.status is StepStatus.paused:  # 004 п.11
+        return State(type=StateType.PAUSED, name="Paused",
+                     message=f"the person refused {st.agency}'s accompaniment; nothing goes "
+                             "out until it is resumed")
     if st.status is StepStatus.needs_clarification:
         return State(type=StateType.PAUSED, name="NeedsClarification",
                      message=f"{st.agency} asked for clarification; waiting for the "
@@ -279,6 +298,11 @@ def route_state(view: RouteView) -> State:
         done = sum(s.status in (StepStatus.answered, StepStatus.absent) for s in view.steps)
         return State(type=StateType.CANCELLED, name="Cancelled",
                      message=f"route cancelled by a supervisor after {done} of {n} steps")
+    if view.status is RouteStatus.terminated:  # 004 п.13
+        done = sum(s.status in (StepStatus.answered, StepStatus.absent) for s in view.steps)
+        return State(type=StateType.CANCELLED, name="Terminated",
+                     message=f"accompaniment ended ({view.end_reason}) after {done} of {n} "
+                             "steps")
     if view.status is RouteStatus.suspended:  # 152-ФЗ art. 9 ч.2
         done = sum(s.status in (StepStatus.answered, StepStatus.absent) for s in view.steps)
         return State(type=StateType.CANCELLED, name="Suspended",

@@ -15,6 +15,7 @@ from api.web import (
     admin_staff,
     application_pages,
     inbox_pages,
+    route_life_pages,
     routes_pages,
     sign_in,
     supervisor_pages,
@@ -27,8 +28,8 @@ def install(app: FastAPI) -> None:
     ``docs_url=None, redoc_url=None``)."""
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     app.mount("/static-docs", StaticFiles(directory=sign_in.DOCS_STATIC), name="static-docs")
-    for module in (sign_in, routes_pages, supervisor_pages, inbox_pages, application_pages,
-                   admin_agencies, admin_staff, admin_reference):
+    for module in (sign_in, routes_pages, route_life_pages, supervisor_pages, inbox_pages,
+                   application_pages, admin_agencies, admin_staff, admin_reference):
         app.include_router(module.router)
 
     @app.exception_handler(SignInRequired)

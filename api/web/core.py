@@ -31,11 +31,12 @@ HERE = Path(__file__).parent
 ROLE_RU = {StaffRole.coordinator: "координатор", StaffRole.supervisor: "куратор (Минсоцполитики)",
            StaffRole.agency: "сотрудник ведомства", StaffRole.admin: "администратор"}
 ROUTE_STATUS_RU = {"active": "в работе", "completed": "завершён", "cancelled": "отменён",
-                   "suspended": "приостановлен"}
+                   "suspended": "приостановлен", "terminated": "сопровождение прекращено"}
 STEP_STATUS_RU = {"planned": "запланирован", "sending": "отправляется",
                   "awaiting": "ожидает ответа", "needs_clarification": "нужно уточнение",
                   "answered": "получен ответ", "absent": "сведения отсутствуют",
-                  "cancelled": "закрыт"}
+                  "cancelled": "закрыт", "paused": "приостановлен (отказ от сопровождения)",
+                  "awaiting_receipt": "ожидает получения"}
 AGENCY_ROLE_RU = {
     AgencyRole.mse: "бюро МСЭ", AgencyRole.sfr: "отделение Социального фонда",
     AgencyRole.social_policy: "социальная политика", AgencyRole.education: "образование",

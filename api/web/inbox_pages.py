@@ -20,12 +20,13 @@ from sqlmodel import Session
 from api.web.core import DbDep, FormViewer, Viewer, ViewerDep, page, refuse
 from api.web.messages import refusal_ru
 from engine.agencies.reads import agency_by_id
-from engine.answers.by_hand import answer_by_hand, record_receipt
+from engine.answers.by_hand import answer_by_hand
 from engine.answers.intake import StoredAnswer
 from engine.answers.reads import answer_to, open_requests, request_by_id
 from engine.errors import EngineError
 from engine.persons.reads import get_person, record_read
 from engine.routes.reads import get_route, step_by_id
+from engine.routes.receipt import confirm_receipt
 from models.agencies import AgencyRequest
 from models.routes import Route, Step, StepStatus
 from models.staff import StaffRole
@@ -68,7 +69,9 @@ def _request_page(request: Request, v: Viewer, s: Session, request_id: str,
                   answer_error: str = "", code: int = 200) -> HTMLResponse:
     now: datetime = request.app.state.clock.now()
     req, step, route = _own_request(s, v, request_id, now)
-    received_now = record_receipt(s, req, route_id=route.id, actor=v.actor, now=now)
+    # the first opening is the receipt: the answer period starts (298-п Порядок п.11)
+    received_now = confirm_receipt(s, request.app.state.cfg, request_id=req.id, now=now,
+                                   actor=v.actor).recorded
     person = get_person(s, route.person_id)
     record_read(s, actor=v.actor, now=now, person_id=route.person_id, what="agency_request",
                 entity="request", entity_id=req.id, route_id=route.id)

@@ -28,6 +28,7 @@ from engine.escalations.reads import escalations_of_route
 from engine.persons.reads import get_person, record_read
 from engine.routes.board import Filters, board, late_by_agency, matching, step_due, step_late
 from engine.routes.reads import get_route, step_by_id, steps_of
+from engine.routes.receipt import steps_awaiting_receipt
 from engine.supervisor import actions as sv
 from engine.supervisor.reads import staff_actions_on_route
 from models.agencies import RequestChannel
@@ -38,7 +39,12 @@ from models.templates import TEMPLATES
 router = APIRouter(include_in_schema=False)
 READERS = (StaffRole.coordinator, StaffRole.supervisor, StaffRole.admin)
 PERSON_READERS = (StaffRole.coordinator, StaffRole.admin)
-NOTICE_RU = DONE_RU
+#: what a route life form did (``api.web.route_life_pages``), shown on the route page
+LIFE_DONE_RU = {"refuse": "Отказ от сопровождения записан: шаги приостановлены.",
+                "resume": "Сопровождение возобновлено с оставшимися рабочими днями.",
+                "terminate": "Сопровождение прекращено по заявлению.",
+                "receipt": "Получение запроса отмечено: срок ответа считается с этого дня."}
+NOTICE_RU = DONE_RU | LIFE_DONE_RU
 # supervisors' actions as the audit names them (engine/supervisor/actions.py)
 ACTION_RU = {"acknowledged": "принято в работу", "deadline_extended": "срок продлён",
              "reassigned": "передано другому ведомству", "closed": "шаг закрыт"}
@@ -100,13 +106,17 @@ def _marks(s: Session, route_id: str, steps: list[Step], region: str) -> list[Ma
 
 @router.get("/routes/{route_id}", response_class=HTMLResponse)
 def route_page(request: Request, route_id: str, v: ViewerDep, s: DbDep,
-               notice: Annotated[str, Query(max_length=40)] = "") -> HTMLResponse:
+               notice: Annotated[str, Query(max_length=300)] = "") -> HTMLResponse:
     """Маршрут: шкала сроков, шаги, эскалации, история, данные заявителя."""
-    return _route_page(request, v, s, route_id, notice=notice)
+    return route_page_view(request, v, s, route_id, notice=notice)
 
 
-def _route_page(request: Request, v: Viewer, s: Session, route_id: str, *, notice: str = "",
-                answer_error: str = "", code: int = 200) -> HTMLResponse:
+def route_page_view(request: Request, v: Viewer, s: Session, route_id: str, *,
+                    notice: str = "", answer_error: str = "", life_error: str = "",
+                    receipt_error: str = "", code: int = 200) -> HTMLResponse:
+    """The route page; a refused form comes back to it with its Russian message beside it
+    (``answer_error``: the paper answer; ``life_error``: refusal / resumption / termination;
+    ``receipt_error``: a paper request's receipt) and ``code``."""
     now: datetime = request.app.state.clock.now()
     route = get_route(s, route_id[:40])
     if route is None or not allowed(v, *READERS, region=route.region):
@@ -141,9 +151,18 @@ def _route_page(request: Request, v: Viewer, s: Session, route_id: str, *, notic
         if req is not None and req.channel is RequestChannel.inbox and \
                 v.role in (StaffRole.coordinator, StaffRole.admin):
             paper = req
+    coordinator = v.role in (StaffRole.coordinator, StaffRole.admin)
+    unreceived = steps_awaiting_receipt(s, [st.id for st in steps])
+    receipts = [(st, st.current_request_id) for st in steps
+                if st.id in unreceived and coordinator]
+    participants = sorted({(st.agency_id, names.get(st.agency_id, st.agency_id))
+                           for st in steps if st.agency_id})
     s.commit()
     template = TEMPLATES.get(route.template)
     return page(request, v, "route.html", status_code=code, route=route, rows=rows, chart=chart,
+                unreceived=unreceived, receipts=receipts, participants=participants,
+                life_form=coordinator and route.status is RouteStatus.active,
+                today=today, life_error=life_error, receipt_error=receipt_error,
                 escalations=escalations, history=history, person=person, paper=paper,
                 template_title=template.title if template else route.template,
                 prefect_ui=prefect_ui_base(), notice=NOTICE_RU.get(notice, ""),
@@ -175,6 +194,6 @@ def route_paper_answer(request: Request, route_id: str, request_id: str, v: Form
                                 comment=comment, nonce=nonce, actor=v.actor, now=now)
     except EngineError as exc:
         s.rollback()
-        return _route_page(request, v, s, route.id, answer_error=refusal_ru(exc), code=422)
+        return route_page_view(request, v, s, route.id, answer_error=refusal_ru(exc), code=422)
     s.commit()
     return RedirectResponse(f"/routes/{route.id}?notice={ack(stored)}", status_code=303)

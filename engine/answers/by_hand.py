@@ -12,11 +12,11 @@ from sqlmodel import Session
 
 from engine.answers.intake import AnswerIn, IncomingAnswer, StoredAnswer, record_answers
 from engine.errors import EngineError
-from engine.infra import audit
 from models.agencies import AgencyRequest, AnswerOutcome, RequestChannel
 from models.text import is_blank
 
 RECEIPT_ACTION = "received_by_agency"
+"""The audit action of a paper/inbox request's receipt (``engine.routes.receipt``)."""
 
 
 def answer_by_hand(session: Session, *, request_id: str, outcome: str, information: str,
@@ -53,22 +53,3 @@ def answer_by_hand(session: Session, *, request_id: str, outcome: str, informati
     if isinstance(result, EngineError):
         raise result
     return result
-
-
-def record_receipt(session: Session, req: AgencyRequest, *, route_id: str, actor: str,
-                   now: datetime) -> bool:
-    """The first opening of a paper/inbox request by its agency is its receipt: one audit
-    record (298-п Порядок п.11: the answer period runs from receipt). True when recorded
-    now, False when it was received before."""
-    from sqlmodel import select
-
-    from models.audit import AuditEvent
-
-    seen = session.exec(select(AuditEvent.id).where(
-        AuditEvent.entity == "request", AuditEvent.entity_id == req.id,
-        AuditEvent.action == RECEIPT_ACTION).limit(1)).first()
-    if seen is not None:
-        return False
-    audit.record(session, at=now, actor=actor, entity="request", entity_id=req.id,
-                 route_id=route_id, action=RECEIPT_ACTION, after={"channel": req.channel.value})
-    return True

@@ -39,11 +39,14 @@ from engine.agencies.providers import OPEN_STEP
 from engine.errors import EngineError
 from engine.escalations import timers
 from engine.infra import audit
+from engine.routes.ipra_term import arm_ipra_expiry
 from engine.routes.transitions import SYSTEM, EngineConfig, check_ipra_deadlines
+from models import regions
 from models.agencies import Agency, AgencyRequest, RequestChannel, RequestState
 from models.audit import AuditEvent
 from models.basic_application import ApplicationIn, date_problems, same_name
 from models.jobs import Job, JobKind
+from models.person_file import IpraRecord
 from models.persons import Person
 from models.routes import Route, RouteStatus, Step, StepStatus
 from models.templates import TEMPLATES, get_template
@@ -383,20 +386,22 @@ def _register(batch: _Batch, cfg: EngineConfig, app: ApplicationIn, person: dict
     agency = _pick(agencies[(step.role, region)], load)
     step.agency_id = agency.id
     step.status = StepStatus.sending
-    send = calendars.deadline(reg_at, st.send_days, cfg.sender_region)
+    send_days = regions.send_days(region, st.send_days)  # the region's act (models/regions)
+    send = calendars.deadline(reg_at, send_days, regions.send_calendar(region, cfg.sender_region))
     step.ready_at = reg_at
     step.send_by, step.send_by_date = send.due_at, send.due_date
     step.deadline_provisional = send.provisional
-    send_timers = batch.add_timers(timers.ladder_timers(
-        DeadlineKind.send_by, step, due=send, anchor_at=reg_at, working_days=st.send_days,
+    batch.add_timers(timers.ladder_timers(
+        DeadlineKind.send_by, step, due=send, anchor_at=reg_at, working_days=send_days,
         ladder=ladder, version=versions[0]), actor=actor)
     versions[0] += 1
     request_id = new_id("tk")
-    expected = calendars.deadline(now, st.answer_days, agency.region)
+    answer_days = regions.answer_days(region, st.answer_days)
+    expected = calendars.deadline(now, answer_days, agency.region)
     body: dict[str, Any] = {
         "task_id": request_id, "idempotency_key": request_id, "route_id": route_id,
         "step": step.kind, "requested": st.requested, "basis": st.basis,
-        "answer_within_working_days": st.answer_days,
+        "answer_within_working_days": answer_days,
         "answer_by": expected.due_at.isoformat(),
         "answer_by_date": expected.due_date.isoformat(),
         "callback_url": f"{cfg.public_base_url}/webhooks/agencies/{agency.id}",
@@ -413,34 +418,12 @@ def _register(batch: _Batch, cfg: EngineConfig, app: ApplicationIn, person: dict
     mirror_jobs = 0
     if channel is RequestChannel.http:
         batch.job(JobKind.send_request, request_id)
-    else:  # the agency's inbox: delivered at once (engine.routes.transitions.mark_delivered)
+    else:  # the agency's inbox: placed there now, the answer period starts on its receipt
+        # (298-п Порядок п.11; engine.routes.receipt): the send-by timers keep running
         request["state"] = RequestState.delivered
         request["delivered_at"] = now
-        due = calendars.deadline(now, st.answer_days, agency.region)
-        step.status = StepStatus.awaiting
-        step.sent_at = now
-        step.answer_by, step.answer_by_date = due.due_at, due.due_date
-        step.deadline_provisional = step.deadline_provisional or due.provisional
-        reason = "request delivered"
-        for i in send_timers:  # scheduled and cancelled in the same transaction
-            t = batch.timers[i]
-            t["status"] = TimerStatus.cancelled
-            t["cancelled_reason"] = reason
-            batch.audit.append((TIMERS_ACTOR, "timer", i, "cancelled", route_id,
-                                {"status": TimerStatus.pending.value},
-                                {"status": TimerStatus.cancelled.value, "kind": t["kind"].value,
-                                 "deadline_version": t["deadline_version"]}, reason))
-        batch.add_timers(timers.answer_timers(
-            step, region=agency.region, anchor_at=now, answer_days=st.answer_days,
-            ladder=ladder, version=versions[0]), actor=TIMERS_ACTOR)
-        versions[0] += 1
-        batch.audit.append((SYSTEM, "request", request_id, "delivered", route_id, None,
-                            {"channel": channel.value, "attempts": 0}, None))
-        batch.audit.append((SYSTEM, "step", step.id, "awaiting_answer", route_id,
-                            {"status": StepStatus.sending.value},
-                            {"status": step.status.value, "answer_by": due.due_date,
-                             "provisional": due.provisional}, None))
-        mirror_jobs += 1 if cfg.mirror else 0
+        batch.audit.append((SYSTEM, "request", request_id, "placed_in_inbox", route_id, None,
+                            {"agency_id": agency.id, "awaiting_receipt": True}, None))
     batch.audit.append((actor, "step", step.id, "ready", route_id,
                         {"status": StepStatus.planned.value},
                         {"status": step.status.value, "agency_id": agency.id,
@@ -491,8 +474,23 @@ def import_applications(session: Session, cfg: EngineConfig,
         route_ids.append(_register(batch, cfg, app, person, agencies, load, actor=actor,
                                    coordinator_id=coordinator_id))
     batch.write(session)
+    _arm_expiry_timers(session, route_ids, now=now, actor=actor)
     return ImportResult(routes=len(route_ids), persons_created=created, persons_reused=reused,
                         route_ids=route_ids)
+
+
+def _arm_expiry_timers(session: Session, route_ids: list[str], *, now: datetime,
+                       actor: str) -> None:
+    """The ИПРА-expiry timer (004 п.13 а; ``engine.routes.ipra_term``) of each new route whose
+    person has an ИПРА on file — one query finds them; a person new to the file has none."""
+    if not route_ids:
+        return
+    with session.no_autoflush:
+        rows = list(session.exec(
+            select(Route).join(IpraRecord, col(IpraRecord.person_id) == col(Route.person_id))
+            .where(col(Route.id).in_(route_ids)).distinct()))
+    for route in rows:
+        arm_ipra_expiry(session, route, now=now, actor=actor)
 
 
 def import_file(engine: Engine, cfg: EngineConfig, path: Path, *, now: datetime, actor: str,

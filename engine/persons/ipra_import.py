@@ -19,6 +19,8 @@ from engine.errors import EngineError
 from engine.infra import audit
 from engine.persons.applications import find_or_create_person, ipra_history
 from engine.persons.consent_withdrawal import processing_stopped
+from engine.routes.termination import on_new_ipra
+from engine.routes.transitions import EngineConfig
 from models.input_validation import FieldError
 from models.ipra import Ipra, IpraOrderError, latest_ipra, parse_ipra_extract
 from models.person_file import IpraRecord
@@ -48,8 +50,12 @@ class IpraImported:
 
 
 def import_ipra(session: Session, *, text: str | bytes, now: datetime,
-                actor: str) -> IpraImported:
-    """Import one extract; IpraInvalid (every field) or IpraConflict, else the stored row."""
+                actor: str, cfg: EngineConfig | None = None) -> IpraImported:
+    """Import one extract; IpraInvalid (every field) or IpraConflict, else the stored row.
+
+    With ``cfg``, a new ИПРА acts on the person's live routes in the same transaction
+    (``engine.routes.termination.on_new_ipra``): no degree-2/3 limitation left ends them
+    (004 п.13 в), else their ИПРА-expiry timers follow the new term (п.13 а)."""
     checked = parse_ipra_extract(text)
     if checked.value is None:
         raise IpraInvalid(checked.errors)
@@ -111,4 +117,6 @@ def import_ipra(session: Session, *, text: str | bytes, now: datetime,
                  after={"person_id": person.id, "extract_id": row.extract_id,
                         "current": latest.number == ipra.number,
                         "supersedes": [str(r.id) for r in rows if r.number in superseded]})
+    if cfg is not None and latest.number == ipra.number:
+        on_new_ipra(session, cfg, person_id=person.id, now=now, actor=actor)
     return IpraImported(row, person, True, person_created, tuple(superseded))

@@ -31,13 +31,14 @@ from engine.infra import audit
 from engine.infra.locks import lock_step
 from engine.infra.queue import enqueue
 from engine.routes.transitions import EngineConfig, mirror_later
+from models import regions
 from models.agencies import Agency, AgencyRequest, RequestChannel, RequestState
 from models.consent import ConsentPurpose, ConsentRecord, consent_status
 from models.jobs import JobKind
 from models.person_file import ConsentVersion
 from models.routes import Route, RouteStatus, Step, StepStatus
 from models.suspension import StepSuspension
-from models.templates import template_of
+from models.templates import RouteTemplate, template_of
 from models.timers import DeadlineKind
 
 
@@ -85,8 +86,8 @@ def record_remaining(session: Session, cfg: EngineConfig, route: Route, step: St
                      now: datetime, reason: str) -> StepSuspension | None:
     """Store what an open step had left at the route's suspension (before its timers stop);
     None for a step that is done or not started."""
-    if step.status.terminal or step.status is StepStatus.planned:
-        return None
+    if step.status.terminal or step.status in (StepStatus.planned, StepStatus.paused):
+        return None  # a paused step keeps the row of its refusal (engine.routes.refusal)
     answer_region = route.region
     if step.agency_id is not None:
         agency = session.get(Agency, step.agency_id)
@@ -96,7 +97,9 @@ def record_remaining(session: Session, cfg: EngineConfig, route: Route, step: St
     row = StepSuspension(
         step_id=step.id, route_id=route.id, status=step.status.value,
         request_id=step.current_request_id,
-        send_days_left=days_left(step.send_by_date, cfg.sender_region, now) if sending else None,
+        send_days_left=days_left(step.send_by_date,
+                                 regions.send_calendar(route.region, cfg.sender_region),
+                                 now) if sending else None,
         send_by_date=step.send_by_date if sending else None,
         answer_days_left=days_left(step.answer_by_date, answer_region, now) if awaiting
         else None,
@@ -149,7 +152,8 @@ def resume_route(session: Session, cfg: EngineConfig, *, route_id: str, now: dat
     template = template_of(route)
     out = Resumed(route_id=route.id)
     rows = list(session.exec(select(StepSuspension).where(
-        StepSuspension.route_id == route.id, col(StepSuspension.resumed_at).is_(None))
+        StepSuspension.route_id == route.id, col(StepSuspension.resumed_at).is_(None),
+        col(StepSuspension.refusal_id).is_(None))
         .order_by(col(StepSuspension.id))))
     route.status = RouteStatus.active
     session.add(route)
@@ -160,55 +164,8 @@ def resume_route(session: Session, cfg: EngineConfig, *, route_id: str, now: dat
         session.add(row)
         if step.status.terminal:
             continue
-        out.steps.append(step.id)
-        ladder = template.ladder_for(step.seq, cfg.default_ladder)
-        version = timers.next_version(session, step.id)
-        specs: list[timers.TimerSpec] = []
-        after: dict[str, object] = {"status": step.status.value}
-        if step.status is StepStatus.sending and row.send_days_left is not None:
-            due = due_after(now, row.send_days_left, cfg.sender_region)
-            step.send_by, step.send_by_date = due.due_at, due.due_date
-            specs += timers.ladder_timers(DeadlineKind.send_by, step, due=due, anchor_at=now,
-                                          working_days=row.send_days_left, ladder=ladder,
-                                          version=version)
-            after |= {"send_by": due.due_date, "send_days_left": row.send_days_left}
-        if step.status is StepStatus.awaiting and row.answer_days_left is not None:
-            region = route.region
-            if step.agency_id is not None:
-                agency = session.get(Agency, step.agency_id)
-                region = agency.region if agency is not None else region
-            due = due_after(now, row.answer_days_left, region)
-            step.answer_by, step.answer_by_date = due.due_at, due.due_date
-            step.deadline_provisional = due.provisional
-            specs += timers.answer_timers(step, region=region, anchor_at=now,
-                                          answer_days=row.answer_days_left, ladder=ladder,
-                                          version=version)
-            after |= {"answer_by": due.due_date, "answer_days_left": row.answer_days_left}
-        if step.complete_by_date is not None and row.complete_days_left is not None:
-            if step.complete_by_source == "ipra" and step.ipra_due_date is not None:
-                # the ИПРА's «срок исполнения» is the МСЭ's date: a suspension does not move it
-                due = timers.end_of_day(step.ipra_due_date, route.region)
-                days = 0
-            else:
-                days = row.complete_days_left
-                due = due_after(now, days, route.region)
-            step.complete_by_date = due.due_date
-            specs += timers.ladder_timers(DeadlineKind.complete_by, step, due=due,
-                                          anchor_at=now, working_days=days, ladder=ladder,
-                                          version=version)
-            after |= {"complete_by": due.due_date}
-        session.add(step)
-        out.timers_armed += len(timers.add_timers(session, specs, now=now, actor=actor,
-                                                  reason="route resumed"))
-        req = session.get(AgencyRequest, row.request_id) if row.request_id else None
-        if req is not None and req.id == step.current_request_id and \
-                req.state is RequestState.cancelled and step.status in (
-                    StepStatus.sending, StepStatus.awaiting):
-            _resend(session, req, now=now, actor=actor, route_id=route.id)
-            out.requests_resent.append(req.id)
-            after["request_id"] = req.id
-        audit.record(session, at=now, actor=actor, entity="step", entity_id=step.id,
-                     route_id=route.id, action="resumed", after=after, reason=reason)
+        resume_step(session, cfg, route, template, row, step, now=now, actor=actor,
+                    reason=reason, out=out)
     audit.record(session, at=now, actor=actor, entity="route", entity_id=route.id,
                  route_id=route.id, action="resumed",
                  before={"status": RouteStatus.suspended.value},
@@ -238,3 +195,62 @@ def _resend(session: Session, req: AgencyRequest, *, now: datetime, actor: str,
     audit.record(session, at=now, actor=actor, entity="request", entity_id=req.id,
                  route_id=route_id, action="resent_on_resume", before=before,
                  after={"state": req.state.value, "idempotency_key": req.idempotency_key})
+
+
+def resume_step(session: Session, cfg: EngineConfig, route: Route, template: RouteTemplate,
+                row: StepSuspension, step: Step, *, now: datetime, actor: str, reason: str,
+                out: Resumed) -> None:
+    """Give one stopped step back what ``row`` says it had left (the caller locked the step
+    and set its status back): each deadline that many working days after ``now`` with its
+    ladder, and its withdrawn request sent again under its own idempotency key. Audited
+    (``resumed``); shared by the consent resume and the participant's resume (004 п.11)."""
+    out.steps.append(step.id)
+    ladder = template.ladder_for(step.seq, cfg.default_ladder)
+    version = timers.next_version(session, step.id)
+    specs: list[timers.TimerSpec] = []
+    after: dict[str, object] = {"status": step.status.value}
+    if step.status is StepStatus.sending and row.send_days_left is not None:
+        due = due_after(now, row.send_days_left,
+                        regions.send_calendar(route.region, cfg.sender_region))
+        step.send_by, step.send_by_date = due.due_at, due.due_date
+        specs += timers.ladder_timers(DeadlineKind.send_by, step, due=due, anchor_at=now,
+                                      working_days=row.send_days_left, ladder=ladder,
+                                      version=version)
+        after |= {"send_by": due.due_date, "send_days_left": row.send_days_left}
+    if step.status is StepStatus.awaiting and row.answer_days_left is not None:
+        region = route.region
+        if step.agency_id is not None:
+            agency = session.get(Agency, step.agency_id)
+            region = agency.region if agency is not None else region
+        due = due_after(now, row.answer_days_left, region)
+        step.answer_by, step.answer_by_date = due.due_at, due.due_date
+        step.deadline_provisional = due.provisional
+        specs += timers.answer_timers(step, region=region, anchor_at=now,
+                                      answer_days=row.answer_days_left, ladder=ladder,
+                                      version=version)
+        after |= {"answer_by": due.due_date, "answer_days_left": row.answer_days_left}
+    if step.complete_by_date is not None and row.complete_days_left is not None:
+        if step.complete_by_source == "ipra" and step.ipra_due_date is not None:
+            # the ИПРА's «срок исполнения» is the МСЭ's date: a suspension does not move it
+            due = timers.end_of_day(step.ipra_due_date, route.region)
+            days = 0
+        else:
+            days = row.complete_days_left
+            due = due_after(now, days, route.region)
+        step.complete_by_date = due.due_date
+        specs += timers.ladder_timers(DeadlineKind.complete_by, step, due=due,
+                                      anchor_at=now, working_days=days, ladder=ladder,
+                                      version=version)
+        after |= {"complete_by": due.due_date}
+    session.add(step)
+    out.timers_armed += len(timers.add_timers(session, specs, now=now, actor=actor,
+                                              reason="route resumed"))
+    req = session.get(AgencyRequest, row.request_id) if row.request_id else None
+    if req is not None and req.id == step.current_request_id and \
+            req.state is RequestState.cancelled and step.status in (
+                StepStatus.sending, StepStatus.awaiting):
+        _resend(session, req, now=now, actor=actor, route_id=route.id)
+        out.requests_resent.append(req.id)
+        after["request_id"] = req.id
+    audit.record(session, at=now, actor=actor, entity="step", entity_id=step.id,
+                 route_id=route.id, action="resumed", after=after, reason=reason)

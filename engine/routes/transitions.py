@@ -26,6 +26,8 @@ from engine.infra.locks import lock_step, reread
 from engine.infra.queue import buffered as queue_buffered
 from engine.infra.queue import enqueue
 from engine.infra.settings import Settings
+from engine.routes.ipra_term import arm_ipra_expiry
+from models import regions
 from models.agencies import (
     Agency,
     AgencyAnswer,
@@ -187,6 +189,7 @@ def _register_application(
     for step in ready_steps(template, steps):
         _start_step(session, cfg, route, template, step, ready_at=reg_at, now=now,
                     actor=actor)
+    arm_ipra_expiry(session, route, now=now, actor=actor)  # 004 п.13 а
     mirror_later(session, cfg, route.id)
     return route
 
@@ -317,13 +320,18 @@ def arm_send_deadline(
     the sender's region (298-п Порядок п.10) — and its timers: level 1 at the deadline,
     level 2 some working days later (a new deadline version)."""
     st = template.step(step.seq)
-    send = calendars.deadline(ready_at, st.send_days, cfg.sender_region)
+    route = session.get(Route, step.route_id)
+    assert route is not None
+    # the route's region's act and calendar (models/regions.py; default: 298-п)
+    days = regions.send_days(route.region, st.send_days)
+    send = calendars.deadline(ready_at, days,
+                              regions.send_calendar(route.region, cfg.sender_region))
     step.ready_at = ready_at
     step.send_by, step.send_by_date = send.due_at, send.due_date
     step.deadline_provisional = send.provisional
     session.add(step)
     timers.add_timers(session, timers.ladder_timers(
-        DeadlineKind.send_by, step, due=send, anchor_at=ready_at, working_days=st.send_days,
+        DeadlineKind.send_by, step, due=send, anchor_at=ready_at, working_days=days,
         ladder=template.ladder_for(step.seq, cfg.default_ladder),
         version=timers.next_version(session, step.id)), now=now, actor=actor)
     return send
@@ -339,7 +347,8 @@ def _new_request(
     if route.status is RouteStatus.suspended:  # 152-ФЗ art. 9 ч.2: consent withdrawn
         raise EngineError(f"route: {route.id} is suspended (consent withdrawn): no request")
     request_id = new_id("tk")
-    expected = calendars.deadline(now, st.answer_days, agency.region)
+    answer_days = regions.answer_days(route.region, st.answer_days)  # the region's act
+    expected = calendars.deadline(now, answer_days, agency.region)
     # 152-ФЗ: the stored body carries identifiers only; the subject's identifying data is
     # taken from ``person`` when the request is sent (``request_body``).
     body: dict[str, Any] = {
@@ -349,7 +358,7 @@ def _new_request(
         "step": step.kind,
         "requested": st.requested,
         "basis": st.basis,
-        "answer_within_working_days": st.answer_days,
+        "answer_within_working_days": answer_days,
         "answer_by": expected.due_at.isoformat(),
         "answer_by_date": expected.due_date.isoformat(),
         "callback_url": f"{cfg.public_base_url}/webhooks/agencies/{agency.id}",
@@ -370,8 +379,13 @@ def _new_request(
         enqueue(session, JobKind.send_request, req.id)
     else:
         # 298-п Регламент п.13: paper or electronic exchange; the inbox is the agency's desk.
-        session.flush()
-        mark_delivered(session, cfg, req, now=now)
+        # It is put there now; the answer period starts on its receipt (Порядок п.11):
+        # when the agency opens it, or staff record a paper delivery (engine.routes.receipt).
+        req.state = RequestState.delivered
+        req.delivered_at = now
+        audit.record(session, at=now, actor=SYSTEM, entity="request", entity_id=req.id,
+                     route_id=route.id, action="placed_in_inbox",
+                     after={"agency_id": agency.id, "awaiting_receipt": True})
     return req
 
 
@@ -405,18 +419,20 @@ def request_body(stored: Mapping[str, Any], subject: Mapping[str, str]) -> dict[
 
 
 def mark_delivered(session: Session, cfg: EngineConfig, req: AgencyRequest, *,
-                   now: datetime) -> None:
+                   now: datetime, received_at: datetime | None = None) -> None:
     """``_mark_delivered``, its audit records written with one statement."""
     with audit.buffered(session), queue_buffered(session):
-        _mark_delivered(session, cfg, req, now=now)
+        _mark_delivered(session, cfg, req, now=now, received_at=received_at)
 
 
 def _mark_delivered(session: Session, cfg: EngineConfig, req: AgencyRequest, *,
-                    now: datetime) -> None:
+                    now: datetime, received_at: datetime | None = None) -> None:
     """The agency received the request: the 5-working-day answer period starts the next
-    day in the agency's time zone (298-п Порядок п.11, Регламент п.12). The send-by ladder
-    stops: its open escalations are resolved with the send's lateness in working days
-    (298-п Порядок п.10)."""
+    day in the agency's time zone (298-п Порядок п.11, Регламент п.12: «со дня получения»).
+    The send-by ladder stops: its open escalations are resolved with the send's lateness in
+    working days (298-п Порядок п.10). ``received_at``: when the receipt happened, if before
+    ``now`` (a paper delivery recorded later, ``engine.routes.receipt``); default ``now``
+    (a webhook agency's 2xx)."""
     step = lock_step(session, req.step_id)
     assert step is not None
     # after the lock, the request, its agency and the route read afresh in one statement
@@ -446,9 +462,11 @@ def _mark_delivered(session: Session, cfg: EngineConfig, req: AgencyRequest, *,
                             "step_status": step.status.value,
                             "current_request_id": step.current_request_id})
         return
-    due = calendars.deadline(now, st.answer_days, agency.region)
+    answer_days = regions.answer_days(route.region, st.answer_days)  # the region's act
+    received = min(received_at or now, now)
+    due = calendars.deadline(received, answer_days, agency.region)
     step.status = StepStatus.awaiting
-    step.sent_at = now
+    step.sent_at = received
     step.answer_by = due.due_at
     step.answer_by_date = due.due_date
     step.deadline_provisional = step.deadline_provisional or due.provisional
@@ -456,14 +474,16 @@ def _mark_delivered(session: Session, cfg: EngineConfig, req: AgencyRequest, *,
     timers.cancel_pending(session, step.id, reason="request delivered", now=now,
                           kinds=REQUEST_KINDS)
     if step.send_by_date is not None:
-        late = ladder.days_late(step.send_by_date, step.send_by, cfg.sender_region, now)
+        late = ladder.days_late(step.send_by_date, step.send_by,
+                                regions.send_calendar(route.region, cfg.sender_region),
+                                received)
         ladder.resolve_open(
             session, step, now=now, actor=SYSTEM, action="resolved_by_delivery",
             resolution=(f"request delivered {late} working day(s) late" if late
                         else "request delivered on time"),
             extra={"late_working_days": late}, kinds=(DeadlineKind.send_by,))
     timers.add_timers(session, timers.answer_timers(
-        step, region=agency.region, anchor_at=now, answer_days=st.answer_days,
+        step, region=agency.region, anchor_at=received, answer_days=answer_days,
         ladder=template.ladder_for(step.seq, cfg.default_ladder),
         version=timers.next_version(session, step.id)), now=now)
     audit.record(session, at=now, actor=SYSTEM, entity="request", entity_id=req.id,

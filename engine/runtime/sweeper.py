@@ -36,6 +36,7 @@ from engine.escalations import ladder
 from engine.infra.backoff import backoff_seconds
 from engine.infra.clock import Clock
 from engine.routes.recompute import ensure_calendar_current
+from engine.routes.termination import fire_due_route_timers
 from engine.routes.transitions import EngineConfig, mirror_later
 from models.timers import Timer, TimerStatus
 from models.types import utcnow
@@ -134,7 +135,25 @@ def sweep_due_timers(
         retries = 0
         if len(due) < batch_size and not busy:
             break
+    _sweep_route_timers(engine, clock, cfg, actor=actor, batch_size=batch_size, result=result)
     return result
+
+
+def _sweep_route_timers(engine: Engine, clock: Clock, cfg: EngineConfig, *, actor: str,
+                        batch_size: int, result: SweepResult) -> None:
+    """Fire the due timers of whole routes — the ИПРА's end (004 п.13 а) — one batch per
+    transaction (``engine.routes.termination.fire_due_route_timers``)."""
+    while True:
+        with Session(engine, expire_on_commit=False) as session:
+            done = fire_due_route_timers(session, cfg, now=clock.now(), actor=actor,
+                                         batch_size=batch_size)
+            session.commit()
+        if done.fired:
+            result.fired["ipra_expiry"] = result.fired.get("ipra_expiry", 0) + done.fired
+        result.stale += done.stale
+        if done.fired + done.stale < batch_size:
+            return
+        result.batches += 1
 
 
 # --------------------------------------------------------------------------- the loop

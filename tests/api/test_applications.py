@@ -72,7 +72,8 @@ def test_register_application_starts_the_route(api: tuple[TestClient, dict[str, 
     r = client.post("/api/applications", json=GOOD, headers=h(t["coord"]))
     assert r.status_code == 201, r.text
     body = r.json()
-    assert body["status"] == "active" and body["steps"][0]["status"] == "awaiting"
+    # in the (inbox) agency's inbox, awaiting receipt (298-п Порядок п.11)
+    assert body["status"] == "active" and body["steps"][0]["status"] == "sending"
     assert body["steps"][0]["send_by_date"] == "2025-03-04"  # 1 working day (298-п п.10)
     assert "snils" not in r.text and "Синтетиков" not in r.text
     # the same SNILS again is the same person with a second route

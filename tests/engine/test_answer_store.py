@@ -19,16 +19,19 @@ from models.agencies import AgencyAnswer, AgencyRequest, AnswerOutcome
 from models.audit import AuditEvent
 from models.jobs import Job, JobKind
 from models.persons import Person
+from tests.ladder.conftest import receive_inbox
 
 
 def _requests(db: Engine, clock: DbClock, cfg: EngineConfig,
               people: list[Person]) -> list[AgencyRequest]:
-    """One route per person; their first requests (inbox agencies: delivered at once)."""
+    """One route per person; their first requests (inbox agencies: received at once)."""
     with Session(db, expire_on_commit=False) as s:
-        for p in people:
-            register_application(s, cfg, now=clock.now(), person_id=p.id,
-                                 template_code="supported_living")
+        routes = [register_application(s, cfg, now=clock.now(), person_id=p.id,
+                                       template_code="supported_living") for p in people]
         s.commit()
+    for route in routes:
+        receive_inbox(db, clock, cfg, route.id)  # the agency opens its inbox at once
+    with Session(db, expire_on_commit=False) as s:
         return list(s.exec(select(AgencyRequest).order_by(col(AgencyRequest.created_at))))
 
 

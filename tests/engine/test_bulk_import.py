@@ -27,7 +27,7 @@ SETTINGS = Settings(environment="test", prefect_mirror=True,
                     public_base_url="http://127.0.0.1:9")
 
 # one line of each kind: an agency on HTTP (a send job), one working from its inbox
-# (delivered at once, answer-by timers), ИПРА deadlines (complete-by ladders), a
+# (placed there at once, awaiting receipt), ИПРА deadlines (complete-by ladders), a
 # representative and an earlier registration time
 LINES: list[dict[str, Any]] = [
     {"full_name": "Синтетиков Иван", "birth_date": "1990-05-01",
@@ -126,7 +126,7 @@ def test_import_writes_the_rows_the_single_registration_writes(
         rows_a, rows_b = _route_rows(db, a), _route_rows(db, b)
         for what in rows_a:
             assert rows_b[what] == rows_a[what], what
-    # the inbox route was delivered at once and the HTTP ones wait for their send job
+    # the inbox route's request lies in its inbox and the HTTP ones wait for their send job
     kinds = sorted(j["kind"] for b in result.route_ids for j in _route_rows(db, b)["jobs"])
     assert kinds == ["mirror_route"] * 3 + ["send_request"] * 2
 

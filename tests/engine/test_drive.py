@@ -39,6 +39,7 @@ def test_drive_applies_the_routes_pending_answer(
     assert result.output.strip() == "active"
     with Session(db) as s:
         steps = {x.seq: x.status for x in s.exec(select(Step).where(Step.route_id == route.id))}
-    assert steps[0] is StepStatus.answered and steps[1] is StepStatus.awaiting
+    # the next request lies in its (inbox) agency's inbox, awaiting receipt (298-п п.11)
+    assert steps[0] is StepStatus.answered and steps[1] is StepStatus.sending
     missing = CliRunner().invoke(app, ["route", "drive", "rt_missing"])
     assert missing.exit_code == 2

@@ -45,6 +45,7 @@ from tasks import prefect_mirror as pm
 from tasks.prefect_mirror import RouteView, StepView, load_view, reconcile, route_state, step_state
 from tasks.prefect_server import PrefectServer
 from tests.conftest import kaliningrad
+from tests.ladder.conftest import receive_inbox
 
 slow = pytest.mark.slow
 MIRROR = EngineConfig(sender_region="39", public_base_url="http://127.0.0.1:9",
@@ -87,6 +88,8 @@ def _register(db: Engine, clock: DbClock, people: list[Person]) -> list[str]:
         ids = [register_application(s, MIRROR, now=clock.now(), person_id=p.id,
                                     template_code="supported_living").id for p in people]
         s.commit()
+    for rid in ids:
+        receive_inbox(db, clock, MIRROR, rid)  # the agency opens its inbox at once
     return ids
 
 
@@ -103,6 +106,7 @@ def _answer(db: Engine, clock: DbClock, route_id: str, seq: int, hook: str,
         assert ans.id is not None
         apply_answer(s, MIRROR, ans.id, now=clock.now())
         s.commit()
+    receive_inbox(db, clock, MIRROR, route_id)  # the next agency opens its inbox at once
 
 
 def _jobs(db: Engine) -> dict[str, Job]:

@@ -24,6 +24,7 @@ from models.persons import Person
 from models.routes import Route, RouteStatus, Step, StepStatus
 from models.timers import Timer, TimerKind, TimerStatus
 from tests.conftest import kaliningrad
+from tests.ladder.conftest import receive_inbox
 
 
 def _answer(db: Engine, cfg: EngineConfig, clock: DbClock, step: Step, outcome: AnswerOutcome,
@@ -43,6 +44,7 @@ def _answer(db: Engine, cfg: EngineConfig, clock: DbClock, step: Step, outcome: 
         s.commit()
         fresh = s.get(AgencyAnswer, ans.id)
         assert fresh is not None
+    receive_inbox(db, clock, cfg, step.route_id)  # the next agency opens its inbox at once
     return fresh
 
 
@@ -60,9 +62,10 @@ def test_route_runs_through_its_steps_with_legal_deadlines(
         route = register_application(s, cfg, now=clock.now(), person_id=seeded[0].id,
                                      template_code="supported_living")
         s.commit()
+    receive_inbox(db, clock, cfg, route.id)  # the agency opens its inbox at once
     steps = _steps(db, route.id)
     assert steps[0].send_by_date == date(2026, 1, 12)
-    # inbox agency: delivered at registration -> 5 working days from 30 Dec 2025
+    # inbox agency: received at registration -> 5 working days from 30 Dec 2025
     assert steps[0].status is StepStatus.awaiting
     assert steps[0].answer_by_date == date(2026, 1, 16)
     assert [s.status for s in steps[1:]] == [StepStatus.planned, StepStatus.planned]
@@ -99,6 +102,7 @@ def test_late_answer_is_accepted_and_counted_in_working_days(
         route = register_application(s, cfg, now=clock.now(), person_id=seeded[0].id,
                                      template_code="supported_living")
         s.commit()
+    receive_inbox(db, clock, cfg, route.id)  # the agency opens its inbox at once
     step = _steps(db, route.id)[0]
     assert step.answer_by_date == date(2025, 3, 10)  # 8 Mar 2025 fell on a Saturday: no transfer
     clock.freeze(kaliningrad(2025, 3, 12, 9, 0))  # 11 and 12 Mar: 2 working days late
@@ -114,6 +118,7 @@ def test_duplicate_webhook_id_changes_nothing_and_other_agency_gets_404(
         route = register_application(s, cfg, now=clock.now(), person_id=seeded[0].id,
                                      template_code="supported_living")
         s.commit()
+    receive_inbox(db, clock, cfg, route.id)  # the agency opens its inbox at once
     step = _steps(db, route.id)[0]
     assert step.current_request_id is not None
     with Session(db, expire_on_commit=False) as s:
@@ -152,6 +157,7 @@ def test_rejection_needs_clarification_then_resend(
         route = register_application(s, cfg, now=clock.now(), person_id=seeded[0].id,
                                      template_code="supported_living")
         s.commit()
+    receive_inbox(db, clock, cfg, route.id)  # the agency opens its inbox at once
     step = _steps(db, route.id)[0]
     _answer(db, cfg, clock, step, AnswerOutcome.rejected, "rej")
     step = _steps(db, route.id)[0]
@@ -164,6 +170,7 @@ def test_rejection_needs_clarification_then_resend(
         req = resend_after_clarification(s, cfg, step_id=step.id, clarification="уточнение",
                                          now=clock.now(), actor="u1")
         s.commit()
+    receive_inbox(db, clock, cfg, route.id)
     step2 = _steps(db, route.id)[0]
     assert step2.status is StepStatus.awaiting and step2.current_request_id == req.id
     with Session(db) as s:
@@ -198,6 +205,7 @@ def test_an_answer_applied_late_counts_from_when_it_came(
         route = register_application(s, cfg, now=clock.now(), person_id=seeded[0].id,
                                      template_code="supported_living")
         s.commit()
+    receive_inbox(db, clock, cfg, route.id)  # the agency opens its inbox at once
     first = _steps(db, route.id)[0]
     answered_at = kaliningrad(2025, 3, 4, 11, 0)  # Tuesday
     clock.freeze(answered_at)

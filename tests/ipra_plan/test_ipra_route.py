@@ -36,7 +36,7 @@ from tests.ipra_plan.conftest import (
     register,
     steps,
 )
-from tests.ladder.conftest import Staff, escalations, new_route, sweep
+from tests.ladder.conftest import Staff, escalations, new_route, receive_inbox, sweep
 from tests.person_file.conftest import audits
 
 OPEN = (StepStatus.sending, StepStatus.awaiting)
@@ -85,6 +85,7 @@ def test_replan_is_shown_then_applied_added_cancelled_with_notice_redated(
         staff: dict[str, Staff]) -> None:
     coord = staff["coord39"]
     route_id = register(api, coord, [HEALTH, AIDS, EDUCATION])
+    receive_inbox(db, clock, cfg, route_id)  # the agencies open their inboxes at once
     before = measure_steps(db, route_id)
     aids_request = before["sfr"].current_request_id
     # a new ИПРА: the medical measure later, no wheelchair, social adaptation added

@@ -30,7 +30,7 @@ from models.template_migration import MappingError, parse_mapping
 from models.templates import _data_template
 from tests.conftest import kaliningrad
 from tests.ipra_plan.conftest import answer
-from tests.ladder.conftest import audits, new_route
+from tests.ladder.conftest import audits, new_route, receive_inbox
 
 V2 = '''
 code = "early_help"
@@ -155,7 +155,9 @@ def test_dry_run_lists_exactly_what_the_migration_does_audited_and_idempotent(
         ("individual_programme", StepStatus.cancelled)]
     after_open = {x.kind: x for x in _steps(db, dropped_open)}
     assert after_open["individual_programme"].status is StepStatus.cancelled
-    assert after_open["services_recorded"].status is StepStatus.awaiting  # goes on at once
+    # goes on at once: its request prepared, in the agency's inbox until received
+    assert after_open["services_recorded"].status is StepStatus.sending
+    assert after_open["services_recorded"].current_request_id is not None
     with Session(db) as s:
         req = s.get(AgencyRequest, open_request)
         assert req is not None and req.state is RequestState.cancelled
@@ -187,6 +189,7 @@ def test_a_migrated_route_runs_to_completion_on_the_new_version(
         s.commit()
     answered = []
     for _ in range(6):
+        receive_inbox(db, clock, cfg, route_id)  # the agency opens its inbox
         open_ = [x for x in _steps(db, route_id) if x.status is StepStatus.awaiting]
         if not open_:
             break

@@ -23,6 +23,7 @@ from api.supervisor import history_router, router
 from engine.infra.clock import DbClock
 from engine.infra.queue import pending_count
 from engine.infra.settings import Settings
+from engine.routes.receipt import confirm_receipt, steps_awaiting_receipt
 from engine.routes.transitions import EngineConfig, register_application
 from engine.runtime.sweeper import SweepResult, sweep_due_timers
 from engine.runtime.worker import Worker
@@ -69,7 +70,9 @@ def staff(db: Engine, seeded: list[Person]) -> dict[str, Staff]:
 
 def new_route(db: Engine, clock: DbClock, cfg: EngineConfig, person: Person, *,
               template: str = "supported_living", coordinator_id: str | None = "coord39",
-              at: datetime | None = None, **kw: Any) -> str:
+              at: datetime | None = None, receive: bool = True, **kw: Any) -> str:
+    """Register a route; with ``receive`` its inbox agencies receive the first requests at
+    once (the agency opens its inbox: the answer period starts, 298-п Порядок п.11)."""
     if at is not None:
         clock.freeze(at)
     with Session(db, expire_on_commit=False) as s:
@@ -77,7 +80,23 @@ def new_route(db: Engine, clock: DbClock, cfg: EngineConfig, person: Person, *,
                                      template_code=template, coordinator_id=coordinator_id,
                                      **kw)
         s.commit()
+    if receive:
+        receive_inbox(db, clock, cfg, route.id)
     return route.id
+
+
+def receive_inbox(db: Engine, clock: DbClock, cfg: EngineConfig, route_id: str) -> int:
+    """The route's requests lying in inbox agencies' inboxes are received now (as when
+    the agency opens them, ``engine.routes.receipt``); how many."""
+    with Session(db, expire_on_commit=False) as s:
+        rows = list(s.exec(select(Step).where(Step.route_id == route_id)))
+        waiting = steps_awaiting_receipt(s, [x.id for x in rows])
+        for x in rows:
+            if x.id in waiting and x.current_request_id:
+                confirm_receipt(s, cfg, request_id=x.current_request_id, now=clock.now(),
+                                actor="test:agency-opened-inbox")
+        s.commit()
+    return len(waiting)
 
 
 def sweep(db: Engine, clock: DbClock, cfg: EngineConfig, **kw: object) -> SweepResult:

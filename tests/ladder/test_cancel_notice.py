@@ -108,7 +108,7 @@ def test_inbox_agency_sees_the_cancellation_in_its_inbox(
     client: TestClient, db: Engine, clock: DbClock, cfg: EngineConfig, seeded: list[Person],
     staff: dict[str, Staff],
 ) -> None:
-    route_id = new_route(db, clock, cfg, seeded[0])  # inbox agencies: delivered at once
+    route_id = new_route(db, clock, cfg, seeded[0])  # inbox agencies: received at once (new_route)
     step = step_of(db, route_id, 2)
     first = step_of(db, route_id, 0)
     r = client.post(f"/api/supervisor/steps/{first.id}/close", headers=staff["sup39"].headers,

@@ -19,7 +19,7 @@ from models.routes import Route, RouteStatus, Step, StepStatus
 from models.timers import EscalationStatus, Timer, TimerStatus
 from sim.seed import make_secret, seed_agencies
 from tests.conftest import kaliningrad
-from tests.ladder.conftest import Staff, escalations, new_route, sweep
+from tests.ladder.conftest import Staff, escalations, new_route, receive_inbox, sweep
 
 
 @pytest.fixture
@@ -151,8 +151,8 @@ def test_extend_deadline(client: TestClient, db: Engine, clock: DbClock, cfg: En
 
 
 # ------------------------------------------------------------------------------- reassign
-def test_reassign(client: TestClient, db: Engine, escalated: str,
-                  staff: dict[str, Staff]) -> None:
+def test_reassign(client: TestClient, db: Engine, clock: DbClock, cfg: EngineConfig,
+                  escalated: str, staff: dict[str, Staff]) -> None:
     step = _step(db, escalated)
     old_request = step.current_request_id
     url = f"/api/supervisor/steps/{step.id}/reassign"
@@ -174,7 +174,10 @@ def test_reassign(client: TestClient, db: Engine, escalated: str,
     new_request = r.json()["detail"]["request_id"]
     after = _step(db, escalated)
     assert after.agency_id == "msp39b" and after.current_request_id == new_request
-    assert after.status is StepStatus.awaiting  # inbox: delivered at once
+    assert after.status is StepStatus.sending  # in its inbox, awaiting receipt (298-п п.11)
+    assert receive_inbox(db, clock, cfg, escalated) == 1  # the agency opens it
+    after = _step(db, escalated)
+    assert after.status is StepStatus.awaiting
     with Session(db) as s:
         old = s.get(AgencyRequest, old_request)
         assert old is not None and old.state is RequestState.cancelled
@@ -251,7 +254,8 @@ def _answer(db: Engine, clock: DbClock, cfg: EngineConfig, route_id: str, seq: i
         assert ans.id is not None
         apply_answer(s, cfg, ans.id, now=clock.now())
         s.commit()
-        return ans.id
+    receive_inbox(db, clock, cfg, route_id)  # the next agency opens its inbox at once
+    return ans.id
 
 
 # ------------------------------------------------------------------------------- answer

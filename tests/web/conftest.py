@@ -25,6 +25,7 @@ from sqlmodel import Session, select
 from api.app import create_app
 from engine.infra.clock import DbClock
 from engine.infra.settings import Settings
+from engine.routes.receipt import confirm_receipt
 from engine.routes.transitions import EngineConfig, register_application
 from engine.runtime.sweeper import sweep_due_timers
 from engine.staff.accounts import create_staff
@@ -52,11 +53,19 @@ class World:
 
 
 def _route(s: Session, cfg: EngineConfig, clock: DbClock, person: Person,
-           region: str = "39") -> str:
+           region: str = "39", received: bool = True) -> str:
+    """A route; ``received``: its inbox agency received the first request at once (the
+    answer period starts, 298-п Порядок п.11), else it waits in the inbox unopened."""
     route = register_application(s, cfg, now=clock.now(), person_id=person.id,
                                  template_code="supported_living", region=region,
                                  coordinator_id=None)
     s.commit()
+    if received:
+        step = s.exec(select(Step).where(Step.route_id == route.id, Step.seq == 0)).one()
+        assert step.current_request_id is not None
+        confirm_receipt(s, cfg, request_id=step.current_request_id, now=clock.now(),
+                        actor="test:agency-opened-inbox")
+        s.commit()
     return route.id
 
 
@@ -85,7 +94,7 @@ def world(db: Engine, clock: DbClock, cfg: EngineConfig, seeded: list[Person],
         p16.region = "16"
         s.add(p16)
         s.commit()
-        fresh = _route(s, cfg, clock, seeded[1])
+        fresh = _route(s, cfg, clock, seeded[1], received=False)
         other = _route(s, cfg, clock, seeded[2], region="16")
         step = s.exec(select(Step).where(Step.route_id == fresh, Step.seq == 0)).one()
         assert step.agency_id is not None

@@ -235,6 +235,9 @@ def test_the_paper_answer_form_refuses_in_russian_beside_it(world: World) -> Non
     coord = sign_in_client(world.app, "coord39")
     request_id = _request_id(world)
     route_page = f"/routes/{world.fresh_route}"
+    # a paper request is answered after its receipt (298-п Порядок п.11): staff record it
+    r = _post(coord, route_page, f"{route_page}/receipt/{request_id}", {"received_at": ""})
+    assert r.status_code == 303, r.text
     assert "paper-answer" in coord.get(route_page).text
     action = f"{route_page}/paper-answer/{request_id}"
     r = _post(coord, route_page, action, {"outcome": "rejected", "comment": "",

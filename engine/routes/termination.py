@@ -1,0 +1,204 @@
+"""The end of accompaniment (004 п.13), each in the caller's transaction.
+
+004 п.13: accompaniment ends
+- а) when the ИПРА's term ends — the route's ``ipra_expiry`` timer, armed on the ИПРА's last
+  day (``engine.routes.ipra_term``) and fired by the sweeper (``fire_due_route_timers``);
+- б) on the person's application to stop (004 п.12: paper or the Единый портал; its date is
+  recorded) — ``terminate_route`` by a coordinator (API, CLI, the route's page);
+- в) when the МСЭ changes its decision so that no limitation of degree 2 or 3 of the
+  categories of 004 п.1 is left — checked on each new ИПРА import
+  (``on_new_ipra``, called by ``engine.persons.ipra_import``).
+
+Each ends the route the same way: every open request withdrawn with a cancel notice to its
+agency, every pending timer of its steps and of the route dropped, open escalations closed,
+open steps ``cancelled``, the route ``terminated`` with ``end_reason``; one audit record
+``terminated`` with ``details.reason``. A supervisor's close (``engine.supervisor.actions``)
+stays for the other cases.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime
+
+from sqlmodel import Session, col, select
+
+from engine.errors import EngineError, NotFoundError
+from engine.escalations import ladder, timers
+from engine.infra import audit
+from engine.infra.locks import lock_route_steps
+from engine.routes.ipra_term import arm_ipra_expiry, cancel_route_timers, ipra_in_force, local_day
+from engine.routes.transitions import EngineConfig, mirror_later, withdraw_request
+from models.agencies import AgencyRequest
+from models.ipra import Ipra
+from models.route_life import (
+    END_REASON_RU,
+    EndReason,
+    RouteTimer,
+    RouteTimerKind,
+    RouteTimerStatus,
+    grounds_hold,
+)
+from models.routes import Route, RouteStatus, StepStatus
+from models.timers import EscalationStatus
+
+LIVE = (RouteStatus.active, RouteStatus.suspended)
+"""Routes accompaniment can still end for (a suspended one too: consent withdrawn)."""
+
+
+@dataclass
+class Terminated:
+    route_id: str
+    reason: EndReason
+    steps_cancelled: list[str] = field(default_factory=list)
+    cancel_notices: list[str] = field(default_factory=list)
+    timers_cancelled: int = 0
+
+
+def terminate(session: Session, cfg: EngineConfig, route: Route, *, reason: EndReason,
+              now: datetime, actor: str, details: dict[str, object] | None = None,
+              ) -> Terminated:
+    """End a live route for ``reason`` (004 п.13): requests withdrawn with notice, timers
+    dropped, escalations closed, open steps cancelled, route ``terminated``. Audited."""
+    if route.status not in LIVE:
+        raise EngineError(f"route: {route.id} is {route.status.value}; only an active or "
+                          "suspended route can be terminated",
+                          rule="route_not_open", params={"status": route.status.value})
+    text = END_REASON_RU[reason]
+    out = Terminated(route_id=route.id, reason=reason)
+    # the route's timer row before the steps' rows: the sweeper locks in this order too
+    cancel_route_timers(session, route, now=now, actor=actor, reason=text)
+    for step in lock_route_steps(session, route.id):  # seq order: no deadlock
+        if step.status.terminal:
+            continue
+        before = step.status.value
+        if step.current_request_id and step.status is not StepStatus.planned:
+            req = session.get(AgencyRequest, step.current_request_id)
+            if req is not None:
+                notice = withdraw_request(session, req, now=now, actor=actor, reason=text)
+                if notice is not None:
+                    out.cancel_notices.append(notice.id)
+        out.timers_cancelled += timers.cancel_pending(session, step.id, reason=text, now=now,
+                                                      actor=actor)
+        ladder.resolve_open(session, step, now=now, actor=actor, resolution=text,
+                            action="closed_route_terminated", status=EscalationStatus.closed,
+                            reason=text)
+        step.status = StepStatus.cancelled
+        step.outcome_note = f"маршрут прекращён: {text}"[:500]
+        session.add(step)
+        out.steps_cancelled.append(step.id)
+        audit.record(session, at=now, actor=actor, entity="step", entity_id=step.id,
+                     route_id=route.id, action="closed", before={"status": before},
+                     after={"status": StepStatus.cancelled.value}, reason=text)
+    before_status = route.status.value
+    route.status = RouteStatus.terminated
+    route.end_reason = reason.value
+    route.completed_at = now
+    session.add(route)
+    audit.record(session, at=now, actor=actor, entity="route", entity_id=route.id,
+                 route_id=route.id, action="terminated", before={"status": before_status},
+                 after={"status": RouteStatus.terminated.value, "reason": reason.value,
+                        **(details or {}), "steps_cancelled": out.steps_cancelled,
+                        "cancel_notices": len(out.cancel_notices),
+                        "timers_cancelled": out.timers_cancelled},
+                 reason=text)
+    mirror_later(session, cfg, route.id)
+    session.flush()
+    return out
+
+
+def terminate_on_application(session: Session, cfg: EngineConfig, *, route_id: str,
+                             application_date: date, now: datetime,
+                             actor: str) -> Terminated:
+    """004 п.13 б: the person's application to stop accompaniment, dated
+    ``application_date`` (not in the future, not before the route's registration day)."""
+    route = session.get(Route, route_id)
+    if route is None:
+        raise NotFoundError(f"route_id: no route {route_id!r}")
+    today = local_day(now, route.region)
+    if application_date > today:
+        raise EngineError(f"application_date: {application_date.isoformat()} is in the "
+                          f"future (today is {today.isoformat()})", rule="future_date")
+    registered = local_day(route.registered_at, route.region)
+    if application_date < registered:
+        raise EngineError(f"application_date: {application_date.isoformat()} is before the "
+                          f"route's registration day {registered.isoformat()}",
+                          rule="before_registration", params={"day": f"{registered:%d.%m.%Y}"})
+    return terminate(session, cfg, route, reason=EndReason.person_request, now=now,
+                     actor=actor, details={"application_date": application_date})
+
+
+def on_new_ipra(session: Session, cfg: EngineConfig, *, person_id: str, now: datetime,
+                actor: str) -> list[Terminated]:
+    """A new ИПРА of the person was imported: if it is the one in force and lists no
+    degree-2/3 limitation of the categories of 004 п.1, the person's live routes end
+    (004 п.13 в); otherwise their ИПРА-expiry timers move to the new ИПРА's last day
+    (004 п.13 а). Returns the routes terminated."""
+    current = ipra_in_force(session, person_id)
+    routes = list(session.exec(select(Route).where(
+        Route.person_id == person_id, col(Route.status).in_(LIVE)).order_by(col(Route.id))))
+    if current is None:
+        return []
+    row, ipra = current
+    if not grounds_hold(ipra):
+        return [terminate(session, cfg, r, reason=EndReason.grounds_removed, now=now,
+                          actor=actor, details=_grounds_details(row.id, ipra))
+                for r in routes]
+    for r in routes:
+        arm_ipra_expiry(session, r, now=now, actor=actor)
+    return []
+
+
+def _grounds_details(ipra_id: int | None, ipra: Ipra) -> dict[str, object]:
+    return {"ipra_id": ipra_id, "limitations": {lim.category.value: lim.degree
+                                                for lim in ipra.limitations}}
+
+
+@dataclass
+class RouteTimerSweep:
+    fired: int = 0
+    stale: int = 0
+
+
+def fire_due_route_timers(session: Session, cfg: EngineConfig, *, now: datetime, actor: str,
+                          batch_size: int = 200) -> RouteTimerSweep:
+    """Fire the due route timers (in the caller's transaction, claimed with ``SKIP
+    LOCKED``): an ``ipra_expiry`` timer ends its route (004 п.13 а) unless the route is no
+    longer live or a newer ИПРА of the person is in force (then the timer is stale: the new
+    ИПРА's own timer watches its term)."""
+    out = RouteTimerSweep()
+    due = list(session.exec(
+        select(RouteTimer).where(RouteTimer.status == RouteTimerStatus.pending,
+                                 col(RouteTimer.due_at) <= now)
+        .order_by(col(RouteTimer.due_at), col(RouteTimer.id)).limit(batch_size)
+        .with_for_update(skip_locked=True)))
+    for t in due:
+        route = session.get(Route, t.route_id)
+        assert route is not None
+        current = ipra_in_force(session, route.person_id)
+        stale = None
+        if route.status not in LIVE:
+            stale = f"route is {route.status.value}"
+        elif t.kind is RouteTimerKind.ipra_expiry and current is not None and (
+                current[0].id != t.ipra_id and current[1].in_force_on(local_day(now,
+                                                                            route.region))):
+            stale = "a newer ИПРА is in force"
+        if stale is not None:
+            t.status = RouteTimerStatus.cancelled
+            t.cancelled_reason = f"stale: {stale}"
+            session.add(t)
+            audit.record(session, at=now, actor=actor, entity="route_timer",
+                         entity_id=str(t.id), route_id=route.id, action="cancelled",
+                         after={"kind": t.kind.value}, reason=t.cancelled_reason)
+            out.stale += 1
+            continue
+        t.status = RouteTimerStatus.fired
+        t.fired_at = now
+        session.add(t)
+        audit.record(session, at=now, actor=actor, entity="route_timer", entity_id=str(t.id),
+                     route_id=route.id, action="fired",
+                     after={"kind": t.kind.value, "due_date": t.due_date})
+        terminate(session, cfg, route, reason=EndReason.ipra_expired, now=now, actor=actor,
+                  details={"ipra_id": t.ipra_id, "ipra_last_day": t.due_date})
+        out.fired += 1
+    return out
