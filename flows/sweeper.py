@@ -160,8 +160,9 @@ def run_sweep(target: SweepTarget, *, run_name: str = FLOW_NAME,
                 run = client.create_flow_run_from_deployment(
                     deployment_id, parameters={"batch_size": batch_size}, name=run_name,
                     tags=tags, state=Pending())
-            ran = run_flow(timer_sweeper, flow_run=run, parameters={"batch_size": batch_size},
-                           return_type="result")
+            # the flow's own run name would rename the run as it starts
+            ran = run_flow(timer_sweeper.with_options(flow_run_name=run_name), flow_run=run,
+                           parameters={"batch_size": batch_size}, return_type="result")
             counts = ran
     assert isinstance(counts, dict)
     return counts

@@ -84,6 +84,8 @@ class LogEvent:
     #: real time the record was written (the watermark's settle time counts from it)
     real_at: datetime
     refused: bool = False  # an escalation opened because the agency refused the request
+    #: its line is in Prefect already (an id of ``Watermark.recent``)
+    written: bool = False
 
 
 @dataclass(frozen=True)
@@ -121,8 +123,8 @@ class Watermark:
 
 
 def load_events(session: Session, route_id: str, mark: Watermark) -> list[LogEvent]:
-    """The route's audit records of the kinds that make log lines, not written yet, in id
-    order (one indexed read: the route's records above the watermark)."""
+    """The route's audit records of the kinds that make log lines above the watermark, in id
+    order (one indexed read); those whose line is written already are marked ``written``."""
     actions = sorted({a for _, a in LOGGED})
     rows = session.exec(
         select(AuditEvent)
@@ -132,20 +134,22 @@ def load_events(session: Session, route_id: str, mark: Watermark) -> list[LogEve
     out = []
     for r in rows:
         assert r.id is not None
-        if r.id in mark.recent or (r.entity, r.action) not in LOGGED:
+        if (r.entity, r.action) not in LOGGED:
             continue
         out.append(LogEvent(
             r.id, r.at, r.entity, r.entity_id, r.action, dict(r.before or {}),
             dict(r.after or {}), r.real_at,
-            refused=r.entity == "escalation" and (r.reason or "").startswith(REFUSED)))
+            refused=r.entity == "escalation" and (r.reason or "").startswith(REFUSED),
+            written=r.id in mark.recent))
     return out
 
 
 def advance(mark: Watermark, handled: Iterable[LogEvent], *,
             real_now: datetime | None = None) -> Watermark:
-    """The watermark once ``handled`` (their lines reached Prefect, or they make none): a
-    record older than ``SETTLE_SECONDS`` of real time moves ``through`` up to it; newer ones
-    wait in ``recent``."""
+    """The watermark once ``handled`` (every record above it that was loaded: their lines
+    reached Prefect, now or before, or they make none): a record older than
+    ``SETTLE_SECONDS`` of real time moves ``through`` up to it; newer ones wait in
+    ``recent``."""
     real_now = real_now or utcnow()
     settled_before = real_now - timedelta(seconds=SETTLE_SECONDS)
     through = mark.through
@@ -184,7 +188,7 @@ def _late(days: Any) -> str:
 
 
 def _message(ev: LogEvent, steps: dict[str, StepRef], agencies: dict[str, str],
-             n_steps: int) -> tuple[int, str] | None:
+             escalations: dict[str, str], n_steps: int) -> tuple[int, str] | None:
     """(level, text after the date) of one record; None: no line."""
     a, b = ev.after, ev.before
     if ev.entity == "route":
@@ -196,8 +200,8 @@ def _message(ev: LogEvent, steps: dict[str, StepRef], agencies: dict[str, str],
                                    "отозвано"),
             "resumed": (INFO, "маршрут возобновлён"),
         }.get(ev.action)
-    step_id = str(a.get("step_id") or ev.entity_id) if ev.entity == "escalation" \
-        else ev.entity_id
+    step_id = str(a.get("step_id") or escalations.get(ev.entity_id, "")) \
+        if ev.entity == "escalation" else ev.entity_id
     ref = steps.get(step_id)
     if ref is None:
         return None
@@ -269,13 +273,18 @@ def _escalation(ev: LogEvent, head: str, agency: str) -> tuple[int, str] | None:
 
 
 def log_lines(events: Iterable[LogEvent], *, region: str, steps: dict[str, StepRef],
-              agencies: dict[str, str], n_steps: int) -> list[LogLine]:
+              agencies: dict[str, str], n_steps: int,
+              escalations: dict[str, str] | None = None) -> list[LogLine]:
     """The log lines of ``events`` (``dd.mm.yyyy: …``, the date in ``region``'s calendar
-    time zone), one per record that makes a line."""
+    time zone), one per record that makes a line and is not ``written``. ``steps``: by step
+    id; ``agencies``: short names by id; ``escalations``: the step id of each escalation
+    id."""
     tz = ZoneInfo(calendars.get_calendar(region).timezone)
     out = []
     for ev in events:
-        made = _message(ev, steps, agencies, n_steps)
+        if ev.written:
+            continue
+        made = _message(ev, steps, agencies, escalations or {}, n_steps)
         if made is not None:
             level, text = made
             out.append(LogLine(ev.id, ev.at, level, f"{_day(ev.at, tz)}: {text}"))

@@ -21,6 +21,11 @@ database is read and written in threads, never on the worker's event loop; what 
 is recorded with row locks taken in a fixed order that skip rows another transaction holds,
 so two workers (or a worker and a transition) never deadlock on PostgreSQL.
 
+Beside the states, each pass writes what changed of the route's card (an artifact), its
+state tags and its new log lines (``tasks/prefect_card.py``, ``tasks/prefect_logs.py``);
+what went out is recorded in ``route_mirror``. Log lines have no idempotency key in Prefect:
+a pass whose outcome is unknown reads them back first (``reconcile(verify=True)``).
+
 The state says where the route stands now, e.g. ``waiting for Минздрав, answer due
 19.01.2026, overdue by 2 working days (escalated) — step 2 of 3``: the answer period of
 298-п Порядок п.11 (Регламент п.12), the send-by day of п.10, and the rungs of the
@@ -197,10 +202,12 @@ class RouteView:
     template_title: str = ""
     #: what was mirrored of the route beside its states (logs, artifact, tags)
     mark: MirrorMark = field(default_factory=MirrorMark)
-    #: the route's audit records not yet written as log lines
+    #: the route's audit records above the log watermark (``written``: lines already out)
     events: list[LogEvent] = field(default_factory=list)
     #: agencies' short names by id (the steps' and the records')
     agencies: dict[str, str] = field(default_factory=dict)
+    #: the step id of each of the route's escalations, by escalation id
+    escalations: dict[str, str] = field(default_factory=dict)
 
 
 def _overdue_days(due_date: date | None, due_at: datetime | None, region: str,
@@ -232,10 +239,12 @@ def load_view(engine: Engine, route_id: str, now: datetime | None = None) -> Rou
                            .order_by(col(Step.seq))))
         rungs: dict[str, EscalationLevel] = {}
         reached: dict[str, EscalationLevel] = {}
-        for step_id, level, status in s.exec(
-            select(Escalation.step_id, Escalation.level, Escalation.status)
+        escalations: dict[str, str] = {}
+        for esc_id, step_id, level, status in s.exec(
+            select(Escalation.id, Escalation.step_id, Escalation.level, Escalation.status)
             .where(Escalation.route_id == route_id)
         ):
+            escalations[str(esc_id)] = step_id
             rung = EscalationLevel(level)
             reached[step_id] = max(reached.get(step_id, rung), rung)
             if status in (EscalationStatus.open, EscalationStatus.acknowledged):
@@ -282,7 +291,8 @@ def load_view(engine: Engine, route_id: str, now: datetime | None = None) -> Rou
         return RouteView(route.id, route.region, route.template, route.status,
                          route.prefect_flow_run_id, route.prefect_state, steps,
                          template_title=template_title, mark=mark, events=events,
-                         agencies={a.id: a.short_name for a in agencies.values()})
+                         agencies={a.id: a.short_name for a in agencies.values()},
+                         escalations=escalations)
 
 
 def _d(day: date | None) -> str:
@@ -616,19 +626,21 @@ async def _show(client: PrefectClient, view: RouteView, flow_run_id: str, rstate
     call = _Caller(calls)
     tags = flow_run_tags(view)
     state_text = ",".join(t for t in tags if t in STATE_TAGS)
-    if created_tags is not None and sorted(created_tags) == sorted(tags):
-        shown["tags"] = state_text  # the run was created with them
-    elif view.mark.tags != state_text:
+    # a run just created has the tags it was created with (or, found by its idempotency
+    # key, the ones it had); any other run, the ones last set
+    had = None if created_tags is None else sorted(created_tags)
+    if (had != sorted(tags)) if had is not None else (view.mark.tags != state_text):
         await call(partial(client.update_flow_run, uuid.UUID(flow_run_id), tags=tags))
+    if view.mark.tags != state_text:
         shown["tags"] = state_text
     card = route_card(view, rstate)
     digest = card_digest(card)
     lines = log_lines(view.events, region=view.region, agencies=view.agencies,
                       steps={st.id: StepRef(st.seq, st.agency) for st in view.steps},
-                      n_steps=len(view.steps))
+                      n_steps=len(view.steps), escalations=view.escalations)
     card_due = digest != view.mark.artifact_digest or view.mark.artifact_id is None
-    if not card_due and not view.events and not verify:
-        return
+    if not card_due and all(ev.written for ev in view.events) and not verify:
+        return  # (the watermark moves over settled ids with the next write)
     shown["unsure"] = True  # until the calls below are known to have gone through
     if card_due:
         shown["artifact_id"] = await write_card(
