@@ -10,7 +10,8 @@ addresses and the Prefect fields.
 
 A simulated day: at 00:05, 09:30 and 12:00 local time the clock is moved, the agencies are
 told the time (they send the answers due by then), and the timers due are swept — with
-Prefect, each sweep that has timers to fire is one run of the ``timer-sweeper`` flow. The
+Prefect, each sweep that has timers to fire is one run of the ``timer-sweeper`` deployment
+the demo registers without a schedule. The
 day's applications are registered at 12:00; at the end of the day the demo's supervisor
 acts on the day's escalations.
 """
@@ -242,7 +243,7 @@ def _wait_jobs(engine: Engine, kinds: list[JobKind], *, timeout: float) -> None:
 
 class Sweeper:
     """The demo's sweeps. With Prefect, each sweep that has timers to fire is one run of the
-    ``timer-sweeper`` flow (counts only; tagged ``rehab-demo`` and this run's tag); the
+    ``timer-sweeper`` deployment (counts only; tagged ``rehab-demo`` and this run's tag); the
     others, and every sweep without Prefect, call the same sweep directly.
 
     Why not a flow run for every sweep (measured on the 2-core box, under load): an
