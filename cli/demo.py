@@ -60,7 +60,9 @@ def run_demo_command(*, persons: int, json_out: bool, serve: bool, prefect: bool
                 console.print(f"  {acc.role.value:<12} {acc.id:<17} пароль: {acc.password}"
                               f"  — {acc.what}", soft_wrap=True)
             if stack["prefect_ui"]:
-                console.print(f"Prefect UI: {stack['prefect_ui']}")
+                console.print(f"Prefect UI: {stack['prefect_ui']} — Flow Runs → route-… "
+                              f"(вкладки Artifacts и Logs; фильтр по тегу state:overdue), "
+                              f"Deployments → timer-sweeper")
             console.print("Ctrl-C — остановить.")
             try:
                 while True:
@@ -94,6 +96,7 @@ LABELS: dict[str, str] = {
     "simulated_from": "с", "simulated_to": "по", "simulated_days": "дней смоделировано",
     "wall_seconds": "время, с", "flow_runs_mirrored": "маршрутов в Prefect (flow runs)",
     "sweeper_flow_runs": "запусков timer-sweeper в Prefect",
+    "sweeper_deployment_id": "развёртывание timer-sweeper в Prefect (id)",
     "prefect_ui": "Prefect UI", "api_url": "API",
     "ipra_imported": "ИПРА загружено", "applications": "заявлений",
     "applications_by_kind": "заявлений по видам",

@@ -13,7 +13,11 @@ The mirror (``tasks/prefect_mirror.py``) keeps these runs in step with the engin
 - one task run per started step (``2. medical_check → Минздрав``, dynamic key = step
   number): ``Sending`` / ``SendOverdue``, ``AwaitingAnswer`` / ``Overdue`` / ``Escalated``
   (e.g. "waiting for Минздрав, answer due 19.01.2026, overdue by 2 working days
-  (escalated)"), ``NeedsClarification``, ``Answered``, ``InformationAbsent`` or ``Closed``.
+  (escalated)"), ``NeedsClarification``, ``Answered``, ``InformationAbsent`` or ``Closed``;
+- the route's card, a markdown artifact ``route-<id>`` (``tasks/prefect_card.py``): the
+  whole state message, then the steps in business dates; one Russian log line per
+  transition with its business date (``tasks/prefect_logs.py``); and the state tags
+  ``state:awaiting`` / ``state:overdue`` / ``state:escalated``.
 """
 
 from __future__ import annotations

@@ -7,9 +7,12 @@ one flow run per timer. In production ``rehab sweeper --interval 60`` runs
 Prefect is up or not — and reports each sweep to Prefect (:class:`PrefectSweepReporter`)
 as a completed run of ``timer-sweeper`` with the counts as its message; the reports wait
 while Prefect is down and catch up when it is back. Several sweepers may run at once (row
-locks that skip locked rows on PostgreSQL). The demo runs each of its sweeps as a run of
-this flow against its own database (:func:`run_sweep`); ``sweeper_deployment`` builds the
-same flow as a scheduled deployment for installations that want Prefect to schedule it.
+locks that skip locked rows on PostgreSQL). The demo registers the ``timer-sweeper`` deployment
+without a schedule (:func:`register_unscheduled_deployment`) and runs each of its sweeps
+with timers due as a run of that deployment against its own database (:func:`run_sweep`):
+the Deployments page shows it, and the demo's business clock, not Prefect, decides when a
+sweep happens. ``sweeper_deployment`` builds the same flow as a scheduled deployment for
+installations that want Prefect to schedule it.
 
 Flow run names, parameters, logs and results carry counts only, never personal data
 (152-ФЗ).
@@ -31,13 +34,15 @@ from dataclasses import dataclass
 from uuid import UUID
 
 from prefect import flow, serve
+from prefect import tags as prefect_tags
 from prefect.client.orchestration import PrefectClient, get_client
 from prefect.client.schemas.actions import FlowRunCreate
 from prefect.client.schemas.objects import State
 from prefect.deployments.runner import RunnerDeployment
 from prefect.exceptions import MissingContextError
+from prefect.flow_engine import run_flow
 from prefect.logging import get_run_logger
-from prefect.states import Completed, to_state_create
+from prefect.states import Completed, Pending, to_state_create
 from prefect.types.entrypoint import EntrypointType
 from sqlalchemy import Engine
 
@@ -136,19 +141,38 @@ def timer_sweeper(batch_size: int = DEFAULT_BATCH_SIZE) -> State[dict[str, int]]
 
 
 def run_sweep(target: SweepTarget, *, run_name: str = FLOW_NAME,
-              batch_size: int = DEFAULT_BATCH_SIZE) -> dict[str, int]:
+              batch_size: int = DEFAULT_BATCH_SIZE, deployment_id: UUID | None = None,
+              tags: list[str] | None = None) -> dict[str, int]:
     """One sweep of ``target`` as one run of the ``timer-sweeper`` flow (in this process,
-    against the Prefect API of the current settings); returns its counts."""
+    against the Prefect API of the current settings); returns its counts.
+
+    With ``deployment_id`` the run is a run of that deployment (the Deployments page lists
+    it): created from the deployment already ``Pending`` — no runner or worker would take
+    it — and run here at once, as a runner would run it."""
+    counts: object
     with sweeping(target):
-        counts = timer_sweeper.with_options(flow_run_name=run_name)(batch_size=batch_size)
+        if deployment_id is None:
+            with prefect_tags(*(tags or [])):
+                counts = timer_sweeper.with_options(flow_run_name=run_name)(
+                    batch_size=batch_size)
+        else:
+            with get_client(sync_client=True) as client:
+                run = client.create_flow_run_from_deployment(
+                    deployment_id, parameters={"batch_size": batch_size}, name=run_name,
+                    tags=tags, state=Pending())
+            # the flow's own run name would rename the run as it starts
+            ran = run_flow(timer_sweeper.with_options(flow_run_name=run_name), flow_run=run,
+                           parameters={"batch_size": batch_size}, return_type="result")
+            counts = ran
     assert isinstance(counts, dict)
     return counts
 
 
-def sweeper_deployment(interval_seconds: float = 60,
+def sweeper_deployment(interval_seconds: float | None = 60,
                        batch_size: int = DEFAULT_BATCH_SIZE) -> RunnerDeployment:
-    """The ``timer-sweeper`` deployment, scheduled every ``interval_seconds``."""
-    if interval_seconds <= 0:
+    """The ``timer-sweeper`` deployment, scheduled every ``interval_seconds`` (None: no
+    schedule — its runs are started by whoever registered it, e.g. the demo)."""
+    if interval_seconds is not None and interval_seconds <= 0:
         raise ValueError("interval: must be a positive number of seconds")
     if batch_size < 1:
         raise ValueError("batch_size: must be at least 1")
@@ -156,11 +180,23 @@ def sweeper_deployment(interval_seconds: float = 60,
         name=DEPLOYMENT_NAME, interval=interval_seconds, paused=False,
         parameters={"batch_size": batch_size}, tags=["rehab", "timers"],
         description="Fires due working-day timers in batches (298-п Порядок п.10, п.11, "
-                    "п.13; 363н п.10б).",
+                    "п.13; 363н п.10б)."
+                    + ("" if interval_seconds else " Not scheduled by Prefect: the "
+                       "process that registered it starts its runs."),
         entrypoint_type=EntrypointType.MODULE_PATH,
     )
     assert isinstance(deployment, RunnerDeployment)  # the sync path of async_dispatch
     return deployment
+
+
+def register_unscheduled_deployment(batch_size: int = DEFAULT_BATCH_SIZE) -> UUID:
+    """Register the ``timer-sweeper`` deployment without a schedule (the Prefect API of the
+    current settings) and return its id: Prefect starts none of its runs by itself, so a
+    caller that sweeps on its own clock (the demo: business time) stays the one that
+    decides when a sweep happens, and its sweeps show as the deployment's runs."""
+    dep_id = sweeper_deployment(None, batch_size).apply()
+    assert isinstance(dep_id, UUID)  # the sync path of async_dispatch
+    return dep_id
 
 
 class PrefectSweepReporter:

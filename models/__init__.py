@@ -5,6 +5,7 @@ from models.audit import AuditEvent
 from models.clock import ClockState
 from models.heartbeats import ProcessBeat
 from models.jobs import Job
+from models.mirror import RouteMirror
 from models.notifications import Notification
 from models.person_file import (
     ApplicationRecord,
@@ -41,6 +42,7 @@ __all__ = [
     "ProcessBeat",
     "ProviderChoice",
     "Route",
+    "RouteMirror",
     "RouteTimer",
     "SigninAttempt",
     "StaffSession",

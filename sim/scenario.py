@@ -10,7 +10,8 @@ addresses and the Prefect fields.
 
 A simulated day: at 00:05, 09:30 and 12:00 local time the clock is moved, the agencies are
 told the time (they send the answers due by then), and the timers due are swept — with
-Prefect, each sweep that has timers to fire is one run of the ``timer-sweeper`` flow. The
+Prefect, each sweep that has timers to fire is one run of the ``timer-sweeper`` deployment
+the demo registers without a schedule. The
 day's applications are registered at 12:00; at the end of the day the demo's supervisor
 acts on the day's escalations.
 """
@@ -30,6 +31,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from uuid import UUID
 
 import httpx
 import pendulum
@@ -76,7 +78,7 @@ PROFILES: dict[str, Profile] = {
 
 #: Summary fields that differ between two runs of the same seed (time, addresses, Prefect).
 VOLATILE_FIELDS = ("wall_seconds", "prefect_ui", "api_url", "flow_runs_mirrored",
-                   "sweeper_flow_runs")
+                   "sweeper_flow_runs", "sweeper_deployment_id")
 
 
 @dataclass
@@ -144,6 +146,8 @@ class DemoSummary:
     api_url: str
     flow_runs_mirrored: int
     sweeper_flow_runs: int
+    #: Prefect's id of the ``timer-sweeper`` deployment the sweeps ran as (None: no Prefect)
+    sweeper_deployment_id: str | None = None
     # the persons' files (issue 10)
     ipra_imported: int = 0
     applications: int = 0
@@ -246,7 +250,7 @@ def _wait_jobs(engine: Engine, kinds: list[JobKind], *, timeout: float) -> None:
 
 class Sweeper:
     """The demo's sweeps. With Prefect, each sweep that has timers to fire is one run of the
-    ``timer-sweeper`` flow (counts only; tagged ``rehab-demo`` and this run's tag); the
+    ``timer-sweeper`` deployment (counts only; tagged ``rehab-demo`` and this run's tag); the
     others, and every sweep without Prefect, call the same sweep directly.
 
     Why not a flow run for every sweep (measured on the 2-core box, under load): an
@@ -269,6 +273,8 @@ class Sweeper:
         self.sweeps_with_due = 0
         self.flow_runs = 0
         self.fired: dict[str, int] = {}
+        #: the ``timer-sweeper`` deployment the sweeps are runs of (registered on first use)
+        self.deployment_id: UUID | None = None
 
     def _due(self, now: datetime) -> bool:
         with Session(self.engine) as s:
@@ -281,15 +287,13 @@ class Sweeper:
         due = self._due(now)
         self.sweeps_with_due += due
         if self.prefect and due:
-            from prefect import tags
-
             from flows.sweeper import SweepTarget, run_sweep
 
             local = pendulum.instance(now).in_timezone(self.tz)
-            with tags("rehab-demo", self.run_tag):
-                counts = run_sweep(
-                    SweepTarget(self.engine, self.clock, self.cfg, self.sweeper_id),
-                    run_name=f"timer-sweeper {local:%Y-%m-%d %H:%M}")
+            counts = run_sweep(
+                SweepTarget(self.engine, self.clock, self.cfg, self.sweeper_id),
+                run_name=f"timer-sweeper {local:%Y-%m-%d %H:%M}",
+                deployment_id=self.register(), tags=["rehab-demo", self.run_tag])
             self.flow_runs += 1
         else:  # the same sweep, without Prefect (not even imported)
             counts = sweep_due_timers(self.engine, self.clock, self.cfg,
@@ -300,6 +304,17 @@ class Sweeper:
                 self.fired[kind] = self.fired.get(kind, 0) + v
         return counts
 
+    def register(self) -> UUID:
+        """The ``timer-sweeper`` deployment, registered once per demo run without a
+        schedule: Prefect lists it (Deployments page) and its runs are the demo's sweeps,
+        started here on the business clock — Prefect never starts one itself, so the run
+        stays deterministic and Prefect off the routes' path."""
+        if self.deployment_id is None:
+            from flows.sweeper import register_unscheduled_deployment
+
+            self.deployment_id = register_unscheduled_deployment()
+        return self.deployment_id
+
     def runs_in_prefect(self, api_url: str) -> int:
         """Completed ``timer-sweeper`` flow runs of this demo run, as Prefect reports them."""
         from prefect.client.orchestration import get_client
@@ -307,6 +322,7 @@ class Sweeper:
             FlowFilter,
             FlowFilterName,
             FlowRunFilter,
+            FlowRunFilterDeploymentId,
             FlowRunFilterState,
             FlowRunFilterStateType,
             FlowRunFilterTags,
@@ -322,6 +338,8 @@ class Sweeper:
                 flow_filter=FlowFilter(name=FlowFilterName(any_=[FLOW_NAME])),
                 flow_run_filter=FlowRunFilter(
                     tags=FlowRunFilterTags(all_=[self.run_tag]),
+                    deployment_id=FlowRunFilterDeploymentId(any_=[self.deployment_id])
+                    if self.deployment_id else None,
                     state=FlowRunFilterState(
                         type=FlowRunFilterStateType(any_=[StateType.COMPLETED]))))
 
@@ -393,6 +411,8 @@ def run_scenario(opts: DemoOptions, stack: dict[str, Any], settings: Settings,
     n_days = 0
     try:
         with _prefect_client(stack, opts.prefect):
+            if opts.prefect and stack.get("prefect_api"):
+                sweeper.register()  # the Deployments page shows it from the start
             while n_days < opts.max_days:
                 day_moved = 0.0
                 for hh, mm in SLOTS:
@@ -510,6 +530,7 @@ def _summary(engine: Engine, stack: dict[str, Any], opts: DemoOptions, sweeper: 
         flow_runs_mirrored=sum(1 for r in routes if r.prefect_flow_run_id),
         sweeper_flow_runs=(sweeper.runs_in_prefect(stack["prefect_api"])
                            if opts.prefect and stack.get("prefect_api") else 0),
+        sweeper_deployment_id=str(sweeper.deployment_id) if sweeper.deployment_id else None,
         **_files_summary(engine, routes, steps),
     )
 

@@ -21,6 +21,11 @@ database is read and written in threads, never on the worker's event loop; what 
 is recorded with row locks taken in a fixed order that skip rows another transaction holds,
 so two workers (or a worker and a transition) never deadlock on PostgreSQL.
 
+Beside the states, each pass writes what changed of the route's card (an artifact), its
+state tags and its new log lines (``tasks/prefect_card.py``, ``tasks/prefect_logs.py``);
+what went out is recorded in ``route_mirror``. Log lines have no idempotency key in Prefect:
+a pass whose outcome is unknown reads them back first (``reconcile(verify=True)``).
+
 The state says where the route stands now, e.g. ``waiting for Минздрав, answer due
 19.01.2026, overdue by 2 working days (escalated) — step 2 of 3``: the answer period of
 298-п Порядок п.11 (Регламент п.12), the send-by day of п.10, and the rungs of the
@@ -34,11 +39,12 @@ import logging
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from functools import partial
 from time import monotonic
 from typing import Any, TypeVar
+from zoneinfo import ZoneInfo
 
 import httpx
 import prefect.context
@@ -55,7 +61,9 @@ from prefect.client.schemas.objects import (
 from prefect.exceptions import ObjectNotFound, PrefectHTTPStatusError
 from prefect.settings import PREFECT_CLIENT_MAX_RETRIES
 from prefect.states import to_state_create
-from sqlalchemy import Engine, update
+from sqlalchemy import Engine, delete, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, col, select
 
 import calendars
@@ -67,8 +75,28 @@ from engine.runtime.handlers import WorkerContext
 from flows.names import ROUTE_FLOW_NAME, STEP_TASK_NAME
 from models.agencies import Agency
 from models.jobs import JobKind
+from models.mirror import RouteMirror
 from models.routes import Route, RouteStatus, Step, StepStatus
+from models.templates import template_of
 from models.timers import Escalation, EscalationLevel, EscalationStatus
+from tasks.prefect_card import (
+    STATE_TAGS,
+    CardStep,
+    card_digest,
+    card_markdown,
+    state_tags,
+    write_card,
+)
+from tasks.prefect_logs import (
+    LogEvent,
+    StepRef,
+    Watermark,
+    advance,
+    load_events,
+    log_lines,
+    write_lines,
+    written_before,
+)
 
 NAMESPACE = uuid.UUID("6f1d7b1c-8a8e-4f8e-9a43-3d0a1f5e2c11")
 
@@ -124,6 +152,17 @@ def no_client_retries() -> Iterator[None]:
 
 
 @dataclass(frozen=True)
+class MirrorMark:
+    """``models/mirror.py:RouteMirror`` as the mirror reads it."""
+
+    log: Watermark = Watermark()
+    artifact_id: str | None = None
+    artifact_digest: str | None = None
+    tags: str | None = None
+    unsure: bool = False
+
+
+@dataclass(frozen=True)
 class StepView:
     id: str
     seq: int
@@ -144,6 +183,13 @@ class StepView:
     started: bool = True
     #: its request lies in a paper/inbox agency's inbox, not yet received (298-п п.11)
     awaiting_receipt: bool = False
+    #: what is requested (the template's Russian text), for the route's card
+    title: str = ""
+    #: business dates the request reached the agency and the answer came (local days)
+    sent_date: date | None = None
+    answered_date: date | None = None
+    #: the highest rung of the ladder the step ever reached (open or settled)
+    rung_reached: EscalationLevel | None = None
 
 
 @dataclass(frozen=True)
@@ -156,6 +202,16 @@ class RouteView:
     mirrored: str | None
     steps: list[StepView]
     end_reason: str | None = None  # a terminated route's (004 п.13)
+    #: the template's Russian title (the card)
+    template_title: str = ""
+    #: what was mirrored of the route beside its states (logs, artifact, tags)
+    mark: MirrorMark = field(default_factory=MirrorMark)
+    #: the route's audit records above the log watermark (``written``: lines already out)
+    events: list[LogEvent] = field(default_factory=list)
+    #: agencies' short names by id (the steps' and the records')
+    agencies: dict[str, str] = field(default_factory=dict)
+    #: the step id of each of the route's escalations, by escalation id
+    escalations: dict[str, str] = field(default_factory=dict)
 
 
 def _overdue_days(due_date: date | None, due_at: datetime | None, region: str,
@@ -169,6 +225,12 @@ def _overdue_days(due_date: date | None, due_at: datetime | None, region: str,
                            provisional=provisional), now)
 
 
+def _local_day(at: datetime | None, region: str) -> date | None:
+    if at is None:
+        return None
+    return at.astimezone(ZoneInfo(calendars.get_calendar(region).timezone)).date()
+
+
 def load_view(engine: Engine, route_id: str, now: datetime | None = None) -> RouteView | None:
     """What the mirror shows of a route, as of business time ``now`` (default: the clock)."""
     if now is None:
@@ -179,19 +241,36 @@ def load_view(engine: Engine, route_id: str, now: datetime | None = None) -> Rou
             return None
         rows = list(s.exec(select(Step).where(Step.route_id == route_id)
                            .order_by(col(Step.seq))))
+        rungs: dict[str, EscalationLevel] = {}
+        reached: dict[str, EscalationLevel] = {}
+        escalations: dict[str, str] = {}
+        for esc_id, step_id, level, status in s.exec(
+            select(Escalation.id, Escalation.step_id, Escalation.level, Escalation.status)
+            .where(Escalation.route_id == route_id)
+        ):
+            escalations[str(esc_id)] = step_id
+            rung = EscalationLevel(level)
+            reached[step_id] = max(reached.get(step_id, rung), rung)
+            if status in (EscalationStatus.open, EscalationStatus.acknowledged):
+                rungs[step_id] = max(rungs.get(step_id, rung), rung)
+        stored = s.get(RouteMirror, route_id)
+        mark = MirrorMark() if stored is None else MirrorMark(
+            Watermark.parse(stored.log_through, stored.log_recent), stored.artifact_id,
+            stored.artifact_digest, stored.tags, stored.unsure)
+        events = load_events(s, route_id, mark.log)
         ids = {st.agency_id for st in rows if st.agency_id}
+        for ev in events:
+            ids.update(str(x) for x in (ev.before.get("agency_id"), ev.after.get("agency_id"))
+                       if x)
         agencies = {a.id: a for a in s.exec(select(Agency).where(col(Agency.id).in_(ids)))}
         unreceived = steps_awaiting_receipt(
             s, [st.id for st in rows if st.status is StepStatus.sending])
-        rungs: dict[str, EscalationLevel] = {}
-        for step_id, level in s.exec(
-            select(Escalation.step_id, Escalation.level)
-            .where(Escalation.route_id == route_id,
-                   col(Escalation.status).in_([EscalationStatus.open,
-                                               EscalationStatus.acknowledged]))
-        ):
-            rung = EscalationLevel(level)
-            rungs[step_id] = max(rungs.get(step_id, rung), rung)
+        try:
+            template = template_of(route)
+            template_title = template.title
+            titles = [t.requested for t in template.steps]
+        except ValueError:  # a template file gone: the step kinds stand in
+            template_title, titles = route.template, []
         steps = []
         for st in rows:
             agency = agencies.get(st.agency_id or "")
@@ -209,11 +288,19 @@ def load_view(engine: Engine, route_id: str, now: datetime | None = None) -> Rou
                 st.answer_by_date, st.send_by_date, st.prefect_task_run_id, st.prefect_state,
                 overdue_days=overdue, escalation=rungs.get(st.id),
                 late_days=st.late_working_days, started=st.ready_at is not None,
+                title=titles[st.seq] if st.seq < len(titles) else st.kind,
+                sent_date=_local_day(st.sent_at, route.region),
+                answered_date=_local_day(st.answered_at,
+                                         agency.region if agency else route.region),
+                rung_reached=reached.get(st.id),
                 awaiting_receipt=st.id in unreceived,
             ))
         return RouteView(route.id, route.region, route.template, route.status,
                          route.prefect_flow_run_id, route.prefect_state, steps,
-                         end_reason=route.end_reason)
+                         end_reason=route.end_reason,
+                         template_title=template_title, mark=mark, events=events,
+                         agencies={a.id: a.short_name for a in agencies.values()},
+                         escalations=escalations)
 
 
 def _d(day: date | None) -> str:
@@ -382,8 +469,7 @@ async def create_route_flow_run(client: PrefectClient, view: RouteView, state: S
         body = FlowRunCreate(
             flow_id=flow_id,
             name=f"route-{view.id}", parameters={"route_id": view.id},
-            tags=[tag, f"region:{view.region}", f"template:{view.template}"],
-            idempotency_key=tag, state=to_state_create(state),
+            tags=flow_run_tags(view), idempotency_key=tag, state=to_state_create(state),
             empirical_policy=FlowRunPolicy(retries=0, retry_delay=0),
         )
         payload = body.model_dump(mode="json", exclude_unset=True)
@@ -427,22 +513,26 @@ def forget(engine: Engine, route_id: str) -> None:
             st.prefect_task_run_id = None
             st.prefect_state = None
             s.add(st)
+        s.execute(delete(RouteMirror).where(col(RouteMirror.route_id) == route_id))
         s.commit()
 
 
 async def reconcile(client: PrefectClient, engine: Engine, route_id: str, *,
-                    now: datetime | None = None) -> int:
+                    now: datetime | None = None, verify: bool = False) -> int:
     """Bring the route's Prefect runs in line with our DB; return the API calls made.
 
     ``now`` is business time (default: the clock), for "overdue by N working days".
     A flow run id of ours that Prefect no longer knows is forgotten and the run recreated.
+    ``verify``: an earlier pass over this route may have ended unseen (its worker died, its
+    lease ran out): the log lines and the card it may have written are read back first, so
+    none is written twice (a pass that failed midway asks for this itself).
     """
     view = await asyncio.to_thread(load_view, engine, route_id, now)
     if view is None:
         return 0
     calls = [0]
     try:
-        await _reconcile(client, engine, view, calls)
+        await _reconcile(client, engine, view, calls, verify)
     except (ObjectNotFound, PrefectHTTPStatusError) as exc:
         stored = await asyncio.to_thread(_stored_flow_run_id, engine, route_id)
         if not _missing(exc) or stored is None \
@@ -451,7 +541,7 @@ async def reconcile(client: PrefectClient, engine: Engine, route_id: str, *,
         await asyncio.to_thread(forget, engine, route_id)
         view = await asyncio.to_thread(load_view, engine, route_id, now)
         assert view is not None
-        await _reconcile(client, engine, view, calls)
+        await _reconcile(client, engine, view, calls, verify)
     return calls[0]
 
 
@@ -462,19 +552,23 @@ def _stored_flow_run_id(engine: Engine, route_id: str) -> str | None:
 
 
 async def _reconcile(client: PrefectClient, engine: Engine, view: RouteView,
-                     calls: list[int]) -> None:
-    """Create what is missing (in its current state) and move what changed; what reached
-    Prefect is recorded in one transaction at the end, even if a later call failed."""
+                     calls: list[int], verify: bool = False) -> None:
+    """Create what is missing (in its current state) and move what changed — the states,
+    then the tags, the card and the log lines; what reached Prefect is recorded in one
+    transaction at the end, even if a later call failed."""
     rstate = route_state(view)
     rkey = _key(rstate)
     route_values: dict[str, str] = {}
     updates: list[tuple[type[Route] | type[Step], str, dict[str, str]]] = [
         (Route, view.id, route_values)]
+    shown: dict[str, Any] = {}
     try:
         flow_run_id = view.flow_run_id
         route_mirrored = view.mirrored
+        created_tags: list[str] | None = None
         if flow_run_id is None:
             fr = await create_route_flow_run(client, view, rstate, calls)
+            created_tags = list(fr.tags)
             flow_run_id = str(fr.id)
             route_values["prefect_flow_run_id"] = flow_run_id
             route_mirrored = rkey if _same(fr.state, rstate) else None
@@ -511,8 +605,78 @@ async def _reconcile(client: PrefectClient, engine: Engine, view: RouteView,
             await _call(partial(client.set_flow_run_state, uuid.UUID(flow_run_id), rstate,
                                 force=True), calls)
             route_values["prefect_state"] = rkey
+        await _show(client, view, flow_run_id, rstate, shown, calls,
+                    verify=verify or view.mark.unsure, created_tags=created_tags)
     finally:
-        await asyncio.to_thread(_store, engine, updates)
+        await asyncio.to_thread(_store, engine, updates, (view.id, shown))
+
+
+class _Caller:
+    """``_call`` with the pass's call counter (``prefect_logs.Call``)."""
+
+    def __init__(self, calls: list[int]) -> None:
+        self.calls = calls
+
+    async def __call__(self, fn: Callable[[], Awaitable[T]]) -> T:
+        return await _call(fn, self.calls)
+
+
+def _cards(view: RouteView) -> list[CardStep]:
+    return [CardStep(st.seq, st.title or st.kind, st.status, st.agency, st.sent_date,
+                     st.send_by_date, st.answer_by_date, st.answered_date, st.late_days,
+                     st.overdue_days, st.escalation, st.rung_reached, st.started)
+            for st in view.steps]
+
+
+def flow_run_tags(view: RouteView) -> list[str]:
+    """``route:<id>``, ``region:<code>``, ``template:<code>`` and the state tags."""
+    return [f"route:{view.id}", f"region:{view.region}", f"template:{view.template}",
+            *state_tags(_cards(view), active=view.status is RouteStatus.active)]
+
+
+def route_card(view: RouteView, state: State | None = None) -> str:
+    """The route's card (markdown): its state message first, then its steps."""
+    state = state or route_state(view)
+    return card_markdown(route_id=view.id, state_name=str(state.name),
+                         state_message=state.message or "", template=view.template_title
+                         or view.template, region=view.region, steps=_cards(view))
+
+
+async def _show(client: PrefectClient, view: RouteView, flow_run_id: str, rstate: State,
+                shown: dict[str, Any], calls: list[int], *, verify: bool,
+                created_tags: list[str] | None) -> None:
+    """The tags, the card and the new log lines of the route's flow run, each written only
+    when it changed; ``shown`` collects what reached Prefect (``RouteMirror``'s columns)."""
+    call = _Caller(calls)
+    tags = flow_run_tags(view)
+    state_text = ",".join(t for t in tags if t in STATE_TAGS)
+    # a run just created has the tags it was created with (or, found by its idempotency
+    # key, the ones it had); any other run, the ones last set
+    had = None if created_tags is None else sorted(created_tags)
+    if (had != sorted(tags)) if had is not None else (view.mark.tags != state_text):
+        await call(partial(client.update_flow_run, uuid.UUID(flow_run_id), tags=tags))
+    if view.mark.tags != state_text:
+        shown["tags"] = state_text
+    card = route_card(view, rstate)
+    digest = card_digest(card)
+    lines = log_lines(view.events, region=view.region, agencies=view.agencies,
+                      steps={st.id: StepRef(st.seq, st.agency) for st in view.steps},
+                      n_steps=len(view.steps), escalations=view.escalations)
+    card_due = digest != view.mark.artifact_digest or view.mark.artifact_id is None
+    if not card_due and all(ev.written for ev in view.events) and not verify:
+        return  # (the watermark moves over settled ids with the next write)
+    shown["unsure"] = True  # until the calls below are known to have gone through
+    if card_due:
+        shown["artifact_id"] = await write_card(
+            client, call, route_id=view.id, flow_run_id=flow_run_id, markdown=card,
+            artifact_id=view.mark.artifact_id, look_up=verify)
+        shown["artifact_digest"] = digest
+    if verify:
+        done = await written_before(client, call, flow_run_id, lines)
+        lines = [ln for ln in lines if ln.event_id not in done]
+    await write_lines(client, call, flow_run_id, lines)
+    mark = advance(view.mark.log, view.events)
+    shown.update(log_through=mark.through, log_recent=mark.recent_text(), unsure=False)
 
 
 async def _create_task_run(client: PrefectClient, flow_run_id: str, st: StepView,
@@ -531,8 +695,12 @@ async def _create_task_run(client: PrefectClient, flow_run_id: str, st: StepView
 
 
 def _store(engine: Engine,
-           updates: list[tuple[type[Route] | type[Step], str, dict[str, str]]]) -> int:
+           updates: list[tuple[type[Route] | type[Step], str, dict[str, str]]],
+           shown: tuple[str, dict[str, Any]] | None = None) -> int:
     """Record what was mirrored, in one transaction; return the rows written.
+
+    ``shown`` (route id, columns): the route's ``RouteMirror`` row — written always (an
+    upsert): no transition touches it, only another mirror of the same route, briefly.
 
     The rows are locked in a fixed order — the steps by id, then the route, the order a
     transition takes them — and a row another transaction holds is skipped, never waited
@@ -540,7 +708,7 @@ def _store(engine: Engine,
     transition, never deadlock. A skipped row is being changed; the next reconciliation
     compares again (Prefect's side is idempotent)."""
     updates = [u for u in updates if u[2]]
-    if not updates:
+    if not updates and not (shown and shown[1]):
         return 0
     written = 0
     with Session(engine) as s:
@@ -555,8 +723,18 @@ def _store(engine: Engine,
             if row_id in held:
                 s.execute(update(table).where(col(table.id) == row_id).values(**values))
                 written += 1
+        if shown and shown[1]:
+            s.execute(_upsert_mirror(s.get_bind().dialect.name, shown[0], shown[1]))
+            written += 1
         s.commit()
     return written
+
+
+def _upsert_mirror(dialect: str, route_id: str, values: dict[str, Any]) -> Any:
+    table = RouteMirror.__table__  # type: ignore[attr-defined]
+    ins: Any = pg_insert(table) if dialect == "postgresql" else sqlite_insert(table)
+    return ins.values(route_id=route_id, **values).on_conflict_do_update(
+        index_elements=["route_id"], set_=values)
 
 
 # --------------------------------------------------------------------------- the handler
@@ -631,7 +809,10 @@ class PrefectMirrorHandler:
 
         async def one(job: queue.ClaimedJob) -> None:
             async with asyncio.timeout(CALL_TIMEOUT_SECONDS):
-                await reconcile(prefect, worker.engine, job.ref, now=now)
+                # claimed before and not finished (a worker died, a lease ran out, a retry):
+                # what that pass wrote is read back before logs and the card are written
+                await reconcile(prefect, worker.engine, job.ref, now=now,
+                                verify=job.attempts > 1)
             await asyncio.to_thread(worker.finish_job, job)
 
         pending = list(jobs)

@@ -27,6 +27,7 @@ from engine.routes.transitions import EngineConfig  # noqa: E402
 from models.persons import Person  # noqa: E402
 from models.templates import Ladder  # noqa: E402
 from sim.seed import make_persons, seed_agencies  # noqa: E402
+from tasks.prefect_server import PrefectServer  # noqa: E402
 
 PG_URL = os.environ.get("REHAB_TEST_DATABASE_URL", "")
 
@@ -109,3 +110,14 @@ def seeded(db: Engine) -> list[Person]:
         people = make_persons(s, 3)
         s.commit()
     return people
+
+
+@pytest.fixture(scope="session")
+def prefect_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """One Prefect server per test session (SQLite, or REHAB_PREFECT_DATABASE_URL)."""
+    home = tmp_path_factory.mktemp("prefect")
+    server = PrefectServer(home=Path(home),
+                           database_url=os.environ.get("REHAB_PREFECT_DATABASE_URL") or None)
+    server.start()
+    yield server.api_url
+    server.stop()

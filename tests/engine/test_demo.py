@@ -140,8 +140,9 @@ def test_with_prefect_the_same_run_and_the_sweeps_are_flow_runs(
     # Prefect shows the run; it does not change it
     assert _stable(s) == _stable(seed7)
     assert s["flow_runs_mirrored"] == 12
-    # every sweep with timers due was one completed `timer-sweeper` flow run, as Prefect
-    # itself reports them (batches: not one run per timer)
+    # every sweep with timers due was one completed run of the `timer-sweeper` deployment
+    # the demo registered, as Prefect itself reports them (batches: not one run per timer)
+    assert s["sweeper_deployment_id"] and seed7["sweeper_deployment_id"] is None
     assert 0 < s["sweeper_flow_runs"] == s["sweeps_with_timers_due"]
     assert s["sweeper_flow_runs"] < sum(s["timers_fired"].values())
     assert s["prefect_ui"] and "Демо" in err

@@ -21,13 +21,22 @@ from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+from uuid import UUID
 
 import httpx
 import pendulum
 import pytest
 from prefect.client.orchestration import PrefectClient
-from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId, FlowRunFilterTags
-from prefect.client.schemas.objects import FlowRun, TaskRun
+from prefect.client.schemas.filters import (
+    ArtifactFilter,
+    ArtifactFilterFlowRunId,
+    FlowRunFilter,
+    FlowRunFilterId,
+    FlowRunFilterTags,
+    LogFilter,
+    LogFilterFlowRunId,
+)
+from prefect.client.schemas.objects import Artifact, FlowRun, Log, TaskRun
 from sqlalchemy import Engine, func
 from sqlmodel import Session, col, select
 
@@ -44,6 +53,7 @@ from models.templates import Ladder
 from sim.agencies import Profile
 from sim.scenario import DemoOptions, demo_stack, wait_idle
 from sim.seed import make_persons
+from tasks.prefect_logs import LOGGED
 from tasks.prefect_mirror import load_view, route_state, step_state
 from tasks.prefect_server import PrefectServer
 
@@ -96,6 +106,20 @@ async def _prefect_runs(api: str, route_ids: list[str]
             tasks = await c.read_task_runs(flow_run_filter=FlowRunFilter(
                 id=FlowRunFilterId(any_=[fr.id for fr in runs])), limit=50) if runs else []
             out[rid] = (runs, tasks)
+    return out
+
+
+async def _logs_and_cards(api: str, flow_run_ids: list[str]
+                          ) -> dict[str, tuple[list[Log], list[Artifact]]]:
+    """Each flow run's log lines and artifacts (the route's card)."""
+    out: dict[str, tuple[list[Log], list[Artifact]]] = {}
+    async with PrefectClient(api=api) as c:
+        for fid in flow_run_ids:
+            run = [UUID(fid)]
+            logs = await c.read_logs(LogFilter(flow_run_id=LogFilterFlowRunId(any_=run)))
+            cards = await c.read_artifacts(artifact_filter=ArtifactFilter(
+                flow_run_id=ArtifactFilterFlowRunId(any_=run)))
+            out[fid] = (logs, cards)
     return out
 
 
@@ -196,6 +220,8 @@ def test_sigkill_prefect_server_and_worker_while_mirroring(
             http.close()
 
             found = asyncio.run(_prefect_runs(server.api_url, ids))
+            shown = asyncio.run(_logs_and_cards(
+                server.api_url, [str(runs[0].id) for runs, _ in found.values() if runs]))
             with Session(engine) as s:
                 routes = {r.id: r for r in s.exec(select(Route))}
                 steps = list(s.exec(select(Step)))
@@ -224,6 +250,7 @@ def test_sigkill_prefect_server_and_worker_while_mirroring(
         assert view is not None
         assert str(fr.id) == routes[rid].prefect_flow_run_id
         assert fr.name == f"route-{rid}" and fr.parameters == {"route_id": rid}
+        # completed: no state tag left
         assert set(fr.tags) == {f"route:{rid}", "region:39", "template:supported_living"}
         want = route_state(view)
         assert fr.state is not None
@@ -245,6 +272,18 @@ def test_sigkill_prefect_server_and_worker_while_mirroring(
                          *[t.state.message or "" for t in tasks if t.state]])
         leaked = [x for x in personal if x in blob]
         assert not leaked, f"personal data reached Prefect: route {rid}"
+        # -- its card once (updated in place), its log lines once each despite the kills
+        logs, cards = shown[str(fr.id)]
+        assert len(cards) == 1, f"{rid}: {len(cards)} cards"
+        assert str(cards[0].data).splitlines()[0] == want.message
+        names = Counter(lg.name for lg in logs)
+        assert set(names.values()) == {1}, f"{rid}: lines written twice {names}"
+        logged = {f"rehab.audit.{e.id}" for e in audit if e.route_id == rid
+                  and (e.entity, e.action) in LOGGED}
+        assert set(names) == logged, f"{rid}: lines missing"
+        leaked = [x for x in personal
+                  if x in " ".join([*(lg.message for lg in logs), str(cards[0].data)])]
+        assert not leaked, f"personal data reached Prefect's logs or card: route {rid}"
     # -- no loss, nothing twice
     assert len(steps) == len(requests) == 3 * N_ROUTES
     assert all(st.status in (StepStatus.answered, StepStatus.absent) for st in steps)

@@ -5,10 +5,7 @@ one route's trouble holds no other route; a run deleted in Prefect is created ag
 from __future__ import annotations
 
 import asyncio
-import os
-from collections.abc import Iterator
 from datetime import date, timedelta
-from pathlib import Path
 from typing import Any
 from uuid import UUID
 
@@ -43,24 +40,12 @@ from models.timers import EscalationLevel
 from models.types import utcnow
 from tasks import prefect_mirror as pm
 from tasks.prefect_mirror import RouteView, StepView, load_view, reconcile, route_state, step_state
-from tasks.prefect_server import PrefectServer
 from tests.conftest import kaliningrad
 from tests.ladder.conftest import receive_inbox
 
 slow = pytest.mark.slow
 MIRROR = EngineConfig(sender_region="39", public_base_url="http://127.0.0.1:9",
                       default_ladder=Ladder(1, 2), mirror=True)
-
-
-@pytest.fixture(scope="session")
-def prefect_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """One Prefect server per test session (SQLite, or REHAB_PREFECT_DATABASE_URL)."""
-    home = tmp_path_factory.mktemp("prefect")
-    server = PrefectServer(home=Path(home),
-                           database_url=os.environ.get("REHAB_PREFECT_DATABASE_URL") or None)
-    server.start()
-    yield server.api_url
-    server.stop()
 
 
 async def _drain(worker: Worker) -> None:

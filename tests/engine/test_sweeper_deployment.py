@@ -23,6 +23,9 @@ from prefect.client.orchestration import PrefectClient
 from prefect.client.schemas.filters import (
     FlowFilter,
     FlowFilterName,
+    FlowRunFilter,
+    FlowRunFilterDeploymentId,
+    FlowRunFilterTags,
 )
 from prefect.client.schemas.objects import FlowRun
 from prefect.client.schemas.schedules import IntervalSchedule
@@ -39,6 +42,7 @@ from flows.sweeper import (
     FLOW_NAME,
     SweepTarget,
     counts_message,
+    register_unscheduled_deployment,
     run_sweep,
     sweeper_deployment,
 )
@@ -179,6 +183,41 @@ def test_a_run_of_the_flow_fires_due_timers_once_and_returns_counts(
     assert one.state is not None and one.state.message == counts_message(first)
     assert one.parameters == {"batch_size": 4}
     _no_personal_data(list(mine.values()), seeded)
+
+
+@pytest.mark.slow
+def test_sweeps_started_by_their_caller_are_runs_of_an_unscheduled_deployment(
+    prefect_url: str, db: Engine, clock: DbClock, cfg: EngineConfig, seeded: list[Person],
+) -> None:
+    """The demo's way: the deployment is registered without a schedule (Prefect starts no
+    run of it; the demo's business clock decides when a sweep happens) and each sweep is
+    one run of it, started and run in the caller's process."""
+    due = _due_timers(db, clock, cfg, seeded)
+    tag = uuid4().hex[:8]
+    with temporary_settings(updates={"api.url": prefect_url}):
+        sweeper_deployment(interval_seconds=60).apply()  # a scheduled one before: replaced
+        dep_id = register_unscheduled_deployment()
+        assert register_unscheduled_deployment() == dep_id  # registering again: the same
+        counts = run_sweep(SweepTarget(db, clock, cfg, "demo-like"),
+                           run_name=f"timer-sweeper {tag}", deployment_id=dep_id,
+                           tags=["rehab-demo", f"demo-run:{tag}"])
+
+    async def read() -> tuple[Any, list[FlowRun]]:
+        async with PrefectClient(api=prefect_url) as c:
+            dep = await c.read_deployment(dep_id)
+            runs = await c.read_flow_runs(flow_run_filter=FlowRunFilter(
+                deployment_id=FlowRunFilterDeploymentId(any_=[dep_id]),
+                tags=FlowRunFilterTags(all_=[f"demo-run:{tag}"])))
+            return dep, runs
+
+    dep, runs = asyncio.run(read())
+    assert dep.name == DEPLOYMENT_NAME and dep.schedules == []
+    assert counts["fired"] == due
+    [run] = runs
+    assert run.deployment_id == dep_id and run.name == f"timer-sweeper {tag}"
+    assert run.state is not None and run.state.is_completed()
+    assert run.state.message == counts_message(counts)
+    _no_personal_data(runs, seeded)
 
 
 @pytest.mark.slow
