@@ -145,9 +145,11 @@ def card_digest(markdown: str) -> str:
 
 def state_tags(steps: Iterable[CardStep], *, active: bool) -> list[str]:
     """The state tags of a route (sorted): over its open steps, ``state:awaiting`` — one
-    waits for an answer within its deadline; ``state:overdue`` — one is past its send-by or
-    answer-by deadline, or its ladder is at the overdue rung; ``state:escalated`` — a
-    supervisor has it (rung 2, open or acknowledged). A route that is not active has none."""
+    waits on its agency within its deadline (its request being delivered, lying in a paper
+    or inbox agency's inbox until received — 298-п Порядок п.10–11 — or answered);
+    ``state:overdue`` — one is past its send-by or answer-by deadline, or its ladder is at
+    the overdue rung; ``state:escalated`` — a supervisor has it (rung 2, open or
+    acknowledged). A route that is not active has none."""
     if not active:
         return []
     tags: set[str] = set()
@@ -159,8 +161,8 @@ def state_tags(steps: Iterable[CardStep], *, active: bool) -> list[str]:
             tags.add(TAG_ESCALATED)
         if st.overdue_days is not None or st.rung_open is EscalationLevel.overdue:
             tags.add(TAG_OVERDUE)
-        if st.status is StepStatus.awaiting and st.overdue_days is None:
-            tags.add(TAG_AWAITING)
+        if st.status in (StepStatus.awaiting, StepStatus.sending) and st.overdue_days is None:
+            tags.add(TAG_AWAITING)  # its request on the way, in an inbox, or answered soon
     return sorted(tags)
 
 

@@ -41,6 +41,7 @@ from sqlmodel import Session, col, select
 import calendars
 from engine.escalations.ladder import REFUSED
 from models.audit import AuditEvent
+from models.route_life import END_REASON_RU, EndReason
 from models.timers import DeadlineKind, EscalationLevel
 from models.types import utcnow
 
@@ -192,14 +193,7 @@ def _message(ev: LogEvent, steps: dict[str, StepRef], agencies: dict[str, str],
     """(level, text after the date) of one record; None: no line."""
     a, b = ev.after, ev.before
     if ev.entity == "route":
-        return {
-            "registered": (INFO, f"маршрут зарегистрирован, шагов: {n_steps}"),
-            "completed": (INFO, "маршрут завершён"),
-            "cancelled": (WARNING, "маршрут закрыт руководителем"),
-            "suspended": (WARNING, "маршрут приостановлен: согласие на обработку данных "
-                                   "отозвано"),
-            "resumed": (INFO, "маршрут возобновлён"),
-        }.get(ev.action)
+        return _route_message(ev, agencies, n_steps)
     step_id = str(a.get("step_id") or escalations.get(ev.entity_id, "")) \
         if ev.entity == "escalation" else ev.entity_id
     ref = steps.get(step_id)
@@ -240,6 +234,37 @@ def _message(ev: LogEvent, steps: dict[str, StepRef], agencies: dict[str, str],
             new = a.get("answer_by") or a.get("send_by") or a.get("complete_by")
             return INFO, head + f"срок продлён руководителем до {_date(new)}"
     return None
+
+
+def _route_message(ev: LogEvent, agencies: dict[str, str],
+                   n_steps: int) -> tuple[int, str] | None:
+    """A route-level record: registered, completed, closed, suspended and resumed (152-ФЗ
+    art. 9), a participant refused and resumed (004 п.11), terminated (004 п.13),
+    re-planned on a new ИПРА (004 п.10 пп.б), migrated to a new template version."""
+    a, b = ev.after, ev.before
+    who = agencies.get(str(a.get("agency_id") or ""), "") if a.get("agency_id") else ""
+    party = f"участника «{who}»" if who else "всех участников"
+    reason = ""
+    if ev.action == "terminated" and a.get("reason") in set(EndReason):
+        reason = END_REASON_RU[EndReason(str(a["reason"]))]
+    return {
+        "registered": (INFO, f"маршрут зарегистрирован, шагов: {n_steps}"),
+        "completed": (INFO, "маршрут завершён"),
+        "cancelled": (WARNING, "маршрут закрыт руководителем"),
+        "suspended": (WARNING, "маршрут приостановлен: согласие на обработку данных "
+                               "отозвано"),
+        "resumed": (INFO, "маршрут возобновлён"),
+        "participant_refused": (WARNING, f"отказ от сопровождения {party}: шаги "
+                                         "приостановлены"),
+        "participant_resumed": (INFO, f"сопровождение {party} возобновлено с оставшимися "
+                                      "рабочими днями"),
+        "terminated": (WARNING, "сопровождение прекращено" + (f": {reason}" if reason else "")),
+        "replanned": (INFO, f"маршрут пересмотрен по новой ИПРА: добавлено "
+                            f"{len(a.get('added', ()))}, отменено {len(a.get('cancelled', ()))}, "
+                            f"перенесено {len(a.get('redated', ()))}"),
+        "migrated": (INFO, f"маршрут переведён на версию шаблона {a.get('template_version')} "
+                           f"(была {b.get('template_version')})"),
+    }.get(ev.action)
 
 
 def _escalation(ev: LogEvent, head: str, agency: str) -> tuple[int, str] | None:

@@ -41,6 +41,7 @@ from tasks import prefect_logs as pl
 from tasks import prefect_mirror as pm
 from tasks.prefect_card import CardStep, artifact_key, state_tags
 from tests.conftest import kaliningrad
+from tests.ladder.conftest import receive_inbox
 
 slow = pytest.mark.slow
 MIRROR = EngineConfig(sender_region="39", public_base_url="http://127.0.0.1:9",
@@ -52,6 +53,7 @@ def _register(db: Engine, clock: DbClock, person: Person) -> str:
         rid = register(s, MIRROR, now=clock.now(), person_id=person.id,
                        template_code="supported_living").id
         s.commit()
+    receive_inbox(db, clock, MIRROR, rid)  # the agency opens its inbox at once
     return rid
 
 
@@ -67,6 +69,7 @@ def _answer(db: Engine, clock: DbClock, route_id: str, seq: int, hook: str,
         assert ans.id is not None
         apply_answer(s, MIRROR, ans.id, now=clock.now())
         s.commit()
+    receive_inbox(db, clock, MIRROR, route_id)  # the next agency opens its inbox at once
 
 
 def _at(clock: DbClock, db: Engine, *when: int) -> None:
@@ -336,7 +339,8 @@ def _cs(status: StepStatus, *, overdue: int | None = None,
      ["state:overdue"]),
     ([_cs(StepStatus.needs_clarification, rung=EscalationLevel.escalated)], True,
      ["state:escalated"]),
-    ([_cs(StepStatus.sending), _cs(StepStatus.planned)], True, []),
+    # a request on its way or in an inbox until received: the route waits on its agency
+    ([_cs(StepStatus.sending), _cs(StepStatus.planned)], True, ["state:awaiting"]),
     ([_cs(StepStatus.answered), _cs(StepStatus.awaiting, overdue=1)], True, ["state:overdue"]),
     ([_cs(StepStatus.awaiting), _cs(StepStatus.awaiting, overdue=3,
                                     rung=EscalationLevel.escalated)], True,
@@ -404,6 +408,18 @@ LINES: list[tuple[pl.LogEvent, int, str]] = [
     (_ev(17, "route", "resumed"), pl.INFO, "маршрут возобновлён"),
     (_ev(18, "route", "cancelled"), pl.WARNING, "маршрут закрыт руководителем"),
     (_ev(19, "route", "completed"), pl.INFO, "маршрут завершён"),
+    (_ev(20, "route", "participant_refused", after={"agency_id": "mz39"}), pl.WARNING,
+     "отказ от сопровождения участника «Минздрав»: шаги приостановлены"),
+    (_ev(21, "route", "participant_resumed", after={"agency_id": None}), pl.INFO,
+     "сопровождение всех участников возобновлено с оставшимися рабочими днями"),
+    (_ev(22, "route", "terminated", after={"reason": "ipra_expired"}), pl.WARNING,
+     "сопровождение прекращено: окончание срока действия ИПРА (363н п.13 а)"),
+    (_ev(23, "route", "replanned", after={"added": [{}], "cancelled": [{}, {}],
+                                          "redated": []}), pl.INFO,
+     "маршрут пересмотрен по новой ИПРА: добавлено 1, отменено 2, перенесено 0"),
+    (_ev(24, "route", "migrated", before={"template_version": 1},
+         after={"template_version": 2}), pl.INFO,
+     "маршрут переведён на версию шаблона 2 (была 1)"),
 ]
 
 
