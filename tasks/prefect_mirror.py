@@ -682,11 +682,13 @@ async def _show(client: PrefectClient, view: RouteView, flow_run_id: str, rstate
 async def _create_task_run(client: PrefectClient, flow_run_id: str, st: StepView,
                            state: State, calls: list[int]) -> TaskRun:
     """The step's task run of ``agency-step``, created in ``state`` (Prefect returns an
-    existing run of this flow run and step number, in whatever state it is)."""
+    existing run of this flow run and dynamic key, in whatever state it is). The key is the
+    step's id, not its number: a template migration renumbers a route's steps, and a step
+    taking over a number must not be mirrored onto another step's run."""
     body = TaskRunCreate(
         id=uuid.UUID(task_run_id_for(flow_run_id, st.id)),
         name=f"{st.seq + 1}. {st.kind} → {st.agency}", flow_run_id=uuid.UUID(flow_run_id),
-        task_key=STEP_TASK_NAME, dynamic_key=str(st.seq), tags=[],
+        task_key=STEP_TASK_NAME, dynamic_key=st.id, tags=[],
         empirical_policy=TaskRunPolicy(), state=to_state_create(state), task_inputs={},
     )
     resp = await _call(partial(client.request, "POST", "/task_runs/",

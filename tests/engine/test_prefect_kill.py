@@ -259,9 +259,9 @@ def test_sigkill_prefect_server_and_worker_while_mirroring(
         started = [st for st in view.steps if st.status is not StepStatus.planned]
         assert len(tasks) == len(started) == 3, f"{rid}: {len(tasks)} task runs"
         by_key = {t.dynamic_key: t for t in tasks}
-        assert sorted(by_key) == [str(st.seq) for st in started]
+        assert sorted(by_key) == sorted(st.id for st in started)  # keyed by step id
         for st in started:
-            tr = by_key[str(st.seq)]
+            tr = by_key[st.id]
             want_t = step_state(st)
             assert want_t is not None and tr.state is not None
             assert (tr.state.type, tr.state.name, tr.state.message) == \
