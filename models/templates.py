@@ -66,6 +66,13 @@ class StepTemplate:
     """Template-level deadline: the step must be done within this many working days of the
     route's registration (363н п.10б: the organisation ensures the route's deadlines); an
     ИПРА deadline given with the application takes precedence. None: no such deadline."""
+    period_days: int | None = None
+    """Recurring (001 Регламент п.6 пп.8; 000 п.10): a new request every N working days while
+    the route lives (``engine.routes.recurring``); the route does not wait for it."""
+
+    @property
+    def recurring(self) -> bool:
+        return self.period_days is not None
 
     def __post_init__(self) -> None:
         d = self.deadline_days

@@ -20,9 +20,9 @@ import calendars
 from engine.answers.intake import AnswerIn as AnswerIn  # re-exported: the use cases' vocabulary
 from engine.answers.intake import IncomingAnswer, late_working_days, record_answers
 from engine.errors import EngineError, NotFoundError
-from engine.escalations import ladder, timers
+from engine.escalations import ladder, recurrence, timers
 from engine.infra import audit
-from engine.infra.locks import lock_step, reread
+from engine.infra.locks import lock_route, lock_step, reread
 from engine.infra.queue import buffered as queue_buffered
 from engine.infra.queue import enqueue
 from engine.infra.settings import Settings
@@ -39,7 +39,7 @@ from models.jobs import JobKind
 from models.persons import Person
 from models.routes import CancelNotice, CancelState, Route, RouteStatus, Step, StepStatus
 from models.templates import Ladder, RouteTemplate, get_template, template_of
-from models.timers import REQUEST_KINDS, DeadlineKind
+from models.timers import REQUEST_KINDS, DeadlineKind, EscalationStatus
 from models.types import new_id, utcnow
 
 SYSTEM = "system:engine"
@@ -251,7 +251,10 @@ def _arm_complete_deadline(
 
 def pick_agency(session: Session, *, role: str, region: str, route_id: str,
                 exclude: str | None = None) -> Agency:
-    """A participant of ``role`` in ``region`` (spread over routes by a stable hash)."""
+    """A participant of ``role`` in ``region``, spread over persons by a stable digest of
+    the route's person (their SNILS): the same person gets the same agency of a role on
+    every run and whatever order the steps open in. Never keyed on a generated identifier
+    (a route id is random: the demo's agencies, and so its run, differed for one seed)."""
     with session.no_autoflush:
         rows = list(session.exec(
             select(Agency)
@@ -261,7 +264,12 @@ def pick_agency(session: Session, *, role: str, region: str, route_id: str,
     rows = [a for a in rows if a.id != exclude]
     if not rows:
         raise EngineError(f"agency: no active participant with role {role!r} in region {region}")
-    h = int(hashlib.sha256(route_id.encode()).hexdigest()[:8], 16)
+    if len(rows) == 1:
+        return rows[0]
+    with session.no_autoflush:
+        snils = session.exec(select(Person.snils).join(Route, col(Route.person_id) == col(
+            Person.id)).where(Route.id == route_id)).one()
+    h = int(hashlib.sha256(f"{role}:{snils}".encode()).hexdigest()[:8], 16)
     return rows[h % len(rows)]
 
 
@@ -668,6 +676,11 @@ def _apply_answer(session: Session, cfg: EngineConfig, answer_id: int, *,
                      after={"status": step.status.value, "answer_id": ans.id,
                             "late_working_days": ans.late_working_days})
         ans.effect = AnswerEffect.moved_route
+        st = template_of(route).step(step.seq)
+        if step.status.terminal and st.period_days is not None:
+            # 001 Регламент п.6 пп.8: the next check, N working days after this one opened
+            recurrence.schedule_next(session, step, period_days=st.period_days,
+                                     region=route.region, now=now)
         if step.status.terminal:
             # the next step's period starts when the answer came (298-п Порядок п.10), even
             # if it is applied later (a worker that was down)
@@ -689,23 +702,55 @@ def advance_route(session: Session, cfg: EngineConfig, route: Route, *, now: dat
     п.16: the steps go in their mandatory order). ``ready_at``: when the previous step
     ended (default ``now``): the next step's send-by period counts from it."""
     ready_at = min(ready_at or now, now)
+    route = lock_route(session, route.id) or route  # parallel answers: one at a time
     template = template_of(route)
-    with session.no_autoflush:
+    with session.no_autoflush:  # flushed by the lock; read afresh after it
         steps = list(session.exec(select(Step).where(Step.route_id == route.id)
-                                  .order_by(col(Step.seq))))
-    if not any(s.status is StepStatus.planned for s in steps):
-        if all(s.status.terminal for s in steps) and route.status is RouteStatus.active:
-            route.status = RouteStatus.completed
-            route.completed_at = ready_at
-            session.add(route)
-            audit.record(session, at=now, actor=actor, entity="route", entity_id=route.id,
-                         route_id=route.id, action="completed",
-                         before={"status": RouteStatus.active.value},
-                         after={"status": RouteStatus.completed.value})
+                                  .order_by(col(Step.seq))
+                                  .execution_options(populate_existing=True)))
+    if route.status is not RouteStatus.active:
         return
     for nxt in ready_steps(template, steps):  # none: the steps it waits for are still open
         _start_step(session, cfg, route, template, nxt, ready_at=ready_at, now=now,
                     actor=actor)
+    # done when every step that ends is done: a recurring one (001 Регламент п.6 пп.8)
+    # ends with the route, it is not waited for
+    if all(s.status.terminal for s in steps if not template.step(s.seq).recurring):
+        route.status = RouteStatus.completed
+        route.completed_at = ready_at
+        session.add(route)
+        audit.record(session, at=now, actor=actor, entity="route", entity_id=route.id,
+                     route_id=route.id, action="completed",
+                     before={"status": RouteStatus.active.value},
+                     after={"status": RouteStatus.completed.value})
+        _end_recurring(session, template, steps, route_id=route.id, now=now, actor=actor)
+
+
+def _end_recurring(session: Session, template: RouteTemplate, steps: list[Step], *,
+                   route_id: str, now: datetime, actor: str) -> None:
+    """The route is done: its recurring steps end with it. An open occurrence is withdrawn
+    (its agency gets a cancel notice) and the step closed; the next occurrence's timer and
+    every other timer of the step are cancelled."""
+    for step in steps:
+        if not template.step(step.seq).recurring:
+            continue
+        reason = "route completed: the recurring check ends with it"
+        if not step.status.terminal:
+            if step.current_request_id:
+                req = session.get(AgencyRequest, step.current_request_id)
+                if req is not None:
+                    withdraw_request(session, req, now=now, actor=actor, reason=reason)
+            ladder.resolve_open(session, step, now=now, actor=actor, resolution=reason,
+                                action="closed_with_step",
+                                status=EscalationStatus.closed, reason=reason)
+            before = {"status": step.status.value}
+            step.status = StepStatus.cancelled
+            step.outcome_note = "повторяющаяся проверка завершена вместе с маршрутом"
+            session.add(step)
+            audit.record(session, at=now, actor=actor, entity="step", entity_id=step.id,
+                         route_id=route_id, action="closed", before=before,
+                         after={"status": step.status.value}, reason=reason)
+        timers.cancel_pending(session, step.id, reason=reason, now=now, actor=actor)
 
 
 def resend_after_clarification(
