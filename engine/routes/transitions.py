@@ -279,8 +279,11 @@ def _start_step(
 ) -> None:
     """Make ``step`` ready: choose its agency, prepare the request, start the send-by timer.
 
-    298-п Порядок п.10: the request is prepared and sent within 1 working day.
+    298-п Порядок п.10: the request is prepared and sent within 1 working day. A step is
+    never opened before the steps it waits for are done (001 Регламент п.16: the six actions
+    of social employment are mandatory and in this order): EngineError naming them.
     """
+    _check_order(session, route, template, step)
     agency = agency or pick_agency(session, role=step.role, region=route.region,
                                    route_id=route.id)
     before = {"status": step.status.value}
@@ -295,6 +298,23 @@ def _start_step(
                  route_id=route.id, action="ready", before=before,
                  after={"status": step.status.value, "agency_id": agency.id,
                         "send_by": send.due_date, "request_id": request.id})
+
+
+def _check_order(session: Session, route: Route, template: RouteTemplate, step: Step) -> None:
+    """Refuse to open ``step`` while a step it waits for is not done (its template's
+    ``depends_on``, else the one before it), naming the rule and the steps."""
+    waits = template.waits_for(step.seq)
+    if not waits:
+        return
+    with session.no_autoflush:
+        status = dict(session.exec(select(Step.seq, Step.status).where(
+            Step.route_id == route.id, col(Step.seq).in_(waits))).all())
+    open_ = [template.step(q).kind for q in waits if not StepStatus(status[q]).terminal]
+    if open_:
+        raise EngineError(
+            f"step: {step.kind} cannot start before {', '.join(open_)} is done "
+            f"({template.step(step.seq).basis}; 001 Регламент п.16: the actions go in "
+            f"their mandatory order)")
 
 
 def arm_send_deadline(
