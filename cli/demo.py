@@ -83,6 +83,7 @@ LABELS: dict[str, str] = {
     "applications_eligible": "решений «да»", "applications_ineligible": "отказов (с причинами)",
     "consent_withdrawals": "отзывов согласия", "routes_suspended": "маршрутов приостановлено",
     "steps_suspended": "шагов приостановлено",
+    "routes_by_kind": "маршрутов по видам", "route_outcomes": "итоги маршрутов по видам",
 }
 WORDS: dict[str, str] = {
     # escalation levels (298-п Порядок п.13; 363н п.10б)
@@ -96,6 +97,11 @@ WORDS: dict[str, str] = {
     # timers
     "answer_reminder": "напоминание", "answer_overdue": "просрочка ответа",
     "answer_escalation": "эскалация ответа", "send_overdue": "просрочка отправки",
+    "recur_next": "повторная проверка",
+    # outcomes of routes (issue 11; 004 п.11, п.13)
+    "completed": "завершён", "cancelled": "отменён", "suspended": "приостановлен",
+    "active": "в работе", "participant_refused": "отказ участника",
+    "participant_resumed": "возобновлён", "migrated": "переведён на новую версию",
     # kinds of application (363н; 298-п Регламент п.3; 000 п.10; 003)
     "accompaniment": "сопровождение", "supported_living": "сопровождаемое проживание",
     "social_employment": "социальная занятость", "early_help": "ранняя помощь",
@@ -104,8 +110,17 @@ WORDS: dict[str, str] = {
 
 def _text(value: object) -> str:
     if isinstance(value, dict):
-        return " · ".join(f"{WORDS.get(str(k), str(k))}: {v}" for k, v in value.items()) or "—"
+        return " · ".join(f"{WORDS.get(str(k), str(k))}: {_inner(v)}"
+                          for k, v in value.items()) or "—"
     return "—" if value is None else str(value)
+
+
+def _inner(value: object) -> str:
+    """A nested count (outcomes of one kind of route) in parentheses."""
+    if isinstance(value, dict):
+        return "(" + ", ".join(f"{WORDS.get(str(k), str(k))} {v}"
+                               for k, v in value.items()) + ")"
+    return str(value)
 
 
 def _print_summary(console: Console, d: dict[str, object]) -> None:

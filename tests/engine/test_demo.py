@@ -126,6 +126,22 @@ def test_the_seed_7_run_keeps_the_persons_files(seed7: dict[str, Any]) -> None:
 
 
 @pytest.mark.slow
+def test_the_summary_counts_routes_by_kind_and_outcome(seed7: dict[str, Any]) -> None:
+    """Each kind's routes by outcome: their statuses add up to the kind's routes (the
+    route-level actions — terminated by reason, refused, resumed, migrated — come beside)."""
+    s = seed7
+    assert sum(s["routes_by_kind"].values()) == s["routes"] == 12
+    statuses = {"active", "completed", "cancelled", "suspended"}
+    for kind, n in s["routes_by_kind"].items():
+        out = s["route_outcomes"][kind]
+        assert sum(v for k, v in out.items() if k in statuses) == n
+    assert sum(o.get("completed", 0) for o in s["route_outcomes"].values()) == \
+        s["routes_completed"]
+    assert sum(o.get("suspended", 0) for o in s["route_outcomes"].values()) == \
+        s["routes_suspended"] == 1
+
+
+@pytest.mark.slow
 def test_with_prefect_the_same_run_and_the_sweeps_are_flow_runs(
     tmp_path: Path, seed7: dict[str, Any],
 ) -> None:
