@@ -189,3 +189,30 @@ def test_the_six_actions_go_in_order_and_the_route_completes_after_the_sixth(
     clock.advance_working_days(PERIOD + 5)
     assert sweep(db, clock, cfg).fired.get("recur_next", 0) == 0
     assert len(_requests(db, health.id)) == 1
+
+
+def test_closing_an_optional_step_opens_what_waits_for_it_beside_a_recurring_check(
+        api: TestClient, db: Engine, clock: DbClock, cfg: EngineConfig,
+        staff: dict[str, Staff]) -> None:
+    """Supported living: the person does not choose the training apartment (000 п.12 "при
+    наличии возможности"); the supervisor closes it while the annual need monitoring (000
+    п.10, recurring) runs beside it — supported housing, which waited for both the
+    assessment and the apartment, opens at once."""
+    coord = staff["coord39"]
+    assert api.post("/api/ipra", json=extract(), headers=coord.headers).status_code == 201
+    r = api.post("/api/person-file/applications", headers=coord.headers,
+                 json={"application": form("supported_living"), "consent": consent()})
+    assert r.status_code == 201 and r.json()["eligible"] is True, r.text
+    route_id = r.json()["route_id"]
+    _answer(db, clock, cfg, _steps(db, route_id)["need_assessment"])
+    steps = _steps(db, route_id)
+    assert steps["need_monitoring"].status in OPEN
+    assert steps["supported_housing"].status is StepStatus.planned
+    resp = api.post(f"/api/supervisor/steps/{steps['training_apartment'].id}/close",
+                    headers=staff["sup39"].headers,
+                    json={"reason": "получатель выбрал проживание без тренировочной квартиры"})
+    assert resp.status_code == 200, resp.text
+    steps = _steps(db, route_id)
+    assert steps["training_apartment"].status is StepStatus.cancelled
+    assert steps["need_monitoring"].status in OPEN
+    assert steps["supported_housing"].status in OPEN
