@@ -24,8 +24,9 @@ def run_demo_command(*, persons: int, json_out: bool, serve: bool, prefect: bool
     opts = DemoOptions(persons=persons, max_days=max_days, seed=seed, prefect=prefect,
                        work_dir=settings.var_dir / "demo")
     console = Console(stderr=True)
-    console.print(f"[bold]Демо:[/] {persons} синтетических получателей, маршрут "
-                  f"«Сопровождаемое проживание», старт {opts.start:%d.%m.%Y}, "
+    console.print(f"[bold]Демо:[/] {persons} синтетических получателей, маршруты "
+                  f"четырёх видов (сопровождаемое проживание, социальная занятость, ранняя "
+                  f"помощь, сопровождение), старт {opts.start:%d.%m.%Y}, "
                   f"seed {seed}" + ("" if prefect else " (без Prefect)"))
     with demo_stack(opts, settings) as stack:
         with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),

@@ -72,6 +72,9 @@ PROFILES: dict[str, Profile] = {
     "psu39b": Profile(late=0.05, never=0.0, absent=0.0),
     "mse39": Profile(late=0.1, never=0.02, absent=0.05),
     "sfr39": Profile(late=0.1, never=0.02, absent=0.1),
+    # sport and culture (001 Регламент п.6 пп.10, пп.11: social employment's optional steps)
+    "msport39": Profile(late=0.1, never=0.0, absent=0.0),
+    "mkt39": Profile(late=0.05, never=0.0, absent=0.0),
 }
 
 #: Summary fields that differ between two runs of the same seed (time, addresses, Prefect).
