@@ -466,8 +466,11 @@ def _summary(engine: Engine, stack: dict[str, Any], opts: DemoOptions, sweeper: 
     with Session(engine) as s:
         routes = list(s.exec(select(Route)))
         steps = list(s.exec(select(Step)))
-        answers = list(s.exec(select(AgencyAnswer).where(
-            col(AgencyAnswer.effect) == AnswerEffect.moved_route)))
+        # every answer an agency gave, whether or not it still moved its route: a recurring
+        # check answered in the tick that completes the route is applied before the
+        # completion or finds its request withdrawn by it, as the worker's order has it
+        answers = list(s.exec(select(AgencyAnswer).where(col(AgencyAnswer.effect).in_(
+            [AnswerEffect.moved_route, AnswerEffect.request_cancelled]))))
         escs = list(s.exec(select(Escalation)))
         requests = s.exec(select(func.count()).select_from(AgencyRequest)).one()
         sup_by = Counter(s.exec(select(AuditEvent.action)
