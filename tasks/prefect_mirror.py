@@ -67,7 +67,14 @@ from flows.names import ROUTE_FLOW_NAME, STEP_TASK_NAME
 from models.agencies import Agency
 from models.jobs import JobKind
 from models.routes import Route, RouteStatus, Step, StepStatus
-from models.timers import Escalation, EscalationLevel, EscalationStatus
+from models.timers import (
+    Escalation,
+    EscalationLevel,
+    EscalationStatus,
+    Timer,
+    TimerKind,
+    TimerStatus,
+)
 
 NAMESPACE = uuid.UUID("6f1d7b1c-8a8e-4f8e-9a43-3d0a1f5e2c11")
 
@@ -141,6 +148,9 @@ class StepView:
     late_days: int | None = None
     #: the step was ever made ready (a planned step closed with its route never was)
     started: bool = True
+    #: a recurring step between occurrences: the day its next check opens (001 Регламент
+    #: п.6 пп.8); it is still open while the route lives
+    next_check: date | None = None
 
 
 @dataclass(frozen=True)
@@ -186,6 +196,10 @@ def load_view(engine: Engine, route_id: str, now: datetime | None = None) -> Rou
         ):
             rung = EscalationLevel(level)
             rungs[step_id] = max(rungs.get(step_id, rung), rung)
+        next_check: dict[str, date] = dict(s.exec(
+            select(col(Timer.step_id), col(Timer.due_date))
+            .where(Timer.route_id == route_id, Timer.kind == TimerKind.recur_next,
+                   Timer.status == TimerStatus.pending)).all())
         steps = []
         for st in rows:
             agency = agencies.get(st.agency_id or "")
@@ -203,6 +217,7 @@ def load_view(engine: Engine, route_id: str, now: datetime | None = None) -> Rou
                 st.answer_by_date, st.send_by_date, st.prefect_task_run_id, st.prefect_state,
                 overdue_days=overdue, escalation=rungs.get(st.id),
                 late_days=st.late_working_days, started=st.ready_at is not None,
+                next_check=next_check.get(st.id),
             ))
         return RouteView(route.id, route.region, route.template, route.status,
                          route.prefect_flow_run_id, route.prefect_state, steps)
@@ -252,6 +267,10 @@ def step_state(st: StepView) -> State | None:
         return State(type=StateType.PAUSED, name="NeedsClarification",
                      message=f"{st.agency} asked for clarification; waiting for the "
                              f"coordinator to resend the request")
+    if st.next_check is not None:  # a recurring check between occurrences
+        return State(type=StateType.SCHEDULED, name="NextCheck",
+                     message=f"{st.agency} answered{_late(st)}; next check on "
+                             f"{_d(st.next_check)}")
     if st.status is StepStatus.answered:
         return State(type=StateType.COMPLETED, name="Answered",
                      message=f"{st.agency} answered{_late(st)}")
@@ -283,8 +302,9 @@ def route_state(view: RouteView) -> State:
         done = sum(s.status in (StepStatus.answered, StepStatus.absent) for s in view.steps)
         return State(type=StateType.CANCELLED, name="Suspended",
                      message=f"route suspended: consent withdrawn, after {done} of {n} steps")
-    open_steps = [s for s in view.steps if not s.status.terminal
-                  and s.status is not StepStatus.planned]
+    open_steps = [s for s in view.steps if (not s.status.terminal
+                                            and s.status is not StepStatus.planned)
+                  or s.next_check is not None]
     if not open_steps:
         return State(type=StateType.RUNNING, name="Running", message="moving to the next step")
     if len(open_steps) > 1:  # parallel steps (a template's depends_on): say which are open
