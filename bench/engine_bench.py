@@ -22,6 +22,7 @@ import shutil
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +46,7 @@ from engine.infra.db import make_engine  # noqa: E402
 from engine.routes.transitions import EngineConfig, register_application  # noqa: E402
 from models.agencies import AgencyRequest, RequestState  # noqa: E402
 from models.routes import Route, RouteStatus, Step, StepStatus  # noqa: E402
+from models.template_files import latest as latest_template  # noqa: E402
 from models.templates import Ladder  # noqa: E402
 from sim.seed import (  # noqa: E402
     KALININGRAD_AGENCIES,
@@ -57,6 +59,26 @@ from tasks.processes import Proc, free_port  # noqa: E402
 from tasks.signing import canonical_json, sign_headers  # noqa: E402
 
 SCENARIO_AGENCIES = ["msp39", "mz39", "mo39"]  # the supported_living template's three steps
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """The routes a throughput run forms: a template (version 0: built-in; n: the data
+    file), the agencies it asks, and the transitions each route makes."""
+
+    template: str
+    version: int
+    agencies: tuple[str, ...]
+    steps_per_route: int
+    title: str
+
+
+THREE_STEPS = Scenario("supported_living", 0, tuple(SCENARIO_AGENCIES), 3,
+                       "3 steps one after another")
+PARALLEL = Scenario(
+    "accompaniment", 1, ("mse39", "psu39a", "psu39b"), 4,
+    "accompaniment-v1 without an ИПРА: МСЭ informs ‖ the organisation forms the route, "
+    "then route support ‖ situational help (2 parallel pairs; the aid steps not applicable)")
 
 
 def _stack_env(db_url: str, api_url: str, work: Path, *,
@@ -159,7 +181,7 @@ def _counts(engine: Any) -> dict[str, int]:
 
 def run_ours(n: int, *, workers: int = 1, database_url: str = "", prefect_database: str = "",
              mirror: bool = True, profile: Path | None = None,
-             mirror_wait_s: float = 300.0) -> RivalResult:
+             mirror_wait_s: float = 300.0, scenario: Scenario = THREE_STEPS) -> RivalResult:
     """Our engine as the product runs: API process + worker process(es) + a Prefect server
     that the workers mirror every route into; real HTTP both ways.
 
@@ -173,10 +195,13 @@ def run_ours(n: int, *, workers: int = 1, database_url: str = "", prefect_databa
     db_url = database_url or f"sqlite:///{work / 'rehab.db'}"
     engine = make_engine(db_url)
     _fresh_schema(engine)
-    secrets = {a: make_secret(a) for a in SCENARIO_AGENCIES}
+    secrets = {a: make_secret(a) for a in scenario.agencies}
     echo = start_echo_agency(secrets)
     api_port = free_port()
     api_url = f"http://127.0.0.1:{api_port}"
+    spec = latest_template(scenario.template) if scenario.version else None
+    skipped = ({st.kind: st.when.describe() for st in spec.steps if not st.when.holds(None)}
+               if spec else None)
     server: PrefectServer | None = None
     if mirror:
         if prefect_database:
@@ -184,7 +209,7 @@ def run_ours(n: int, *, workers: int = 1, database_url: str = "", prefect_databa
         server = PrefectServer(work / "prefect", database_url=prefect_database or None).start()
     env = _stack_env(db_url, api_url, work, prefect=server.env() if server else None)
     with Session(engine) as s:
-        seed_agencies(s, endpoints={a: echo.url_for(a) for a in SCENARIO_AGENCIES})
+        seed_agencies(s, endpoints={a: echo.url_for(a) for a in scenario.agencies})
         people = make_persons(s, n)
         s.commit()
         person_ids = [p.id for p in people]
@@ -209,7 +234,9 @@ def run_ours(n: int, *, workers: int = 1, database_url: str = "", prefect_databa
             for pid in person_ids:
                 with Session(engine) as s:
                     register_application(s, cfg, now=clock.now(), person_id=pid,
-                                         template_code="supported_living")
+                                         template_code=scenario.template,
+                                         template_version=scenario.version,
+                                         not_applicable=skipped)
                     s.commit()
 
             def done() -> bool:
@@ -273,7 +300,7 @@ def run_ours(n: int, *, workers: int = 1, database_url: str = "", prefect_databa
         routes=n, transitions=transitions, seconds=seconds,
         transitions_per_s=transitions / seconds,
         peak_rss_mb=sampler.peak_rss_mb, threads_peak=sampler.threads_peak,
-        expected_transitions=3 * n, notes=notes,
+        expected_transitions=scenario.steps_per_route * n, notes=notes,
     )
 
 
@@ -508,6 +535,9 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=200,
                     help="routes in the throughput scenario (every engine runs this N)")
     ap.add_argument("--workers", type=int, default=1, help="our worker processes")
+    ap.add_argument("--scenario", choices=("all", "parallel"), default="all",
+                    help="parallel: only the parallel-steps throughput (a data template "
+                         "whose steps run two at a time), with its transitions/s")
     ap.add_argument("--dup-check-workers", type=int, default=2,
                     help="a second run of ours with this many workers, for the duplicate-"
                     "delivery verdict (0: skip)")
@@ -547,6 +577,20 @@ def main() -> None:
 
     load = subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
     print(f"== machine: {os.cpu_count()} cores; {load}", file=sys.stderr)
+    if args.scenario == "parallel":
+        print(f"== parallel steps: {args.n} routes; {PARALLEL.title}", file=sys.stderr)
+        par = run_ours(args.n, workers=args.workers, database_url=args.database,
+                       prefect_database=args.prefect_database, mirror=not args.no_mirror,
+                       mirror_wait_s=args.mirror_wait, scenario=PARALLEL)
+        ok, why = counts_ok(par)
+        print(par.line())
+        print(f"counts: {'ok' if ok else 'WRONG'} ({why})")
+        out = Path("var/bench")
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "engine_bench_parallel.json").write_text(
+            json.dumps({"machine_load": load, "parallel": par.as_dict()}, indent=2,
+                       default=str))
+        return
     pg = args.database.startswith("postgresql")
     results: list[RivalResult] = []
     print(f"== throughput: {args.n} routes × 3 steps", file=sys.stderr)

@@ -26,8 +26,9 @@ def run_demo_command(*, persons: int, json_out: bool, serve: bool, prefect: bool
     opts = DemoOptions(persons=persons, max_days=max_days, seed=seed, prefect=prefect,
                        work_dir=settings.var_dir / "demo", leave_work_open=serve)
     console = Console(stderr=True)
-    console.print(f"[bold]Демо:[/] {persons} синтетических получателей, маршрут "
-                  f"«Сопровождаемое проживание», старт {opts.start:%d.%m.%Y}, "
+    console.print(f"[bold]Демо:[/] {persons} синтетических получателей, маршруты "
+                  f"четырёх видов (сопровождаемое проживание, социальная занятость, ранняя "
+                  f"помощь, сопровождение), старт {opts.start:%d.%m.%Y}, "
                   f"seed {seed}" + ("" if prefect else " (без Prefect)"))
     with demo_stack(opts, settings) as stack:
         with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
@@ -103,6 +104,7 @@ LABELS: dict[str, str] = {
     "applications_eligible": "решений «да»", "applications_ineligible": "отказов (с причинами)",
     "consent_withdrawals": "отзывов согласия", "routes_suspended": "маршрутов приостановлено",
     "steps_suspended": "шагов приостановлено",
+    "routes_by_kind": "маршрутов по видам", "route_outcomes": "итоги маршрутов по видам",
 }
 WORDS: dict[str, str] = {
     # escalation levels (298-п Порядок п.13; 363н п.10б)
@@ -116,6 +118,11 @@ WORDS: dict[str, str] = {
     # timers
     "answer_reminder": "напоминание", "answer_overdue": "просрочка ответа",
     "answer_escalation": "эскалация ответа", "send_overdue": "просрочка отправки",
+    "recur_next": "повторная проверка",
+    # outcomes of routes (issue 11; 004 п.11, п.13)
+    "completed": "завершён", "cancelled": "отменён", "suspended": "приостановлен",
+    "active": "в работе", "participant_refused": "отказ участника",
+    "participant_resumed": "возобновлён", "migrated": "переведён на новую версию",
     # kinds of application (363н; 298-п Регламент п.3; 000 п.10; 003)
     "accompaniment": "сопровождение", "supported_living": "сопровождаемое проживание",
     "social_employment": "социальная занятость", "early_help": "ранняя помощь",
@@ -124,8 +131,17 @@ WORDS: dict[str, str] = {
 
 def _text(value: object) -> str:
     if isinstance(value, dict):
-        return " · ".join(f"{WORDS.get(str(k), str(k))}: {v}" for k, v in value.items()) or "—"
+        return " · ".join(f"{WORDS.get(str(k), str(k))}: {_inner(v)}"
+                          for k, v in value.items()) or "—"
     return "—" if value is None else str(value)
+
+
+def _inner(value: object) -> str:
+    """A nested count (outcomes of one kind of route) in parentheses."""
+    if isinstance(value, dict):
+        return "(" + ", ".join(f"{WORDS.get(str(k), str(k))} {v}"
+                               for k, v in value.items()) + ")"
+    return str(value)
 
 
 def _print_summary(console: Console, d: dict[str, object]) -> None:

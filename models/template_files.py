@@ -59,12 +59,6 @@ from models.templates import (
 
 TEMPLATE_DIR = Path(__file__).resolve().parent / "route_templates"
 
-PARALLEL_STEPS = False
-"""Whether routes open independent steps at once (``depends_on``). Off: the engine supports
-it (``engine.routes.ready_steps``), but with parallel steps the demo's run is no longer the
-same for the same seed (agencies' fates follow the order of requests), so routes go in the
-file's order until the simulation is made order-independent (docs/route-templates.md)."""
-
 _KIND_RE = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
 _FILE_RE = re.compile(r"^(?P<code>[a-z][a-z0-9_]{0,39})-v(?P<version>[1-9][0-9]*)\.toml$")
 _BASIS_RE = re.compile(r"^(000|001|003|004)\b.*п\.\s*\d")
@@ -164,21 +158,20 @@ class TemplateSpec:
         """The steps that apply for the person's ИПРА (each step's condition), in order."""
         return tuple(s for s in self.steps if s.when.holds(ipra))
 
-    def route_template(self, *, parallel: bool | None = None) -> RouteTemplate:
+    def route_template(self, *, parallel: bool = True) -> RouteTemplate:
         """Every step, as the engine's ``RouteTemplate`` (in the file's order, so that a
         route's step ``seq`` is the template's index: a step whose condition does not hold
         is formed as not applicable, ``engine.routes``). ``parallel``: steps wait for their
-        ``depends_on`` only (else each for the one before it: strict order); None: the
-        product's setting ``PARALLEL_STEPS``."""
-        if parallel is None:
-            parallel = PARALLEL_STEPS
+        ``depends_on`` only (the product's way: parallel where the template allows, in strict
+        order where it chains them); False: each waits for the one before it."""
         return RouteTemplate(
             code=self.code, title=self.title, basis=self.basis,
             steps=tuple(StepTemplate(kind=s.kind, role=s.role, requested=s.requested,
                                      basis=s.basis, answer_days=s.answer_days,
                                      send_days=s.send_days, optional=s.optional,
                                      depends_on=s.depends_on if parallel else None,
-                                     deadline_days=s.deadline_days)
+                                     deadline_days=s.deadline_days,
+                                     period_days=s.period_days)
                         for s in self.steps))
 
 

@@ -66,6 +66,13 @@ class StepTemplate:
     """Template-level deadline: the step must be done within this many working days of the
     route's registration (363н п.10б: the organisation ensures the route's deadlines); an
     ИПРА deadline given with the application takes precedence. None: no such deadline."""
+    period_days: int | None = None
+    """Recurring (001 Регламент п.6 пп.8; 000 п.10): a new request every N working days while
+    the route lives (``engine.routes.recurring``); the route does not wait for it."""
+
+    @property
+    def recurring(self) -> bool:
+        return self.period_days is not None
 
     def __post_init__(self) -> None:
         d = self.deadline_days
@@ -217,7 +224,6 @@ def template_of(route: Route) -> RouteTemplate:
     base = get_template(route.template, route.template_version)
     if not route.plan:
         return base
-    from models import template_files
-    from models.ipra_plan import extend_template
+    from models.ipra_plan import extend_template  # models.ipra_plan builds on this module
 
-    return extend_template(base, route.plan, parallel=template_files.PARALLEL_STEPS)
+    return extend_template(base, route.plan, parallel=True)

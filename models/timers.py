@@ -41,6 +41,7 @@ class TimerKind(StrEnum):
     answer_escalation = "answer_escalation"  # level 2: escalate to the supervisor
     complete_overdue = "complete_overdue"  # level 1: the step is not done by complete-by
     complete_escalation = "complete_escalation"  # level 2: still not done some days later
+    recur_next = "recur_next"  # a recurring step's next occurrence is due (no escalation)
 
     @property
     def deadline_kind(self) -> DeadlineKind:

@@ -19,13 +19,19 @@ from sqlmodel import Session
 from engine.persons.applications import register_full_application
 from engine.persons.ipra_import import import_ipra
 from engine.routes.transitions import EngineConfig
-from models.ages import anniversary
+from models.ages import age_on, anniversary
 from models.persons import Person
+from models.snils import format_snils
 
 ACTOR = "demo:coordinator"
-OTHER_KINDS = ("social_employment", "early_help", "accompaniment_stop")
-"""The second application of every person but each fourth (by position): refused, refused,
-granted without a route."""
+ROUTE_KINDS = ("supported_living", "social_employment", "early_help", "accompaniment")
+"""The route each person's file forms, by position (index % 4): all four kinds of route
+(000; 001 Регламент; 003; 004). Early help is applied for by the person for their child
+under three (003 п.4), whose route it is."""
+OTHER_KINDS = ("", "early_help", "social_employment", "accompaniment_stop")
+"""The second application of the person (by index % 4): none; early help for an adult and
+social employment without the degree-3 work limitation (both refused); asking
+accompaniment to stop (granted, no route)."""
 
 _OPERATOR = {"name": "Министерство социальной политики Калининградской области",
              "inn": "3906000000", "address": "г. Калининград, ул. Примерная, 1"}
@@ -47,9 +53,12 @@ def _rng(seed: int, index: int) -> random.Random:
     return random.Random(seed * 1_000_003 + index)
 
 
-def ipra_extract(person: Person, index: int, *, seed: int, today: date) -> dict[str, Any]:
+def ipra_extract(person: Person, index: int, *, seed: int, today: date,
+                 social_employment: bool = False) -> dict[str, Any]:
     """A ФГИС ФРИ extract (docs/ipra.md) for the person: degree 2–3 in self-care (supported
-    living needs help of others, 000 п.10), work degree 1–2 (not social employment)."""
+    living needs help of others, 000 п.10; accompaniment, 004 п.1), work degree 1–2 (not
+    social employment) — or, with ``social_employment``, degree 3 and simple work only with
+    significant help (001 Регламент п.3)."""
     rng = _rng(seed, index)
     issued = today - timedelta(days=rng.randint(20, 300))
     until = issued + timedelta(days=730)
@@ -65,7 +74,7 @@ def ipra_extract(person: Person, index: int, *, seed: int, today: date) -> dict[
         measures.append({"direction": "technical_aids", "title": "Трость опорная",
                          "executor": {"role": "sfr"}, "funding": "federal",
                          "due": (issued + timedelta(days=rng.randint(30, 300))).isoformat()})
-    return {
+    doc: dict[str, Any] = {
         "format": "fri-ipra-extract/1",
         "extract": {"source": "ФГИС ФРИ", "extract_id": f"demo-{seed}-{index:05d}",
                     "generated_at": f"{issued.isoformat()}T09:00:00+02:00"},
@@ -85,8 +94,15 @@ def ipra_extract(person: Person, index: int, *, seed: int, today: date) -> dict[
                 {"category": "work", "degree": rng.randint(1, 2)},
             ],
             "measures": measures,
+            **({"work_recommendation": "simple_work_with_significant_help"}
+               if social_employment else {}),
         },
     }
+    if social_employment:
+        for lim in doc["ipra"]["limitations"]:
+            if lim["category"] == "work":
+                lim["degree"] = 3
+    return doc
 
 
 def consent(person: Person, index: int, at: datetime) -> dict[str, Any]:
@@ -114,6 +130,9 @@ def application(person: Person, index: int, at: datetime, kind: str, *,
         request["preferences"] = "работа в мастерской рядом с домом"
     elif kind == "early_help":
         request["early_help_grounds"] = ["developmental_limitation"]
+    elif kind == "accompaniment":
+        request = {"kind": "accompaniment", "addressee": "ГБУ КО «Реабилитационный центр»",
+                   "action": "provide", "participant": "rehabilitation_organisation"}
     elif kind == "accompaniment_stop":
         request = {"kind": "accompaniment", "addressee": "ОСФР по Калининградской области",
                    "action": "stop", "participant": "sfr"}
@@ -145,22 +164,77 @@ def application(person: Person, index: int, at: datetime, kind: str, *,
     }
 
 
+def child_snils(seed: int, index: int) -> str:
+    """A valid synthetic SNILS for the person's child (never a real one's: the numbers from
+    001-001-998 down are outside the check, 100-… up are drawn from the seed)."""
+    rng = random.Random(f"child:{seed}:{index}")
+    first = f"{rng.randint(100, 899):03d}{rng.randint(0, 999_999):06d}"
+    return format_snils(first)
+
+
+def child_application(person: Person, index: int, at: datetime, *,
+                      seed: int) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Early help (003 п.4, п.9) for the person's child under three, applied for by the
+    person as the child's legal representative (a parent: the birth certificate, Family
+    Code art. 64); with the representative's consent (152-ФЗ art. 9 ч.6). (form, consent)"""
+    rng = _rng(seed, index)
+    born = at.date() - timedelta(days=rng.randint(200, 900))
+    snils = child_snils(seed, index)
+    name = {"last_name": _name(person)["last_name"], "first_name": "Малыш"}
+    authority = {"kind": "birth_certificate", "number": f"{rng.randint(0, 999_999):06d}",
+                 "issued_on": (born + timedelta(days=10)).isoformat(),
+                 "issued_by": "Отдел ЗАГС Калининграда"}
+    form = application(person, index, at, "early_help", seed=seed)
+    form["applicant"] = {
+        "kind": "legal_representative", "full_name": _name(person),
+        "authority_document": authority,
+        "identity_document": form["person"]["identity_document"],
+        "address": form["person"]["registration_address"]}
+    form["person"] = {**form["person"], "full_name": name, "birth_date": born.isoformat(),
+                      "snils": snils,
+                      "identity_document": {"kind": "birth_certificate", "series": "I-РЕ",
+                                            "number": authority["number"],
+                                            "issued_on": authority["issued_on"],
+                                            "issued_by": authority["issued_by"]}}
+    form["disability"] = None
+    agreed = consent(person, index, at)
+    agreed.update(consent_id=f"cn_demo_child_{index:05d}", subject_snils=snils,
+                  subject_name=name, data_categories=[*agreed["data_categories"],
+                                                      "representative"],
+                  given_by={"kind": "legal_representative", "full_name": _name(person),
+                            "authority_document": authority})
+    return form, agreed
+
+
 def register_person_file(session: Session, cfg: EngineConfig, person: Person, index: int, *,
                          at: datetime, seed: int) -> FileOutcome:
-    """Import the person's ИПРА, register their supported-living application with consent
-    (it forms the route), and for three persons in four a second application of another
-    kind. The caller commits (one transaction per person's file)."""
-    import_ipra(session, text=json.dumps(ipra_extract(person, index, seed=seed,
-                                                      today=at.date()), ensure_ascii=False),
-                now=at, actor=ACTOR)
-    main = register_full_application(
-        session, cfg, raw=application(person, index, at, "supported_living", seed=seed),
-        consent=consent(person, index, at), now=at, actor=ACTOR)
+    """Import the person's ИПРА and register the application that forms a route —
+    ``ROUTE_KINDS[index % 4]`` (early help: for their child) — with consent, and the second
+    application ``OTHER_KINDS[index % 4]``. The caller commits (one transaction per
+    person's file)."""
+    kind = ROUTE_KINDS[index % 4]
+    if kind == "social_employment" and age_on(person.birth_date, at.date()) >= 50:
+        kind = "supported_living"  # past working age (001 Регламент п.3): not this route
+    import_ipra(session, text=json.dumps(ipra_extract(
+        person, index, seed=seed, today=at.date(),
+        social_employment=kind == "social_employment"), ensure_ascii=False),
+        now=at, actor=ACTOR)
+    if kind == "early_help":
+        raw, agreed = child_application(person, index, at, seed=seed)
+        main = register_full_application(session, cfg, raw=raw, consent=agreed, now=at,
+                                         actor=ACTOR)
+    else:
+        main = register_full_application(
+            session, cfg, raw=application(person, index, at, kind, seed=seed),
+            consent=consent(person, index, at), now=at, actor=ACTOR)
+    assert main.route is not None, main.decision
     apps, eligible = 1, int(main.decision.eligible)
-    if index % 4:
-        kind = OTHER_KINDS[(index % 4) - 1]
+    other_kind = OTHER_KINDS[index % 4]
+    if other_kind:
+        # the person's own consent is on file unless the route was their child's
         other = register_full_application(
-            session, cfg, raw=application(person, index, at, kind, seed=seed), now=at,
+            session, cfg, raw=application(person, index, at, other_kind, seed=seed),
+            consent=consent(person, index, at) if kind == "early_help" else None, now=at,
             actor=ACTOR)
         assert other.route is None  # refused, or granted without a route
         apps, eligible = 2, eligible + int(other.decision.eligible)

@@ -47,6 +47,7 @@ from engine.persons.consent_withdrawal import withdraw_consent
 from engine.routes.transitions import EngineConfig, register_application
 from engine.runtime.sweeper import sweep_due_timers
 from models.agencies import AgencyAnswer, AgencyRequest, AnswerEffect, AnswerOutcome
+from models.audit import AuditEvent
 from models.jobs import JobKind
 from models.person_file import ApplicationRecord, ConsentVersion, IpraRecord
 from models.persons import Person
@@ -67,13 +68,16 @@ SLOTS: tuple[tuple[int, int], ...] = ((0, 5), (9, 30), (12, 0))
 REGISTER_SLOT = (12, 0)
 
 PROFILES: dict[str, Profile] = {
-    "msp39": Profile(late=0.1, never=0.0, absent=0.05),
+    "msp39": Profile(late=0.1, never=0.05, absent=0.05),
     "mz39": Profile(late=0.2, never=0.05, absent=0.15, fail_first=0.2),
     "mo39": Profile(late=0.15, never=0.1, absent=0.05),
     "psu39a": Profile(late=0.1, never=0.1, absent=0.0),
     "psu39b": Profile(late=0.05, never=0.0, absent=0.0),
     "mse39": Profile(late=0.1, never=0.02, absent=0.05),
     "sfr39": Profile(late=0.1, never=0.02, absent=0.1),
+    # sport and culture (001 Регламент п.6 пп.10, пп.11: social employment's optional steps)
+    "msport39": Profile(late=0.1, never=0.0, absent=0.0),
+    "mkt39": Profile(late=0.05, never=0.0, absent=0.0),
 }
 
 #: Summary fields that differ between two runs of the same seed (time, addresses, Prefect).
@@ -157,6 +161,9 @@ class DemoSummary:
     consent_withdrawals: int = 0
     routes_suspended: int = 0
     steps_suspended: int = 0  # open steps of suspended routes (not done, not going on)
+    # issue 11: routes by kind, and by kind and outcome (``route_outcomes``)
+    routes_by_kind: dict[str, int] = field(default_factory=dict)
+    route_outcomes: dict[str, dict[str, int]] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -487,12 +494,13 @@ def _summary(engine: Engine, stack: dict[str, Any], opts: DemoOptions, sweeper: 
     with Session(engine) as s:
         routes = list(s.exec(select(Route)))
         steps = list(s.exec(select(Step)))
-        answers = list(s.exec(select(AgencyAnswer).where(
-            col(AgencyAnswer.effect) == AnswerEffect.moved_route)))
+        # every answer an agency gave, whether or not it still moved its route: a recurring
+        # check answered in the tick that completes the route is applied before the
+        # completion or finds its request withdrawn by it, as the worker's order has it
+        answers = list(s.exec(select(AgencyAnswer).where(col(AgencyAnswer.effect).in_(
+            [AnswerEffect.moved_route, AnswerEffect.request_cancelled]))))
         escs = list(s.exec(select(Escalation)))
         requests = s.exec(select(func.count()).select_from(AgencyRequest)).one()
-        from models.audit import AuditEvent
-
         sup_by = Counter(s.exec(select(AuditEvent.action)
                                 .where(col(AuditEvent.actor) == f"staff:{BOT_ID}")
                                 .where(col(AuditEvent.action).in_(SUPERVISOR_ACTIONS))))
@@ -532,7 +540,41 @@ def _summary(engine: Engine, stack: dict[str, Any], opts: DemoOptions, sweeper: 
                            if opts.prefect and stack.get("prefect_api") else 0),
         sweeper_deployment_id=str(sweeper.deployment_id) if sweeper.deployment_id else None,
         **_files_summary(engine, routes, steps),
+        **_outcomes_summary(engine, routes),
     )
+
+
+ROUTE_ACTIONS = ("terminated", "participant_refused", "participant_resumed", "migrated")
+"""Route-level audit actions counted as outcomes beside the route's status (issue 11:
+termination with its reason, 004 п.13; refuse / resume, п.11; template migration)."""
+
+
+def _outcomes_summary(engine: Engine, routes: list[Route]) -> dict[str, Any]:
+    """Routes by kind, and per kind by outcome: the route's status (completed, cancelled,
+    suspended, active, and any status added later) and the route-level audit actions
+    ``ROUTE_ACTIONS`` — ``terminated`` by its reason (``after.reason``, else the record's
+    ``reason``), counted generically so that outcomes other use cases add appear when they
+    land."""
+    kind_of = {r.id: r.template for r in routes}
+    outcomes: dict[str, Counter[str]] = {}
+    for r in routes:
+        outcomes.setdefault(r.template, Counter())[r.status.value] += 1
+    with Session(engine) as s:
+        events = list(s.exec(select(AuditEvent).where(
+            col(AuditEvent.entity) == "route", col(AuditEvent.action).in_(ROUTE_ACTIONS))))
+    for e in events:
+        kind = kind_of.get(e.entity_id)
+        if kind is None:
+            continue
+        label = e.action
+        if e.action == "terminated":
+            reason = (e.after or {}).get("reason") or e.reason or "unspecified"
+            label = f"terminated:{reason}"
+        outcomes[kind][label] += 1
+    return {
+        "routes_by_kind": dict(sorted(Counter(r.template for r in routes).items())),
+        "route_outcomes": {k: dict(sorted(v.items())) for k, v in sorted(outcomes.items())},
+    }
 
 
 def _files_summary(engine: Engine, routes: list[Route], steps: list[Step]) -> dict[str, Any]:

@@ -78,7 +78,14 @@ from models.jobs import JobKind
 from models.mirror import RouteMirror
 from models.routes import Route, RouteStatus, Step, StepStatus
 from models.templates import template_of
-from models.timers import Escalation, EscalationLevel, EscalationStatus
+from models.timers import (
+    Escalation,
+    EscalationLevel,
+    EscalationStatus,
+    Timer,
+    TimerKind,
+    TimerStatus,
+)
 from tasks.prefect_card import (
     STATE_TAGS,
     CardStep,
@@ -190,6 +197,9 @@ class StepView:
     answered_date: date | None = None
     #: the highest rung of the ladder the step ever reached (open or settled)
     rung_reached: EscalationLevel | None = None
+    #: a recurring step between occurrences: the day its next check opens (001 Регламент
+    #: п.6 пп.8); it is still open while the route lives
+    next_check: date | None = None
 
 
 @dataclass(frozen=True)
@@ -271,6 +281,10 @@ def load_view(engine: Engine, route_id: str, now: datetime | None = None) -> Rou
             titles = [t.requested for t in template.steps]
         except ValueError:  # a template file gone: the step kinds stand in
             template_title, titles = route.template, []
+        next_check: dict[str, date] = dict(s.exec(
+            select(col(Timer.step_id), col(Timer.due_date))
+            .where(Timer.route_id == route_id, Timer.kind == TimerKind.recur_next,
+                   Timer.status == TimerStatus.pending)).all())
         steps = []
         for st in rows:
             agency = agencies.get(st.agency_id or "")
@@ -294,6 +308,7 @@ def load_view(engine: Engine, route_id: str, now: datetime | None = None) -> Rou
                                          agency.region if agency else route.region),
                 rung_reached=reached.get(st.id),
                 awaiting_receipt=st.id in unreceived,
+                next_check=next_check.get(st.id),
             ))
         return RouteView(route.id, route.region, route.template, route.status,
                          route.prefect_flow_run_id, route.prefect_state, steps,
@@ -358,6 +373,10 @@ def step_state(st: StepView) -> State | None:
         return State(type=StateType.PAUSED, name="NeedsClarification",
                      message=f"{st.agency} asked for clarification; waiting for the "
                              f"coordinator to resend the request")
+    if st.next_check is not None:  # a recurring check between occurrences
+        return State(type=StateType.SCHEDULED, name="NextCheck",
+                     message=f"{st.agency} answered{_late(st)}; next check on "
+                             f"{_d(st.next_check)}")
     if st.status is StepStatus.answered:
         return State(type=StateType.COMPLETED, name="Answered",
                      message=f"{st.agency} answered{_late(st)}")
@@ -394,8 +413,9 @@ def route_state(view: RouteView) -> State:
         done = sum(s.status in (StepStatus.answered, StepStatus.absent) for s in view.steps)
         return State(type=StateType.CANCELLED, name="Suspended",
                      message=f"route suspended: consent withdrawn, after {done} of {n} steps")
-    open_steps = [s for s in view.steps if not s.status.terminal
-                  and s.status is not StepStatus.planned]
+    open_steps = [s for s in view.steps if (not s.status.terminal
+                                            and s.status is not StepStatus.planned)
+                  or s.next_check is not None]
     if not open_steps:
         return State(type=StateType.RUNNING, name="Running", message="moving to the next step")
     if len(open_steps) > 1:  # parallel steps (a template's depends_on): say which are open

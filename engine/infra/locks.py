@@ -14,7 +14,7 @@ from typing import TypeVar
 
 from sqlmodel import Session, SQLModel, col, select
 
-from models.routes import Step
+from models.routes import Route, Step
 
 M = TypeVar("M", bound=SQLModel)
 
@@ -33,6 +33,17 @@ def lock_route_steps(session: Session, route_id: str) -> list[Step]:
     stmt = (select(Step).where(Step.route_id == route_id).order_by(col(Step.seq))
             .with_for_update().execution_options(populate_existing=True))
     return list(session.exec(stmt))
+
+
+def lock_route(session: Session, route_id: str) -> Route | None:
+    """Lock the route's row and return it read afresh. Taken after a step's lock by whoever
+    decides what opens next or whether the route is done: with parallel steps two answers of
+    one route may be applied at once, each holding only its own step; without this each
+    would read the other's step still open and neither would start the step that waits for
+    both (or complete the route). Nothing takes a step's lock while holding a route's."""
+    stmt = (select(Route).where(Route.id == route_id).with_for_update()
+            .execution_options(populate_existing=True))
+    return session.exec(stmt).first()
 
 
 def reread(session: Session, model: type[M], key: object) -> M | None:

@@ -68,17 +68,11 @@ ROUTE_TEMPLATES: Mapping[RequestKind, str] = {
     RequestKind.accompaniment: "accompaniment",
     RequestKind.supported_living: "supported_living",
     RequestKind.social_employment: "social_employment",
+    RequestKind.early_help: "early_help",
 }
-"""The route template each kind of application forms. Early help (003) has no route
-template yet: an eligible early-help application is registered with its decision and
-staff act on it; asking accompaniment to stop forms no route (004 п.11, п.13 б)."""
-
-
-FORM_FROM_DATA_TEMPLATES = False
-"""Form the routes of 363н applications from the data templates (models/route_templates).
-Off for now: with them the demo's run is not the same twice for one seed (found at the end
-of issue 11's first session, cause not yet found); on, they are tested
-(tests/person_file/test_route_forming.py). docs/route-templates.md."""
+"""The route template each kind of application forms (the newest version of its data file,
+``models/route_templates``); asking accompaniment to stop forms no route (004 п.11,
+п.13 б)."""
 
 
 class ApplicationInvalid(EngineError):
@@ -457,10 +451,9 @@ def register_full_application(
     route: Route | None = None
     template = ROUTE_TEMPLATES.get(app.request.kind)
     if decision.eligible and template and app.request.action is not AccompanimentAction.stop:
-        # with FORM_FROM_DATA_TEMPLATES: the route as the regulations describe it — the newest
-        # data template (the route keeps its version), its steps' conditions read on the
-        # person's ИПРА (004 п.8, п.10б); else the built-in template (version 0)
-        spec = latest_template(template) if FORM_FROM_DATA_TEMPLATES else None
+        # the route as the regulations describe it: the newest data template (the route
+        # keeps its version), its steps' conditions read on the person's ИПРА (004 п.8, п.10б)
+        spec = latest_template(template)
         ipra_now = current[1] if current else None
         # from_ipra: each measure of the ИПРА a step for its executor (004 п.10 пп.б)
         plan = (build_plan(session, region=region, ipra=ipra_now,
@@ -471,9 +464,9 @@ def register_full_application(
                 session, cfg, now=now, person_id=person.id, template_code=template,
                 region=region, registered_at=app.submission.registered_at,
                 coordinator_id=coordinator_id, actor=actor,
-                template_version=spec.version if spec else 0,
+                template_version=spec.version,
                 not_applicable={s.kind: s.when.describe() for s in spec.steps
-                                if not s.when.holds(ipra_now)} if spec else None,
+                                if not s.when.holds(ipra_now)},
                 plan=plan)
         except calendars.CalendarError as exc:
             raise EngineError(f"submission.registered_at: {exc}") from None

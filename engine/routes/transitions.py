@@ -20,9 +20,9 @@ from engine.agencies.providers import pick_provider
 from engine.answers.intake import AnswerIn as AnswerIn  # re-exported: the use cases' vocabulary
 from engine.answers.intake import IncomingAnswer, late_working_days, record_answers
 from engine.errors import EngineError, NotFoundError
-from engine.escalations import ladder, timers
+from engine.escalations import ladder, recurrence, timers
 from engine.infra import audit
-from engine.infra.locks import lock_step, reread
+from engine.infra.locks import lock_route, lock_step, reread
 from engine.infra.queue import buffered as queue_buffered
 from engine.infra.queue import enqueue
 from engine.infra.settings import Settings
@@ -42,7 +42,7 @@ from models.jobs import JobKind
 from models.persons import Person
 from models.routes import CancelNotice, CancelState, Route, RouteStatus, Step, StepStatus
 from models.templates import Ladder, RouteTemplate, get_template, template_of
-from models.timers import REQUEST_KINDS, DeadlineKind
+from models.timers import REQUEST_KINDS, DeadlineKind, EscalationStatus
 from models.types import new_id, utcnow
 
 SYSTEM = "system:engine"
@@ -289,8 +289,11 @@ def _start_step(
 ) -> None:
     """Make ``step`` ready: choose its agency, prepare the request, start the send-by timer.
 
-    298-п Порядок п.10: the request is prepared and sent within 1 working day.
+    298-п Порядок п.10: the request is prepared and sent within 1 working day. A step is
+    never opened before the steps it waits for are done (001 Регламент п.16: the six actions
+    of social employment are mandatory and in this order): EngineError naming them.
     """
+    _check_order(session, route, template, step)
     pinned = measure_of(route.plan, step.kind)
     if agency is None and pinned and pinned.get("agency_id"):
         named = session.get(Agency, pinned["agency_id"])  # the ИПРА names the executor
@@ -310,6 +313,23 @@ def _start_step(
                  route_id=route.id, action="ready", before=before,
                  after={"status": step.status.value, "agency_id": agency.id,
                         "send_by": send.due_date, "request_id": request.id})
+
+
+def _check_order(session: Session, route: Route, template: RouteTemplate, step: Step) -> None:
+    """Refuse to open ``step`` while a step it waits for is not done (its template's
+    ``depends_on``, else the one before it), naming the rule and the steps."""
+    waits = template.waits_for(step.seq)
+    if not waits:
+        return
+    with session.no_autoflush:
+        status = dict(session.exec(select(Step.seq, Step.status).where(
+            Step.route_id == route.id, col(Step.seq).in_(waits))).all())
+    open_ = [template.step(q).kind for q in waits if not StepStatus(status[q]).terminal]
+    if open_:
+        raise EngineError(
+            f"step: {step.kind} cannot start before {', '.join(open_)} is done "
+            f"({template.step(step.seq).basis}; 001 Регламент п.16: the actions go in "
+            f"their mandatory order)")
 
 
 def arm_send_deadline(
@@ -708,6 +728,11 @@ def _apply_answer(session: Session, cfg: EngineConfig, answer_id: int, *,
                      after={"status": step.status.value, "answer_id": ans.id,
                             "late_working_days": ans.late_working_days})
         ans.effect = AnswerEffect.moved_route
+        st = template_of(route).step(step.seq)
+        if step.status.terminal and st.period_days is not None:
+            # 001 Регламент п.6 пп.8: the next check, N working days after this one opened
+            recurrence.schedule_next(session, step, period_days=st.period_days,
+                                     region=route.region, now=now)
         if step.status.terminal:
             # the next step's period starts when the answer came (298-п Порядок п.10), even
             # if it is applied later (a worker that was down)
@@ -729,23 +754,55 @@ def advance_route(session: Session, cfg: EngineConfig, route: Route, *, now: dat
     п.16: the steps go in their mandatory order). ``ready_at``: when the previous step
     ended (default ``now``): the next step's send-by period counts from it."""
     ready_at = min(ready_at or now, now)
+    route = lock_route(session, route.id) or route  # parallel answers: one at a time
     template = template_of(route)
-    with session.no_autoflush:
+    with session.no_autoflush:  # flushed by the lock; read afresh after it
         steps = list(session.exec(select(Step).where(Step.route_id == route.id)
-                                  .order_by(col(Step.seq))))
-    if not any(s.status is StepStatus.planned for s in steps):
-        if all(s.status.terminal for s in steps) and route.status is RouteStatus.active:
-            route.status = RouteStatus.completed
-            route.completed_at = ready_at
-            session.add(route)
-            audit.record(session, at=now, actor=actor, entity="route", entity_id=route.id,
-                         route_id=route.id, action="completed",
-                         before={"status": RouteStatus.active.value},
-                         after={"status": RouteStatus.completed.value})
+                                  .order_by(col(Step.seq))
+                                  .execution_options(populate_existing=True)))
+    if route.status is not RouteStatus.active:
         return
     for nxt in ready_steps(template, steps):  # none: the steps it waits for are still open
         _start_step(session, cfg, route, template, nxt, ready_at=ready_at, now=now,
                     actor=actor)
+    # done when every step that ends is done: a recurring one (001 Регламент п.6 пп.8)
+    # ends with the route, it is not waited for
+    if all(s.status.terminal for s in steps if not template.step(s.seq).recurring):
+        route.status = RouteStatus.completed
+        route.completed_at = ready_at
+        session.add(route)
+        audit.record(session, at=now, actor=actor, entity="route", entity_id=route.id,
+                     route_id=route.id, action="completed",
+                     before={"status": RouteStatus.active.value},
+                     after={"status": RouteStatus.completed.value})
+        _end_recurring(session, template, steps, route_id=route.id, now=now, actor=actor)
+
+
+def _end_recurring(session: Session, template: RouteTemplate, steps: list[Step], *,
+                   route_id: str, now: datetime, actor: str) -> None:
+    """The route is done: its recurring steps end with it. An open occurrence is withdrawn
+    (its agency gets a cancel notice) and the step closed; the next occurrence's timer and
+    every other timer of the step are cancelled."""
+    for step in steps:
+        if not template.step(step.seq).recurring:
+            continue
+        reason = "route completed: the recurring check ends with it"
+        if not step.status.terminal:
+            if step.current_request_id:
+                req = session.get(AgencyRequest, step.current_request_id)
+                if req is not None:
+                    withdraw_request(session, req, now=now, actor=actor, reason=reason)
+            ladder.resolve_open(session, step, now=now, actor=actor, resolution=reason,
+                                action="closed_with_step",
+                                status=EscalationStatus.closed, reason=reason)
+            before = {"status": step.status.value}
+            step.status = StepStatus.cancelled
+            step.outcome_note = "повторяющаяся проверка завершена вместе с маршрутом"
+            session.add(step)
+            audit.record(session, at=now, actor=actor, entity="step", entity_id=step.id,
+                         route_id=route_id, action="closed", before=before,
+                         after={"status": step.status.value}, reason=reason)
+        timers.cancel_pending(session, step.id, reason=reason, now=now, actor=actor)
 
 
 def resend_after_clarification(

@@ -36,9 +36,10 @@ from engine.escalations import ladder
 from engine.infra.backoff import backoff_seconds
 from engine.infra.clock import Clock
 from engine.routes.recompute import ensure_calendar_current
+from engine.routes.recurring import fire_recurrence
 from engine.routes.termination import fire_due_route_timers
 from engine.routes.transitions import EngineConfig, mirror_later
-from models.timers import Timer, TimerStatus
+from models.timers import Timer, TimerKind, TimerStatus
 from models.types import utcnow
 
 log = logging.getLogger("rehab.sweeper")
@@ -110,7 +111,10 @@ def sweep_due_timers(
                 on_claimed([t.id for t in due if t.id is not None])
             fired: list[int] = []
             for timer in due:
-                outcome = ladder.fire_timer(session, timer, now=now, actor=actor)
+                if timer.kind is TimerKind.recur_next:  # a recurring step's next check
+                    outcome = fire_recurrence(session, cfg, timer, now=now, actor=actor)
+                else:
+                    outcome = ladder.fire_timer(session, timer, now=now, actor=actor)
                 if outcome is ladder.FireOutcome.fired:
                     mirror_later(session, cfg, timer.route_id)  # overdue / escalated
                     key = timer.kind.value

@@ -372,11 +372,9 @@ def close_step(session: Session, cfg: EngineConfig, *, staff: StaffUser, step_id
         mirror_later(session, cfg, route.id)
         return step
     mirror_later(session, cfg, route.id)
-    session.flush()
-    others = session.exec(select(Step).where(Step.route_id == route.id,
-                                             col(Step.status).in_(ACTIVE_STEP)))
-    if others.first() is None:
-        advance_route(session, cfg, route, now=now, actor=actor)
+    # the steps that waited for it open, even while others run beside it (parallel steps,
+    # a recurring check), or the route completes
+    advance_route(session, cfg, route, now=now, actor=actor)
     return step
 
 

@@ -119,17 +119,38 @@ def test_the_seed_7_run_shows_every_case(seed7: dict[str, Any]) -> None:
 
 @pytest.mark.slow
 def test_the_seed_7_run_keeps_the_persons_files(seed7: dict[str, Any]) -> None:
-    """Each person: an ИПРА, a consent and the supported-living application (eligible: the
-    route); three in four a second one — social employment and early help refused, asking
-    accompaniment to stop granted without a route; the last person withdraws consent
-    midway and their route is suspended (152-ФЗ art. 9 ч.2)."""
+    """Each person: an ИПРА, a consent and the application that forms a route — of the four
+    kinds in turn (supported living; social employment, supported living past working age;
+    early help for their child under three; accompaniment) — and three in four a second one:
+    early help for an adult and social employment without the degree-3 work limitation
+    refused, asking accompaniment to stop granted without a route; the last person
+    withdraws consent midway and their route is suspended (152-ФЗ art. 9 ч.2)."""
     s = seed7
     assert s["ipra_imported"] == 12
     assert s["applications"] == 21 and s["applications_by_kind"] == {
-        "accompaniment": 3, "early_help": 3, "social_employment": 3, "supported_living": 12}
+        "accompaniment": 6, "early_help": 6, "social_employment": 4, "supported_living": 5}
     assert s["applications_eligible"] == 15 and s["applications_ineligible"] == 6
     assert s["consent_withdrawals"] == 1 and s["routes_suspended"] == 1
     assert s["steps_suspended"] > 0
+    # all four kinds of route, formed from the generated applications and ИПРА
+    assert s["routes_by_kind"] == {"accompaniment": 3, "early_help": 3,
+                                   "social_employment": 1, "supported_living": 5}
+
+
+@pytest.mark.slow
+def test_the_summary_counts_routes_by_kind_and_outcome(seed7: dict[str, Any]) -> None:
+    """Each kind's routes by outcome: their statuses add up to the kind's routes (the
+    route-level actions — terminated by reason, refused, resumed, migrated — come beside)."""
+    s = seed7
+    assert sum(s["routes_by_kind"].values()) == s["routes"] == 12
+    statuses = {"active", "completed", "cancelled", "suspended"}
+    for kind, n in s["routes_by_kind"].items():
+        out = s["route_outcomes"][kind]
+        assert sum(v for k, v in out.items() if k in statuses) == n
+    assert sum(o.get("completed", 0) for o in s["route_outcomes"].values()) == \
+        s["routes_completed"]
+    assert sum(o.get("suspended", 0) for o in s["route_outcomes"].values()) == \
+        s["routes_suspended"] == 1
 
 
 @pytest.mark.slow

@@ -624,3 +624,21 @@ def test_a_busy_prefect_is_asked_again_shortly(monkeypatch: pytest.MonkeyPatch) 
     with pytest.raises(PrefectHTTPStatusError):
         asyncio.run(pm._call(call, calls))
     assert calls == [1], "only 503 is asked again"
+
+
+def test_a_recurring_check_between_occurrences_shows_as_open() -> None:
+    """001 Регламент п.6 пп.8: the health check answered, its next occurrence scheduled —
+    the step is Scheduled (not Completed) and the route says it is open beside the others."""
+    check = StepView("rt1-s2", 2, "health_monitoring", StepStatus.answered, "Минздрав",
+                     date(2026, 1, 19), date(2026, 1, 13), None, None,
+                     next_check=date(2026, 4, 8))
+    state = step_state(check)
+    assert state is not None
+    assert (state.type, state.name, state.message) == (
+        StateType.SCHEDULED, "NextCheck", "Минздрав answered; next check on 08.04.2026")
+    view = _rv(RouteStatus.active, _sv(StepStatus.answered, seq=0),
+               _sv(StepStatus.awaiting, seq=1), check)
+    route = route_state(view)
+    assert route.message == (
+        "2 of 3 steps open — step 2 medical_check: waiting for Минздрав, answer due "
+        "19.01.2026; step 3 health_monitoring: Минздрав answered; next check on 08.04.2026")

@@ -12,9 +12,7 @@ from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
 from engine.infra.clock import DbClock
-from engine.persons import applications
 from engine.routes.transitions import AnswerIn, EngineConfig, apply_answer, record_answer
-from models import template_files
 from models.agencies import Agency, AnswerOutcome
 from models.routes import Step
 from models.templates import _data_template
@@ -38,10 +36,8 @@ SOCIAL = {"direction": "social", "title": "Социально-бытовая а�
 
 
 @pytest.fixture(autouse=True)
-def _data_templates_in_parallel(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """plan11 switches these on for good; here they are switched on for these tests."""
-    monkeypatch.setattr(applications, "FORM_FROM_DATA_TEMPLATES", True)
-    monkeypatch.setattr(template_files, "PARALLEL_STEPS", True)
+def _fresh_data_templates() -> Iterator[None]:
+    """The data templates read afresh for each test (some tests add a version)."""
     _data_template.cache_clear()
     yield
     _data_template.cache_clear()

@@ -13,7 +13,6 @@ from engine.agencies.providers import record_choice
 from engine.errors import EngineError
 from engine.infra.clock import DbClock
 from engine.routes.transitions import EngineConfig
-from models import template_files
 from models.agencies import Agency
 from models.person_file import PersonDetail
 from models.persons import Person
@@ -27,10 +26,9 @@ NOW = kaliningrad(2026, 1, 12, 10, 0)
 
 
 @pytest.fixture(autouse=True)
-def _parallel(monkeypatch: pytest.MonkeyPatch) -> None:
+def _fresh_data_templates() -> None:
     """accompaniment v2 with parallel steps: the organisation's step (provider) opens at
     registration."""
-    monkeypatch.setattr(template_files, "PARALLEL_STEPS", True)
     _data_template.cache_clear()
 
 

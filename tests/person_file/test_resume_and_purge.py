@@ -158,10 +158,12 @@ def test_a_new_consent_makes_resuming_possible_and_the_step_keeps_its_days(
     with Session(db) as s:
         steps = s.exec(select(Step).where(Step.route_id == route_id).order_by(Step.seq)).all()
         assert steps[0].status is StepStatus.answered
-        # the template's next step (strict order)
+        # the steps that wait only for the assessment open together (000 п.10: the need
+        # monitoring; п.11: the training apartment)
         opened = [x.kind for x in steps if x.status in (StepStatus.sending,
                                                         StepStatus.awaiting)]
-        assert opened == [steps[1].kind]
+        assert steps[0].kind == "need_assessment"
+        assert opened == ["need_monitoring", "training_apartment"]
 
     # withdrawn again: each open step's request is withdrawn with its own notice
     assert api.post(f"/api/persons/{person_id}/consent/withdraw",

@@ -1,36 +1,25 @@
 """Routes formed from the data templates (issue 11): the newest template version, kept by
 the route; steps whose condition the person's ИПРА does not meet are formed closed and never
-sent (004 п.8: the СФР only with technical aids); the steps go in the file's order (the
-product's setting ``PARALLEL_STEPS`` is off) — with it on, steps with no unmet dependency
-open at once; the six social-employment actions open one after another (001 Регламент
-п.16) either way."""
+sent (004 п.8: the СФР only with technical aids); steps with no unmet dependency open at
+once; the six social-employment actions open one after another (001 Регламент п.16)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
 
-import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 from sqlmodel import Session, select
 
 from engine.infra.clock import DbClock
-from engine.persons import applications
 from engine.routes.transitions import AnswerIn, EngineConfig, apply_answer, record_answer
-from models import template_files
 from models.agencies import Agency, AnswerOutcome
 from models.routes import Route, Step, StepStatus
-from models.templates import _data_template
 from tests.ladder.conftest import Staff, run_worker, worker_settings
 from tests.person_file.conftest import audits, consent, extract, form
 
 OPEN = (StepStatus.sending, StepStatus.awaiting)
-
-
-@pytest.fixture(autouse=True)
-def _data_templates(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(applications, "FORM_FROM_DATA_TEMPLATES", True)
 
 
 def _register(api: TestClient, coord: Staff, kind: str, ipra: dict[str, Any]) -> str:
@@ -76,25 +65,19 @@ def test_accompaniment_without_technical_aids_leaves_the_aid_steps_out(
         assert steps[kind].status is StepStatus.cancelled
         assert steps[kind].current_request_id is None
         assert (steps[kind].outcome_note or "").startswith("не применяется: если в ИПРА есть")
-    # strict order (PARALLEL_STEPS off): МСЭ informs first (004 п.6)
-    assert sorted(k for k, x in steps.items() if x.status in OPEN) == ["mse_informing"]
-    assert steps["rehabilitation_route"].status is StepStatus.planned
+    # МСЭ informs (004 п.6) while the organisation forms the route (п.10б)
+    assert sorted(k for k, x in steps.items() if x.status in OPEN) == [
+        "mse_informing", "rehabilitation_route"]
     [reg] = audits(db, entity="route", action="registered", route_id=route_id)
     assert reg.after is not None and reg.after["not_applicable"] == [
         "mse_tsr_selection", "sfr_tsr_consulting"]
 
 
 def test_with_parallel_steps_the_sfr_is_asked_beside_the_others(
-        api: TestClient, db: Engine, staff: dict[str, Staff],
-        monkeypatch: pytest.MonkeyPatch) -> None:
-    """PARALLEL_STEPS on: МСЭ informs (004 п.6) while the organisation forms the route
-    (п.10б) and the СФР consults on the technical aids (п.8) — all three at once."""
-    monkeypatch.setattr(template_files, "PARALLEL_STEPS", True)
-    _data_template.cache_clear()
-    try:
-        route_id = _register(api, staff["coord39"], "accompaniment", extract())
-    finally:
-        _data_template.cache_clear()
+        api: TestClient, db: Engine, staff: dict[str, Staff]) -> None:
+    """МСЭ informs (004 п.6) while the organisation forms the route (п.10б) and the СФР
+    consults on the technical aids (п.8) — all three at once."""
+    route_id = _register(api, staff["coord39"], "accompaniment", extract())
     steps = {x.kind: x for x in _steps(db, route_id)}
     assert sorted(k for k, x in steps.items() if x.status in OPEN
                   and not k.startswith("ipra_")) == [
@@ -122,8 +105,10 @@ def test_social_employment_opens_its_actions_one_after_another(
     assert [x.kind for x in steps if x.status in OPEN] == ["need_determined"]
     _answer(db, clock, cfg, steps[0], "wh-se-1")
     steps = _steps(db, route_id)
-    # after the need is determined: the conditions (п.16 пп.2) — not the services yet
-    assert [x.kind for x in steps if x.status in OPEN] == ["conditions_created"]
+    # after the need is determined: the conditions (п.16 пп.2) — not the services yet —
+    # and beside the actions the health monitoring (п.6 пп.8), sport and culture (optional)
+    assert [x.kind for x in steps if x.status in OPEN] == [
+        "conditions_created", "health_monitoring", "sport", "culture"]
     assert {x.kind: x.status for x in steps}["services_provided"] is StepStatus.planned
     with Session(db) as s:
         route = s.get(Route, route_id)

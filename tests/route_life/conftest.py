@@ -25,9 +25,7 @@ from tests.person_file.conftest import api, consent, extract, form, now, staff  
 
 
 @pytest.fixture(autouse=True)
-def _parallel_data_templates(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    monkeypatch.setattr(applications, "FORM_FROM_DATA_TEMPLATES", True)
-    monkeypatch.setattr(template_files, "PARALLEL_STEPS", True)
+def _accompaniment_v1(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     # the route's life on accompaniment v1: the steps these tests name, without the ИПРА's
     # measures as steps of their own (v2, ``from_ipra``: tests/ipra_plan)
     monkeypatch.setattr(applications, "latest_template",

@@ -75,7 +75,7 @@ def test_accompaniment_asks_sfr_only_when_the_ipra_has_technical_aids() -> None:
     assert [s.kind for s in rt.steps] == [s.kind for s in t.steps]
     assert rt.waits_for(0) == () and rt.waits_for(1) == ()  # МСЭ and the organisation at once
     assert rt.waits_for(4) == (1,)  # route_support after rehabilitation_route
-    strict = t.route_template(parallel=False)  # the file's order (PARALLEL_STEPS off)
+    strict = t.route_template(parallel=False)  # each after the one before it
     assert [strict.waits_for(i) for i in range(3)] == [(), (0,), (0, 1)]
     # the clause of each step describes it (today's toy template cited п.6 for an extract)
     assert t.step("mse_informing").basis.startswith("004 п.6")
