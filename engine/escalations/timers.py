@@ -28,7 +28,7 @@ from datetime import date, datetime, timedelta
 from typing import Protocol
 
 import pendulum
-from sqlalchemy import insert, update
+from sqlalchemy import bindparam, func, insert, update
 from sqlalchemy.orm.util import identity_key
 from sqlmodel import Session, col, select
 
@@ -176,11 +176,16 @@ def answer_timers(
                          working_days=answer_days, ladder=ladder, version=version)
 
 
+_NEXT_VERSION = (select(func.coalesce(func.max(_TABLE.c.deadline_version) + 1, 0))
+                 .where(_TABLE.c.step_id == bindparam("step_id")))
+
+
 def next_version(session: Session, step_id: str) -> int:
-    """A new deadline version of the step (one counter over all its deadlines)."""
-    with session.no_autoflush:  # timers are always flushed when they are created
-        versions = session.exec(select(Timer.deadline_version).where(Timer.step_id == step_id))
-        return max([0, *[v + 1 for v in versions]])
+    """A new deadline version of the step (one counter over all its deadlines).
+
+    One Core statement on the session's connection: timers are always written when they
+    are created (``add_timers``), so no flush is needed and no row is loaded."""
+    return int(session.connection().execute(_NEXT_VERSION, {"step_id": step_id}).scalar_one())
 
 
 def add_timers(session: Session, timers: Iterable[TimerSpec], *, now: datetime,
@@ -229,8 +234,8 @@ def cancel_pending(session: Session, step_id: str, *, reason: str, now: datetime
         if not kind_list:
             return 0
         stmt = stmt.where(table.c.kind.in_(kind_list))
-    with session.no_autoflush:  # timers are flushed when created (add_timers)
-        rows = list(session.execute(stmt))
+    # timers are written when created (add_timers): no flush, and no ORM execution
+    rows = list(session.connection().execute(stmt))
     for r in rows:  # keep loaded timers truthful
         obj = session.identity_map.get(identity_key(Timer, r[0]))
         if obj is not None:
