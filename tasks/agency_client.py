@@ -51,19 +51,22 @@ class PerAgencyTransport(httpx.AsyncBaseTransport):
     agency's pool (an ``asyncio.Semaphore``, held until its response is closed), so a pool
     never holds a queue; and a slow agency holds only its own connections."""
 
-    def __init__(self, *, connections_per_origin: int) -> None:
+    def __init__(self, *, connections_per_origin: int,
+                 make_pool: Callable[[httpx.Limits], httpx.AsyncBaseTransport] | None = None,
+                 ) -> None:
         self._size = connections_per_origin
         self._limits = httpx.Limits(max_connections=connections_per_origin,
                                     max_keepalive_connections=connections_per_origin)
+        self._make_pool = make_pool or (lambda limits: httpx.AsyncHTTPTransport(limits=limits))
         self._pools: dict[tuple[bytes, bytes, int | None],
-                          tuple[httpx.AsyncHTTPTransport, asyncio.Semaphore]] = {}
+                          tuple[httpx.AsyncBaseTransport, asyncio.Semaphore]] = {}
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         url = request.url
         origin = (url.raw_scheme, url.raw_host, url.port)
         found = self._pools.get(origin)
         if found is None:
-            found = self._pools[origin] = (httpx.AsyncHTTPTransport(limits=self._limits),
+            found = self._pools[origin] = (self._make_pool(self._limits),
                                            asyncio.Semaphore(self._size))
         pool, places = found
         await places.acquire()
