@@ -22,7 +22,7 @@ from datetime import date, datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import update
+from sqlalchemy import bindparam, update
 from sqlalchemy.orm.util import identity_key
 from sqlmodel import Session, col, select
 
@@ -59,6 +59,10 @@ LEVEL_OF: dict[TimerKind, EscalationLevel] = {
 OPEN_STATES = (EscalationStatus.open, EscalationStatus.acknowledged)
 
 _ESCALATIONS = Escalation.__table__  # type: ignore[attr-defined]
+_OPEN_OF_STEP = (select(_ESCALATIONS.c.id, _ESCALATIONS.c.status, _ESCALATIONS.c.deadline_kind)
+                 .where(_ESCALATIONS.c.step_id == bindparam("step_id"),
+                        _ESCALATIONS.c.status.in_(OPEN_STATES))
+                 .order_by(_ESCALATIONS.c.id))
 
 REFUSED = "agency refused the request"
 """The cause of a level-2 escalation opened at once when the agency refuses a request."""
@@ -262,18 +266,19 @@ def resolve_open(session: Session, step: Step, *, now: datetime, actor: str,
     (``resolved``; ``closed`` when the step is closed) with ``resolution``, one audit record
     each."""
     t = _ESCALATIONS
-    where = [t.c.step_id == step.id, t.c.status.in_(OPEN_STATES)]
+    stmt = _OPEN_OF_STEP
+    params: dict[str, object] = {"step_id": step.id}
     if kinds is not None:
-        where.append(t.c.deadline_kind.in_(list(kinds)))
+        stmt = stmt.where(t.c.deadline_kind.in_(bindparam("kinds", expanding=True)))
+        params["kinds"] = list(kinds)
     if before_version is not None:
-        where.append(t.c.deadline_version < before_version)
+        stmt = stmt.where(t.c.deadline_version < before_version)
     if any(isinstance(o, Escalation) for o in (*session.new, *session.dirty)):
         session.flush()  # an escalation changed in this transaction is seen as it is now
     # Core, not ORM rows: the transition that resolves escalations never reads them again,
     # and most transitions find none (one light SELECT, no UPDATE)
     conn = session.connection()
-    rows = conn.execute(select(t.c.id, t.c.status, t.c.deadline_kind).where(*where)
-                        .order_by(t.c.id)).all()
+    rows = conn.execute(stmt, params).all()
     if not rows:
         return 0
     conn.execute(update(t).where(t.c.id.in_([r[0] for r in rows]))
