@@ -365,8 +365,7 @@ class Worker:
         jobs = queue.claim(self.engine, self.worker_id, kinds=kinds, limit=limit,
                            lease_seconds=lease, refs=refs)
         answers = [j for j in jobs if j.kind is JobKind.apply_answer]
-        step = self.settings.worker_txn_answers or (
-            self.PG_TXN_ANSWERS if self.engine.dialect.name == "postgresql" else 1)
+        step = self.settings.worker_txn_answers
         for i in range(0, len(answers), step):
             self._apply_answers(answers[i:i + step])
         sends = [j for j in jobs if j.kind is JobKind.send_request]
@@ -501,11 +500,6 @@ class Worker:
                 err = result.error or ""
             self.retry_job(job, err)
             self.stats.send_retries += 1
-
-    #: Answers applied per transaction on PostgreSQL unless ``worker_txn_answers`` says
-    #: otherwise: a commit and a session fewer per answer; SQLite keeps its write lock's
-    #: holds short with one.
-    PG_TXN_ANSWERS = 20
 
     #: The longest wait of an idle worker between two looks for jobs: an empty look is a
     #: claim (a write transaction, on SQLite the database's write lock), so an idle
