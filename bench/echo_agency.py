@@ -40,6 +40,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from tasks.agency_client import PerAgencyTransport  # noqa: E402
 from tasks.prefect_server import free_port  # noqa: E402
 from tasks.signing import SignatureError, canonical_json, sign_headers, verify  # noqa: E402
 
@@ -131,8 +132,10 @@ class _Agency:
 
     @contextlib.asynccontextmanager
     async def lifespan(self, _app: Starlette) -> AsyncIterator[None]:
-        limits = httpx.Limits(max_connections=200, max_keepalive_connections=200)
-        async with httpx.AsyncClient(timeout=30.0, limits=limits) as client:
+        # a small pool with as many answers in it at once (the worker's transport): a
+        # pool of 200 connections cost this stand-in more CPU than the API it calls
+        transport = PerAgencyTransport(connections_per_origin=16)
+        async with httpx.AsyncClient(timeout=30.0, transport=transport) as client:
             self.client = client
             yield
             for task in list(self.pending):

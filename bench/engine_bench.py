@@ -118,7 +118,7 @@ class _Profiler:
         self.out = out
         self.proc = subprocess.Popen(
             [str(exe), "record", "-p", str(pid), "-r", str(rate), "-f", "raw", "-o", str(out),
-             "--nonblocking"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+             "--nonblocking", "--gil"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
     def stop(self) -> dict[str, Any]:
         import signal

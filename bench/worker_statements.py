@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import sys
 import time
 from collections import Counter
@@ -24,7 +25,7 @@ from typing import Any
 
 import httpx
 import pendulum
-from sqlalchemy import event, func
+from sqlalchemy import event, func, text
 from sqlmodel import Session, select
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -81,6 +82,8 @@ def main() -> None:
                 shown[" ".join(statement.split())[:100]] += 1
 
     posted: list[tuple[str, str]] = []  # (agency id, task id) the agency took
+    pg_cpu = [0.0]  # CPU seconds of this database's PostgreSQL backends during the passes
+    backends = _backend_cpu_reader(eng)
 
     def agency(request: httpx.Request) -> httpx.Response:
         posted.append((request.url.path.rsplit("/", 1)[-1],
@@ -101,12 +104,15 @@ def main() -> None:
             w._http = httpx.AsyncClient(transport=httpx.MockTransport(agency))
             idle = 0
             while idle < 3:
+                before = backends()
                 measuring[0] = True
                 t, t0 = time.process_time(), time.perf_counter()
                 done = await w.run_once()
                 cpu += time.process_time() - t
                 wall += time.perf_counter() - t0
                 measuring[0] = False
+                after = backends()
+                pg_cpu[0] += sum(v - before.get(pid, 0.0) for pid, v in after.items())
                 idle = 0 if done else idle + 1
                 with Session(eng) as s:
                     agencies = {a.id: a for a in s.exec(select(Agency))}
@@ -124,9 +130,34 @@ def main() -> None:
     print(f"{eng.dialect.name}, {args.routes} routes × 3 steps: {transitions} transitions; "
           f"worker {count[0] / transitions:.1f} statements, "
           f"{1000 * cpu / transitions:.2f} ms CPU, {1000 * wall / transitions:.2f} ms wall "
-          "per transition")
+          "per transition" + (f"; PostgreSQL's backends {1000 * pg_cpu[0] / transitions:.2f} "
+                              "ms CPU" if eng.dialect.name == "postgresql" else ""))
     for stmt, n in shown.most_common(40):
         print(f"{n / transitions:5.2f}× {stmt}")
+
+
+def _backend_cpu_reader(eng: Any) -> Any:
+    """A function giving the CPU seconds (user + system) of each PostgreSQL backend serving
+    this database, by pid, read from ``/proc`` (the server on this machine; empty
+    otherwise). A backend started during a pass counts from zero."""
+    if eng.dialect.name != "postgresql" or not Path("/proc/self/stat").exists():
+        return dict
+    tick = os.sysconf("SC_CLK_TCK")
+    pid_sql = text("SELECT pid FROM pg_stat_activity WHERE datname = current_database()")
+
+    def read() -> dict[int, float]:
+        with eng.connect() as conn:
+            pids = [int(p) for p in conn.execute(pid_sql).scalars()]
+        out: dict[int, float] = {}
+        for pid in pids:
+            try:
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:  # another machine's server, or the backend is gone
+                continue
+            out[pid] = (int(fields[11]) + int(fields[12])) / tick
+        return out
+
+    return read
 
 
 if __name__ == "__main__":

@@ -11,9 +11,10 @@ its status code and a short SHA-256 of the reply, enough to match it with the ag
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -37,6 +38,73 @@ class DeliveryResult:
 
 
 RETRYABLE = {408, 425, 429}
+
+
+class PerAgencyTransport(httpx.AsyncBaseTransport):
+    """One connection pool per agency origin (scheme, host, port) of at most
+    ``connections_per_origin`` connections, and as many requests in it at once.
+
+    httpcore's pool looks over every connection it holds, and every request waiting for
+    one, each time a request starts or ends (and polls each idle connection's socket), so
+    one pool of 64 connections with requests queued in it cost the worker more CPU than
+    the rest of a transition. Here a request waits for its place before it enters its
+    agency's pool (an ``asyncio.Semaphore``, held until its response is closed), so a pool
+    never holds a queue; and a slow agency holds only its own connections."""
+
+    def __init__(self, *, connections_per_origin: int,
+                 make_pool: Callable[[httpx.Limits], httpx.AsyncBaseTransport] | None = None,
+                 ) -> None:
+        self._size = connections_per_origin
+        self._limits = httpx.Limits(max_connections=connections_per_origin,
+                                    max_keepalive_connections=connections_per_origin)
+        self._make_pool = make_pool or (lambda limits: httpx.AsyncHTTPTransport(limits=limits))
+        self._pools: dict[tuple[bytes, bytes, int | None],
+                          tuple[httpx.AsyncBaseTransport, asyncio.Semaphore]] = {}
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        url = request.url
+        origin = (url.raw_scheme, url.raw_host, url.port)
+        found = self._pools.get(origin)
+        if found is None:
+            found = self._pools[origin] = (self._make_pool(self._limits),
+                                           asyncio.Semaphore(self._size))
+        pool, places = found
+        await places.acquire()
+        try:
+            resp = await pool.handle_async_request(request)
+        except BaseException:
+            places.release()
+            raise
+        assert isinstance(resp.stream, httpx.AsyncByteStream)
+        return httpx.Response(status_code=resp.status_code, headers=resp.headers,
+                              stream=_ReleasingStream(resp.stream, places.release),
+                              extensions=resp.extensions)
+
+    async def aclose(self) -> None:
+        pools, self._pools = [p for p, _ in self._pools.values()], {}
+        for pool in pools:
+            await pool.aclose()
+
+
+class _ReleasingStream(httpx.AsyncByteStream):
+    """A response body that gives its request's place back when it is closed (once)."""
+
+    def __init__(self, stream: httpx.AsyncByteStream, release: Callable[[], None]) -> None:
+        self._stream = stream
+        self._release: Callable[[], None] | None = release
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        async for chunk in self._stream:
+            yield chunk
+
+    async def aclose(self) -> None:
+        try:
+            await self._stream.aclose()
+        finally:
+            release, self._release = self._release, None
+            if release is not None:
+                release()
+
 
 log = logging.getLogger(__name__)
 

@@ -22,6 +22,8 @@ from datetime import date, datetime
 from enum import StrEnum
 from typing import Any
 
+from sqlalchemy import bindparam, update
+from sqlalchemy.orm.util import identity_key
 from sqlmodel import Session, col, select
 
 import calendars
@@ -55,6 +57,12 @@ LEVEL_OF: dict[TimerKind, EscalationLevel] = {
 }
 
 OPEN_STATES = (EscalationStatus.open, EscalationStatus.acknowledged)
+
+_ESCALATIONS = Escalation.__table__  # type: ignore[attr-defined]
+_OPEN_OF_STEP = (select(_ESCALATIONS.c.id, _ESCALATIONS.c.status, _ESCALATIONS.c.deadline_kind)
+                 .where(_ESCALATIONS.c.step_id == bindparam("step_id"),
+                        _ESCALATIONS.c.status.in_(OPEN_STATES))
+                 .order_by(_ESCALATIONS.c.id))
 
 REFUSED = "agency refused the request"
 """The cause of a level-2 escalation opened at once when the agency refuses a request."""
@@ -257,25 +265,34 @@ def resolve_open(session: Session, step: Step, *, now: datetime, actor: str,
     all) and, with ``before_version``, only of older deadline versions — as ``status``
     (``resolved``; ``closed`` when the step is closed) with ``resolution``, one audit record
     each."""
-    stmt = select(Escalation).where(Escalation.step_id == step.id,
-                                    col(Escalation.status).in_(OPEN_STATES))
+    t = _ESCALATIONS
+    stmt = _OPEN_OF_STEP
+    params: dict[str, object] = {"step_id": step.id}
     if kinds is not None:
-        stmt = stmt.where(col(Escalation.deadline_kind).in_(list(kinds)))
+        stmt = stmt.where(t.c.deadline_kind.in_(bindparam("kinds", expanding=True)))
+        params["kinds"] = list(kinds)
     if before_version is not None:
-        stmt = stmt.where(Escalation.deadline_version < before_version)
-    with session.no_autoflush:  # escalations are flushed by the transaction that opens them
-        rows = list(session.exec(stmt.order_by(col(Escalation.id))))
-    for esc in rows:
-        before = {"status": esc.status.value}
-        esc.status = status
-        esc.resolved_at = now
-        esc.resolution = resolution
-        session.add(esc)
-        audit.record(session, at=now, actor=actor, entity="escalation", entity_id=str(esc.id),
-                     route_id=step.route_id, action=action, before=before,
-                     after={"status": esc.status.value, "resolution": resolution,
-                            "deadline_kind": esc.deadline_kind.value, **(extra or {})},
-                     reason=reason)
+        stmt = stmt.where(t.c.deadline_version < before_version)
+    if any(isinstance(o, Escalation) for o in (*session.new, *session.dirty)):
+        session.flush()  # an escalation changed in this transaction is seen as it is now
+    # Core, not ORM rows: the transition that resolves escalations never reads them again,
+    # and most transitions find none (one light SELECT, no UPDATE)
+    conn = session.connection()
+    rows = conn.execute(stmt, params).all()
+    if not rows:
+        return 0
+    conn.execute(update(t).where(t.c.id.in_([r[0] for r in rows]))
+                 .values(status=status, resolved_at=now, resolution=resolution))
+    for esc_id, _, _ in rows:  # keep loaded escalations truthful
+        obj = session.identity_map.get(identity_key(Escalation, esc_id))
+        if obj is not None:
+            session.expire(obj)
+    audit.record_many(session, at=now, actor=actor, entries=[audit.Entry(
+        entity="escalation", entity_id=str(esc_id), route_id=step.route_id, action=action,
+        before={"status": EscalationStatus(before).value},
+        after={"status": status.value, "resolution": resolution,
+               "deadline_kind": DeadlineKind(kind).value, **(extra or {})}, reason=reason)
+        for esc_id, before, kind in rows])
     return len(rows)
 
 

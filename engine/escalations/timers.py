@@ -28,7 +28,7 @@ from datetime import date, datetime, timedelta
 from typing import Protocol
 
 import pendulum
-from sqlalchemy import insert, update
+from sqlalchemy import bindparam, func, insert, update
 from sqlalchemy.orm.util import identity_key
 from sqlmodel import Session, col, select
 
@@ -176,11 +176,16 @@ def answer_timers(
                          working_days=answer_days, ladder=ladder, version=version)
 
 
+_NEXT_VERSION = (select(func.coalesce(func.max(_TABLE.c.deadline_version) + 1, 0))
+                 .where(_TABLE.c.step_id == bindparam("step_id")))
+
+
 def next_version(session: Session, step_id: str) -> int:
-    """A new deadline version of the step (one counter over all its deadlines)."""
-    with session.no_autoflush:  # timers are always flushed when they are created
-        versions = session.exec(select(Timer.deadline_version).where(Timer.step_id == step_id))
-        return max([0, *[v + 1 for v in versions]])
+    """A new deadline version of the step (one counter over all its deadlines).
+
+    One Core statement on the session's connection: timers are always written when they
+    are created (``add_timers``), so no flush is needed and no row is loaded."""
+    return int(session.connection().execute(_NEXT_VERSION, {"step_id": step_id}).scalar_one())
 
 
 def add_timers(session: Session, timers: Iterable[TimerSpec], *, now: datetime,
@@ -210,6 +215,15 @@ def add_timers(session: Session, timers: Iterable[TimerSpec], *, now: datetime,
     return ids
 
 
+_CANCEL = (update(_TABLE)
+           .where(_TABLE.c.step_id == bindparam("of_step"),
+                  _TABLE.c.status == TimerStatus.pending)
+           .values(status=TimerStatus.cancelled, cancelled_reason=bindparam("reason"))
+           .returning(_TABLE.c.id, _TABLE.c.kind, _TABLE.c.deadline_version,
+                      _TABLE.c.route_id))
+_CANCEL_KINDS = _CANCEL.where(_TABLE.c.kind.in_(bindparam("kinds", expanding=True)))
+
+
 def cancel_pending(session: Session, step_id: str, *, reason: str, now: datetime,
                    actor: str = SYSTEM, kinds: Iterable[TimerKind] | None = None) -> int:
     """Cancel the step's pending timers (of ``kinds``; None: all), with an audit record for
@@ -219,18 +233,15 @@ def cancel_pending(session: Session, step_id: str, *, reason: str, now: datetime
     meanwhile stays fired (its row lock makes this statement wait for the sweeper's commit,
     and PostgreSQL then re-checks the condition), it is never overwritten to cancelled.
     """
-    table = Timer.__table__  # type: ignore[attr-defined]
-    stmt = (update(table)
-            .where(table.c.step_id == step_id, table.c.status == TimerStatus.pending)
-            .values(status=TimerStatus.cancelled, cancelled_reason=reason[:2000])
-            .returning(table.c.id, table.c.kind, table.c.deadline_version, table.c.route_id))
     kind_list = list(kinds) if kinds is not None else None
+    params: dict[str, object] = {"of_step": step_id, "reason": reason[:2000]}
     if kind_list is not None:
         if not kind_list:
             return 0
-        stmt = stmt.where(table.c.kind.in_(kind_list))
-    with session.no_autoflush:  # timers are flushed when created (add_timers)
-        rows = list(session.execute(stmt))
+        params["kinds"] = kind_list
+    # timers are written when created (add_timers): no flush, and no ORM execution
+    rows = list(session.connection().execute(
+        _CANCEL if kind_list is None else _CANCEL_KINDS, params))
     for r in rows:  # keep loaded timers truthful
         obj = session.identity_map.get(identity_key(Timer, r[0]))
         if obj is not None:

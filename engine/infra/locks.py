@@ -10,8 +10,9 @@ rendered there. Steps of one route are always locked in ``seq`` order.
 
 from __future__ import annotations
 
-from typing import TypeVar
+from typing import Any, TypeVar
 
+from sqlalchemy import bindparam
 from sqlmodel import Session, SQLModel, col, select
 
 from models.routes import Route, Step
@@ -19,13 +20,22 @@ from models.routes import Route, Step
 M = TypeVar("M", bound=SQLModel)
 
 
+def _lock(skip_locked: bool) -> Any:
+    return (select(Step).where(Step.id == bindparam("step_id"))
+            .with_for_update(skip_locked=skip_locked)
+            .execution_options(populate_existing=True))
+
+
+#: built once (a hot statement: every transition takes a step's lock)
+_LOCK_STEP = {False: _lock(False), True: _lock(True)}
+
+
 def lock_step(session: Session, step_id: str, *, skip_locked: bool = False) -> Step | None:
     """Lock the step's row and return it read afresh (None: no such step, or — with
     ``skip_locked`` — another transaction holds it: the caller comes back later)."""
-    stmt = (select(Step).where(Step.id == step_id)
-            .with_for_update(skip_locked=skip_locked)
-            .execution_options(populate_existing=True))
-    return session.exec(stmt).first()
+    step: Step | None = session.exec(_LOCK_STEP[skip_locked],
+                                     params={"step_id": step_id}).first()
+    return step
 
 
 def lock_route_steps(session: Session, route_id: str) -> list[Step]:

@@ -88,11 +88,17 @@ class Settings(BaseSettings):
     worker_batch_size: int = Field(200, gt=0, description="Jobs a worker claims at once.")
     worker_txn_answers: int = Field(
         1, gt=0,
-        description="Answers a worker applies per transaction (short lock holds on SQLite).",
+        description="Answers a worker applies per transaction (short lock holds on SQLite; "
+        "on PostgreSQL more than one measured slower: the next requests wait for the "
+        "batch's commit).",
     )
     worker_concurrency: int = Field(
         64, gt=0, description="Agency requests a worker sends at once."
     )
+    worker_connections_per_agency: int = Field(
+        16, gt=0, description="HTTP connections a worker keeps to one agency (its origin); "
+        "requests beyond them wait for a free one (a pool per agency: a slow agency holds "
+        "only its own).")
     worker_send_batches: int = Field(
         4, gt=0, description="Batches of agency requests a worker keeps on the wire at once "
         "while it goes on applying answers.")

@@ -61,7 +61,7 @@ from models.agencies import Agency, AgencyRequest, RequestState
 from models.heartbeats import ProcessKind
 from models.jobs import JobKind
 from models.routes import CancelNotice, CancelState
-from tasks.agency_client import Delivery, DeliveryResult, send_request
+from tasks.agency_client import Delivery, DeliveryResult, PerAgencyTransport, send_request
 
 __all__ = ["ROUTE_LANE_KINDS", "Worker", "WorkerStats", "default_worker_id", "run_worker_forever"]
 
@@ -89,6 +89,10 @@ Outcome = tuple[Literal["done", "lost", "failed"], R | None, str]
 #: A request ready to send: its job, the agency's URL, the secrets to sign with, the
 #: idempotency key and the body.
 _SendWork = tuple[queue.ClaimedJob, str, list[str], str, dict[str, Any]]
+
+
+#: ``Session.info`` key of the jobs a batch's items finished, for one ``finish_many``.
+_FINISH_LATER = "rehab.worker.finish_later"
 
 
 class _LeaseLost(Exception):
@@ -128,7 +132,8 @@ class Worker:
     async def __aenter__(self) -> Worker:
         self._http = httpx.AsyncClient(
             timeout=self.settings.send_timeout_seconds,
-            limits=httpx.Limits(max_connections=self.settings.worker_concurrency),
+            transport=PerAgencyTransport(
+                connections_per_origin=self.settings.worker_connections_per_agency),
         )
         return self
 
@@ -284,18 +289,29 @@ class Worker:
         longer ours raises ``_LeaseLost`` and its work is undone.
 
         A failed item fails alone: the batch is first done without savepoints (two round
-        trips an item fewer); if an item fails or lost its lease, that transaction is
-        rolled back and the batch done again with each item in a savepoint of its own (a
-        batch of one needs no second pass). ``preload(session)`` runs first in each
-        transaction (one query for what every item reads). Synchronous: call it in a
+        trips an item fewer), its jobs finished together at its end (``queue.finish_many``:
+        one statement, not one an item; still fenced, in the same transaction); if an item
+        fails or a lease was lost, that transaction is rolled back and the batch done again
+        with each item in a savepoint of its own, its job finished with it (a batch of one
+        needs no second pass). ``preload(session)`` runs first in each transaction (one
+        query for what every item reads; what it returns is held until the transaction
+        ends, so the rows it loaded stay in the identity map). Synchronous: call it in a
         thread."""
         if not items:
             return []
         with Session(self.engine, expire_on_commit=False) as s:
             try:
-                if preload is not None:
-                    preload(s)
-                results = [do(s, item) for item in items]
+                # held while the items run: the identity map keeps loaded rows only while
+                # something refers to them
+                _kept = preload(s) if preload is not None else None
+                later: list[queue.ClaimedJob] = []
+                s.info[_FINISH_LATER] = later
+                try:
+                    results = [do(s, item) for item in items]
+                finally:
+                    s.info.pop(_FINISH_LATER, None)
+                if queue.finish_many(s, later):  # a lease lost: its item's work is undone
+                    raise _LeaseLost([j.id for j in later])
                 s.commit()
                 return [("done", r, "") for r in results]
             except _LeaseLost:
@@ -311,8 +327,7 @@ class Worker:
                          len(items), type(exc).__name__)
         out: list[Outcome[R]] = []
         with Session(self.engine, expire_on_commit=False) as s:
-            if preload is not None:
-                preload(s)
+            _kept = preload(s) if preload is not None else None
             for item in items:
                 sp = s.begin_nested()
                 try:
@@ -331,8 +346,12 @@ class Worker:
 
     @staticmethod
     def _finish(s: Session, job: queue.ClaimedJob) -> None:
-        """Finish the job in the item's transaction, or raise ``_LeaseLost``."""
-        if not queue.finish(s, job):  # another worker has it: leave it to it
+        """Finish the job in the item's transaction, or raise ``_LeaseLost`` (in a batch's
+        first pass: kept for the batch's one ``finish_many`` at its end)."""
+        later: list[queue.ClaimedJob] | None = s.info.get(_FINISH_LATER)
+        if later is not None:
+            later.append(job)
+        elif not queue.finish(s, job):  # another worker has it: leave it to it
             raise _LeaseLost(job.id)
 
     # -- handlers ----------------------------------------------------------------------
@@ -442,8 +461,8 @@ class Worker:
         items = [(job, result) for (job, *_), result in zip(work, results, strict=True)]
         refs = [job.ref for job, _ in items]
 
-        def preload(s: Session) -> None:  # the requests in one query, not one each
-            list(s.exec(select(AgencyRequest).where(col(AgencyRequest.id).in_(refs))))
+        def preload(s: Session) -> list[AgencyRequest]:  # the requests in one query
+            return list(s.exec(select(AgencyRequest).where(col(AgencyRequest.id).in_(refs))))
 
         def record(s: Session, item: tuple[queue.ClaimedJob, DeliveryResult]
                    ) -> tuple[int, int]:

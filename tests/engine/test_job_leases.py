@@ -59,6 +59,27 @@ def test_finish_and_retry_act_only_for_the_lease_holder(db: Engine) -> None:
         assert s.exec(select(Job)).first() is None
 
 
+def test_finishing_a_batch_at_once_is_fenced_job_by_job(db: Engine) -> None:
+    for ref in ("held", "again", "taken"):
+        _enqueue(db, ref=ref)
+    jobs = {j.ref: j for j in queue.claim(db, "w-a", kinds=[JobKind.apply_answer], limit=3,
+                                         lease_seconds=30)}
+    _enqueue(db, ref="again")  # re-enqueued while held: a new generation, done again later
+    with db.begin() as conn:  # "taken": a's lease ran out and b holds it now
+        conn.exec_driver_sql("UPDATE job SET locked_until = NULL WHERE ref = 'taken'")
+    (b,) = queue.claim(db, "w-b", kinds=[JobKind.apply_answer], limit=1, lease_seconds=30,
+                       refs=["taken"])
+    with Session(db) as s:
+        lost = queue.finish_many(s, list(jobs.values()))
+        s.commit()
+    assert [j.ref for j in lost] == ["taken"]
+    with Session(db) as s:
+        left = {j.ref: j for j in s.exec(select(Job))}
+    assert set(left) == {"again", "taken"}
+    assert left["again"].locked_by is None and left["again"].generation == 1
+    assert left["taken"].locked_by == "w-b" and left["taken"].lease_token == b.token
+
+
 def test_the_same_name_claiming_again_is_fenced_too(db: Engine) -> None:
     _enqueue(db)
     (old,) = queue.claim(db, "w", kinds=[JobKind.apply_answer], limit=1, lease_seconds=-1)
@@ -214,6 +235,31 @@ def test_a_send_recorded_after_its_lease_was_taken_over_changes_nothing(
         req = s.get(AgencyRequest, first.id)
         assert req is not None and req.state is RequestState.queued  # the holder records it
         assert req.attempts == 1  # but the attempt is counted
+
+
+def test_a_batch_with_one_lease_lost_records_the_other_send(
+        db: Engine, clock: DbClock, cfg: EngineConfig, http_routes: list[AgencyRequest]
+) -> None:
+    first, second = http_routes
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if first.id in request.content.decode():  # only the first one's lease is taken
+            with db.begin() as conn:
+                conn.exec_driver_sql(
+                    f"UPDATE job SET locked_until = NULL WHERE ref = '{first.id}'")
+            queue.claim(db, "other", kinds=[JobKind.send_request], limit=10,
+                        lease_seconds=300, refs=[first.id])
+        return httpx.Response(202)
+
+    w = _worker_run(db, clock, cfg, handler)
+    assert w.stats.lease_lost == 1 and w.stats.sent == 1
+    with Session(db) as s:
+        lost = s.get(AgencyRequest, first.id)
+        sent = s.get(AgencyRequest, second.id)
+        assert lost is not None and lost.state is RequestState.queued  # its holder records it
+        assert sent is not None and sent.state is RequestState.delivered
+        assert s.exec(select(Job).where(Job.ref == second.id)).first() is None
+        assert s.exec(select(Job).where(Job.ref == first.id)).one().locked_by == "other"
 
 
 def test_the_history_counts_a_resend_after_a_lease_expired(
