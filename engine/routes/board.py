@@ -37,6 +37,17 @@ class Filters:
 
 
 @dataclass(frozen=True)
+class OpenStep:
+    """One open step of a route (parallel steps: a route has several)."""
+
+    seq: int
+    kind: str
+    agency_id: str | None
+    agency_name: str | None
+    late_working_days: int
+
+
+@dataclass(frozen=True)
 class RouteRow:
     """One route as the board lists it."""
 
@@ -54,7 +65,14 @@ class RouteRow:
     late_working_days: int = 0
     escalation_level: int | None = None  # highest open level
     open_escalations: int = 0
+    #: every open step, in order (parallel steps: several)
+    open_steps: tuple[OpenStep, ...] = ()
     extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def waiting_on(self) -> frozenset[str]:
+        """The agencies the route waits on: those of its open steps."""
+        return frozenset(o.agency_id for o in self.open_steps if o.agency_id)
 
     @property
     def overdue(self) -> bool:
@@ -99,12 +117,18 @@ def board(session: Session, *, region: str | None, now: datetime,
         q = q.where(Route.status == filters.state)
     routes = list(session.exec(q.order_by(col(Route.registered_at).desc()).limit(5000)))
     ids = [r.id for r in routes]
-    steps: dict[str, Step] = {}
+    open_by_route: dict[str, list[tuple[Step, int]]] = {}
     for st in session.exec(select(Step).where(col(Step.route_id).in_(ids),
-                                              col(Step.status).in_(OPEN_STEP))):
-        cur = steps.get(st.route_id)
-        if cur is None or st.seq < cur.seq:
-            steps[st.route_id] = st
+                                              col(Step.status).in_(OPEN_STEP))
+                           .order_by(col(Step.seq))):
+        open_by_route.setdefault(st.route_id, []).append((st, 0))
+    regions = {r.id: r.region for r in routes}
+    steps: dict[str, Step] = {}
+    for route_id, found in open_by_route.items():
+        rated = [(st, step_late(st, regions[route_id], now)) for st, _ in found]
+        open_by_route[route_id] = rated
+        # the step the row shows: the latest past its deadline, else the first open one
+        steps[route_id] = min(rated, key=lambda x: (-x[1], x[0].seq))[0]
     escalations: dict[str, list[Escalation]] = {}
     for e in session.exec(select(Escalation).where(
             col(Escalation.route_id).in_(ids),
@@ -125,16 +149,20 @@ def board(session: Session, *, region: str | None, now: datetime,
             agency_name=names.get(s.agency_id or "") if s else None,
             due_date=step_due(s)[0] if s else None,
             late_working_days=step_late(s, r.region, now) if s else 0,
-            escalation_level=level, open_escalations=len(esc))
+            escalation_level=level, open_escalations=len(esc),
+            open_steps=tuple(OpenStep(st.seq, st.kind, st.agency_id,
+                                      names.get(st.agency_id or ""), late)
+                             for st, late in open_by_route.get(r.id, ())))
         rows.append(row)
     rows.sort(key=lambda x: (-x.late_working_days, -x.registered_at.timestamp()))
     return rows
 
 
 def matching(rows: list[RouteRow], filters: Filters, *, limit: int = 500) -> list[RouteRow]:
-    """The rows waiting on ``filters.agency_id``, overdue, escalated (level 2), as asked."""
+    """The rows waiting on ``filters.agency_id`` (any of their open steps), overdue,
+    escalated (level 2), as asked."""
     out = [r for r in rows
-           if (not filters.agency_id or r.agency_id == filters.agency_id)
+           if (not filters.agency_id or filters.agency_id in r.waiting_on)
            and (not filters.overdue or r.overdue)
            and (not filters.escalated or (r.escalation_level or 0) >= EscalationLevel.escalated)]
     return out[:limit]
@@ -142,6 +170,8 @@ def matching(rows: list[RouteRow], filters: Filters, *, limit: int = 500) -> lis
 
 def late_by_agency(rows: list[RouteRow]) -> list[tuple[str, str, int]]:
     """(agency id, name, how many routes wait on it past their deadline), most first."""
-    counts = Counter(r.agency_id for r in rows if r.overdue and r.agency_id)
-    names = {r.agency_id: r.agency_name or r.agency_id for r in rows if r.agency_id}
+    counts = Counter(a for r in rows for a in {o.agency_id for o in r.open_steps
+                                               if o.agency_id and o.late_working_days > 0})
+    names = {o.agency_id: o.agency_name or o.agency_id for r in rows for o in r.open_steps
+             if o.agency_id}
     return [(a, names[a], n) for a, n in sorted(counts.items(), key=lambda x: (-x[1], x[0]))]

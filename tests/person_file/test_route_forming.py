@@ -5,6 +5,7 @@ once; the six social-employment actions open one after another (001 Реглам
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,7 @@ from sqlalchemy import Engine
 from sqlmodel import Session, select
 
 from engine.infra.clock import DbClock
+from engine.routes.board import Filters, board, late_by_agency, matching
 from engine.routes.transitions import AnswerIn, EngineConfig, apply_answer, record_answer
 from models.agencies import Agency, AnswerOutcome
 from models.routes import Route, Step, StepStatus
@@ -113,3 +115,30 @@ def test_social_employment_opens_its_actions_one_after_another(
     with Session(db) as s:
         route = s.get(Route, route_id)
         assert route is not None and route.status.value == "active"
+
+
+def test_the_board_shows_every_open_step_of_a_parallel_route(
+        api: TestClient, db: Engine, clock: DbClock, staff: dict[str, Staff]) -> None:
+    """The coordinator's overview says which steps are open (issue 11: parallel steps), the
+    filter "waiting on an agency" finds the route by any of them, and the late counts by
+    agency count each agency the route is late with."""
+    route_id = _register(api, staff["coord39"], "accompaniment", extract())
+    open_steps = [x for x in _steps(db, route_id) if x.status in OPEN]
+    assert len(open_steps) >= 3
+    with Session(db) as s:
+        [row] = [r for r in board(s, region="39", now=clock.now(), filters=Filters())
+                 if r.id == route_id]
+    assert [o.seq for o in row.open_steps] == [x.seq for x in open_steps]
+    assert row.waiting_on == {x.agency_id for x in open_steps}
+    assert row.step_seq == open_steps[0].seq  # none late: the first open one
+    last = open_steps[-1]
+    assert last.agency_id is not None and last.agency_id != row.agency_id
+    assert [r.id for r in matching([row], Filters(agency_id=last.agency_id))] == [route_id]
+    assert late_by_agency([row]) == []
+    # three weeks on, every open step is past its deadline: each agency counted once
+    later = clock.now() + timedelta(days=21)
+    with Session(db) as s:
+        [row] = [r for r in board(s, region="39", now=later, filters=Filters())
+                 if r.id == route_id]
+    assert all(o.late_working_days > 0 for o in row.open_steps)
+    assert sorted(a for a, _, n in late_by_agency([row]) if n == 1) == sorted(row.waiting_on)
