@@ -12,8 +12,10 @@ A simulated day: at 00:05, 09:30 and 12:00 local time the clock is moved, the ag
 told the time (they send the answers due by then), and the timers due are swept — with
 Prefect, each sweep that has timers to fire is one run of the ``timer-sweeper`` deployment
 the demo registers without a schedule. The
-day's applications are registered at 12:00; at the end of the day the demo's supervisor
-acts on the day's escalations.
+day's applications are registered at 12:00, and the day's scripted life events happen then
+(``sim.life_events``: a template migration, a refusal and resumption, an application to
+stop; an ИПРА whose term runs out is ended by the sweep); at the end of the day the demo's
+supervisor acts on the day's escalations.
 """
 
 from __future__ import annotations
@@ -173,7 +175,7 @@ class DemoSummary:
     # issue 11: routes by kind, and by kind and outcome (``route_outcomes``)
     routes_by_kind: dict[str, int] = field(default_factory=dict)
     route_outcomes: dict[str, dict[str, int]] = field(default_factory=dict)
-    routes_terminated: int = 0  # accompaniment ended (004 п.13), by any reason
+    routes_terminated: int = 0  # ended by 004 п.13 (ИПРА expired, the person's application)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
