@@ -81,7 +81,7 @@ def _stop(signum: int, frame: object) -> None:
 LABELS: dict[str, str] = {
     "seed": "seed (зерно генерации)",
     "routes": "маршрутов", "routes_completed": "завершено", "routes_active": "в работе",
-    "routes_cancelled": "отменено",
+    "routes_cancelled": "отменено", "routes_terminated": "прекращено (004 п.13)",
     "steps": "шагов", "steps_done": "шагов выполнено",
     "answers_on_time": "ответов в срок", "answers_late": "ответов с опозданием",
     "absent_notices": "уведомлений об отсутствии сведений",
@@ -118,11 +118,15 @@ WORDS: dict[str, str] = {
     # timers
     "answer_reminder": "напоминание", "answer_overdue": "просрочка ответа",
     "answer_escalation": "эскалация ответа", "send_overdue": "просрочка отправки",
-    "recur_next": "повторная проверка",
+    "recur_next": "повторная проверка", "ipra_expiry": "окончание срока ИПРА",
+    "complete_overdue": "просрочка исполнения", "complete_escalation": "эскалация исполнения",
     # outcomes of routes (issue 11; 004 п.11, п.13)
     "completed": "завершён", "cancelled": "отменён", "suspended": "приостановлен",
     "active": "в работе", "participant_refused": "отказ участника",
     "participant_resumed": "возобновлён", "migrated": "переведён на новую версию",
+    "terminated": "прекращён", "terminated:ipra_expired": "прекращён: истёк срок ИПРА",
+    "terminated:person_request": "прекращён: заявление о прекращении",
+    "terminated:grounds_removed": "прекращён: нет оснований по новой ИПРА",
     # kinds of application (363н; 298-п Регламент п.3; 000 п.10; 003)
     "accompaniment": "сопровождение", "supported_living": "сопровождаемое проживание",
     "social_employment": "социальная занятость", "early_help": "ранняя помощь",

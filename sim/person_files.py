@@ -10,18 +10,21 @@ from __future__ import annotations
 
 import json
 import random
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
 from sqlmodel import Session
 
+from engine.agencies.providers import record_choice
 from engine.persons.applications import register_full_application
 from engine.persons.ipra_import import import_ipra
 from engine.routes.transitions import EngineConfig
 from models.ages import age_on, anniversary
 from models.persons import Person
 from models.snils import format_snils
+from sim.seed import agencies_by_role
 
 ACTOR = "demo:coordinator"
 ROUTE_KINDS = ("supported_living", "social_employment", "early_help", "accompaniment")
@@ -53,27 +56,34 @@ def _rng(seed: int, index: int) -> random.Random:
     return random.Random(seed * 1_000_003 + index)
 
 
+def _due(issued: date, days: int, until: date) -> str:
+    """A measure's deadline ``days`` after the ИПРА's issue, within its term."""
+    return min(issued + timedelta(days=days), until).isoformat()
+
+
 def ipra_extract(person: Person, index: int, *, seed: int, today: date,
-                 social_employment: bool = False) -> dict[str, Any]:
+                 social_employment: bool = False,
+                 valid_until: date | None = None) -> dict[str, Any]:
     """A ФГИС ФРИ extract (docs/ipra.md) for the person: degree 2–3 in self-care (supported
     living needs help of others, 000 п.10; accompaniment, 004 п.1), work degree 1–2 (not
     social employment) — or, with ``social_employment``, degree 3 and simple work only with
-    significant help (001 Регламент п.3)."""
+    significant help (001 Регламент п.3). ``valid_until``: a shorter term than two years (the
+    demo's ИПРА that expires during the run, 004 п.13 а)."""
     rng = _rng(seed, index)
     issued = today - timedelta(days=rng.randint(20, 300))
-    until = issued + timedelta(days=730)
+    until = valid_until or issued + timedelta(days=730)
     measures = [
         {"direction": "social", "title": "Социально-бытовая адаптация",
          "executor": {"role": "social_policy"},
-         "due": (issued + timedelta(days=rng.randint(200, 700))).isoformat()},
+         "due": _due(issued, rng.randint(200, 700), until)},
         {"direction": "medical", "title": "Медицинская реабилитация",
          "executor": {"role": "health"},
-         "due": (issued + timedelta(days=rng.randint(100, 700))).isoformat()},
+         "due": _due(issued, rng.randint(100, 700), until)},
     ]
     if rng.random() < 0.5:
         measures.append({"direction": "technical_aids", "title": "Трость опорная",
                          "executor": {"role": "sfr"}, "funding": "federal",
-                         "due": (issued + timedelta(days=rng.randint(30, 300))).isoformat()})
+                         "due": _due(issued, rng.randint(30, 300), until)})
     doc: dict[str, Any] = {
         "format": "fri-ipra-extract/1",
         "extract": {"source": "ФГИС ФРИ", "extract_id": f"demo-{seed}-{index:05d}",
@@ -206,28 +216,55 @@ def child_application(person: Person, index: int, at: datetime, *,
     return form, agreed
 
 
+def choose_providers(session: Session, person: Person, index: int, *, at: datetime,
+                     seed: int, whose: str = "") -> dict[str, str]:
+    """The person's choice of provider (001 Регламент п.15 пп.2) for each role with more
+    than one agency in their region, drawn from the seed — so which agency serves a step
+    never depends on the order the worker applies answers in (the region's rule
+    ``least_loaded`` counts open requests). ``whose``: another draw for another person of
+    the file (the child). Returns role → agency id."""
+    rng = random.Random(f"provider:{seed}:{index}{whose}")
+    chosen: dict[str, str] = {}
+    for role, agencies in sorted(agencies_by_role(session, person.region).items()):
+        active = sorted(a.id for a in agencies if a.active)
+        if len(active) > 1:
+            chosen[role] = rng.choice(active)
+            record_choice(session, person_id=person.id, role=role, agency_id=chosen[role],
+                          now=at, actor=ACTOR)
+    return chosen
+
+
 def register_person_file(session: Session, cfg: EngineConfig, person: Person, index: int, *,
-                         at: datetime, seed: int) -> FileOutcome:
-    """Import the person's ИПРА and register the application that forms a route —
-    ``ROUTE_KINDS[index % 4]`` (early help: for their child) — with consent, and the second
-    application ``OTHER_KINDS[index % 4]``. The caller commits (one transaction per
-    person's file)."""
+                         at: datetime, seed: int, ipra_valid_until: date | None = None,
+                         template_versions: Mapping[str, int] | None = None) -> FileOutcome:
+    """Import the person's ИПРА (``ipra_valid_until``: a short term), record their choice of
+    providers (``choose_providers``) and register the application that forms a route —
+    ``ROUTE_KINDS[index % 4]`` (early help: for their child) — with consent, on the
+    ``template_versions`` published (default: the newest), and the second application
+    ``OTHER_KINDS[index % 4]``. The caller commits (one transaction per person's file)."""
     kind = ROUTE_KINDS[index % 4]
     if kind == "social_employment" and age_on(person.birth_date, at.date()) >= 50:
         kind = "supported_living"  # past working age (001 Регламент п.3): not this route
     import_ipra(session, text=json.dumps(ipra_extract(
         person, index, seed=seed, today=at.date(),
-        social_employment=kind == "social_employment"), ensure_ascii=False),
-        now=at, actor=ACTOR)
+        social_employment=kind == "social_employment", valid_until=ipra_valid_until),
+        ensure_ascii=False), now=at, actor=ACTOR)
+    choose_providers(session, person, index, at=at, seed=seed)
     if kind == "early_help":
         raw, agreed = child_application(person, index, at, seed=seed)
         main = register_full_application(session, cfg, raw=raw, consent=agreed, now=at,
-                                         actor=ACTOR)
+                                         actor=ACTOR, template_versions=template_versions)
     else:
         main = register_full_application(
             session, cfg, raw=application(person, index, at, kind, seed=seed),
-            consent=consent(person, index, at), now=at, actor=ACTOR)
+            consent=consent(person, index, at), now=at, actor=ACTOR,
+            template_versions=template_versions)
     assert main.route is not None, main.decision
+    if main.route.person_id != person.id:  # the child's route: the parent chooses for it;
+        # its provider steps wait for earlier ones (003), so the choice is on file in time
+        child = session.get(Person, main.route.person_id)
+        assert child is not None
+        choose_providers(session, child, index, at=at, seed=seed, whose=":child")
     apps, eligible = 1, int(main.decision.eligible)
     other_kind = OTHER_KINDS[index % 4]
     if other_kind:

@@ -12,8 +12,10 @@ A simulated day: at 00:05, 09:30 and 12:00 local time the clock is moved, the ag
 told the time (they send the answers due by then), and the timers due are swept — with
 Prefect, each sweep that has timers to fire is one run of the ``timer-sweeper`` deployment
 the demo registers without a schedule. The
-day's applications are registered at 12:00; at the end of the day the demo's supervisor
-acts on the day's escalations.
+day's applications are registered at 12:00, and the day's scripted life events happen then
+(``sim.life_events``: a template migration, a refusal and resumption, an application to
+stop; an ИПРА whose term runs out is ended by the sweep); at the end of the day the demo's
+supervisor acts on the day's escalations.
 """
 
 from __future__ import annotations
@@ -54,15 +56,20 @@ from models.persons import Person
 from models.routes import Route, RouteStatus, Step, StepStatus
 from models.templates import Ladder
 from models.timers import Escalation, EscalationLevel, Timer, TimerStatus
+from sim import life_events
 from sim.agencies import Profile, subject_token
 from sim.demo_accounts import people_have_work
+from sim.life_events import ipra_last_day, plan_life
 from sim.person_files import register_person_file
 from sim.seed import make_persons, seed_agencies
 from sim.supervisor_bot import BOT_ID, act_on_escalations, ensure_bot
 from tasks.processes import Proc, free_port
 
 SUPERVISOR_ACTIONS = ["acknowledged", "deadline_extended", "reassigned", "closed"]
-CORE = [JobKind.send_request, JobKind.apply_answer, JobKind.send_notification]
+CORE = [JobKind.send_request, JobKind.apply_answer, JobKind.send_notification,
+        JobKind.send_cancel]
+"""The jobs a simulated moment waits for: withdrawal notices too (a refusal, a termination),
+so that each is delivered at the business time it was sent."""
 SLOTS: tuple[tuple[int, int], ...] = ((0, 5), (9, 30), (12, 0))
 """Local times of day the clock stops at; applications are registered at the last one."""
 REGISTER_SLOT = (12, 0)
@@ -110,6 +117,10 @@ class DemoOptions:
     people signing in find work: the supervisor an escalation to act on, the agency user a
     request to answer from the inbox, the coordinator overdue routes. Without it the run
     goes on until every route is done (nothing left for a person to do)."""
+    life_events: bool = True
+    """With the persons' files: the scripted events of ``sim.life_events`` (accompaniment
+    v1 routes migrated to v2, a refusal and resumption, an application to stop, an ИПРА that
+    expires during the run)."""
     clock_settle_seconds: float = 0.06
     """Real time allowed, after business time moves to a new day, before the API and the
     worker act on it: a process that caches its reading of the business clock (``DbClock``,
@@ -164,6 +175,7 @@ class DemoSummary:
     # issue 11: routes by kind, and by kind and outcome (``route_outcomes``)
     routes_by_kind: dict[str, int] = field(default_factory=dict)
     route_outcomes: dict[str, dict[str, int]] = field(default_factory=dict)
+    routes_terminated: int = 0  # ended by 004 п.13 (ИПРА expired, the person's application)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -403,6 +415,10 @@ def run_scenario(opts: DemoOptions, stack: dict[str, Any], settings: Settings,
     index = {pid: i for i, pid in enumerate(people)}
     withdraw_day = (cal.add_working_days(start_day, (len(people) - 1) % 5 + 2)
                     if opts.withdrawal and people else None)
+    life = (plan_life(seed=opts.seed, persons=len(people), start=start_day, cal=cal,
+                      withdrawn=len(people) - 1 if withdraw_day else None)
+            if opts.life_events and opts.template == "supported_living" else None)
+    refused: dict[str, str] = {}
     ensure_bot(engine)
     http = httpx.Client(timeout=60)
     sweeper = Sweeper(engine, clock, cfg, prefect=opts.prefect, region=calendars.DEFAULT_REGION)
@@ -436,8 +452,12 @@ def run_scenario(opts: DemoOptions, stack: dict[str, Any], settings: Settings,
                             with Session(engine, expire_on_commit=False) as s:
                                 person = s.get(Person, pid)
                                 if opts.template == "supported_living" and person:
-                                    register_person_file(s, cfg, person, index[pid], at=at,
-                                                         seed=opts.seed)
+                                    register_person_file(
+                                        s, cfg, person, index[pid], at=at, seed=opts.seed,
+                                        ipra_valid_until=ipra_last_day(
+                                            life, index[pid], day, cal) if life else None,
+                                        template_versions=life.template_versions(day)
+                                        if life else None)
                                 else:
                                     register_application(s, cfg, now=at, person_id=pid,
                                                          template_code=opts.template,
@@ -448,6 +468,9 @@ def run_scenario(opts: DemoOptions, stack: dict[str, Any], settings: Settings,
                                 withdraw_consent(s, cfg, person_id=people[-1], now=at,
                                                  actor="demo:coordinator")
                                 s.commit()
+                        if life:
+                            life_events.act(engine, cfg, life, people, day=day, now=at,
+                                            seed=opts.seed, refused=refused)
                         wait_idle(engine)
                     sweeper(at)
                     wait_idle(engine)
@@ -513,6 +536,7 @@ def _summary(engine: Engine, stack: dict[str, Any], opts: DemoOptions, sweeper: 
         routes_completed=sum(r.status is RouteStatus.completed for r in routes),
         routes_active=sum(r.status is RouteStatus.active for r in routes),
         routes_cancelled=sum(r.status is RouteStatus.cancelled for r in routes),
+        routes_terminated=sum(r.status is RouteStatus.terminated for r in routes),
         steps=len(steps),
         steps_done=sum(st.status.terminal for st in steps),
         answers_on_time=sum(a.late_working_days == 0 for a in answers),

@@ -60,6 +60,7 @@ from models.persons import Person
 from models.routes import Route
 from models.staff import StaffRole, StaffUser
 from models.template_files import latest as latest_template
+from models.template_files import version_of
 from models.types import new_id
 
 SYSTEM = "system:applications"
@@ -380,6 +381,7 @@ def register_full_application(
     session: Session, cfg: EngineConfig, *, raw: object, consent: object | None = None,
     now: datetime, actor: str = SYSTEM, coordinator_id: str | None = None,
     settings: EligibilitySettings | None = None,
+    template_versions: Mapping[str, int] | None = None,
 ) -> Registered:
     """Register an application of the 363н form with its consent, in the caller's transaction.
 
@@ -395,6 +397,9 @@ def register_full_application(
     - Eligible: the route is formed by ``engine.routes.transitions.register_application`` with
       ``registered_at`` of the application (001 Порядок п.10). Ineligible: registered, the
       person told ``explanation_ru`` through their preferred channel (004 п.7).
+    - ``template_versions``: the version of a route template to form where it is not the
+      newest (a version published later, e.g. the demo's first days before accompaniment v2);
+      by default the newest data template.
     """
     app, given = _check_form(raw, consent, now=now, cfg=cfg)
     p = app.person
@@ -453,7 +458,9 @@ def register_full_application(
     if decision.eligible and template and app.request.action is not AccompanimentAction.stop:
         # the route as the regulations describe it: the newest data template (the route
         # keeps its version), its steps' conditions read on the person's ИПРА (004 п.8, п.10б)
-        spec = latest_template(template)
+        spec = (version_of(template, template_versions[template])
+                if template_versions and template in template_versions
+                else latest_template(template))
         ipra_now = current[1] if current else None
         # from_ipra: each measure of the ИПРА a step for its executor (004 п.10 пп.б)
         plan = (build_plan(session, region=region, ipra=ipra_now,
