@@ -88,7 +88,8 @@ def terminate(session: Session, cfg: EngineConfig, route: Route, *, reason: EndR
         session.add(step)
         out.steps_cancelled.append(step.id)
         audit.record(session, at=now, actor=actor, entity="step", entity_id=step.id,
-                     route_id=route.id, action="closed", before={"status": before},
+                     route_id=route.id, action="closed_route_terminated",
+                     before={"status": before},
                      after={"status": StepStatus.cancelled.value}, reason=text)
     before_status = route.status.value
     route.status = RouteStatus.terminated
