@@ -49,6 +49,7 @@ STATUS_RU: dict[StepStatus, str] = {
     StepStatus.answered: "ответ получен",
     StepStatus.absent: "сведений нет",
     StepStatus.cancelled: "закрыт",
+    StepStatus.paused: "приостановлен (отказ от сопровождения)",  # 004 п.11
 }
 RUNG_RU: dict[EscalationLevel, str] = {
     EscalationLevel.reminder: "напоминание",

@@ -5,10 +5,12 @@ transition, ``engine/infra/audit.py``), e.g. ``24.01.2026: шаг 2 — полу
 «Минздрав», опоздание 2 раб. дн.``: sent (delivered to the agency, with the answer-by day of
 298-п Порядок п.11, Регламент п.12), answered, notice of absence (п.11), returned for
 clarification, refused, overdue and escalated (the ladder: 298-п Порядок п.13, Регламент
-п.17; 363н п.10б), extended, reassigned, closed, suspended (152-ФЗ art. 9 ч.2) and resumed,
-cancelled, completed. The date is the record's business instant in the route's region (its
-calendar's time zone); the line's timestamp is that instant too, so the Logs tab reads in
-business time.
+п.17; 363н п.10б), extended, reassigned, closed by a supervisor, closed with the route's
+termination (004 п.13) or its completion (a recurring check), suspended (152-ФЗ art. 9 ч.2)
+and resumed, a participant refused and resumed (004 п.11), terminated (004 п.13), re-planned,
+migrated, cancelled, completed. The date is the record's business instant in the route's
+region (its calendar's time zone); the line's timestamp is that instant too, so the Logs tab
+reads in business time.
 
 Identifiers and agency names only (152-ФЗ): a record's free text (a supervisor's reason, an
 agency's comment, a clarification) never becomes a log line.
@@ -63,10 +65,13 @@ T = TypeVar("T")
 LOGGED: frozenset[tuple[str, str]] = frozenset({
     ("route", "registered"), ("route", "completed"), ("route", "cancelled"),
     ("route", "suspended"), ("route", "resumed"),
+    ("route", "participant_refused"), ("route", "participant_resumed"),
+    ("route", "terminated"), ("route", "replanned"), ("route", "migrated"),
     ("step", "awaiting_answer"), ("step", "answer_provided"), ("step", "answer_absent"),
     ("step", "answer_rejected"), ("step", "request_refused"),
     ("step", "resent_with_clarification"), ("step", "reassigned"), ("step", "closed"),
-    ("step", "deadline_extended"),
+    ("step", "deadline_extended"), ("step", "closed_route_terminated"),
+    ("step", "closed_with_route"),
     ("escalation", "opened"), ("escalation", "acknowledged"),
 })
 
@@ -230,6 +235,10 @@ def _message(ev: LogEvent, steps: dict[str, StepRef], agencies: dict[str, str],
                                  f"направления {_date(a.get('send_by'))}")
         case "closed":
             return WARNING, head + "закрыт руководителем"
+        case "closed_route_terminated":
+            return WARNING, head + "закрыт: сопровождение прекращено"
+        case "closed_with_route":
+            return INFO, head + "повторяющаяся проверка завершена вместе с маршрутом"
         case "deadline_extended":
             new = a.get("answer_by") or a.get("send_by") or a.get("complete_by")
             return INFO, head + f"срок продлён руководителем до {_date(new)}"

@@ -147,7 +147,10 @@ def _applies(timer: Timer, step: Step, route: Route) -> str | None:
         return f"route is {route.status.value}"
     kind = timer.kind.deadline_kind
     if kind is DeadlineKind.complete_by:
-        return f"step is {step.status.value}" if step.status.terminal else None
+        # a paused step (004 п.11: the person refused its participant) runs no deadline
+        # until it is resumed, which arms its own timers
+        stopped = step.status.terminal or step.status is StepStatus.paused
+        return f"step is {step.status.value}" if stopped else None
     want = StepStatus.sending if kind is DeadlineKind.send_by else StepStatus.awaiting
     if step.status is not want:
         return f"step is {step.status.value}"

@@ -88,9 +88,10 @@ class Settings(BaseSettings):
     worker_batch_size: int = Field(200, gt=0, description="Jobs a worker claims at once.")
     worker_txn_answers: int = Field(
         1, gt=0,
-        description="Answers a worker applies per transaction (short lock holds on SQLite; "
-        "on PostgreSQL more than one measured slower: the next requests wait for the "
-        "batch's commit).",
+        description="Answers a worker applies per transaction (short lock holds on SQLite). "
+        "SQLite only: on PostgreSQL it must be 1 — a transaction holding one route's lock "
+        "would take the next answer's step lock, against another worker's batch doing the "
+        "reverse (a deadlock; more than one also measured slower there).",
     )
     worker_concurrency: int = Field(
         64, gt=0, description="Agency requests a worker sends at once."
@@ -177,6 +178,19 @@ class Settings(BaseSettings):
         "moves the business clock where clock control is on; the route, application and "
         "supervisor APIs refuse it (403) — people act with staff tokens."
     )
+
+    @model_validator(mode="after")
+    def _one_answer_per_transaction_on_postgresql(self) -> Settings:
+        """Applying an answer locks its step, then its route (``engine.infra.locks``: no
+        step lock is taken while a route's is held). A batch of answers in one transaction
+        breaks that order at its second answer, so two workers' batches may deadlock on
+        PostgreSQL (row locks; SQLite serialises writers and cannot)."""
+        if self.worker_txn_answers > 1 and self.database_url.strip().lower().startswith(
+                "postgresql"):
+            raise ValueError(f"worker_txn_answers: must be 1 on PostgreSQL (got "
+                             f"{self.worker_txn_answers}); batching answers in one "
+                             "transaction can deadlock two workers there")
+        return self
 
     @model_validator(mode="after")
     def _refuse_placeholders_in_production(self) -> Settings:

@@ -21,9 +21,10 @@ from typing import Any
 from sqlmodel import Session, col, select
 
 from engine.errors import EngineError, NotFoundError
-from engine.escalations import ladder
+from engine.escalations import ladder, timers
 from engine.infra import audit
 from engine.infra.locks import lock_route_steps, reread
+from engine.routes.resume import days_left
 from engine.routes.step_stop import cancel_step
 from engine.routes.transitions import (
     EngineConfig,
@@ -44,7 +45,8 @@ from models.ipra_plan import (
     unique_kind,
 )
 from models.person_file import IpraRecord
-from models.routes import Route, RouteStatus, Step
+from models.routes import Route, RouteStatus, Step, StepStatus
+from models.suspension import StepSuspension
 from models.templates import template_of
 from models.timers import KINDS_OF, DeadlineKind, EscalationStatus
 from models.types import new_id
@@ -191,6 +193,9 @@ def apply_replan(session: Session, cfg: EngineConfig, *, route_id: str, now: dat
     for r in diff.redated:
         step = by_kind[r.kind]
         step.ipra_due_date = r.new_due
+        if step.status is StepStatus.paused:
+            _redate_paused(session, route, step, now=now, actor=actor)
+            continue
         ladder.cancel_timers(session, step, now=now, actor=actor, reason=reason,
                              kinds=COMPLETE_KINDS)
         ladder.resolve_open(session, step, now=now, actor=actor, action="resolved_by_replan",
@@ -212,3 +217,27 @@ def apply_replan(session: Session, cfg: EngineConfig, *, route_id: str, now: dat
     advance_route(session, cfg, route, now=now, actor=actor)
     mirror_later(session, cfg, route.id)
     return diff
+
+
+def _redate_paused(session: Session, route: Route, step: Step, *, now: datetime,
+                   actor: str) -> None:
+    """A re-dated measure whose step is paused by a refusal (004 п.11): its new complete-by
+    deadline (the ИПРА's «срок исполнения», 545н) is recorded on the step and on its open
+    suspension, and no timer is armed — the resume (``resume_step``) arms the ladder on it,
+    once. Audited (``complete_by_set``, ``paused``)."""
+    assert step.ipra_due_date is not None
+    due = timers.end_of_day(step.ipra_due_date, route.region)
+    step.complete_by_date = due.due_date
+    step.complete_by_source = "ipra"
+    session.add(step)
+    row = session.exec(select(StepSuspension).where(
+        StepSuspension.step_id == step.id, col(StepSuspension.resumed_at).is_(None))
+        .order_by(col(StepSuspension.id).desc())).first()
+    if row is not None:
+        row.complete_by_date = due.due_date
+        row.complete_days_left = days_left(due.due_date, route.region, now)
+        session.add(row)
+    audit.record(session, at=now, actor=actor, entity="step", entity_id=step.id,
+                 route_id=route.id, action="complete_by_set",
+                 after={"complete_by": due.due_date, "source": "ipra",
+                        "ipra_due_date": step.ipra_due_date, "paused": True})

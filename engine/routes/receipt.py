@@ -12,7 +12,8 @@ put in its inbox when prepared, and is received when delivery is confirmed:
 
 Until then the step is ``sending`` and shows "awaiting receipt": the send-by deadline of
 Порядок п.10 still runs and its ladder still climbs. The receipt is recorded once
-(``received_by_agency``); later openings change nothing.
+(``received_by_agency``), and only while the request awaits it; later openings, and openings
+of a withdrawn request (a refusal, 004 п.11), change nothing.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from sqlmodel import Session, col, select
 from engine.answers.by_hand import RECEIPT_ACTION
 from engine.errors import EngineError, NotFoundError
 from engine.infra import audit
-from engine.infra.locks import lock_step
+from engine.infra.locks import lock_step, reread
 from engine.routes.transitions import EngineConfig, mark_delivered
 from models.agencies import AgencyRequest, RequestChannel, RequestState
 from models.audit import AuditEvent
@@ -72,7 +73,8 @@ def confirm_receipt(session: Session, cfg: EngineConfig, *, request_id: str, now
     starts waiting for the answer, due ``answer_days`` working days from ``received_at``
     (default ``now``) in the agency's calendar (298-п Порядок п.11). ``received_at`` must
     carry a time zone, not be in the future and not precede the request's preparation.
-    Received before: nothing changes (``recorded`` False)."""
+    Received before, or not awaiting its receipt (withdrawn, replaced, answered): nothing
+    changes (``recorded`` False)."""
     req = session.get(AgencyRequest, request_id)
     if req is None:
         raise NotFoundError(f"request_id: no request {request_id!r}")
@@ -95,10 +97,17 @@ def confirm_receipt(session: Session, cfg: EngineConfig, *, request_id: str, now
     if req.channel is not RequestChannel.inbox:
         raise EngineError("request_id: a webhook agency's request is received with its "
                           "delivery (the 2xx), not recorded by hand", rule="webhook_receipt")
+    fresh = reread(session, AgencyRequest, req.id)  # its state as of the step's lock
+    assert fresh is not None
+    req = fresh
+    if not awaiting_receipt(req, step):
+        # withdrawn (a refusal, a suspension, a termination), replaced or answered: no
+        # receipt — a request withdrawn and sent again is received when it is opened again
+        return Receipt(req.id, False, step.answer_by_date.isoformat()
+                       if step.answer_by_date else None)
     audit.record(session, at=now, actor=actor, entity="request", entity_id=req.id,
                  route_id=step.route_id, action=RECEIPT_ACTION,
                  after={"channel": req.channel.value, "received_at": at})
-    if awaiting_receipt(req, step):
-        mark_delivered(session, cfg, req, now=now, received_at=at)
+    mark_delivered(session, cfg, req, now=now, received_at=at)
     return Receipt(req.id, True, step.answer_by_date.isoformat()
                    if step.answer_by_date else None)

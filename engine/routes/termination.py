@@ -26,7 +26,7 @@ from sqlmodel import Session, col, select
 from engine.errors import EngineError, NotFoundError
 from engine.escalations import ladder, timers
 from engine.infra import audit
-from engine.infra.locks import lock_route_steps
+from engine.infra.locks import lock_route, lock_route_steps
 from engine.routes.ipra_term import arm_ipra_expiry, cancel_route_timers, ipra_in_force, local_day
 from engine.routes.transitions import EngineConfig, mirror_later, withdraw_request
 from models.agencies import AgencyRequest
@@ -68,6 +68,7 @@ def terminate(session: Session, cfg: EngineConfig, route: Route, *, reason: EndR
     out = Terminated(route_id=route.id, reason=reason)
     # the route's timer row before the steps' rows: the sweeper locks in this order too
     cancel_route_timers(session, route, now=now, actor=actor, reason=text)
+    route = lock_live(session, route.id)
     for step in lock_route_steps(session, route.id):  # seq order: no deadlock
         if step.status.terminal:
             continue
@@ -88,7 +89,8 @@ def terminate(session: Session, cfg: EngineConfig, route: Route, *, reason: EndR
         session.add(step)
         out.steps_cancelled.append(step.id)
         audit.record(session, at=now, actor=actor, entity="step", entity_id=step.id,
-                     route_id=route.id, action="closed", before={"status": before},
+                     route_id=route.id, action="closed_route_terminated",
+                     before={"status": before},
                      after={"status": StepStatus.cancelled.value}, reason=text)
     before_status = route.status.value
     route.status = RouteStatus.terminated
@@ -105,6 +107,22 @@ def terminate(session: Session, cfg: EngineConfig, route: Route, *, reason: EndR
     mirror_later(session, cfg, route.id)
     session.flush()
     return out
+
+
+def lock_live(session: Session, route_id: str) -> Route:
+    """Lock the route's steps, then the route (the order ``advance_route`` takes them: no
+    deadlock), and return the route read afresh, still live: an answer applied meanwhile may
+    have completed it (or a supervisor cancelled it), and a route read before the locks must
+    not be overwritten as ``terminated``. Raises ``EngineError`` (rule ``route_not_open``)."""
+    lock_route_steps(session, route_id)
+    route = lock_route(session, route_id)
+    if route is None:
+        raise NotFoundError(f"route_id: no route {route_id!r}")
+    if route.status not in LIVE:
+        raise EngineError(f"route: {route.id} is {route.status.value}; only an active or "
+                          "suspended route can be terminated",
+                          rule="route_not_open", params={"status": route.status.value})
+    return route
 
 
 def terminate_on_application(session: Session, cfg: EngineConfig, *, route_id: str,
@@ -173,7 +191,10 @@ def fire_due_route_timers(session: Session, cfg: EngineConfig, *, now: datetime,
         .order_by(col(RouteTimer.due_at), col(RouteTimer.id)).limit(batch_size)
         .with_for_update(skip_locked=True)))
     for t in due:
-        route = session.get(Route, t.route_id)
+        # steps, then the route, locked and read afresh before its status is judged (as
+        # ``terminate`` does): a route completed meanwhile makes the timer stale
+        lock_route_steps(session, t.route_id)
+        route = lock_route(session, t.route_id)
         assert route is not None
         current = ipra_in_force(session, route.person_id)
         stale = None

@@ -800,7 +800,7 @@ def _end_recurring(session: Session, template: RouteTemplate, steps: list[Step],
             step.outcome_note = "повторяющаяся проверка завершена вместе с маршрутом"
             session.add(step)
             audit.record(session, at=now, actor=actor, entity="step", entity_id=step.id,
-                         route_id=route_id, action="closed", before=before,
+                         route_id=route_id, action="closed_with_route", before=before,
                          after={"status": step.status.value}, reason=reason)
         timers.cancel_pending(session, step.id, reason=reason, now=now, actor=actor)
 

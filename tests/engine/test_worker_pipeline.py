@@ -154,3 +154,19 @@ def test_a_slow_agency_holds_up_no_other_route(
             _until("route A's request is recorded as delivered", a_delivered)
         finally:
             slow_agency.release.set()
+
+
+def test_answers_are_applied_one_per_transaction_on_postgresql(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A batch of answers in one transaction takes a step's lock while holding a route's:
+    two workers could deadlock on PostgreSQL, so more than one is refused there at start-up,
+    naming the field; SQLite (one writer at a time) may batch."""
+    pg = "postgresql+psycopg://root@127.0.0.1:5432/rehab"
+    with pytest.raises(ValueError, match="worker_txn_answers: must be 1 on PostgreSQL"):
+        Settings(database_url=pg, worker_txn_answers=2)
+    monkeypatch.setenv("REHAB_DATABASE_URL", pg)
+    monkeypatch.setenv("REHAB_WORKER_TXN_ANSWERS", "8")
+    with pytest.raises(ValueError, match="worker_txn_answers"):
+        Settings()
+    assert Settings(database_url=pg, worker_txn_answers=1).worker_txn_answers == 1
+    assert Settings(database_url="sqlite:///x.db", worker_txn_answers=8).worker_txn_answers == 8

@@ -15,13 +15,15 @@ from sqlmodel import Session, col, select
 from typer.testing import CliRunner
 
 from cli.routes import routes_app
+from engine.escalations.ladder import _applies as ladder_applies
 from engine.infra.clock import DbClock
 from engine.infra.settings import get_settings
 from engine.routes.template_migration import migrate_route, plan_migration
 from engine.routes.transitions import EngineConfig
 from models.agencies import AgencyRequest, RequestState
 from models.persons import Person
-from models.routes import CancelNotice, Route, StepStatus
+from models.routes import CancelNotice, Route, RouteStatus, Step, StepStatus
+from models.suspension import StepSuspension
 from models.template_files import templates
 from models.timers import DeadlineKind, EscalationLevel, Timer, TimerKind, TimerStatus
 from tests.conftest import kaliningrad
@@ -256,3 +258,63 @@ def test_an_executor_named_by_the_ipra_gets_the_step(
         assert route is not None and route.plan is not None
         assert sorted((e["role"], e["agency_id"]) for e in route.plan["measures"]) == [
             ("education", "mo39"), ("sport", None)]
+
+
+def test_replan_redates_a_paused_step_without_timers_armed_once_on_resume(
+        api: TestClient, db: Engine, clock: DbClock, cfg: EngineConfig,
+        staff: dict[str, Staff]) -> None:
+    """The medical measure's participant is refused (004 п.11) and a new ИПРА moves its
+    deadline: the paused step takes the new date (on its suspension too) but runs no
+    deadline — nothing climbs the ladder while it is paused; the resume arms one ladder on
+    the new date."""
+    coord = staff["coord39"]
+    route_id = register(api, coord, [HEALTH, EDUCATION])
+    receive_inbox(db, clock, cfg, route_id)
+    health = measure_steps(db, route_id)["health"]
+    clock.freeze(kaliningrad(2026, 1, 14, 10))
+    r = api.post(f"/api/routes/{route_id}/refuse", headers=coord.headers,
+                 json={"agency_id": health.agency_id, "application_date": "2026-01-14"})
+    assert r.status_code == 200, r.text
+    new = ipra_doc([{**HEALTH, "due": "2026-03-31"}, EDUCATION], number="1300.5.39/2026",
+                   issued_on="2026-01-12")
+    assert api.post("/api/ipra", json=new, headers=coord.headers).status_code == 201
+    applied = api.post(f"/api/routes/{route_id}/replan", headers=coord.headers)
+    assert applied.status_code == 200, applied.text
+    assert [x["kind"] for x in applied.json()["redated"]] == [health.kind]
+    paused = measure_steps(db, route_id)["health"]
+    assert paused.status is StepStatus.paused
+    assert (paused.ipra_due_date, paused.complete_by_date) == (date(2026, 3, 31),
+                                                               date(2026, 3, 31))
+
+    def pending_timers() -> list[Timer]:
+        with Session(db) as s:
+            return list(s.exec(select(Timer).where(Timer.step_id == health.id,
+                                                   Timer.status == TimerStatus.pending)))
+
+    assert pending_timers() == []
+    with Session(db) as s:
+        row = s.exec(select(StepSuspension).where(StepSuspension.step_id == health.id)).one()
+        assert row.complete_by_date == date(2026, 3, 31) and row.complete_days_left
+    clock.freeze(kaliningrad(2026, 4, 2, 9))  # past the new date, still paused
+    sweep(db, clock, cfg)
+    assert [e for e in escalations(db, route_id) if e.step_id == health.id] == []
+    r = api.post(f"/api/routes/{route_id}/resume-participant", headers=coord.headers,
+                 json={"agency_id": health.agency_id, "application_date": "2026-04-02"})
+    assert r.status_code == 200, r.text
+    overdue = [t for t in pending_timers() if t.kind is TimerKind.complete_overdue]
+    assert [t.due_date for t in overdue] == [date(2026, 3, 31)]  # one ladder, not two
+
+
+def test_a_complete_by_timer_of_a_paused_step_is_stale() -> None:
+    at = kaliningrad(2026, 1, 12, 12)
+    route = Route(id="r1", person_id="p1", region="39", template="accompaniment",
+                  registered_at=at, status=RouteStatus.active)
+    timer = Timer(kind=TimerKind.complete_overdue, step_id="r1-s0", route_id="r1", due_at=at,
+                  due_date=at.date(), region="39", working_days=0, anchor_at=at)
+
+    def step(status: StepStatus) -> Step:
+        return Step(id="r1-s0", route_id="r1", seq=0, kind="ipra_health", role="health",
+                    status=status)
+
+    assert ladder_applies(timer, step(StepStatus.paused), route) == "step is paused"
+    assert ladder_applies(timer, step(StepStatus.awaiting), route) is None

@@ -88,3 +88,36 @@ def test_staff_record_a_paper_delivery_with_its_time(
     other = api.post(f"/api/requests/{req.id}/receipt", headers=staff["sup16"].headers,
                      json={})
     assert other.status_code in (403, 404)
+
+
+def test_a_withdrawn_request_opened_is_not_received_and_is_received_once_sent_again(
+        api: TestClient, db: Engine, clock: DbClock, staff: dict[str, Staff]) -> None:
+    """A refusal (004 п.11) withdraws the МСЭ's request before it was received; opening it
+    then records no receipt, so once resumed and sent again its opening is the receipt
+    and the answer period starts (298-п Порядок п.11)."""
+    coord = staff["coord39"]
+    route_id = register(api, coord)
+    mse = steps(db, route_id)["mse_informing"]
+    req = request_of(db, mse)
+    clock.freeze(kaliningrad(2026, 1, 14, 10))
+    r = api.post(f"/api/routes/{route_id}/refuse", headers=coord.headers,
+                 json={"agency_id": mse.agency_id, "application_date": "2026-01-14"})
+    assert r.status_code == 200, r.text
+    opened = api.post(f"/api/requests/{req.id}/receipt", json={}, headers=coord.headers)
+    assert opened.status_code == 200, opened.text
+    assert opened.json()["recorded"] is False
+    assert route_audits(db, route_id, "received_by_agency") == []
+    assert steps(db, route_id)["mse_informing"].status.value == "paused"
+
+    clock.freeze(kaliningrad(2026, 1, 21, 10))
+    r = api.post(f"/api/routes/{route_id}/resume-participant", headers=coord.headers,
+                 json={"agency_id": mse.agency_id, "application_date": "2026-01-21"})
+    assert r.status_code == 200, r.text
+    assert steps(db, route_id)["mse_informing"].status.value == "sending"
+    clock.freeze(kaliningrad(2026, 1, 22, 10))
+    got = api.post(f"/api/requests/{req.id}/receipt", json={}, headers=coord.headers)
+    assert got.status_code == 200 and got.json()["recorded"] is True, got.text
+    back = steps(db, route_id)["mse_informing"]
+    # 23, 26, 27, 28, 29: 5 working days from the receipt of the request sent again
+    assert back.status.value == "awaiting" and back.answer_by_date == date(2026, 1, 29)
+    assert len(route_audits(db, route_id, "received_by_agency")) == 1

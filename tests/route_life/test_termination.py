@@ -11,16 +11,19 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
+import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 from sqlmodel import Session, select
 
+from engine.errors import EngineError
 from engine.infra.clock import DbClock
 from engine.persons.bulk_import import import_file
+from engine.routes.termination import fire_due_route_timers, terminate
 from engine.routes.transitions import EngineConfig
 from models.agencies import AgencyRequest, RequestState
-from models.route_life import RouteTimer, RouteTimerStatus
-from models.routes import CancelNotice, RouteStatus, StepStatus
+from models.route_life import EndReason, RouteTimer, RouteTimerStatus
+from models.routes import CancelNotice, Route, RouteStatus, StepStatus
 from models.timers import Timer, TimerStatus
 from tests.conftest import kaliningrad
 from tests.ladder.conftest import Staff, sweep
@@ -138,3 +141,58 @@ def test_a_route_of_the_bulk_import_gets_its_ipra_expiry_timer(
     with Session(db) as s:
         [timer] = s.exec(select(RouteTimer).where(RouteTimer.route_id == route_id)).all()
     assert timer.due_date == date(2027, 12, 1) and timer.status is RouteTimerStatus.pending
+
+
+def _read_before_the_locks(db: Engine, route_id: str) -> Route:
+    """The route as a transaction read it before taking any lock (still active)."""
+    with Session(db, expire_on_commit=False) as s:
+        r = s.get(Route, route_id)
+        assert r is not None and r.status is RouteStatus.active
+        return r
+
+
+def _completed_meanwhile(db: Engine, route_id: str) -> None:
+    """Another transaction completes the route (its last answer applied) and commits."""
+    with Session(db) as other:
+        r = other.get(Route, route_id)
+        assert r is not None
+        r.status = RouteStatus.completed
+        other.add(r)
+        other.commit()
+
+
+def test_a_termination_never_overwrites_a_route_completed_meanwhile(
+        api: TestClient, db: Engine, clock: DbClock, cfg: EngineConfig,
+        staff: dict[str, Staff]) -> None:
+    """The route read before the locks is stale: under the steps' and the route's locks it
+    is read afresh, and a route completed meanwhile is not terminated (nothing changed)."""
+    route_id = register(api, staff["coord39"])
+    clock.freeze(kaliningrad(2026, 1, 14, 10))
+    stale = _read_before_the_locks(db, route_id)
+    _completed_meanwhile(db, route_id)
+    with Session(db) as s:
+        s.add(stale)  # in the session's identity map, as read before
+        with pytest.raises(EngineError, match="is completed") as err:
+            terminate(s, cfg, stale, reason=EndReason.person_request, now=clock.now(),
+                      actor="staff:coord39")
+        assert err.value.rule == "route_not_open"
+        s.rollback()
+    assert route(db, route_id).status is RouteStatus.completed
+    assert route_audits(db, route_id, "terminated") == []
+    assert not any(x.status is StepStatus.cancelled for x in steps(db, route_id).values())
+
+
+def test_the_ipra_expiry_timer_of_a_route_completed_meanwhile_is_stale(
+        api: TestClient, db: Engine, clock: DbClock, cfg: EngineConfig,
+        staff: dict[str, Staff]) -> None:
+    route_id = register(api, staff["coord39"])
+    clock.freeze(kaliningrad(2027, 12, 2, 0, 1))
+    stale = _read_before_the_locks(db, route_id)
+    _completed_meanwhile(db, route_id)
+    with Session(db) as s:
+        s.add(stale)  # the sweeper's session.get would return it without a query
+        out = fire_due_route_timers(s, cfg, now=clock.now(), actor="sweeper")
+        s.commit()
+    assert (out.fired, out.stale) == (0, 1)
+    assert route(db, route_id).status is RouteStatus.completed
+    assert route_audits(db, route_id, "terminated") == []
