@@ -487,8 +487,11 @@ def _arm_expiry_timers(session: Session, route_ids: list[str], *, now: datetime,
         return
     with session.no_autoflush:
         rows = list(session.exec(
-            select(Route).join(IpraRecord, col(IpraRecord.person_id) == col(Route.person_id))
-            .where(col(Route.id).in_(route_ids)).distinct()))
+            select(Route).where(
+                col(Route.id).in_(route_ids),
+                # EXISTS, not a join + DISTINCT: PostgreSQL compares no JSON (route.plan)
+                select(IpraRecord.id).where(
+                    col(IpraRecord.person_id) == col(Route.person_id)).exists())))
     for route in rows:
         arm_ipra_expiry(session, route, now=now, actor=actor)
 

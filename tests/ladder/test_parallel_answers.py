@@ -20,7 +20,7 @@ from models.agencies import Agency, AnswerOutcome
 from models.persons import Person
 from models.routes import Route, RouteStatus, Step, StepStatus
 from tests.conftest import PG_URL
-from tests.ladder.conftest import new_route
+from tests.ladder.conftest import new_route, receive_inbox
 
 pytestmark = pytest.mark.skipif(not PG_URL, reason="row locks: PostgreSQL "
                                                    "(REHAB_TEST_DATABASE_URL)")
@@ -62,6 +62,7 @@ def test_the_last_two_parallel_answers_at_once_complete_the_route(
         with Session(db, expire_on_commit=False) as s:
             apply_answer(s, cfg, _store(s, clock, step), now=clock.now())
             s.commit()
+    receive_inbox(db, clock, cfg, route_id)  # their agencies open their inboxes
     support, situational = _open(db, route_id)
     assert (support.kind, situational.kind) == ("route_support", "situational_help")
     with Session(db, expire_on_commit=False) as s:

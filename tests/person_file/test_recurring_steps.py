@@ -26,7 +26,7 @@ from models.agencies import Agency, AgencyRequest, AnswerOutcome
 from models.routes import CancelNotice, Route, RouteStatus, Step, StepStatus
 from models.templates import template_of
 from models.timers import Escalation, EscalationLevel, Timer, TimerKind, TimerStatus
-from tests.ladder.conftest import Staff, sweep
+from tests.ladder.conftest import Staff, receive_inbox, sweep
 from tests.person_file.conftest import consent, extract, form
 
 SIX = ["need_determined", "conditions_created", "services_provided", "person_recorded",
@@ -131,6 +131,7 @@ def test_a_missed_check_goes_up_the_ladder(
     assert timer is not None
     clock.freeze(timer.due_at)
     sweep(db, clock, cfg)
+    receive_inbox(db, clock, cfg, route_id)  # the agency opens the new check in its inbox
     step = _steps(db, route_id)["health_monitoring"]
     assert step.status is StepStatus.awaiting and step.answer_by is not None
     clock.freeze(step.answer_by)

@@ -67,9 +67,11 @@ def test_accompaniment_without_technical_aids_leaves_the_aid_steps_out(
         assert steps[kind].status is StepStatus.cancelled
         assert steps[kind].current_request_id is None
         assert (steps[kind].outcome_note or "").startswith("не применяется: если в ИПРА есть")
-    # МСЭ informs (004 п.6) while the organisation forms the route (п.10б)
-    assert sorted(k for k, x in steps.items() if x.status in OPEN) == [
-        "mse_informing", "rehabilitation_route"]
+    # МСЭ informs (004 п.6) while the organisation forms the route (п.10б); the ИПРА's
+    # measures (v2, from_ipra) run beside them
+    assert sorted(k for k, x in steps.items() if x.status in OPEN
+                  and not k.startswith("ipra_")) == ["mse_informing", "rehabilitation_route"]
+    assert not any(k.startswith("ipra_technical_aids") for k in steps)
     [reg] = audits(db, entity="route", action="registered", route_id=route_id)
     assert reg.after is not None and reg.after["not_applicable"] == [
         "mse_tsr_selection", "sfr_tsr_consulting"]
