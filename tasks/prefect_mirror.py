@@ -728,7 +728,10 @@ def _store(engine: Engine,
     transition takes them — and a row another transaction holds is skipped, never waited
     for (``FOR UPDATE SKIP LOCKED`` on PostgreSQL): two workers' mirrors, or a mirror and a
     transition, never deadlock. A skipped row is being changed; the next reconciliation
-    compares again (Prefect's side is idempotent)."""
+    compares again (Prefect's side is idempotent). ``FOR NO KEY UPDATE``, not ``FOR UPDATE``: the
+    ``route_mirror`` upsert's foreign key takes ``KEY SHARE`` on the route, which ``FOR
+    UPDATE`` would block — two mirrors of one route deadlocked on it (the other holding the
+    route and waiting for this one's ``route_mirror`` row)."""
     updates = [u for u in updates if u[2]]
     if not updates and not (shown and shown[1]):
         return 0
@@ -740,7 +743,8 @@ def _store(engine: Engine,
             if ids:
                 held.update(s.exec(
                     select(table.id).where(col(table.id).in_(ids))
-                    .order_by(col(table.id)).with_for_update(skip_locked=True)))
+                    .order_by(col(table.id))
+                    .with_for_update(skip_locked=True, key_share=True)))
         for table, row_id, values in sorted(updates, key=lambda u: (u[0] is Route, u[1])):
             if row_id in held:
                 s.execute(update(table).where(col(table.id) == row_id).values(**values))
