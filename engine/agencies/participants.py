@@ -139,6 +139,27 @@ def _get(session: Session, agency_id: str) -> Agency:
     return agency
 
 
+def _check_card(name: str, short_name: str, role: AgencyRole | str,
+                region: str) -> AgencyRole:
+    """The agency card's rules, shared by adding and correcting one: names of 1-300 and 1-60
+    characters, a known participant role, a region with a calendar (CalendarError naming
+    it otherwise). Returns the role."""
+    if not name.strip() or len(name.strip()) > 300:
+        raise EngineError("name: 1-300 characters", rule="length",
+                          params={"min": 1, "max": 300})
+    if not short_name.strip() or len(short_name.strip()) > 60:
+        raise EngineError("short_name: 1-60 characters", rule="length",
+                          params={"min": 1, "max": 60})
+    try:
+        checked = AgencyRole(role)
+    except ValueError:
+        raise EngineError(
+            f"role: must be one of {', '.join(r.value for r in AgencyRole)}",
+            rule="choice") from None
+    calendars.get_calendar(region)  # unknown region -> CalendarError naming it
+    return checked
+
+
 def add_agency(
     session: Session, *, id: str, name: str, short_name: str, role: AgencyRole | str,
     region: str, endpoint_url: str | None = None, email: str | None = None,
@@ -149,19 +170,7 @@ def add_agency(
     if not ID_RE.match(id):
         raise EngineError("id: 2-40 characters of a-z, 0-9, '_', '-', starting with a letter "
                           "or digit", rule="agency_id_pattern")
-    if not name.strip() or len(name.strip()) > 300:
-        raise EngineError("name: 1-300 characters", rule="length",
-                          params={"min": 1, "max": 300})
-    if not short_name.strip() or len(short_name.strip()) > 60:
-        raise EngineError("short_name: 1-60 characters", rule="length",
-                          params={"min": 1, "max": 60})
-    try:
-        role = AgencyRole(role)
-    except ValueError:
-        raise EngineError(
-            f"role: must be one of {', '.join(r.value for r in AgencyRole)}",
-            rule="choice") from None
-    calendars.get_calendar(region)  # unknown region -> CalendarError naming it
+    role = _check_card(name, short_name, role, region)
     url = _check_url(endpoint_url)
     if email is not None and ("@" not in email or len(email) > 200):
         raise EngineError("email: must be an e-mail address (at most 200 characters)",
@@ -195,19 +204,7 @@ def update_agency(
     changed field was and became. Requests already sent keep their agency and step; a new
     region's calendar counts the deadlines of requests sent from now on."""
     agency = _get(session, agency_id)
-    if not name.strip() or len(name.strip()) > 300:
-        raise EngineError("name: 1-300 characters", rule="length",
-                          params={"min": 1, "max": 300})
-    if not short_name.strip() or len(short_name.strip()) > 60:
-        raise EngineError("short_name: 1-60 characters", rule="length",
-                          params={"min": 1, "max": 60})
-    try:
-        role = AgencyRole(role)
-    except ValueError:
-        raise EngineError(
-            f"role: must be one of {', '.join(r.value for r in AgencyRole)}",
-            rule="choice") from None
-    calendars.get_calendar(region)  # unknown region -> CalendarError naming it
+    role = _check_card(name, short_name, role, region)
     email = (email or "").strip() or None
     if email is not None and ("@" not in email or len(email) > 200):
         raise EngineError("email: must be an e-mail address (at most 200 characters)",
