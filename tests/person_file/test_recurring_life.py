@@ -1,0 +1,188 @@
+"""A recurring check (001 Регламент п.6 пп.8: health monitoring every 60 working days) through
+the route's life, on the moved clock: a refusal holds the next occurrence — nothing goes out
+to the refused participant (004 п.11) — and its resume opens it; a consent withdrawal and
+resume keeps it recurring; a termination or the supervisor's cancel of the route leaves no
+next check; a step that can no longer open does not stall the sweeper; a calendar data
+change recomputes the next check's timer once."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from fastapi.testclient import TestClient
+from sqlalchemy import Engine, text
+from sqlmodel import Session, select
+
+import calendars
+from engine.infra.clock import DbClock
+from engine.routes.ipra_term import local_day
+from engine.routes.transitions import EngineConfig
+from models.audit import AuditEvent
+from models.route_life import ParticipantRefusal
+from models.routes import Route, RouteStatus, StepStatus
+from models.suspension import StepSuspension
+from models.timers import Timer, TimerKind, TimerStatus
+from tests.conftest import kaliningrad
+from tests.ladder.conftest import Staff, sweep
+from tests.person_file.conftest import consent
+from tests.person_file.test_recurring_steps import (
+    OPEN,
+    PERIOD,
+    _answer,
+    _health_open,
+    _next_check,
+    _requests,
+    _steps,
+)
+from tests.person_file.test_resume_and_purge import NEW_CONSENT
+
+
+def _between_checks(api: TestClient, db: Engine, clock: DbClock, cfg: EngineConfig,
+                    staff: dict[str, Staff]) -> tuple[str, str, Timer]:
+    """A social-employment route whose health check was answered: its next one pending."""
+    route_id = _health_open(api, db, clock, cfg, staff)
+    step = _steps(db, route_id)["health_monitoring"]
+    _answer(db, clock, cfg, step)
+    timer = _next_check(db, step.id)
+    assert timer is not None
+    return route_id, step.id, timer
+
+
+def _today(clock: DbClock) -> str:
+    return local_day(clock.now(), "39").isoformat()
+
+
+def _route_status(db: Engine, route_id: str) -> RouteStatus:
+    with Session(db) as s:
+        route = s.get(Route, route_id)
+        assert route is not None
+        return route.status
+
+
+def test_a_refusal_holds_the_next_check_and_the_resume_opens_it(
+        api: TestClient, db: Engine, clock: DbClock, cfg: EngineConfig,
+        staff: dict[str, Staff]) -> None:
+    coord = staff["coord39"]
+    route_id, step_id, timer = _between_checks(api, db, clock, cfg, staff)
+    r = api.post(f"/api/routes/{route_id}/refuse", headers=coord.headers,
+                 json={"agency_id": None, "application_date": _today(clock)})
+    assert r.status_code == 200, r.text
+    assert step_id not in r.json()["steps_paused"]  # answered: between its checks
+    clock.freeze(timer.due_at)
+    assert sweep(db, clock, cfg).fired.get("recur_next") == 1
+    # 004 п.11: nothing goes out to the refused participant; the check waits, paused
+    assert len(_requests(db, step_id)) == 1
+    assert _steps(db, route_id)["health_monitoring"].status is StepStatus.paused
+    with Session(db) as s:
+        refusal = s.exec(select(ParticipantRefusal)
+                         .where(ParticipantRefusal.route_id == route_id)).one()
+        row = s.exec(select(StepSuspension).where(StepSuspension.step_id == step_id)).one()
+        assert (row.status, row.refusal_id, row.resumed_at) == ("planned", refusal.id, None)
+    clock.advance_working_days(PERIOD + 1)
+    sweep(db, clock, cfg)
+    assert len(_requests(db, step_id)) == 1  # still nothing while refused
+    r = api.post(f"/api/routes/{route_id}/resume-participant", headers=coord.headers,
+                 json={"agency_id": None, "application_date": _today(clock)})
+    assert r.status_code == 200, r.text
+    assert _steps(db, route_id)["health_monitoring"].status in OPEN
+    reqs = _requests(db, step_id)
+    assert len(reqs) == 2 and reqs[0].idempotency_key != reqs[1].idempotency_key
+
+
+def test_a_consent_resume_schedules_the_next_check_again(
+        api: TestClient, db: Engine, clock: DbClock, cfg: EngineConfig,
+        staff: dict[str, Staff]) -> None:
+    coord = staff["coord39"]
+    route_id, step_id, timer = _between_checks(api, db, clock, cfg, staff)
+    with Session(db) as s:
+        route = s.get(Route, route_id)
+        assert route is not None
+        person_id = route.person_id
+    assert api.post(f"/api/persons/{person_id}/consent/withdraw",
+                    headers=coord.headers).status_code == 200
+    assert _next_check(db, step_id) is None  # the suspension stopped it
+    clock.freeze(kaliningrad(2026, 2, 2, 10))  # three weeks later: a new consent
+    assert api.post(f"/api/persons/{person_id}/consent", headers=coord.headers,
+                    json={"consent": consent(**NEW_CONSENT)}).status_code == 201
+    r = api.post(f"/api/routes/{route_id}/resume", headers=coord.headers)
+    assert r.status_code == 200, r.text
+    again = _next_check(db, step_id)
+    assert again is not None and (again.due_at, again.due_date) == (timer.due_at,
+                                                                    timer.due_date)
+    clock.freeze(again.due_at)
+    assert sweep(db, clock, cfg).fired.get("recur_next") == 1
+    assert _steps(db, route_id)["health_monitoring"].status in OPEN
+    assert len(_requests(db, step_id)) == 2
+
+
+def test_a_termination_leaves_no_next_check(
+        api: TestClient, db: Engine, clock: DbClock, cfg: EngineConfig,
+        staff: dict[str, Staff]) -> None:
+    route_id, step_id, timer = _between_checks(api, db, clock, cfg, staff)
+    r = api.post(f"/api/routes/{route_id}/terminate", headers=staff["coord39"].headers,
+                 json={"application_date": _today(clock)})
+    assert r.status_code == 200, r.text
+    assert _next_check(db, step_id) is None
+    with Session(db) as s:
+        t = s.get(Timer, timer.id)
+        assert t is not None and t.status is TimerStatus.cancelled
+    clock.freeze(timer.due_at)
+    assert sweep(db, clock, cfg).fired.get("recur_next", 0) == 0
+
+
+def test_the_supervisors_cancel_of_the_route_leaves_no_next_check(
+        api: TestClient, db: Engine, clock: DbClock, cfg: EngineConfig,
+        staff: dict[str, Staff]) -> None:
+    route_id, step_id, _ = _between_checks(api, db, clock, cfg, staff)
+    mandatory = _steps(db, route_id)["conditions_created"]
+    r = api.post(f"/api/supervisor/steps/{mandatory.id}/close", headers=staff["sup39"].headers,
+                 json={"reason": "маршрут отменён по решению руководителя",
+                       "cancel_route": True})
+    assert r.status_code == 200, r.text
+    assert _route_status(db, route_id) is RouteStatus.cancelled
+    assert _next_check(db, step_id) is None
+
+
+def test_a_check_that_can_no_longer_open_is_stale_and_the_batch_goes_on(
+        api: TestClient, db: Engine, clock: DbClock, cfg: EngineConfig,
+        staff: dict[str, Staff]) -> None:
+    """An EngineError opening one occurrence (here the step it waits for is open again, as
+    a migration's new order can make it) cancels that timer as stale in a savepoint; the
+    other timers of the batch fire and the next sweep has nothing left of it."""
+    first, step_id, timer = _between_checks(api, db, clock, cfg, staff)
+    with db.begin() as conn:  # the step it waits for (001 Регламент п.16) is open again
+        conn.execute(text("UPDATE step SET status = 'awaiting' WHERE route_id = :r "
+                          "AND kind = 'need_determined'"), {"r": first})
+    clock.freeze(timer.due_at)
+    result = sweep(db, clock, cfg)
+    assert result.stale >= 1 and result.busy == 0
+    with Session(db) as s:
+        t = s.get(Timer, timer.id)
+        assert t is not None and t.status is TimerStatus.cancelled
+        assert t.cancelled_reason is not None and "cannot start before" in t.cancelled_reason
+        assert s.exec(select(Timer).where(Timer.status == TimerStatus.pending,
+                                          Timer.due_at <= clock.now())).first() is None
+    assert len(_requests(db, step_id)) == 1
+    assert _steps(db, first)["health_monitoring"].status is StepStatus.answered
+
+
+def test_a_calendar_data_change_recomputes_the_next_check_once(
+        api: TestClient, db: Engine, clock: DbClock, cfg: EngineConfig,
+        staff: dict[str, Staff]) -> None:
+    route_id, step_id, timer = _between_checks(api, db, clock, cfg, staff)
+    want = (timer.due_at, timer.due_date)
+    with db.begin() as conn:  # as a process with other calendar data computed it
+        conn.execute(text("UPDATE timer SET calendar_version = 'other', due_at = :d "
+                          "WHERE id = :t"), {"t": timer.id, "d": timer.due_at + timedelta(days=1)})
+    assert sweep(db, clock, cfg).recomputed == 1
+    again = _next_check(db, step_id)
+    assert again is not None and (again.due_at, again.due_date) == want
+    assert again.calendar_version == calendars.data_version()
+    assert sweep(db, clock, cfg).recomputed is None  # current now: nothing to do
+    with Session(db) as s:
+        assert len(s.exec(select(AuditEvent).where(
+            AuditEvent.action == "deadlines_recomputed")).all()) == 1
+        assert len(s.exec(select(AuditEvent).where(
+            AuditEvent.action == "recurrence_recomputed")).all()) == 1
+    assert _route_status(db, route_id) is RouteStatus.active
+    assert again.kind is TimerKind.recur_next
