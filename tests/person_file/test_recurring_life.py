@@ -7,8 +7,11 @@ change recomputes the next check's timer once."""
 
 from __future__ import annotations
 
+import shutil
 from datetime import timedelta
+from pathlib import Path
 
+import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, text
 from sqlmodel import Session, select
@@ -16,15 +19,20 @@ from sqlmodel import Session, select
 import calendars
 from engine.infra.clock import DbClock
 from engine.routes.ipra_term import local_day
+from engine.routes.template_migration import migrate_route
 from engine.routes.transitions import EngineConfig
+from models import template_files
 from models.audit import AuditEvent
 from models.route_life import ParticipantRefusal
 from models.routes import Route, RouteStatus, StepStatus
 from models.suspension import StepSuspension
+from models.template_files import TEMPLATE_DIR, TemplateSpec, load_templates
+from models.template_migration import parse_mapping
+from models.templates import _data_template
 from models.timers import Timer, TimerKind, TimerStatus
 from tests.conftest import kaliningrad
 from tests.ladder.conftest import Staff, sweep
-from tests.person_file.conftest import consent
+from tests.person_file.conftest import consent, extract, form
 from tests.person_file.test_recurring_steps import (
     OPEN,
     PERIOD,
@@ -186,3 +194,59 @@ def test_a_calendar_data_change_recomputes_the_next_check_once(
             AuditEvent.action == "recurrence_recomputed")).all()) == 1
     assert _route_status(db, route_id) is RouteStatus.active
     assert again.kind is TimerKind.recur_next
+
+
+def _without_need_monitoring(tmp_path: Path) -> dict[int, TemplateSpec]:
+    """supported_living v2: v1 without its annual need monitoring (a recurring step)."""
+    for f in TEMPLATE_DIR.glob("*.toml"):
+        shutil.copy(f, tmp_path / f.name)
+    v1 = (TEMPLATE_DIR / "supported_living-v1.toml").read_text("utf-8")
+    head, rest = v1.split('[[steps]]\nkind = "need_monitoring"', 1)
+    v2 = head + rest[rest.index("[[steps]]"):]
+    (tmp_path / "supported_living-v2.toml").write_text(
+        v2.replace("version = 1", "version = 2", 1), "utf-8")
+    return load_templates(tmp_path)["supported_living"]
+
+
+def test_a_migration_retiring_a_recurring_step_drops_its_next_check(
+        api: TestClient, db: Engine, clock: DbClock, cfg: EngineConfig,
+        staff: dict[str, Staff], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    coord = staff["coord39"]
+    assert api.post("/api/ipra", json=extract(), headers=coord.headers).status_code == 201
+    r = api.post("/api/person-file/applications", headers=coord.headers,
+                 json={"application": form("supported_living"), "consent": consent()})
+    assert r.status_code == 201, r.text
+    route_id = r.json()["route_id"]
+    _answer(db, clock, cfg, _steps(db, route_id)["need_assessment"])
+    monitoring = _steps(db, route_id)["need_monitoring"]
+    _answer(db, clock, cfg, monitoring)
+    timer = _next_check(db, monitoring.id)
+    assert timer is not None
+    versions = _without_need_monitoring(tmp_path)
+    monkeypatch.setattr(template_files, "templates",
+                        lambda: {**template_files.load_templates(TEMPLATE_DIR),
+                                 "supported_living": versions})
+    _data_template.cache_clear()
+    try:
+        with Session(db) as s:
+            got = migrate_route(s, cfg, route_id=route_id, code="supported_living",
+                                versions=versions, to_version=2,
+                                mapping=parse_mapping('[steps]\nneed_monitoring = ""\n'),
+                                now=clock.now())
+            s.commit()
+        assert got is not None and got.retired == ("need_monitoring",)
+        assert _next_check(db, monitoring.id) is None
+        with db.begin() as conn:  # one left pending all the same (written alongside)
+            conn.execute(text("UPDATE timer SET status = 'pending' WHERE id = :t"),
+                         {"t": timer.id})
+        clock.freeze(timer.due_at)
+        result = sweep(db, clock, cfg)
+        assert result.fired.get("recur_next", 0) == 0 and result.stale == 1
+        with Session(db) as s:
+            t = s.get(Timer, timer.id)
+            assert t is not None and t.status is TimerStatus.cancelled
+            assert t.cancelled_reason == "stale: template step need_monitoring does not recur"
+        assert _steps(db, route_id)["need_monitoring"].status is StepStatus.answered
+        assert len(_requests(db, monitoring.id)) == 1
+    finally:
+        _data_template.cache_clear()
