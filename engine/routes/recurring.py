@@ -9,6 +9,11 @@ the ``recur_next`` timer that the previous occurrence's answer wrote
 its send-by timers and the route's mirror job. A missed check goes up the same ladder as
 any request (its answer-by timers). The route does not wait for it and ends it
 (``engine.routes.transitions.advance_route``).
+
+004 п.11: while the person refuses the step's participant (or all), the occurrence is not
+sent: the timer fires and the step is held, paused with a suspension row linked to the
+refusal (``engine.routes.refusal_hold``); the participant's resume opens it. The sweeper
+fires through ``fire_recurrence_guarded`` (a savepoint per timer).
 """
 
 from __future__ import annotations
