@@ -194,13 +194,45 @@ def recompute_open_deadlines(session: Session, cfg: EngineConfig, *, now: dateti
         col(Step.complete_by_date).is_not(None)))
     if step_ids is not None:
         stmt = stmt.where(col(Step.id).in_(list(step_ids)))
+    recurring = select(Timer.step_id).where(Timer.kind == TimerKind.recur_next,
+                                            Timer.status == TimerStatus.pending)
+    if step_ids is not None:
+        recurring = recurring.where(col(Timer.step_id).in_(list(step_ids)))
+    ids = set(session.exec(stmt)) | set(session.exec(recurring))
     changed = 0
-    for step_id in list(session.exec(stmt.order_by(col(Step.id)))):
+    for step_id in sorted(ids):
         step = lock_step(session, step_id)  # route by route, seq order (ids end in -s<seq>)
-        if step is None or step.status.terminal:
+        if step is None:
+            continue
+        changed += _recompute_recurrence(session, step, now=now, reason=reason,
+                                         version=version)
+        if step.status.terminal:
             continue
         changed += _recompute_step(session, cfg, step, now=now, reason=reason, version=version)
     return changed
+
+
+def _recompute_recurrence(session: Session, step: Step, *, now: datetime, reason: str,
+                          version: str) -> int:
+    """Recompute the step's pending next-occurrence timers (001 Регламент п.6 пп.8: every
+    ``period_days`` working days) from their anchor and length with the current calendar
+    data; returns how many moved (each audited ``recurrence_recomputed``)."""
+    moved = 0
+    for t in list(session.exec(select(Timer).where(
+            Timer.step_id == step.id, Timer.kind == TimerKind.recur_next,
+            Timer.status == TimerStatus.pending))):
+        due = calendars.deadline(t.anchor_at, t.working_days, t.region)
+        before = {"due_at": t.due_at, "due_date": t.due_date,
+                  "calendar_version": t.calendar_version}
+        if due.due_at != t.due_at:
+            audit.record(session, at=now, actor=SYSTEM, entity="timer", entity_id=str(t.id),
+                         route_id=step.route_id, action="recurrence_recomputed", before=before,
+                         after={"due_at": due.due_at, "due_date": due.due_date,
+                                "calendar_version": version}, reason=reason)
+            moved += 1
+        t.due_at, t.due_date, t.calendar_version = due.due_at, due.due_date, version
+        session.add(t)
+    return moved
 
 
 def stale_timer_steps(session: Session, version: str, *,

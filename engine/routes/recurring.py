@@ -9,22 +9,32 @@ the ``recur_next`` timer that the previous occurrence's answer wrote
 its send-by timers and the route's mirror job. A missed check goes up the same ladder as
 any request (its answer-by timers). The route does not wait for it and ends it
 (``engine.routes.transitions.advance_route``).
+
+004 п.11: while the person refuses the step's participant (or all), the occurrence is not
+sent: the timer fires and the step is held, paused with a suspension row linked to the
+refusal (``engine.routes.refusal_hold``); the participant's resume opens it. The sweeper
+fires through ``fire_recurrence_guarded`` (a savepoint per timer).
 """
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime
 
 from sqlmodel import Session
 
+from engine.errors import EngineError
 from engine.escalations.ladder import FireOutcome
 from engine.infra import audit
 from engine.infra.locks import lock_step, reread
+from engine.routes.refusal_hold import covering_refusal, hold_step
 from engine.routes.transitions import EngineConfig, _start_step, mirror_later
 from models.agencies import Agency
 from models.routes import Route, RouteStatus, StepStatus
 from models.templates import template_of
 from models.timers import Timer, TimerKind, TimerStatus
+
+log = logging.getLogger("rehab.recurring")
 
 
 def fire_recurrence(session: Session, cfg: EngineConfig, timer: Timer, *, now: datetime,
@@ -42,18 +52,15 @@ def fire_recurrence(session: Session, cfg: EngineConfig, timer: Timer, *, now: d
     assert fresh is not None and route is not None
     if fresh.status is not TimerStatus.pending:
         return FireOutcome.stale
+    template = template_of(route)
     stale = (f"route is {route.status.value}" if route.status is not RouteStatus.active
-             else None if step.status in (StepStatus.answered, StepStatus.absent)
-             else f"step is {step.status.value}")
+             else f"step is {step.status.value}"
+             if step.status not in (StepStatus.answered, StepStatus.absent)
+             else f"template step {step.kind} does not recur"
+             if step.seq >= len(template.steps) or template.step(step.seq).period_days is None
+             else None)
     if stale is not None:
-        fresh.status = TimerStatus.cancelled
-        fresh.cancelled_reason = f"stale: {stale}"
-        session.add(fresh)
-        audit.record(session, at=now, actor=actor, entity="timer", entity_id=str(fresh.id),
-                     route_id=route.id, action="cancelled",
-                     before={"status": TimerStatus.pending.value},
-                     after={"status": fresh.status.value, "kind": fresh.kind.value},
-                     reason=fresh.cancelled_reason)
+        _cancel_stale(session, fresh, route.id, stale, now=now, actor=actor)
         return FireOutcome.stale
     fresh.status, fresh.fired_at, fresh.fired_by = TimerStatus.fired, now, actor
     session.add(fresh)
@@ -66,9 +73,14 @@ def fire_recurrence(session: Session, cfg: EngineConfig, timer: Timer, *, now: d
     agency = session.get(Agency, step.agency_id) if step.agency_id else None
     if agency is not None and not agency.active:
         agency = None  # the step's agency left: pick another of its role
+    refusal = covering_refusal(session, route.id, step, agency.id if agency else None)
+    if refusal is not None:  # 004 п.11: nothing goes out to a refused participant
+        hold_step(session, route, step, refusal, now=now, actor=actor)
+        mirror_later(session, cfg, route.id)
+        return FireOutcome.fired
     current = route.current_seq  # the occurrence does not move the route's position
     step.status = StepStatus.planned
-    _start_step(session, cfg, route, template_of(route), step, ready_at=fresh.due_at,
+    _start_step(session, cfg, route, template, step, ready_at=fresh.due_at,
                 now=now, actor=actor, agency=agency)
     route.current_seq = current
     session.add(route)
@@ -77,3 +89,35 @@ def fire_recurrence(session: Session, cfg: EngineConfig, timer: Timer, *, now: d
                  after={"status": step.status.value, "request_id": step.current_request_id})
     mirror_later(session, cfg, route.id)
     return FireOutcome.fired
+
+
+def _cancel_stale(session: Session, timer: Timer, route_id: str, why: str, *,
+                  now: datetime, actor: str) -> None:
+    """Cancel a timer that no longer applies (``stale: <why>``), audited."""
+    timer.status = TimerStatus.cancelled
+    timer.cancelled_reason = f"stale: {why}"[:2000]
+    session.add(timer)
+    audit.record(session, at=now, actor=actor, entity="timer", entity_id=str(timer.id),
+                 route_id=route_id, action="cancelled",
+                 before={"status": TimerStatus.pending.value},
+                 after={"status": timer.status.value, "kind": timer.kind.value},
+                 reason=timer.cancelled_reason)
+
+
+def fire_recurrence_guarded(session: Session, cfg: EngineConfig, timer: Timer, *,
+                            now: datetime, actor: str) -> FireOutcome:
+    """``fire_recurrence`` in a savepoint, for the sweeper's batch: an ``EngineError`` (the
+    step can no longer open — e.g. a migration put a step it waits for before it) rolls
+    back this occurrence only and cancels its timer as stale (logged), so one bad timer
+    neither rolls back the batch nor stalls every later sweep."""
+    try:
+        with session.begin_nested():
+            return fire_recurrence(session, cfg, timer, now=now, actor=actor)
+    except EngineError as exc:
+        log.warning("recur_next timer %s of step %s not fired: %s", timer.id, timer.step_id,
+                    exc)
+        fresh = reread(session, Timer, timer.id)
+        if fresh is None or fresh.status is not TimerStatus.pending:
+            return FireOutcome.stale
+        _cancel_stale(session, fresh, fresh.route_id, str(exc), now=now, actor=actor)
+        return FireOutcome.stale

@@ -34,6 +34,7 @@ from engine.escalations import ladder, timers
 from engine.infra import audit
 from engine.infra.locks import lock_route_steps
 from engine.routes.ipra_term import ipra_in_force, local_day
+from engine.routes.refusal_hold import REFUSED_RU as REFUSED_RU  # re-exported
 from engine.routes.resume import Resumed, days_left, record_remaining, resume_step
 from engine.routes.transitions import EngineConfig, advance_route, mirror_later, withdraw_request
 from models.agencies import Agency, AgencyRequest
@@ -43,7 +44,6 @@ from models.suspension import StepSuspension
 from models.templates import template_of
 from models.timers import EscalationStatus
 
-REFUSED_RU = "отказ инвалида от сопровождения (363н п.11)"
 RESUMED_RU = "возобновление сопровождения по заявлению (363н п.11, п.12)"
 
 

@@ -26,10 +26,11 @@ from sqlmodel import Session, col, select
 
 import calendars
 from engine.errors import EngineError, NotFoundError
-from engine.escalations import timers
+from engine.escalations import recurrence, timers
 from engine.infra import audit
 from engine.infra.locks import lock_step
 from engine.infra.queue import enqueue
+from engine.routes.refusal_hold import days_left as days_left  # re-exported
 from engine.routes.transitions import EngineConfig, mirror_later
 from models import regions
 from models.agencies import Agency, AgencyRequest, RequestChannel, RequestState
@@ -39,7 +40,7 @@ from models.person_file import ConsentVersion
 from models.routes import Route, RouteStatus, Step, StepStatus
 from models.suspension import StepSuspension
 from models.templates import RouteTemplate, template_of
-from models.timers import DeadlineKind
+from models.timers import DeadlineKind, Timer, TimerKind, TimerStatus
 
 
 class NotSuspended(EngineError):
@@ -62,17 +63,6 @@ def _local_day(at: datetime, region: str) -> date:
     cal = calendars.get_calendar(region)
     local = pendulum.instance(at).in_timezone(cal.timezone)
     return date(local.year, local.month, local.day)
-
-
-def days_left(due_date: date | None, region: str, at: datetime) -> int | None:
-    """Working days in (the local day of ``at``, ``due_date``] in ``region``: the days a
-    deadline still had (0: due that day or already overdue; None: no deadline)."""
-    if due_date is None:
-        return None
-    today = _local_day(at, region)
-    if due_date <= today:
-        return 0
-    return calendars.get_calendar(region).working_days_between(today, due_date)
 
 
 def due_after(at: datetime, days: int, region: str) -> calendars.Deadline:
@@ -166,6 +156,7 @@ def resume_route(session: Session, cfg: EngineConfig, *, route_id: str, now: dat
             continue
         resume_step(session, cfg, route, template, row, step, now=now, actor=actor,
                     reason=reason, out=out)
+    out.timers_armed += _restart_recurrences(session, route, template, now=now, actor=actor)
     audit.record(session, at=now, actor=actor, entity="route", entity_id=route.id,
                  route_id=route.id, action="resumed",
                  before={"status": RouteStatus.suspended.value},
@@ -175,6 +166,36 @@ def resume_route(session: Session, cfg: EngineConfig, *, route_id: str, now: dat
     mirror_later(session, cfg, route.id)
     session.flush()
     return out
+
+
+def _restart_recurrences(session: Session, route: Route, template: RouteTemplate, *,
+                         now: datetime, actor: str) -> int:
+    """The suspension cancelled the next occurrence of each recurring check between
+    occurrences (001 Регламент п.6 пп.8; 000 п.10): schedule it again
+    (``recurrence.schedule_next``: ``period_days`` working days after the last occurrence
+    opened — at once if that day has passed). Returns the timers armed."""
+    with session.no_autoflush:
+        candidates = list(session.exec(select(Step.id).where(
+            Step.route_id == route.id,
+            col(Step.status).in_([StepStatus.answered, StepStatus.absent]))
+            .order_by(col(Step.seq))))
+    armed = 0
+    for step_id in candidates:
+        step = lock_step(session, step_id)
+        assert step is not None
+        if step.seq >= len(template.steps):
+            continue
+        period = template.step(step.seq).period_days
+        if period is None or not step.status.terminal or step.status is StepStatus.cancelled:
+            continue
+        pending = session.exec(select(Timer.id).where(
+            Timer.step_id == step.id, Timer.kind == TimerKind.recur_next,
+            Timer.status == TimerStatus.pending).limit(1)).first()
+        if pending is None:
+            recurrence.schedule_next(session, step, period_days=period, region=route.region,
+                                     now=now, actor=actor)
+            armed += 1
+    return armed
 
 
 def _resend(session: Session, req: AgencyRequest, *, now: datetime, actor: str,

@@ -19,6 +19,7 @@ from typing import Any
 from sqlmodel import Session, col, select
 
 from engine.errors import EngineError, NotFoundError
+from engine.escalations import timers
 from engine.infra import audit
 from engine.infra.locks import lock_route_steps, reread
 from engine.routes.ipra_plan import build_plan, current_ipra, free_step_id
@@ -34,6 +35,7 @@ from models.routes import Route, RouteStatus, Step, StepStatus
 from models.template_files import TemplateSpec
 from models.template_migration import RouteMigration, check_mapping, plan_route
 from models.templates import get_template, template_of
+from models.timers import TimerKind
 
 SYSTEM = "system:template_migration"
 _SHIFT = 1_000_000  # renumbering goes through seqs no route has (the (route, seq) key)
@@ -145,6 +147,10 @@ def migrate_route(session: Session, cfg: EngineConfig, *, route_id: str, code: s
         if s.kind in specs:
             s.optional = specs[s.kind].optional
         session.add(s)
+        if s.kind not in specs or specs[s.kind].period_days is None:
+            # retired, or no longer recurring: its next check is not asked (001 п.6 пп.8)
+            timers.cancel_pending(session, s.id, reason=reason, now=now, actor=actor,
+                                  kinds=(TimerKind.recur_next,))
     session.flush()
     fresh: list[Step] = []
     for kind in (*mig.added, *mig.not_applicable, *mig.measures_added):

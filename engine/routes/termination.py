@@ -40,7 +40,7 @@ from models.route_life import (
     grounds_hold,
 )
 from models.routes import Route, RouteStatus, StepStatus
-from models.timers import EscalationStatus
+from models.timers import EscalationStatus, TimerKind
 
 LIVE = (RouteStatus.active, RouteStatus.suspended)
 """Routes accompaniment can still end for (a suspended one too: consent withdrawn)."""
@@ -70,7 +70,10 @@ def terminate(session: Session, cfg: EngineConfig, route: Route, *, reason: EndR
     cancel_route_timers(session, route, now=now, actor=actor, reason=text)
     route = lock_live(session, route.id)
     for step in lock_route_steps(session, route.id):  # seq order: no deadlock
-        if step.status.terminal:
+        if step.status.terminal:  # a recurring check between occurrences: no next one
+            out.timers_cancelled += timers.cancel_pending(
+                session, step.id, reason=text, now=now, actor=actor,
+                kinds=(TimerKind.recur_next,))
             continue
         before = step.status.value
         if step.current_request_id and step.status is not StepStatus.planned:

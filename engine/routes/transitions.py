@@ -27,6 +27,7 @@ from engine.infra.queue import buffered as queue_buffered
 from engine.infra.queue import enqueue
 from engine.infra.settings import Settings
 from engine.routes.ipra_term import arm_ipra_expiry
+from engine.routes.refusal_hold import covering_refusal, hold_step
 from models import regions
 from models.agencies import (
     Agency,
@@ -763,6 +764,10 @@ def advance_route(session: Session, cfg: EngineConfig, route: Route, *, now: dat
     if route.status is not RouteStatus.active:
         return
     for nxt in ready_steps(template, steps):  # none: the steps it waits for are still open
+        refusal = covering_refusal(session, route.id, nxt)
+        if refusal is not None:  # 004 п.11: nothing goes out to a refused participant
+            hold_step(session, route, nxt, refusal, now=now, actor=actor)
+            continue
         _start_step(session, cfg, route, template, nxt, ready_at=ready_at, now=now,
                     actor=actor)
     # done when every step that ends is done: a recurring one (001 Регламент п.6 пп.8)

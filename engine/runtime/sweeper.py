@@ -36,7 +36,7 @@ from engine.escalations import ladder
 from engine.infra.backoff import backoff_seconds
 from engine.infra.clock import Clock
 from engine.routes.recompute import ensure_calendar_current
-from engine.routes.recurring import fire_recurrence
+from engine.routes.recurring import fire_recurrence_guarded
 from engine.routes.termination import fire_due_route_timers
 from engine.routes.transitions import EngineConfig, mirror_later
 from models.timers import Timer, TimerKind, TimerStatus
@@ -112,7 +112,8 @@ def sweep_due_timers(
             fired: list[int] = []
             for timer in due:
                 if timer.kind is TimerKind.recur_next:  # a recurring step's next check
-                    outcome = fire_recurrence(session, cfg, timer, now=now, actor=actor)
+                    outcome = fire_recurrence_guarded(session, cfg, timer, now=now,
+                                                      actor=actor)
                 else:
                     outcome = ladder.fire_timer(session, timer, now=now, actor=actor)
                 if outcome is ladder.FireOutcome.fired:
@@ -121,6 +122,8 @@ def sweep_due_timers(
                     result.fired[key] = result.fired.get(key, 0) + 1
                     fired.append(timer.id or 0)
                 elif outcome is ladder.FireOutcome.stale:
+                    # the mirror may still show what the stale timer promised (a next check)
+                    mirror_later(session, cfg, timer.route_id)
                     result.stale += 1
                 else:
                     busy += 1

@@ -44,6 +44,7 @@ from models.timers import (
     Escalation,
     EscalationLevel,
     EscalationStatus,
+    TimerKind,
 )
 
 
@@ -351,6 +352,9 @@ def close_step(session: Session, cfg: EngineConfig, *, staff: StaffUser, step_id
     targets = route_steps if cancel_route else [step]
     for s in targets:
         if s.status.terminal:
+            if cancel_route:  # a recurring check between occurrences: no next one
+                ladder.cancel_timers(session, s, now=now, actor=actor,
+                                     reason=f"closed: {text}", kinds=(TimerKind.recur_next,))
             continue
         before = {"status": s.status.value}
         _stop_step(session, s, now=now, actor=actor, reason=f"closed: {text}",

@@ -318,3 +318,34 @@ def test_a_complete_by_timer_of_a_paused_step_is_stale() -> None:
 
     assert ladder_applies(timer, step(StepStatus.paused), route) == "step is paused"
     assert ladder_applies(timer, step(StepStatus.awaiting), route) is None
+
+
+def test_a_step_a_replan_adds_during_a_refusal_of_all_waits_for_the_resume(
+        api: TestClient, db: Engine, clock: DbClock, cfg: EngineConfig,
+        staff: dict[str, Staff]) -> None:
+    """004 п.11: while the person refuses every participant's accompaniment nothing goes out
+    — a measure the new ИПРА adds is held (paused, linked to the refusal), not sent; the
+    resume opens it."""
+    coord = staff["coord39"]
+    route_id = register(api, coord, [HEALTH, EDUCATION])
+    r = api.post(f"/api/routes/{route_id}/refuse", headers=coord.headers,
+                 json={"agency_id": None, "application_date": "2026-01-12"})
+    assert r.status_code == 200, r.text
+    new = ipra_doc([HEALTH, EDUCATION, SOCIAL], number="1300.5.39/2026",
+                   issued_on="2026-01-12")
+    assert api.post("/api/ipra", json=new, headers=coord.headers).status_code == 201
+    applied = api.post(f"/api/routes/{route_id}/replan", headers=coord.headers)
+    assert applied.status_code == 200, applied.text
+    added = measure_steps(db, route_id)["social_policy"]
+    assert added.status is StepStatus.paused and added.current_request_id is None
+    with Session(db) as s:
+        assert s.exec(select(AgencyRequest).where(AgencyRequest.step_id == added.id)
+                      ).first() is None
+        assert s.exec(select(Timer).where(Timer.step_id == added.id,
+                                          Timer.status == TimerStatus.pending)).all() == []
+    r = api.post(f"/api/routes/{route_id}/resume-participant", headers=coord.headers,
+                 json={"agency_id": None, "application_date": "2026-01-12"})
+    assert r.status_code == 200, r.text
+    after = measure_steps(db, route_id)["social_policy"]
+    assert after.status in OPEN and after.current_request_id is not None
+    assert after.complete_by_date == date(2026, 6, 30)
