@@ -15,6 +15,7 @@ import pendulum
 from sqlmodel import Session, col, select
 
 import calendars
+from engine.errors import EngineError
 from engine.escalations import timers
 from engine.infra import audit
 from models.ipra import Ipra
@@ -87,3 +88,19 @@ def arm_ipra_expiry(session: Session, route: Route, *, now: datetime,
                  after={"kind": timer.kind.value, "due_date": last, "ipra_id": current[0].id},
                  reason="004 п.13 а: accompaniment ends with the ИПРА's term")
     return timer
+
+
+def check_application_date(route: Route, application_date: date, *, now: datetime) -> date:
+    """The date of a person's application about their route (a refusal or its resumption,
+    004 п.11; a stop, п.13 б): not in the future, not before the route's registration day,
+    both in the route's region. Returns today there."""
+    today = local_day(now, route.region)
+    if application_date > today:
+        raise EngineError(f"application_date: {application_date.isoformat()} is in the "
+                          f"future (today is {today.isoformat()})", rule="future_date")
+    registered = local_day(route.registered_at, route.region)
+    if application_date < registered:
+        raise EngineError(f"application_date: {application_date.isoformat()} is before the "
+                          f"route's registration day {registered.isoformat()}",
+                          rule="before_registration", params={"day": f"{registered:%d.%m.%Y}"})
+    return today

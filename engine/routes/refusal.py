@@ -33,7 +33,7 @@ from engine.errors import EngineError, NotFoundError
 from engine.escalations import ladder, timers
 from engine.infra import audit
 from engine.infra.locks import lock_route_steps
-from engine.routes.ipra_term import ipra_in_force, local_day
+from engine.routes.ipra_term import check_application_date, ipra_in_force
 from engine.routes.refusal_hold import REFUSED_RU as REFUSED_RU  # re-exported
 from engine.routes.resume import Resumed, days_left, record_remaining, resume_step
 from engine.routes.transitions import EngineConfig, advance_route, mirror_later, withdraw_request
@@ -89,15 +89,7 @@ def check_in_term(session: Session, route: Route, *, application_date: date,
                   now: datetime) -> None:
     """004 п.11: the application's date and today fall within the term of the person's ИПРА
     in force; the date is not in the future nor before the route's registration day."""
-    today = local_day(now, route.region)
-    if application_date > today:
-        raise EngineError(f"application_date: {application_date.isoformat()} is in the "
-                          f"future (today is {today.isoformat()})", rule="future_date")
-    registered = local_day(route.registered_at, route.region)
-    if application_date < registered:
-        raise EngineError(f"application_date: {application_date.isoformat()} is before the "
-                          f"route's registration day {registered.isoformat()}",
-                          rule="before_registration", params={"day": f"{registered:%d.%m.%Y}"})
+    today = check_application_date(route, application_date, now=now)
     current = ipra_in_force(session, route.person_id)
     if current is None:
         raise OutsideIpraTerm("ipra: the person has no ИПРА on file; accompaniment is refused "

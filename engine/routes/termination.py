@@ -27,7 +27,13 @@ from engine.errors import EngineError, NotFoundError
 from engine.escalations import ladder, timers
 from engine.infra import audit
 from engine.infra.locks import lock_route, lock_route_steps
-from engine.routes.ipra_term import arm_ipra_expiry, cancel_route_timers, ipra_in_force, local_day
+from engine.routes.ipra_term import (
+    arm_ipra_expiry,
+    cancel_route_timers,
+    check_application_date,
+    ipra_in_force,
+    local_day,
+)
 from engine.routes.transitions import EngineConfig, mirror_later, withdraw_request
 from models.agencies import AgencyRequest
 from models.ipra import Ipra
@@ -136,15 +142,7 @@ def terminate_on_application(session: Session, cfg: EngineConfig, *, route_id: s
     route = session.get(Route, route_id)
     if route is None:
         raise NotFoundError(f"route_id: no route {route_id!r}")
-    today = local_day(now, route.region)
-    if application_date > today:
-        raise EngineError(f"application_date: {application_date.isoformat()} is in the "
-                          f"future (today is {today.isoformat()})", rule="future_date")
-    registered = local_day(route.registered_at, route.region)
-    if application_date < registered:
-        raise EngineError(f"application_date: {application_date.isoformat()} is before the "
-                          f"route's registration day {registered.isoformat()}",
-                          rule="before_registration", params={"day": f"{registered:%d.%m.%Y}"})
+    check_application_date(route, application_date, now=now)
     return terminate(session, cfg, route, reason=EndReason.person_request, now=now,
                      actor=actor, details={"application_date": application_date})
 
