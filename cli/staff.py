@@ -12,8 +12,7 @@ from sqlmodel import Session
 from engine.errors import EngineError
 from engine.infra.db import make_engine
 from engine.infra.settings import get_settings
-from engine.staff.accounts import create_staff, revoke_token, rotate_token
-from engine.staff.passwords import set_password
+from engine.staff.accounts import create_staff, revoke_token, rotate_token, set_password
 from models.staff import StaffRole
 
 staff_app = typer.Typer(help="Staff users: coordinators, supervisors, administrators.",

@@ -11,7 +11,7 @@ from sqlalchemy import Engine, func
 from sqlmodel import Session, col, select
 
 from engine.escalations.ladder import OPEN_STATES
-from engine.staff.accounts import create_staff
+from engine.staff.accounts import create_staff, set_password
 from models.agencies import AgencyAnswer, AgencyRequest, RequestState
 from models.routes import Step, StepStatus
 from models.staff import StaffRole, StaffUser
@@ -77,8 +77,6 @@ def create_demo_accounts(engine: Engine, *, region: str = "39") -> list[DemoAcco
                              agency_id=agency if role is StaffRole.agency else None,
                              password=password)
             else:
-                from engine.staff.passwords import set_password
-
                 set_password(s, id=sid, password=password, actor="demo")
             note = f"{what} ({agency})" if role is StaffRole.agency else what
             out.append(DemoAccount(id=sid, role=role, password=password, what=note))

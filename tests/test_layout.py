@@ -172,3 +172,24 @@ def test_the_guards_find_a_query_and_an_upward_or_prefect_import(tmp_path: Path)
     problems = _engine_problems(core, "engine.escalations")
     assert len(problems) == 4, problems
     assert _engine_problems(core, "engine.runtime") != []  # Prefect, even from the runtime
+
+
+def _function_level_imports(path: Path) -> list[int]:
+    """Lines of imports inside a function (a lazy import standing in for design)."""
+    tree = ast.parse(path.read_text("utf-8"))
+    return sorted(n.lineno for fn in ast.walk(tree)
+                  if isinstance(fn, ast.FunctionDef | ast.AsyncFunctionDef)
+                  for n in ast.walk(fn) if isinstance(n, ast.Import | ast.ImportFrom))
+
+
+@pytest.mark.parametrize("package", ["engine", "api", "flows", "tasks"])
+def test_no_function_level_imports(package: str) -> None:
+    found = {str(p.relative_to(ROOT)): lines for p in sorted((ROOT / package).rglob("*.py"))
+             if (lines := _function_level_imports(p))}
+    assert found == {}
+
+
+def test_the_lazy_import_guard_finds_one(tmp_path: Path) -> None:
+    lazy = tmp_path / "lazy.py"
+    lazy.write_text("def f() -> None:\n    from os import path\n")
+    assert _function_level_imports(lazy) == [2]

@@ -18,8 +18,8 @@ from api.web.core import ROLE_RU, DbDep, FormViewer, Viewer, ViewerDep, page, re
 from api.web.messages import refusal_ru
 from engine.agencies.reads import all_agencies
 from engine.errors import EngineError
-from engine.staff.accounts import create_staff, revoke_token, rotate_token
-from engine.staff.passwords import generate_password, set_password
+from engine.staff.accounts import create_staff, revoke_token, rotate_token, set_password
+from engine.staff.passwords import generate_password
 from engine.staff.reads import staff_exists, staff_rows
 from models.staff import StaffRole
 

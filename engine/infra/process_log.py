@@ -15,6 +15,7 @@ from typing import Any
 from pythonjsonlogger.json import JsonFormatter
 from sqlalchemy.engine import make_url
 
+from engine.infra.heartbeats import product_version
 from engine.infra.settings import Settings
 
 PLAIN = "%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -70,8 +71,6 @@ def settings_that_matter(settings: Settings) -> dict[str, Any]:
 
 def started(process: str, settings: Settings, **extra: Any) -> None:
     """The process's start line: what it is, its version, the settings that matter."""
-    from engine.infra.heartbeats import product_version
-
     facts = {"component": process, "version": product_version(),
              **settings_that_matter(settings), **extra}
     log.info("%s started: %s", process, " ".join(f"{k}={v}" for k, v in facts.items()),

@@ -126,3 +126,19 @@ def rotate_token(session: Session, *, id: str, token_ttl_days: int = 90,
                  action="token_rotated",
                  after={"expires_at": user.token_expires_at.isoformat()})
     return user, token
+
+
+def set_password(session: Session, *, id: str, password: str, actor: str,
+                 now: datetime | None = None) -> StaffUser:
+    """Set the staff user's sign-in password (``rehab staff passwd``); their open sessions
+    end (a password changed because it leaked must not leave a session behind). Audited
+    without the password."""
+    user = session.get(StaffUser, id)
+    if user is None:
+        raise EngineError(f"id: no staff user {id!r}")
+    user.password_hash = hash_password(password)
+    session.add(user)
+    ended = end_sessions_of(session, id)
+    audit.record(session, at=now or utcnow(), actor=actor, entity="staff", entity_id=id,
+                 action="password_set", after={"sessions_ended": ended})
+    return user

@@ -5,17 +5,12 @@ limited to those who need it and withdrawn at once (152-ФЗ ст.19)."""
 from __future__ import annotations
 
 import secrets
-from datetime import datetime
 from functools import cache
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
-from sqlmodel import Session
 
 from engine.errors import EngineError
-from engine.infra import audit
-from models.staff import StaffUser
-from models.types import utcnow
 
 MIN_LENGTH = 12
 MAX_LENGTH = 256
@@ -63,21 +58,3 @@ def verify(stored_hash: str | None, password: str) -> bool:
 
 def needs_rehash(stored_hash: str) -> bool:
     return _hasher.check_needs_rehash(stored_hash)
-
-
-def set_password(session: Session, *, id: str, password: str, actor: str,
-                 now: datetime | None = None) -> StaffUser:
-    """Set the staff user's sign-in password (``rehab staff passwd``); their open sessions
-    end (a password changed because it leaked must not leave a session behind). Audited
-    without the password."""
-    from engine.staff.sessions import end_sessions_of
-
-    user = session.get(StaffUser, id)
-    if user is None:
-        raise EngineError(f"id: no staff user {id!r}")
-    user.password_hash = hash_password(password)
-    session.add(user)
-    ended = end_sessions_of(session, id)
-    audit.record(session, at=now or utcnow(), actor=actor, entity="staff", entity_id=id,
-                 action="password_set", after={"sessions_ended": ended})
-    return user
