@@ -99,8 +99,15 @@ def test_timers_fire_on_time_with_prefect_dead_and_reports_catch_up(
         _until("the timers due after the holidays fired",
                lambda: _pending_due(db, clock) == 0, timeout=15)
         assert _fired(db) > fired_before
-        waiting = len(loop.unreported)
-        assert waiting > 0 and not server.healthy()
+        # the sweep that fired them commits before it queues its report: wait for the queue
+        # (its report cannot go out: Prefect is dead, so it stays queued)
+        _until("the sweeps' reports wait for Prefect", lambda: len(loop.unreported) > 0,
+               timeout=15)
+        reported_while_dead, sweeps_then = loop.reported, loop.sweeps
+        _until("two more sweeps", lambda: loop.sweeps >= sweeps_then + 2, timeout=15)
+        # nothing went out while Prefect is dead: every sweep's report waits
+        assert loop.reported == reported_while_dead and len(loop.unreported) >= 2
+        assert not server.healthy()
         # Prefect is back: every sweep's report catches up, in order, once
         server.start()
         _until("the reports caught up", lambda: not loop.unreported and
