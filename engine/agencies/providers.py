@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import datetime
 
-from sqlalchemy import func
+from sqlalchemy import bindparam, func
 from sqlmodel import Session, col, select
 
 from engine.errors import EngineError, NotFoundError
@@ -78,15 +78,21 @@ def person_district(session: Session, person_id: str) -> str | None:
     return None
 
 
+#: the active agencies of a role in a region (built once: every step's start reads it)
+_ACTIVE_OF_ROLE = (select(Agency)
+                   .where(col(Agency.role) == bindparam("role"),
+                          col(Agency.region) == bindparam("region"),
+                          col(Agency.active).is_(True))
+                   .order_by(col(Agency.id)))
+
+
 def pick_provider(session: Session, *, role: str, region: str, person_id: str | None,
                   rules: Mapping[str, str], exclude: str | None = None) -> Agency:
     """The agency for a step of ``role`` in ``region``: the person's choice if it is still an
     active agency of that role and region (and not ``exclude``), else the region's rule."""
     with session.no_autoflush:
-        rows = [a for a in session.exec(
-            select(Agency)
-            .where(Agency.role == role, Agency.region == region, col(Agency.active).is_(True))
-            .order_by(col(Agency.id))) if a.id != exclude]
+        rows = [a for a in session.exec(_ACTIVE_OF_ROLE, params={"role": role, "region": region})
+                if a.id != exclude]
         if not rows:
             raise EngineError(f"agency: no active participant with role {role!r} in region "
                               f"{region}")

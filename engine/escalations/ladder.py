@@ -22,7 +22,7 @@ from datetime import date, datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import bindparam, update
+from sqlalchemy import bindparam, exists, update
 from sqlalchemy.orm.util import identity_key
 from sqlmodel import Session, col, select
 
@@ -63,6 +63,16 @@ _OPEN_OF_STEP = (select(_ESCALATIONS.c.id, _ESCALATIONS.c.status, _ESCALATIONS.c
                  .where(_ESCALATIONS.c.step_id == bindparam("step_id"),
                         _ESCALATIONS.c.status.in_(OPEN_STATES))
                  .order_by(_ESCALATIONS.c.id))
+
+
+
+def has_open_of(step_id: Any) -> Any:
+    """An EXISTS: the step has an open (or acknowledged) escalation. Read with the step
+    after its lock, it lets a transition skip ``resolve_open``'s SELECT when there are none
+    (most transitions)."""
+    t = _ESCALATIONS
+    return exists().where(t.c.step_id == step_id, t.c.status.in_(OPEN_STATES))
+
 
 REFUSED = "agency refused the request"
 """The cause of a level-2 escalation opened at once when the agency refuses a request."""

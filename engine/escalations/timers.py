@@ -25,7 +25,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from typing import Protocol
+from typing import Any, Protocol
 
 import pendulum
 from sqlalchemy import bindparam, func, insert, update
@@ -45,6 +45,7 @@ SYSTEM = "system:timers"
 
 _TABLE = Timer.__table__  # type: ignore[attr-defined]
 _INSERT = insert(_TABLE)
+_INSERT_RETURNING_IDS = _INSERT.returning(_TABLE.c.id, sort_by_parameter_order=True)
 
 
 def end_of_day(day: date, region: str) -> calendars.Deadline:
@@ -180,6 +181,14 @@ _NEXT_VERSION = (select(func.coalesce(func.max(_TABLE.c.deadline_version) + 1, 0
                  .where(_TABLE.c.step_id == bindparam("step_id")))
 
 
+def latest_version_of(step_id: Any) -> Any:
+    """A scalar subquery: the step's latest deadline version (-1: none yet), for a caller
+    that reads its step after taking the step's (or its route's) lock and saves the
+    ``next_version`` statement: ``version = latest + 1``."""
+    return (select(func.coalesce(func.max(_TABLE.c.deadline_version), -1))
+            .where(_TABLE.c.step_id == step_id).scalar_subquery())
+
+
 def next_version(session: Session, step_id: str) -> int:
     """A new deadline version of the step (one counter over all its deadlines).
 
@@ -203,8 +212,7 @@ def add_timers(session: Session, timers: Iterable[TimerSpec], *, now: datetime,
              "region": t.region, "working_days": t.working_days, "anchor_at": t.anchor_at,
              "calendar_version": t.calendar_version, "status": TimerStatus.pending}
             for t in specs]
-    ids = [int(r[0]) for r in session.connection().execute(
-        _INSERT.returning(_TABLE.c.id, sort_by_parameter_order=True), rows)]
+    ids = [int(r[0]) for r in session.connection().execute(_INSERT_RETURNING_IDS, rows)]
     audit.record_many(session, at=now, actor=actor, entries=[audit.Entry(
         entity="timer", entity_id=str(tid), route_id=t.route_id, action="scheduled",
         after={"step_id": t.step_id, "kind": t.kind.value,

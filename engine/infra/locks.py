@@ -38,6 +38,10 @@ def lock_step(session: Session, step_id: str, *, skip_locked: bool = False) -> S
     return step
 
 
+_LOCK_ROUTE = (select(Route).where(Route.id == bindparam("route_id")).with_for_update()
+               .execution_options(populate_existing=True))
+
+
 def lock_route_steps(session: Session, route_id: str) -> list[Step]:
     """Lock every step of the route, in ``seq`` order, and return them read afresh."""
     stmt = (select(Step).where(Step.route_id == route_id).order_by(col(Step.seq))
@@ -51,9 +55,8 @@ def lock_route(session: Session, route_id: str) -> Route | None:
     one route may be applied at once, each holding only its own step; without this each
     would read the other's step still open and neither would start the step that waits for
     both (or complete the route). Nothing takes a step's lock while holding a route's."""
-    stmt = (select(Route).where(Route.id == route_id).with_for_update()
-            .execution_options(populate_existing=True))
-    return session.exec(stmt).first()
+    route: Route | None = session.exec(_LOCK_ROUTE, params={"route_id": route_id}).first()
+    return route
 
 
 def reread(session: Session, model: type[M], key: object) -> M | None:

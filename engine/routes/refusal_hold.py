@@ -17,7 +17,9 @@ resumed row of a step of that role) no longer covers it.
 from __future__ import annotations
 
 from datetime import date, datetime
+from typing import Any
 
+from sqlalchemy import exists
 from sqlmodel import Session, col, select
 
 import calendars
@@ -53,6 +55,13 @@ def _resumed_for_role(session: Session, refusal_id: int, role: str) -> bool:
             StepSuspension.refusal_id == refusal_id,
             col(StepSuspension.resumed_at).is_not(None), Step.role == role).limit(1)
         ).first() is not None
+
+
+def any_open_of(route_id: Any) -> Any:
+    """An EXISTS: the route has an open refusal. Read with the route's steps, it lets the
+    route's advance skip ``covering_refusal``'s SELECT when there is none (most routes)."""
+    return exists().where(col(ParticipantRefusal.route_id) == route_id,
+                          col(ParticipantRefusal.resumed_at).is_(None))
 
 
 def covering_refusal(session: Session, route_id: str, step: Step,

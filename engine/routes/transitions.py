@@ -13,6 +13,8 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 import pendulum
+from sqlalchemy import bindparam
+from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
 import calendars
@@ -27,6 +29,7 @@ from engine.infra.queue import buffered as queue_buffered
 from engine.infra.queue import enqueue
 from engine.infra.settings import Settings
 from engine.routes.ipra_term import arm_ipra_expiry
+from engine.routes.refusal_hold import any_open_of as any_open_refusal
 from engine.routes.refusal_hold import covering_refusal, hold_step
 from models import regions
 from models.agencies import (
@@ -47,6 +50,37 @@ from models.timers import REQUEST_KINDS, DeadlineKind, EscalationStatus
 from models.types import new_id, utcnow
 
 SYSTEM = "system:engine"
+
+# The hot path's statements, built once (building a statement and its cache key cost about
+# as much as running it): a delivery's and an answer's rereads after the step's lock, the
+# answer's step lock, and the route's steps read after the route's lock.
+_DELIVERY_REREAD = (
+    sa_select(AgencyRequest, Agency, Route, ladder.has_open_of(col(Step.id)),
+              timers.latest_version_of(col(Step.id)))
+    .join(Agency, col(Agency.id) == col(AgencyRequest.agency_id))
+    .join(Step, col(Step.id) == col(AgencyRequest.step_id))
+    .join(Route, col(Route.id) == col(Step.route_id))
+    .where(col(AgencyRequest.id) == bindparam("request_id"))
+    .execution_options(populate_existing=True))
+_ANSWER_STEP_LOCK = (
+    select(Step)
+    .join(AgencyRequest, col(AgencyRequest.step_id) == col(Step.id))
+    .join(AgencyAnswer, col(AgencyAnswer.request_id) == col(AgencyRequest.id))
+    .where(col(AgencyAnswer.id) == bindparam("answer_id"),
+           AgencyAnswer.effect == AnswerEffect.pending)
+    .with_for_update(of=Step)
+    .execution_options(populate_existing=True))
+_ANSWER_REREAD = (
+    sa_select(AgencyAnswer, AgencyRequest, Route, ladder.has_open_of(col(Step.id)))
+    .join(AgencyRequest, col(AgencyRequest.id) == col(AgencyAnswer.request_id))
+    .join(Step, col(Step.id) == col(AgencyRequest.step_id))
+    .join(Route, col(Route.id) == col(Step.route_id))
+    .where(col(AgencyAnswer.id) == bindparam("answer_id"))
+    .execution_options(populate_existing=True))
+_ROUTE_STEPS = (
+    sa_select(Step, timers.latest_version_of(col(Step.id)), any_open_refusal(col(Step.route_id)))
+    .where(col(Step.route_id) == bindparam("route_id")).order_by(col(Step.seq))
+    .execution_options(populate_existing=True))
 
 
 @dataclass(frozen=True)
@@ -287,14 +321,18 @@ def pick_agency(session: Session, *, role: str, region: str, route_id: str,
 def _start_step(
     session: Session, cfg: EngineConfig, route: Route, template: RouteTemplate, step: Step,
     *, ready_at: datetime, now: datetime, actor: str, agency: Agency | None = None,
+    steps: list[Step] | None = None, version: int | None = None,
 ) -> None:
     """Make ``step`` ready: choose its agency, prepare the request, start the send-by timer.
 
     298-п Порядок п.10: the request is prepared and sent within 1 working day. A step is
     never opened before the steps it waits for are done (001 Регламент п.16: the six actions
     of social employment are mandatory and in this order): EngineError naming them.
+    ``steps``: the route's steps as the caller read them after the route's lock (their
+    statuses are not read again); ``version``: the step's next deadline version, read with
+    them (default: read now).
     """
-    _check_order(session, route, template, step)
+    _check_order(session, route, template, step, steps=steps)
     pinned = measure_of(route.plan, step.kind)
     if agency is None and pinned and pinned.get("agency_id"):
         named = session.get(Agency, pinned["agency_id"])  # the ИПРА names the executor
@@ -308,7 +346,7 @@ def _start_step(
     route.current_seq = step.seq
     session.add_all([route, step])
     send = arm_send_deadline(session, cfg, template, step, ready_at=ready_at, now=now,
-                             actor=actor)
+                             actor=actor, version=version)
     request = _new_request(session, cfg, route, template, step, agency, now=now)
     audit.record(session, at=now, actor=actor, entity="step", entity_id=step.id,
                  route_id=route.id, action="ready", before=before,
@@ -316,15 +354,21 @@ def _start_step(
                         "send_by": send.due_date, "request_id": request.id})
 
 
-def _check_order(session: Session, route: Route, template: RouteTemplate, step: Step) -> None:
+def _check_order(session: Session, route: Route, template: RouteTemplate, step: Step, *,
+                 steps: list[Step] | None = None) -> None:
     """Refuse to open ``step`` while a step it waits for is not done (its template's
-    ``depends_on``, else the one before it), naming the rule and the steps."""
+    ``depends_on``, else the one before it), naming the rule and the steps. ``steps``: the
+    route's steps read after its lock (default: their statuses are read now)."""
     waits = template.waits_for(step.seq)
     if not waits:
         return
-    with session.no_autoflush:
-        status = dict(session.exec(select(Step.seq, Step.status).where(
-            Step.route_id == route.id, col(Step.seq).in_(waits))).all())
+    status: dict[int, str]
+    if steps is not None:
+        status = {s.seq: s.status.value for s in steps if s.seq in waits}
+    else:
+        with session.no_autoflush:
+            status = dict(session.exec(select(Step.seq, Step.status).where(
+                Step.route_id == route.id, col(Step.seq).in_(waits))).all())
     open_ = [template.step(q).kind for q in waits if not StepStatus(status[q]).terminal]
     if open_:
         raise EngineError(
@@ -335,11 +379,11 @@ def _check_order(session: Session, route: Route, template: RouteTemplate, step: 
 
 def arm_send_deadline(
     session: Session, cfg: EngineConfig, template: RouteTemplate, step: Step, *,
-    ready_at: datetime, now: datetime, actor: str,
+    ready_at: datetime, now: datetime, actor: str, version: int | None = None,
 ) -> calendars.Deadline:
     """The step's (new) send-by deadline — ``send_days`` (1) working day from ``ready_at`` in
     the sender's region (298-п Порядок п.10) — and its timers: level 1 at the deadline,
-    level 2 some working days later (a new deadline version)."""
+    level 2 some working days later (a new deadline version: ``version``, or read now)."""
     st = template.step(step.seq)
     route = session.get(Route, step.route_id)
     assert route is not None
@@ -354,7 +398,8 @@ def arm_send_deadline(
     timers.add_timers(session, timers.ladder_timers(
         DeadlineKind.send_by, step, due=send, anchor_at=ready_at, working_days=days,
         ladder=template.ladder_for(step.seq, cfg.default_ladder),
-        version=timers.next_version(session, step.id)), now=now, actor=actor)
+        version=timers.next_version(session, step.id) if version is None else version),
+        now=now, actor=actor)
     return send
 
 
@@ -456,14 +501,12 @@ def _mark_delivered(session: Session, cfg: EngineConfig, req: AgencyRequest, *,
     (a webhook agency's 2xx)."""
     step = lock_step(session, req.step_id)
     assert step is not None
-    # after the lock, the request, its agency and the route read afresh in one statement
-    req, agency, route = session.exec(
-        select(AgencyRequest, Agency, Route)
-        .join(Agency, col(Agency.id) == col(AgencyRequest.agency_id))
-        .join(Step, col(Step.id) == col(AgencyRequest.step_id))
-        .join(Route, col(Route.id) == col(Step.route_id))
-        .where(AgencyRequest.id == req.id)
-        .execution_options(populate_existing=True)).one()
+    # after the lock, in one statement: the request, its agency and the route read afresh,
+    # whether the step has open escalations, and its latest deadline version
+    agency: Agency
+    route: Route
+    req, agency, route, escalated, latest = session.execute(
+        _DELIVERY_REREAD, {"request_id": req.id}).one()
     template = template_of(route)
     st = template.step(step.seq)
     withdrawn = req.state is RequestState.cancelled
@@ -494,7 +537,7 @@ def _mark_delivered(session: Session, cfg: EngineConfig, req: AgencyRequest, *,
     session.add(step)
     timers.cancel_pending(session, step.id, reason="request delivered", now=now,
                           kinds=REQUEST_KINDS)
-    if step.send_by_date is not None:
+    if step.send_by_date is not None and escalated:
         late = ladder.days_late(step.send_by_date, step.send_by,
                                 regions.send_calendar(route.region, cfg.sender_region),
                                 received)
@@ -506,7 +549,7 @@ def _mark_delivered(session: Session, cfg: EngineConfig, req: AgencyRequest, *,
     timers.add_timers(session, timers.answer_timers(
         step, region=agency.region, anchor_at=received, answer_days=answer_days,
         ladder=template.ladder_for(step.seq, cfg.default_ladder),
-        version=timers.next_version(session, step.id)), now=now)
+        version=latest + 1), now=now)
     audit.record(session, at=now, actor=SYSTEM, entity="request", entity_id=req.id,
                  route_id=route.id, action="delivered",
                  after={"channel": req.channel.value, "attempts": req.attempts})
@@ -678,26 +721,19 @@ def _apply_answer(session: Session, cfg: EngineConfig, answer_id: int, *,
     """
     # the step of a pending answer, locked and read afresh, in one statement
     with session.no_autoflush:
-        step = session.exec(
-            select(Step)
-            .join(AgencyRequest, col(AgencyRequest.step_id) == col(Step.id))
-            .join(AgencyAnswer, col(AgencyAnswer.request_id) == col(AgencyRequest.id))
-            .where(AgencyAnswer.id == answer_id, AgencyAnswer.effect == AnswerEffect.pending)
-            .with_for_update(of=Step)
-            .execution_options(populate_existing=True)).first()
+        step = session.exec(_ANSWER_STEP_LOCK, params={"answer_id": answer_id}).first()
     if step is None:  # no such answer, or applied already: nothing to lock
         with session.no_autoflush:
             effect = session.exec(select(AgencyAnswer.effect)
                                   .where(AgencyAnswer.id == answer_id)).first()
         return AnswerEffect(effect) if effect is not None else AnswerEffect.already_answered
-    # after the lock: the answer, its request and the route read afresh in one statement
-    ans, req, route = session.exec(
-        select(AgencyAnswer, AgencyRequest, Route)
-        .join(AgencyRequest, col(AgencyRequest.id) == col(AgencyAnswer.request_id))
-        .join(Step, col(Step.id) == col(AgencyRequest.step_id))
-        .join(Route, col(Route.id) == col(Step.route_id))
-        .where(AgencyAnswer.id == answer_id)
-        .execution_options(populate_existing=True)).one()
+    # after the lock, in one statement: the answer, its request and the route read afresh,
+    # and whether the step has open escalations
+    ans: AgencyAnswer
+    req: AgencyRequest
+    route: Route
+    ans, req, route, escalated = session.execute(
+        _ANSWER_REREAD, {"answer_id": answer_id}).one()
     if ans.effect is not AnswerEffect.pending:  # applied by another worker meanwhile
         return ans.effect
     if req.state is RequestState.cancelled or step.current_request_id != req.id:
@@ -722,8 +758,9 @@ def _apply_answer(session: Session, cfg: EngineConfig, answer_id: int, *,
         # a rejection leaves the step open: its complete-by ladder goes on
         timers.cancel_pending(session, step.id, reason=f"answer {ans.id} received", now=now,
                               kinds=None if step.status.terminal else REQUEST_KINDS)
-        ladder.resolve_on_answer(session, step, now=now, late_days=ans.late_working_days,
-                                 received_at=ans.received_at)
+        if escalated:  # most answers find none: no SELECT for them
+            ladder.resolve_on_answer(session, step, now=now, late_days=ans.late_working_days,
+                                     received_at=ans.received_at)
         audit.record(session, at=now, actor=SYSTEM, entity="step", entity_id=step.id,
                      route_id=route.id, action=f"answer_{ans.outcome.value}", before=before,
                      after={"status": step.status.value, "answer_id": ans.id,
@@ -757,19 +794,21 @@ def advance_route(session: Session, cfg: EngineConfig, route: Route, *, now: dat
     ready_at = min(ready_at or now, now)
     route = lock_route(session, route.id) or route  # parallel answers: one at a time
     template = template_of(route)
-    with session.no_autoflush:  # flushed by the lock; read afresh after it
-        steps = list(session.exec(select(Step).where(Step.route_id == route.id)
-                                  .order_by(col(Step.seq))
-                                  .execution_options(populate_existing=True)))
+    with session.no_autoflush:  # flushed by the lock; read afresh after it, in one
+        # statement with each step's latest deadline version and whether a refusal is open
+        rows = session.execute(_ROUTE_STEPS, {"route_id": route.id}).all()
+    steps = [step for step, _, _ in rows]
     if route.status is not RouteStatus.active:
         return
+    latest = {step.id: int(v) for step, v, _ in rows}
+    refused = any(r for _, _, r in rows)
     for nxt in ready_steps(template, steps):  # none: the steps it waits for are still open
-        refusal = covering_refusal(session, route.id, nxt)
+        refusal = covering_refusal(session, route.id, nxt) if refused else None
         if refusal is not None:  # 004 п.11: nothing goes out to a refused participant
             hold_step(session, route, nxt, refusal, now=now, actor=actor)
             continue
         _start_step(session, cfg, route, template, nxt, ready_at=ready_at, now=now,
-                    actor=actor)
+                    actor=actor, steps=steps, version=latest[nxt.id] + 1)
     # done when every step that ends is done: a recurring one (001 Регламент п.6 пп.8)
     # ends with the route, it is not waited for
     if all(s.status.terminal for s in steps if not template.step(s.seq).recurring):
