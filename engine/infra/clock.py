@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Protocol
 
 import pendulum
-from sqlalchemy import Engine
+from sqlalchemy import Engine, select
 from sqlmodel import Session
 
 import calendars
@@ -41,6 +41,10 @@ class SystemClock:
         return utcnow()
 
 
+_STATE = ClockState.__table__  # type: ignore[attr-defined]
+_READ = select(_STATE.c.offset_seconds, _STATE.c.frozen_at).where(_STATE.c.id == 1)
+
+
 class DbClock:
     """Real time shifted (or frozen) by the ``clock_state`` row; re-read at most every
     ``ttl`` seconds of real time (``refresh()`` forces it)."""
@@ -56,10 +60,11 @@ class DbClock:
         self._frozen: datetime | None = None
 
     def refresh(self) -> None:
-        with Session(self._reader) as s:
-            row = s.get(ClockState, 1)
-        self._offset = row.offset_seconds if row else 0.0
-        self._frozen = row.frozen_at if row else None
+        # one Core statement (no session): a worker reads the time once a batch
+        with self._reader.connect() as conn:
+            row = conn.execute(_READ).first()
+        self._offset = float(row[0]) if row else 0.0
+        self._frozen = row[1] if row else None
         self._read_at = time.monotonic()
 
     def now(self) -> datetime:
