@@ -9,19 +9,21 @@ transition.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
+import psycopg
 from sqlalchemy import Connection, insert
 from sqlalchemy.orm import Session
 
 from engine.infra.request_ids import current_request_id
 from engine.infra.write_buffer import collected
 from models.audit import AuditEvent
-from models.types import utcnow
+from models.types import UTCDateTime, utcnow
 
 _INSERT = insert(AuditEvent.__table__)  # type: ignore[attr-defined]
 
@@ -76,14 +78,33 @@ def record_many(session: Session, *, at: datetime, actor: str,
     if pending is not None:
         pending += rows
     else:
-        session.connection().execute(_INSERT, rows)
+        _insert_rows(session.connection(), rows)
 
 
 _BUFFER = "rehab.audit.buffer"
+_COLUMNS = ("at", "real_at", "actor", "entity", "entity_id", "route_id", "action", "before",
+            "after", "reason", "request_id")
+_COPY = f"COPY audit_event ({', '.join(_COLUMNS)}) FROM STDIN"
+_INSTANT = UTCDateTime()
 
 
 def _insert_rows(conn: Connection, rows: list[dict[str, Any]]) -> None:
-    conn.execute(_INSERT, rows)
+    """The records, in order, in the connection's transaction: on PostgreSQL one ``COPY``
+    (a third of an INSERT's CPU per row on both sides), elsewhere one executemany."""
+    if conn.dialect.name != "postgresql" or conn.dialect.driver != "psycopg":
+        conn.execute(_INSERT, rows)
+        return
+    dialect = conn.dialect
+    dump = dialect._json_serializer or json.dumps  # type: ignore[attr-defined]  # as JSON binds
+    raw = cast("psycopg.Connection[Any]", conn.connection.dbapi_connection)
+    with raw.cursor() as cur, cur.copy(_COPY) as copy:
+        for r in rows:
+            copy.write_row((
+                _INSTANT.process_bind_param(r["at"], dialect),
+                _INSTANT.process_bind_param(r["real_at"], dialect),
+                r["actor"], r["entity"], r["entity_id"], r["route_id"], r["action"],
+                dump(r["before"]), dump(r["after"]),  # None as JSON null, as the binds do
+                r["reason"], r["request_id"]))
 
 
 def buffered(session: Session) -> AbstractContextManager[None]:
