@@ -37,8 +37,8 @@ from zoneinfo import ZoneInfo
 
 from prefect.client.orchestration import PrefectClient
 from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId, LogFilterTimestamp
-from sqlalchemy import and_, or_
-from sqlmodel import Session, col, select
+from sqlalchemy import and_, or_, select
+from sqlmodel import Session
 
 import calendars
 from engine.escalations.ladder import REFUSED
@@ -143,14 +143,17 @@ def load_events_many(session: Session,
     out: dict[str, list[LogEvent]] = {rid: [] for rid in marks}
     if not marks:
         return out
-    rows = session.exec(
-        select(AuditEvent)
-        .where(or_(*(and_(col(AuditEvent.route_id) == rid, col(AuditEvent.id) > mark.through)
+    # plain rows of the columns a line is made of (no ORM objects: a route's records
+    # within the settle time are read again on each pass)
+    t = AuditEvent.__table__  # type: ignore[attr-defined]
+    rows = session.connection().execute(
+        select(t.c.id, t.c.route_id, t.c.at, t.c.entity, t.c.entity_id, t.c.action,
+                  t.c.before, t.c.after, t.c.real_at, t.c.reason)
+        .where(or_(*(and_(t.c.route_id == rid, t.c.id > mark.through)
                      for rid, mark in sorted(marks.items()))),
-               col(AuditEvent.action).in_(_ACTIONS))
-        .order_by(col(AuditEvent.id))).all()
+               t.c.action.in_(_ACTIONS))
+        .order_by(t.c.id)).all()
     for r in rows:
-        assert r.id is not None and r.route_id is not None
         if (r.entity, r.action) not in LOGGED:
             continue
         out[r.route_id].append(LogEvent(
