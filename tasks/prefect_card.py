@@ -24,7 +24,6 @@ from datetime import date
 from functools import partial
 
 from prefect.client.orchestration import PrefectClient
-from prefect.client.schemas.actions import ArtifactCreate, ArtifactUpdate
 from prefect.client.schemas.filters import (
     ArtifactFilter,
     ArtifactFilterFlowRunId,
@@ -188,18 +187,17 @@ async def write_card(client: PrefectClient, call: Call, *, route_id: str, flow_r
         artifact_id = str(found[0].id) if found else None
     description = f"Маршрут {route_id}: шаги, даты, опоздания и эскалации"
     if artifact_id is not None:
-        body = ArtifactUpdate(data=markdown, description=description)
+        # the JSON of ``ArtifactUpdate``/``ArtifactCreate`` built directly (no models)
         try:
             await call(partial(client.request, "PATCH", "/artifacts/{id}",
                                path_params={"id": artifact_id},
-                               json=body.model_dump(mode="json", exclude_unset=True)))
+                               json={"data": markdown, "description": description}))
             return artifact_id
         except PrefectHTTPStatusError as exc:
             if exc.response.status_code != 404:
                 raise
             # deleted in Prefect: created again below
-    created = ArtifactCreate(key=key, type="markdown", data=markdown, description=description,
-                             flow_run_id=uuid.UUID(flow_run_id))
-    resp = await call(partial(client.request, "POST", "/artifacts/",
-                              json=created.model_dump(mode="json", exclude_unset=True)))
+    created = {"key": key, "type": "markdown", "data": markdown, "description": description,
+               "flow_run_id": str(uuid.UUID(flow_run_id))}
+    resp = await call(partial(client.request, "POST", "/artifacts/", json=created))
     return str(resp.json()["id"])

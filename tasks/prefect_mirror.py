@@ -49,19 +49,17 @@ from zoneinfo import ZoneInfo
 import httpx
 import prefect.context
 from prefect.client.orchestration import PrefectClient, get_client
-from prefect.client.schemas.actions import FlowRunCreate, TaskRunCreate
+from prefect.client.schemas.actions import FlowRunCreate
 from prefect.client.schemas.objects import (
     FlowRun,
     FlowRunPolicy,
     State,
     StateType,
-    TaskRun,
-    TaskRunPolicy,
 )
 from prefect.exceptions import ObjectNotFound, PrefectHTTPStatusError
 from prefect.settings import PREFECT_CLIENT_MAX_RETRIES
 from prefect.states import to_state_create
-from sqlalchemy import Engine, delete, update
+from sqlalchemy import Engine, bindparam, delete, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, col, select
@@ -99,7 +97,7 @@ from tasks.prefect_logs import (
     StepRef,
     Watermark,
     advance,
-    load_events,
+    load_events_many,
     log_lines,
     write_lines,
     written_before,
@@ -243,79 +241,109 @@ def _local_day(at: datetime | None, region: str) -> date | None:
 
 def load_view(engine: Engine, route_id: str, now: datetime | None = None) -> RouteView | None:
     """What the mirror shows of a route, as of business time ``now`` (default: the clock)."""
+    return load_views(engine, [route_id], now).get(route_id)
+
+
+def load_views(engine: Engine, route_ids: list[str],
+               now: datetime | None = None) -> dict[str, RouteView]:
+    """``load_view`` of several routes (a mirror pass's batch) in one read of each table,
+    not one per route; a route that is not there is left out."""
     if now is None:
         now = DbClock(engine, ttl=0).now()
+    ids = sorted(set(route_ids))
     with Session(engine) as s:
-        route = s.get(Route, route_id)
-        if route is None:
-            return None
-        rows = list(s.exec(select(Step).where(Step.route_id == route_id)
-                           .order_by(col(Step.seq))))
+        routes = {r.id: r for r in s.exec(select(Route).where(col(Route.id).in_(ids)))}
+        if not routes:
+            return {}
+        rows: dict[str, list[Step]] = {rid: [] for rid in routes}
+        for st in s.exec(select(Step).where(col(Step.route_id).in_(routes))
+                         .order_by(col(Step.route_id), col(Step.seq))):
+            rows[st.route_id].append(st)
         rungs: dict[str, EscalationLevel] = {}
         reached: dict[str, EscalationLevel] = {}
-        escalations: dict[str, str] = {}
-        for esc_id, step_id, level, status in s.exec(
-            select(Escalation.id, Escalation.step_id, Escalation.level, Escalation.status)
-            .where(Escalation.route_id == route_id)
-        ):
-            escalations[str(esc_id)] = step_id
+        escalations: dict[str, dict[str, str]] = {rid: {} for rid in routes}
+        for esc in s.exec(select(Escalation).where(col(Escalation.route_id).in_(routes))):
+            step_id, level, status = esc.step_id, esc.level, esc.status
+            escalations[esc.route_id][str(esc.id)] = step_id
             rung = EscalationLevel(level)
             reached[step_id] = max(reached.get(step_id, rung), rung)
             if status in (EscalationStatus.open, EscalationStatus.acknowledged):
                 rungs[step_id] = max(rungs.get(step_id, rung), rung)
-        stored = s.get(RouteMirror, route_id)
-        mark = MirrorMark() if stored is None else MirrorMark(
-            Watermark.parse(stored.log_through, stored.log_recent), stored.artifact_id,
-            stored.artifact_digest, stored.tags, stored.unsure)
-        events = load_events(s, route_id, mark.log)
-        ids = {st.agency_id for st in rows if st.agency_id}
-        for ev in events:
-            ids.update(str(x) for x in (ev.before.get("agency_id"), ev.after.get("agency_id"))
-                       if x)
-        agencies = {a.id: a for a in s.exec(select(Agency).where(col(Agency.id).in_(ids)))}
+        marks = {rid: MirrorMark() for rid in routes}
+        for stored in s.exec(select(RouteMirror)
+                             .where(col(RouteMirror.route_id).in_(routes))):
+            marks[stored.route_id] = MirrorMark(
+                Watermark.parse(stored.log_through, stored.log_recent), stored.artifact_id,
+                stored.artifact_digest, stored.tags, stored.unsure)
+        events = load_events_many(s, {rid: m.log for rid, m in marks.items()})
+        agency_ids = {st.agency_id for steps in rows.values() for st in steps if st.agency_id}
+        for evs in events.values():
+            for ev in evs:
+                agency_ids.update(str(x) for x in (ev.before.get("agency_id"),
+                                                   ev.after.get("agency_id")) if x)
+        agencies = {a.id: a for a in s.exec(select(Agency)
+                                            .where(col(Agency.id).in_(agency_ids)))}
         unreceived = steps_awaiting_receipt(
-            s, [st.id for st in rows if st.status is StepStatus.sending])
-        try:
-            template = template_of(route)
-            template_title = template.title
-            titles = [t.requested for t in template.steps]
-        except ValueError:  # a template file gone: the step kinds stand in
-            template_title, titles = route.template, []
+            s, [st.id for steps in rows.values() for st in steps
+                if st.status is StepStatus.sending])
         next_check: dict[str, date] = dict(s.exec(
             select(col(Timer.step_id), col(Timer.due_date))
-            .where(Timer.route_id == route_id, Timer.kind == TimerKind.recur_next,
+            .where(col(Timer.route_id).in_(routes), Timer.kind == TimerKind.recur_next,
                    Timer.status == TimerStatus.pending)).all())
-        steps = []
-        for st in rows:
-            agency = agencies.get(st.agency_id or "")
-            overdue: int | None = None
-            if st.status is StepStatus.sending:
-                # the send-by day is the sender's, the route's region (298-п Порядок п.10)
-                overdue = _overdue_days(st.send_by_date, st.send_by, route.region,
-                                        st.deadline_provisional, now)
-            elif st.status is StepStatus.awaiting and agency is not None:
-                # the answer-by day is the agency's (298-п Порядок п.11, Регламент п.12)
-                overdue = _overdue_days(st.answer_by_date, st.answer_by, agency.region,
-                                        st.deadline_provisional, now)
-            steps.append(StepView(
-                st.id, st.seq, st.kind, st.status, agency.short_name if agency else "—",
-                st.answer_by_date, st.send_by_date, st.prefect_task_run_id, st.prefect_state,
-                overdue_days=overdue, escalation=rungs.get(st.id),
-                late_days=st.late_working_days, started=st.ready_at is not None,
-                title=titles[st.seq] if st.seq < len(titles) else st.kind,
-                sent_date=_local_day(st.sent_at, route.region),
-                answered_date=_local_day(st.answered_at,
-                                         agency.region if agency else route.region),
-                rung_reached=reached.get(st.id),
-                awaiting_receipt=st.id in unreceived,
-                next_check=next_check.get(st.id),
-            ))
-        return RouteView(route.id, route.region, route.template, route.status,
-                         route.prefect_flow_run_id, route.prefect_state, steps,
-                         end_reason=route.end_reason,
-                         template_title=template_title, mark=mark, events=events,
-                         agencies={a.id: a.short_name for a in agencies.values()},
-                         escalations=escalations)
+    return {rid: _view(route, rows[rid], now, rungs=rungs, reached=reached,
+                       escalations=escalations[rid], mark=marks[rid], events=events[rid],
+                       agencies=agencies, unreceived=unreceived, next_check=next_check)
+            for rid, route in routes.items()}
+
+
+def _view(route: Route, rows: list[Step], now: datetime, *,
+          rungs: dict[str, EscalationLevel], reached: dict[str, EscalationLevel],
+          escalations: dict[str, str], mark: MirrorMark, events: list[LogEvent],
+          agencies: dict[str, Agency], unreceived: set[str],
+          next_check: dict[str, date]) -> RouteView:
+    """One route's view out of what ``load_views`` read for its batch."""
+    try:
+        template = template_of(route)
+        template_title = template.title
+        titles = [t.requested for t in template.steps]
+    except ValueError:  # a template file gone: the step kinds stand in
+        template_title, titles = route.template, []
+    steps = []
+    for st in rows:
+        agency = agencies.get(st.agency_id or "")
+        overdue: int | None = None
+        if st.status is StepStatus.sending:
+            # the send-by day is the sender's, the route's region (298-п Порядок п.10)
+            overdue = _overdue_days(st.send_by_date, st.send_by, route.region,
+                                    st.deadline_provisional, now)
+        elif st.status is StepStatus.awaiting and agency is not None:
+            # the answer-by day is the agency's (298-п Порядок п.11, Регламент п.12)
+            overdue = _overdue_days(st.answer_by_date, st.answer_by, agency.region,
+                                    st.deadline_provisional, now)
+        steps.append(StepView(
+            st.id, st.seq, st.kind, st.status, agency.short_name if agency else "—",
+            st.answer_by_date, st.send_by_date, st.prefect_task_run_id, st.prefect_state,
+            overdue_days=overdue, escalation=rungs.get(st.id),
+            late_days=st.late_working_days, started=st.ready_at is not None,
+            title=titles[st.seq] if st.seq < len(titles) else st.kind,
+            sent_date=_local_day(st.sent_at, route.region),
+            answered_date=_local_day(st.answered_at,
+                                     agency.region if agency else route.region),
+            rung_reached=reached.get(st.id),
+            awaiting_receipt=st.id in unreceived,
+            next_check=next_check.get(st.id),
+        ))
+    named = {st.agency_id for st in rows if st.agency_id}
+    for ev in events:
+        named.update(str(x) for x in (ev.before.get("agency_id"), ev.after.get("agency_id"))
+                     if x)
+    return RouteView(route.id, route.region, route.template, route.status,
+                     route.prefect_flow_run_id, route.prefect_state, steps,
+                     end_reason=route.end_reason,
+                     template_title=template_title, mark=mark, events=events,
+                     agencies={a: agencies[a].short_name for a in sorted(named)
+                               if a in agencies},
+                     escalations=escalations)
 
 
 def _d(day: date | None) -> str:
@@ -537,8 +565,39 @@ def forget(engine: Engine, route_id: str) -> None:
         s.commit()
 
 
+#: What one route's pass recorded, for ``_store``: the rows' updates and its
+#: ``RouteMirror`` columns.
+Updates = list[tuple[type[Route] | type[Step], str, dict[str, str]]]
+
+
+@dataclass
+class MirrorBatch:
+    """What a pass over several routes reached Prefect with, recorded together at its end
+    (``store``: one transaction for the batch, not one per route)."""
+
+    #: by route id: the rows' updates and the ``RouteMirror`` columns of its last attempt
+    routes: dict[str, tuple[Updates, dict[str, Any]]] = field(default_factory=dict)
+
+    def add(self, route_id: str, updates: Updates, shown: dict[str, Any]) -> None:
+        self.routes[route_id] = (updates, shown)
+
+    def flow_run_id(self, route_id: str) -> str | None:
+        """The flow run id this pass created for the route (not stored yet)."""
+        for table, _, values in self.routes.get(route_id, ([], {}))[0]:
+            if table is Route and "prefect_flow_run_id" in values:
+                return values["prefect_flow_run_id"]
+        return None
+
+    def store(self, engine: Engine) -> int:
+        updates = [u for ups, _ in self.routes.values() for u in ups]
+        shown = [(rid, sh) for rid, (_, sh) in self.routes.items()]
+        self.routes = {}
+        return _store(engine, updates, shown)
+
+
 async def reconcile(client: PrefectClient, engine: Engine, route_id: str, *,
-                    now: datetime | None = None, verify: bool = False) -> int:
+                    now: datetime | None = None, verify: bool = False,
+                    view: RouteView | None = None, batch: MirrorBatch | None = None) -> int:
     """Bring the route's Prefect runs in line with our DB; return the API calls made.
 
     ``now`` is business time (default: the clock), for "overdue by N working days".
@@ -546,22 +605,29 @@ async def reconcile(client: PrefectClient, engine: Engine, route_id: str, *,
     ``verify``: an earlier pass over this route may have ended unseen (its worker died, its
     lease ran out): the log lines and the card it may have written are read back first, so
     none is written twice (a pass that failed midway asks for this itself).
+    ``view``: the route as the caller read it (``load_views``: a batch in one read);
+    ``batch``: what reached Prefect is added to it, for the caller to store with the
+    batch's (``MirrorBatch.store``), instead of being stored at once.
     """
-    view = await asyncio.to_thread(load_view, engine, route_id, now)
+    if view is None:
+        view = await asyncio.to_thread(load_view, engine, route_id, now)
     if view is None:
         return 0
     calls = [0]
     try:
-        await _reconcile(client, engine, view, calls, verify)
+        await _reconcile(client, engine, view, calls, verify, batch)
     except (ObjectNotFound, PrefectHTTPStatusError) as exc:
-        stored = await asyncio.to_thread(_stored_flow_run_id, engine, route_id)
+        stored = (batch.flow_run_id(route_id) if batch is not None else None) \
+            or await asyncio.to_thread(_stored_flow_run_id, engine, route_id)
         if not _missing(exc) or stored is None \
                 or await _flow_run_exists(client, stored, calls):
             raise
+        if batch is not None:  # what this attempt wrote went with the gone run
+            batch.routes.pop(route_id, None)
         await asyncio.to_thread(forget, engine, route_id)
         view = await asyncio.to_thread(load_view, engine, route_id, now)
         assert view is not None
-        await _reconcile(client, engine, view, calls, verify)
+        await _reconcile(client, engine, view, calls, verify, batch)
     return calls[0]
 
 
@@ -572,15 +638,15 @@ def _stored_flow_run_id(engine: Engine, route_id: str) -> str | None:
 
 
 async def _reconcile(client: PrefectClient, engine: Engine, view: RouteView,
-                     calls: list[int], verify: bool = False) -> None:
+                     calls: list[int], verify: bool = False,
+                     batch: MirrorBatch | None = None) -> None:
     """Create what is missing (in its current state) and move what changed — the states,
     then the tags, the card and the log lines; what reached Prefect is recorded in one
-    transaction at the end, even if a later call failed."""
+    transaction at the end, even if a later call failed (or added to ``batch``)."""
     rstate = route_state(view)
     rkey = _key(rstate)
     route_values: dict[str, str] = {}
-    updates: list[tuple[type[Route] | type[Step], str, dict[str, str]]] = [
-        (Route, view.id, route_values)]
+    updates: Updates = [(Route, view.id, route_values)]
     shown: dict[str, Any] = {}
     try:
         flow_run_id = view.flow_run_id
@@ -604,31 +670,54 @@ async def _reconcile(client: PrefectClient, engine: Engine, view: RouteView,
             task_run_id = st.task_run_id
             done = False
             if task_run_id is None:
-                tr = await _create_task_run(client, flow_run_id, st, state, calls)
-                task_run_id, done = str(tr.id), _same(tr.state, state)
+                created = await _create_task_run(client, flow_run_id, st, state, calls)
+                task_run_id, done = str(created["id"]), _json_key(created.get("state")) == key
             if not done:
                 try:
-                    await _call(partial(client.set_task_run_state, uuid.UUID(task_run_id),
-                                        state, force=True), calls)
+                    await _set_state(client, "task_runs", task_run_id, state, calls)
                 except PrefectHTTPStatusError as exc:
                     if exc.response.status_code != 404:
                         raise
                     # the task run is gone, the flow run may not be: create it again
-                    tr = await _create_task_run(client, flow_run_id, st, state, calls)
-                    task_run_id = str(tr.id)
-                    if not _same(tr.state, state):
-                        await _call(partial(client.set_task_run_state, uuid.UUID(task_run_id),
-                                            state, force=True), calls)
+                    created = await _create_task_run(client, flow_run_id, st, state, calls)
+                    task_run_id = str(created["id"])
+                    if _json_key(created.get("state")) != key:
+                        await _set_state(client, "task_runs", task_run_id, state, calls)
             updates.append((Step, st.id, {"prefect_task_run_id": task_run_id,
                                           "prefect_state": key}))
         if route_mirrored != rkey:
-            await _call(partial(client.set_flow_run_state, uuid.UUID(flow_run_id), rstate,
-                                force=True), calls)
+            await _set_state(client, "flow_runs", flow_run_id, rstate, calls)
             route_values["prefect_state"] = rkey
         await _show(client, view, flow_run_id, rstate, shown, calls,
                     verify=verify or view.mark.unsure, created_tags=created_tags)
     finally:
-        await asyncio.to_thread(_store, engine, updates, (view.id, shown))
+        if batch is not None:
+            batch.add(view.id, updates, shown)
+        else:
+            await asyncio.to_thread(_store, engine, updates, (view.id, shown))
+
+
+def _json_key(state: dict[str, Any] | None) -> str | None:
+    """``_key`` of a state as Prefect's API returned it (JSON)."""
+    if not state:
+        return None
+    return f"{state.get('type')}:{state.get('name')}:{state.get('message')}"[:200]
+
+
+async def _set_state(client: PrefectClient, runs: str, run_id: str, state: State,
+                     calls: list[int]) -> None:
+    """Force a flow run's (``runs="flow_runs"``) or task run's (``"task_runs"``) state: the
+    JSON of ``StateCreate`` built directly, the answer not parsed into models (the client's
+    ``set_*_state`` build and validate several per call)."""
+    flow = runs == "flow_runs"
+    body = {"state": {"type": state.type.value, "name": state.name, "message": state.message,
+                      "state_details": {"flow_run_id" if flow else "task_run_id": run_id,
+                                        "transition_id": str(uuid.uuid4())},
+                      "data": None},
+            "force": True}
+    await _call(partial(client.request, "POST", "/flow_runs/{id}/set_state" if flow
+                        else "/task_runs/{id}/set_state",
+                        path_params={"id": run_id}, json=body), calls)
 
 
 class _Caller:
@@ -674,7 +763,8 @@ async def _show(client: PrefectClient, view: RouteView, flow_run_id: str, rstate
     # key, the ones it had); any other run, the ones last set
     had = None if created_tags is None else sorted(created_tags)
     if (had != sorted(tags)) if had is not None else (view.mark.tags != state_text):
-        await call(partial(client.update_flow_run, uuid.UUID(flow_run_id), tags=tags))
+        await call(partial(client.request, "PATCH", "/flow_runs/{id}",
+                           path_params={"id": flow_run_id}, json={"tags": tags}))
     if view.mark.tags != state_text:
         shown["tags"] = state_text
     card = route_card(view, rstate)
@@ -700,67 +790,88 @@ async def _show(client: PrefectClient, view: RouteView, flow_run_id: str, rstate
 
 
 async def _create_task_run(client: PrefectClient, flow_run_id: str, st: StepView,
-                           state: State, calls: list[int]) -> TaskRun:
+                           state: State, calls: list[int]) -> dict[str, Any]:
     """The step's task run of ``agency-step``, created in ``state`` (Prefect returns an
-    existing run of this flow run and dynamic key, in whatever state it is). The key is the
-    step's id, not its number: a template migration renumbers a route's steps, and a step
-    taking over a number must not be mirrored onto another step's run."""
-    body = TaskRunCreate(
-        id=uuid.UUID(task_run_id_for(flow_run_id, st.id)),
-        name=f"{st.seq + 1}. {st.kind} → {st.agency}", flow_run_id=uuid.UUID(flow_run_id),
-        task_key=STEP_TASK_NAME, dynamic_key=st.id, tags=[],
-        empirical_policy=TaskRunPolicy(), state=to_state_create(state), task_inputs={},
-    )
-    resp = await _call(partial(client.request, "POST", "/task_runs/",
-                               json=body.model_dump(mode="json")), calls)
-    return TaskRun.model_validate(resp.json())
+    existing run of this flow run and dynamic key, in whatever state it is), as Prefect's
+    JSON (``id``, ``state``). The key is the step's id, not its number: a template migration
+    renumbers a route's steps, and a step taking over a number must not be mirrored onto
+    another step's run. The JSON of ``TaskRunCreate`` is built directly (no models)."""
+    body = {
+        "id": task_run_id_for(flow_run_id, st.id),
+        "name": f"{st.seq + 1}. {st.kind} → {st.agency}", "flow_run_id": flow_run_id,
+        "task_key": STEP_TASK_NAME, "dynamic_key": st.id, "tags": [], "labels": {},
+        "empirical_policy": {"max_retries": 0, "retry_delay_seconds": 0.0, "retries": None,
+                             "retry_delay": None, "retry_jitter_factor": None},
+        "state": {"type": state.type.value, "name": state.name, "message": state.message,
+                  "state_details": {}, "data": None},
+        "task_inputs": {},
+    }
+    resp = await _call(partial(client.request, "POST", "/task_runs/", json=body), calls)
+    out: dict[str, Any] = resp.json()
+    return out
 
 
-def _store(engine: Engine,
-           updates: list[tuple[type[Route] | type[Step], str, dict[str, str]]],
-           shown: tuple[str, dict[str, Any]] | None = None) -> int:
+def _store(engine: Engine, updates: Updates,
+           shown: tuple[str, dict[str, Any]] | list[tuple[str, dict[str, Any]]] | None = None,
+           ) -> int:
     """Record what was mirrored, in one transaction; return the rows written.
 
-    ``shown`` (route id, columns): the route's ``RouteMirror`` row — written always (an
-    upsert): no transition touches it, only another mirror of the same route, briefly.
+    ``shown`` (route id, columns), or a list of them (a batch's routes): the routes'
+    ``RouteMirror`` rows — written always (an upsert, in route id order): no transition
+    touches them, only another mirror of the same route, briefly.
 
-    The rows are locked in a fixed order — the steps by id, then the route, the order a
+    The rows are locked in a fixed order — the steps by id, then the routes, the order a
     transition takes them — and a row another transaction holds is skipped, never waited
     for (``FOR UPDATE SKIP LOCKED`` on PostgreSQL): two workers' mirrors, or a mirror and a
     transition, never deadlock. A skipped row is being changed; the next reconciliation
     compares again (Prefect's side is idempotent). ``FOR NO KEY UPDATE``, not ``FOR UPDATE``: the
     ``route_mirror`` upsert's foreign key takes ``KEY SHARE`` on the route, which ``FOR
     UPDATE`` would block — two mirrors of one route deadlocked on it (the other holding the
-    route and waiting for this one's ``route_mirror`` row)."""
+    route and waiting for this one's ``route_mirror`` row). Rows with the same columns to set
+    are written by one statement (executemany), not one each."""
     updates = [u for u in updates if u[2]]
-    if not updates and not (shown and shown[1]):
+    rows = [shown] if isinstance(shown, tuple) else list(shown or [])
+    rows = sorted((rid, values) for rid, values in rows if values)
+    if not updates and not rows:
         return 0
     written = 0
     with Session(engine) as s:
         held: set[str] = set()
         for table in (Step, Route):
-            ids = sorted(row_id for t, row_id, _ in updates if t is table)
+            ids = sorted({row_id for t, row_id, _ in updates if t is table})
             if ids:
                 held.update(s.exec(
                     select(table.id).where(col(table.id).in_(ids))
                     .order_by(col(table.id))
                     .with_for_update(skip_locked=True, key_share=True)))
+        conn = s.connection()
+        groups: dict[tuple[type[Route] | type[Step], tuple[str, ...]], list[dict[str, str]]] = {}
         for table, row_id, values in sorted(updates, key=lambda u: (u[0] is Route, u[1])):
             if row_id in held:
-                s.execute(update(table).where(col(table.id) == row_id).values(**values))
-                written += 1
-        if shown and shown[1]:
-            s.execute(_upsert_mirror(s.get_bind().dialect.name, shown[0], shown[1]))
-            written += 1
+                groups.setdefault((table, tuple(sorted(values))), []).append(
+                    {"_id": row_id, **{f"_v_{k}": v for k, v in values.items()}})
+        for (table, keys), params in groups.items():
+            t = Step.__table__ if table is Step else Route.__table__  # type: ignore[attr-defined]
+            conn.execute(update(t).where(t.c.id == bindparam("_id"))
+                         .values({k: bindparam(f"_v_{k}") for k in keys}), params)
+            written += len(params)
+        dialect = conn.dialect.name
+        by_keys: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+        for rid, values in rows:
+            by_keys.setdefault(tuple(sorted(values)), []).append({"route_id": rid, **values})
+        for keys, group in by_keys.items():
+            conn.execute(_upsert_mirror(dialect, keys, group))
+            written += len(group)
         s.commit()
     return written
 
 
-def _upsert_mirror(dialect: str, route_id: str, values: dict[str, Any]) -> Any:
+def _upsert_mirror(dialect: str, keys: tuple[str, ...], rows: list[dict[str, Any]]) -> Any:
     table = RouteMirror.__table__  # type: ignore[attr-defined]
     ins: Any = pg_insert(table) if dialect == "postgresql" else sqlite_insert(table)
-    return ins.values(route_id=route_id, **values).on_conflict_do_update(
-        index_elements=["route_id"], set_=values)
+    ins = ins.values(rows)
+    return ins.on_conflict_do_update(index_elements=["route_id"],
+                                     set_={k: ins.excluded[k] for k in keys})
 
 
 # --------------------------------------------------------------------------- the handler
@@ -832,15 +943,51 @@ class PrefectMirrorHandler:
         prefect = self.client
         now = worker.clock.now()
         slice_end = monotonic() + SLICE_SECONDS
+        try:  # the batch's routes in one read of each table, not one each
+            views: dict[str, RouteView] | None = await asyncio.to_thread(
+                load_views, worker.engine, [j.ref for j in jobs], now)
+        except Exception:  # noqa: BLE001 - each route reads its own: a bad one fails alone
+            log.warning("reading the mirror batch failed; routes read one by one",
+                        exc_info=True)
+            views = None
+        batch = MirrorBatch()
+        done: list[queue.ClaimedJob] = []
 
         async def one(job: queue.ClaimedJob) -> None:
             async with asyncio.timeout(CALL_TIMEOUT_SECONDS):
                 # claimed before and not finished (a worker died, a lease ran out, a retry):
                 # what that pass wrote is read back before logs and the card are written
                 await reconcile(prefect, worker.engine, job.ref, now=now,
-                                verify=job.attempts > 1)
-            await asyncio.to_thread(worker.finish_job, job)
+                                verify=job.attempts > 1,
+                                view=views.get(job.ref) if views is not None else None,
+                                batch=batch)
+            done.append(job)
 
+        try:
+            return await self._each(worker, jobs, one, slice_end)
+        finally:  # what reached Prefect is recorded, then the jobs done are finished
+            await asyncio.to_thread(self._settle, worker, batch, done)
+
+    @staticmethod
+    def _settle(worker: WorkerContext, batch: MirrorBatch,
+                done: list[queue.ClaimedJob]) -> None:
+        """Record the batch's outcome in one transaction, then finish its done jobs in
+        another (a job's row is never locked while the routes' rows are); if recording
+        fails, the done jobs are retried (Prefect's side is idempotent)."""
+        try:
+            batch.store(worker.engine)
+        except Exception as exc:  # noqa: BLE001 - the jobs are retried, not lost
+            log.warning("recording the mirror batch failed (%s: %s)", type(exc).__name__,
+                        str(exc)[:200])
+            for job in done:
+                worker.retry_job(job, f"{type(exc).__name__}: {exc}"[:300])
+            return
+        worker.finish_jobs(done)
+
+    async def _each(
+        self, worker: WorkerContext, jobs: list[queue.ClaimedJob],
+        one: Callable[[queue.ClaimedJob], Awaitable[None]], slice_end: float,
+    ) -> tuple[BaseException | None, list[queue.ClaimedJob]]:
         pending = list(jobs)
         while pending:
             chunk, pending = pending[:CONCURRENCY], pending[CONCURRENCY:]

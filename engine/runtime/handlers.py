@@ -57,6 +57,10 @@ class WorkerContext(Protocol):
     def finish_job(self, job: ClaimedJob) -> None:
         """Finish the job in a transaction of its own; synchronous (a thread)."""
 
+    def finish_jobs(self, jobs: list[ClaimedJob]) -> None:
+        """Finish the jobs together in a transaction of their own (one statement, not one
+        a job); synchronous (a thread)."""
+
 
 class JobHandler(Protocol):
     """Does the jobs of ``kinds``: each worker pass calls ``run_once``, which claims a batch
