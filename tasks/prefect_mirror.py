@@ -831,7 +831,7 @@ def _store(engine: Engine, updates: Updates,
     are written by one statement (executemany), not one each."""
     updates = [u for u in updates if u[2]]
     rows = [shown] if isinstance(shown, tuple) else list(shown or [])
-    rows = sorted((rid, values) for rid, values in rows if values)
+    rows = sorted(((rid, values) for rid, values in rows if values), key=lambda r: r[0])
     if not updates and not rows:
         return 0
     written = 0
@@ -856,10 +856,16 @@ def _store(engine: Engine, updates: Updates,
                          .values({k: bindparam(f"_v_{k}") for k in keys}), params)
             written += len(params)
         dialect = conn.dialect.name
-        by_keys: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+        # one statement for each run of consecutive rows with the same columns, so the rows
+        # are written (and locked) in ascending route id across statements too: two
+        # overlapping batches never wait for each other in opposite orders
+        runs: list[tuple[tuple[str, ...], list[dict[str, Any]]]] = []
         for rid, values in rows:
-            by_keys.setdefault(tuple(sorted(values)), []).append({"route_id": rid, **values})
-        for keys, group in by_keys.items():
+            keys = tuple(sorted(values))
+            if not runs or runs[-1][0] != keys:
+                runs.append((keys, []))
+            runs[-1][1].append({"route_id": rid, **values})
+        for keys, group in runs:
             conn.execute(_upsert_mirror(dialect, keys, group))
             written += len(group)
         s.commit()
@@ -963,17 +969,20 @@ class PrefectMirrorHandler:
                                 batch=batch)
             done.append(job)
 
+        failed: list[tuple[queue.ClaimedJob, str, float]] = []
         try:
-            return await self._each(worker, jobs, one, slice_end)
+            return await self._each(worker, jobs, one, slice_end, failed)
         finally:  # what reached Prefect is recorded, then the jobs done are finished
-            await asyncio.to_thread(self._settle, worker, batch, done)
+            await asyncio.to_thread(self._settle, worker, batch, done, failed)
 
     @staticmethod
-    def _settle(worker: WorkerContext, batch: MirrorBatch,
-                done: list[queue.ClaimedJob]) -> None:
+    def _settle(worker: WorkerContext, batch: MirrorBatch, done: list[queue.ClaimedJob],
+                failed: list[tuple[queue.ClaimedJob, str, float]]) -> None:
         """Record the batch's outcome in one transaction, then finish its done jobs in
         another (a job's row is never locked while the routes' rows are); if recording
-        fails, the done jobs are retried (Prefect's side is idempotent)."""
+        fails, the done jobs are retried (Prefect's side is idempotent). The jobs of routes
+        that failed are released for their retry only now, after what their pass showed was
+        recorded: another worker's later pass is never overwritten by this one's."""
         try:
             batch.store(worker.engine)
         except Exception as exc:  # noqa: BLE001 - the jobs are retried, not lost
@@ -981,13 +990,19 @@ class PrefectMirrorHandler:
                         str(exc)[:200])
             for job in done:
                 worker.retry_job(job, f"{type(exc).__name__}: {exc}"[:300])
-            return
-        worker.finish_jobs(done)
+        else:
+            worker.finish_jobs(done)
+        for job, error, delay in failed:
+            worker.retry_job(job, error, delay=delay)
 
     async def _each(
         self, worker: WorkerContext, jobs: list[queue.ClaimedJob],
         one: Callable[[queue.ClaimedJob], Awaitable[None]], slice_end: float,
+        failed: list[tuple[queue.ClaimedJob, str, float]],
     ) -> tuple[BaseException | None, list[queue.ClaimedJob]]:
+        """Mirror the jobs' routes, ``CONCURRENCY`` at a time; a route's own failure is put
+        in ``failed`` (its job, error, delay) for ``_settle`` to retry after the batch is
+        recorded. Returns Prefect's unavailability and the jobs not done, or (None, [])."""
         pending = list(jobs)
         while pending:
             chunk, pending = pending[:CONCURRENCY], pending[CONCURRENCY:]
@@ -1008,8 +1023,7 @@ class PrefectMirrorHandler:
                                             cap=ERROR_BACKOFF_MAX_SECONDS)
                     log.warning("prefect mirror of route %s failed (%s: %s); retry in %.0f s",
                                 job.ref, type(res).__name__, str(res)[:200], delay)
-                    await asyncio.to_thread(worker.retry_job, job,
-                                            f"{type(res).__name__}: {res}"[:300], delay=delay)
+                    failed.append((job, f"{type(res).__name__}: {res}"[:300], delay))
             if down is not None:
                 return down, pending
             if pending and monotonic() >= slice_end:

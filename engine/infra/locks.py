@@ -38,7 +38,11 @@ def lock_step(session: Session, step_id: str, *, skip_locked: bool = False) -> S
     return step
 
 
-_LOCK_ROUTE = (select(Route).where(Route.id == bindparam("route_id")).with_for_update()
+#: ``FOR NO KEY UPDATE``: it serialises whoever advances or ends the route, and does not
+#: block the ``KEY SHARE`` that a ``route_mirror`` upsert's foreign key takes on the route
+#: (with ``FOR UPDATE`` a transition and a route's first mirror record could deadlock)
+_LOCK_ROUTE = (select(Route).where(Route.id == bindparam("route_id"))
+               .with_for_update(key_share=True)
                .execution_options(populate_existing=True))
 
 

@@ -14,7 +14,7 @@ import pytest
 from prefect.client.orchestration import PrefectClient
 from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId, FlowRunFilterTags
 from prefect.client.schemas.objects import FlowRun, StateType, TaskRun
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine, event, text
 from sqlmodel import Session, select
 
 from engine.infra import queue
@@ -33,6 +33,7 @@ from engine.staff.accounts import create_staff
 from engine.supervisor.actions import close_step
 from models.agencies import Agency, AnswerOutcome
 from models.jobs import Job, JobKind
+from models.mirror import RouteMirror
 from models.persons import Person
 from models.routes import Route, RouteStatus, Step, StepStatus
 from models.templates import Ladder
@@ -481,6 +482,74 @@ def test_one_routes_error_backs_off_only_that_route(
     ).replace(tzinfo=None)
     assert w.stats.mirrored == 2 and w.stats.mirror_errors == 1
     assert w.handlers[0].down_until == 0.0, "one route's error is not Prefect being down"
+
+
+def test_a_failed_routes_job_is_released_only_after_its_pass_is_recorded(
+    db: Engine, clock: DbClock, seeded: list[Person], monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A route that fails after reaching Prefect (log lines written, then the card failed)
+    has what its pass showed recorded before its job is released for the retry: another
+    worker's later pass of it is never overwritten by this one's recording."""
+    ids = _register(db, clock, seeded)
+    bad = ids[1]
+    events: list[str] = []
+
+    async def fake(client: Any, engine: Engine, route_id: str, **kw: Any) -> int:
+        kw["batch"].add(route_id, [], {"log_through": 7})  # what reached Prefect
+        if route_id == bad:
+            raise ValueError("the card failed")
+        return 1
+
+    store = pm.MirrorBatch.store
+
+    def recorded(self: pm.MirrorBatch, engine: Engine) -> int:
+        events.append("stored " + ",".join(sorted(self.routes)))
+        return store(self, engine)
+
+    retry = Worker.retry_job
+
+    def released(self: Worker, job: queue.ClaimedJob, error: str, **kw: Any) -> None:
+        events.append(f"retry {job.ref}")
+        retry(self, job, error, **kw)
+
+    monkeypatch.setattr(pm, "reconcile", fake)
+    monkeypatch.setattr(pm.MirrorBatch, "store", recorded)
+    monkeypatch.setattr(Worker, "retry_job", released)
+    w = _worker(db, clock, "w-order")
+
+    async def go() -> int:
+        async with w:
+            return await _mirror_batch(w)
+
+    assert asyncio.run(go()) == 3
+    assert events == ["stored " + ",".join(sorted(ids)), f"retry {bad}"]
+    assert list(_jobs(db)) == [bad]
+
+
+def test_a_batch_records_its_routes_in_ascending_route_id_order(
+    db: Engine, clock: DbClock, seeded: list[Person],
+) -> None:
+    """The ``route_mirror`` rows of a batch are written in route id order across statements
+    (rows with the same columns share a statement only when consecutive): two overlapping
+    batches never lock them in opposite orders (a deadlock on PostgreSQL aborts the batch)."""
+    a, b, c = sorted(_register(db, clock, seeded))
+    written: list[str] = []
+
+    @event.listens_for(db, "before_cursor_execute")
+    def upserts(_conn: Any, _cur: Any, statement: str, params: Any, *_a: Any) -> None:
+        if "INSERT INTO route_mirror" in statement:  # the row's values, in order
+            values = params.values() if isinstance(params, dict) else params
+            written.extend(v for v in values if v in (a, b, c))
+
+    try:
+        assert pm._store(db, [], shown=[(c, {"log_through": 2}), (a, {"log_through": 1}),
+                                         (b, {"tags": "x"})]) == 3
+    finally:
+        event.remove(db, "before_cursor_execute", upserts)
+    assert written == [a, b, c]
+    with Session(db) as s:
+        assert {m.route_id: (m.log_through, m.tags) for m in s.exec(select(RouteMirror))} \
+            == {a: (1, None), b: (0, "x"), c: (2, None)}
 
 
 def test_prefect_down_backs_off_the_whole_batch(
