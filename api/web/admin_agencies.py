@@ -162,11 +162,7 @@ def rotate_secret(request: Request, agency_id: str, v: FormViewer, s: DbDep) -> 
     try:
         secret = ag.rotate_secret(s, agency_id, now=now, actor=v.actor)
     except EngineError as exc:
-        s.rollback()
-        agency = _agency(s, v, agency_id, now)
-        return page(request, v, "admin_agency_form.html", status_code=409,
-                    agency=ag.describe(agency), errors={"secret": refusal_ru(exc)},
-                    values=_values(agency), **_choices())
+        return _secret_refused(request, v, s, agency_id, now, exc)
     s.commit()
     kept = agency.secret_previous is not None
     note = ("Прежний секрет действует, пока вы его не отзовёте на карточке ведомства: "
@@ -176,6 +172,17 @@ def rotate_secret(request: Request, agency_id: str, v: FormViewer, s: DbDep) -> 
                  secret=secret, note=note)
 
 
+def _secret_refused(request: Request, v: Viewer, s: Session, agency_id: str, now: datetime,
+                    exc: EngineError) -> Response:
+    """The agency's form again with the refusal of a secret's change, in Russian (409);
+    nothing of the refused change is kept."""
+    s.rollback()
+    agency = _agency(s, v, agency_id, now)
+    return page(request, v, "admin_agency_form.html", status_code=409,
+                agency=ag.describe(agency), errors={"secret": refusal_ru(exc)},
+                values=_values(agency), **_choices())
+
+
 @router.post("/admin/agencies/{agency_id}/retire-previous")
 def retire_previous(request: Request, agency_id: str, v: FormViewer, s: DbDep) -> Response:
     now = admin_only(request, v, s)
@@ -183,10 +190,6 @@ def retire_previous(request: Request, agency_id: str, v: FormViewer, s: DbDep) -
     try:
         ag.retire_previous(s, agency_id, now=now, actor=v.actor)
     except EngineError as exc:
-        s.rollback()
-        agency = _agency(s, v, agency_id, now)
-        return page(request, v, "admin_agency_form.html", status_code=409,
-                    agency=ag.describe(agency), errors={"secret": refusal_ru(exc)},
-                    values=_values(agency), **_choices())
+        return _secret_refused(request, v, s, agency_id, now, exc)
     s.commit()
     return RedirectResponse(f"/admin/agencies/{agency_id}?done=retired", status_code=303)
