@@ -148,6 +148,8 @@ def browser() -> Iterator[Any]:
     in this thread while it runs, so it is stopped before other modules' tests."""
     path = chromium_path()
     if path is None:  # scripts/test installs Debian's chromium; a bare pytest may lack it
+        if os.environ.get("REHAB_REQUIRE_BROWSER"):  # CI: the browser tests must run
+            pytest.fail("chromium is not installed and REHAB_REQUIRE_BROWSER is set")
         pytest.skip("chromium is not installed (scripts/test installs it)")
     from playwright.sync_api import sync_playwright
 
