@@ -288,6 +288,31 @@ _REASON_PREFIX_RU = {"closed": "шаг закрыт", "reassigned": "перед�
                      "stale": "устарел"}
 
 
+_DONE_RU = {"answer received": "ответ получен", "step completed": "шаг выполнен",
+            "request delivered": "запрос доставлен"}
+_RESOLUTION_RU: list[tuple[re.Pattern[str], str]] = [
+    (re.compile(r"^(answer received|step completed|request delivered) (\d+) working day\(s\) "
+                r"late$"), "{0} с опозданием {1} раб. дн."),
+    (re.compile(r"^(answer received|step completed|request delivered) on time$"), "{0} в срок"),
+    (re.compile(r"^deadline extended to (.+)$"), "срок продлён: {0}"),
+    (re.compile(r"^deadline moved to (.+) \(version (\d+)\)$"),
+     "срок перенесён: {0} (версия календаря {1})"),
+    (re.compile(r"^step reassigned to (.+)$"), "шаг передан ведомству {0}"),
+    (re.compile(r"^step closed by supervisor$"), "шаг закрыт куратором"),
+    (re.compile(r"^request resent with clarification$"), "направлен уточнённый запрос"),
+]
+
+
+def _resolution_ru(text: str) -> str | None:
+    """An escalation's resolution as the ladder writes it (``answer received 3 working
+    day(s) late``) in Russian; None: not one of them."""
+    for pattern, template in _RESOLUTION_RU:
+        m = pattern.match(text)
+        if m:
+            return template.format(*(_DONE_RU.get(g, g) for g in m.groups()))
+    return None
+
+
 def reason_ru(reason: str | None) -> str:
     """An audit record's reason for a page: the engine's own wording in Russian (a timer's
     cause, ``answer 12 received``, ``closed: …``, an action's code before a colon); a
@@ -296,6 +321,9 @@ def reason_ru(reason: str | None) -> str:
         return ""
     if reason in REASON_RU:
         return REASON_RU[reason]
+    resolution = _resolution_ru(reason)
+    if resolution is not None:
+        return resolution
     if reason in EndReason.__members__:
         return END_REASON_RU[EndReason(reason)]
     if reason.startswith("timer ") or reason.startswith(_REFUSED):

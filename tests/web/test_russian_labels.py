@@ -222,3 +222,15 @@ def test_lists_inbox_and_admin_template_show_no_codes(world: World) -> None:
     text = visible_text(tpl.text)
     assert "technical_aids" not in text and "mse_informing" not in text
     assert "технические средства реабилитации" in text and "информирование в бюро МСЭ" in text
+
+
+def test_reasons_and_resolutions_the_engine_writes_read_in_russian() -> None:
+    assert labels.reason_ru("answer received 3 working day(s) late") == \
+        "ответ получен с опозданием 3 раб. дн."
+    assert labels.reason_ru("request delivered on time") == "запрос доставлен в срок"
+    assert labels.reason_ru("step closed by supervisor") == "шаг закрыт куратором"
+    assert labels.reason_ru("request delivered") == "запрос доставлен"
+    assert labels.reason_ru("answer 12 received") == "получен ответ № 12"
+    assert labels.reason_ru("timer answer_overdue due 2025-03-10") == \
+        "ответ просрочен (срок 10.03.2025)"
+    assert labels.reason_ru("Ведомство не отвечает") == "Ведомство не отвечает"  # a person's
