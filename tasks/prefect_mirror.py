@@ -813,7 +813,7 @@ async def _create_task_run(client: PrefectClient, flow_run_id: str, st: StepView
     another step's run. The JSON of ``TaskRunCreate`` is built directly (no models)."""
     body = {
         "id": task_run_id_for(flow_run_id, st.id),
-        "name": f"{st.seq + 1}. {st.kind} → {st.agency}", "flow_run_id": flow_run_id,
+        "name": f"{st.seq + 1}. {step_kind_ru(st.kind)} → {st.agency}", "flow_run_id": flow_run_id,
         "task_key": STEP_TASK_NAME, "dynamic_key": st.id, "tags": [], "labels": {},
         "empirical_policy": {"max_retries": 0, "retry_delay_seconds": 0.0, "retries": None,
                              "retry_delay": None, "retry_jitter_factor": None},

@@ -5,6 +5,7 @@ identifiers; agency names and identifiers only (152-ФЗ)."""
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import re
 from datetime import date
@@ -14,6 +15,7 @@ import pytest
 from models.route_life import EndReason
 from models.routes import RouteStatus, StepStatus
 from models.timers import EscalationLevel
+from tasks import prefect_mirror as pm
 from tasks.prefect_card import STATE_NAME_RU
 from tasks.prefect_mirror import RouteView, StepView, route_card, route_state, step_state
 
@@ -78,3 +80,31 @@ def test_parallel_open_steps_are_named_in_russian() -> None:
     message = route_state(view).message or ""
     assert message.startswith("открыто шагов: 2 из 2 — шаг 1 «сведения о здоровье»: ")
     assert not LATIN.search(message)
+
+
+class _Recorder:
+    """Stands in for Prefect's client: keeps the JSON of the requests it is given."""
+
+    def __init__(self) -> None:
+        self.sent: list[dict[str, object]] = []
+
+    async def request(self, method: str, path: str, json: dict[str, object]) -> object:
+        self.sent.append(json)
+        body = {"id": json["id"], "state": json["state"]}
+
+        class _Resp:
+            def json(self) -> dict[str, object]:
+                return body
+
+        return _Resp()
+
+
+def test_a_steps_task_run_is_named_by_its_russian_step_name() -> None:
+    client = _Recorder()
+    st = _sv(StepStatus.awaiting, 1)
+    state = step_state(st)
+    assert state is not None
+    asyncio.run(pm._create_task_run(client, "00000000-0000-0000-0000-000000000001",  # type: ignore[arg-type]
+                                    st, state, [0]))
+    assert client.sent[0]["name"] == "2. сведения о здоровье → Минздрав"
+    assert client.sent[0]["dynamic_key"] == "rt1-s1"  # the identifier stays the key
