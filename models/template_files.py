@@ -50,6 +50,7 @@ from typing import Any
 
 from models.agencies import AgencyRole
 from models.ipra import Ipra, MeasureDirection
+from models.labels import DIRECTION_SHORT_RU
 from models.templates import (
     ANSWER_WORKING_DAYS,
     SEND_WORKING_DAYS,
@@ -102,7 +103,15 @@ class Condition:
     def describe(self) -> str:
         if self.always:
             return "всегда"
-        return "если в ИПРА есть мероприятия: " + ", ".join(d.value for d in self.ipra_has)
+        return "если в ИПРА есть мероприятия: " + ", ".join(
+            f"{DIRECTION_SHORT_RU[d]} ({d.value})" for d in self.ipra_has)
+
+    def describe_ru(self) -> str:
+        """For a page: the directions' Russian names only (no codes)."""
+        if self.always:
+            return "всегда"
+        return "если в ИПРА есть мероприятия: " + ", ".join(
+            DIRECTION_SHORT_RU[d] for d in self.ipra_has)
 
 
 @dataclass(frozen=True)

@@ -31,6 +31,7 @@ from prefect.client.schemas.filters import (
 )
 from prefect.exceptions import PrefectHTTPStatusError
 
+from models.labels import region_name
 from models.routes import StepStatus
 from models.timers import EscalationLevel
 from tasks.prefect_logs import Call
@@ -49,6 +50,26 @@ STATUS_RU: dict[StepStatus, str] = {
     StepStatus.absent: "сведений нет",
     StepStatus.cancelled: "закрыт",
     StepStatus.paused: "приостановлен (отказ от сопровождения)",  # 004 п.11
+}
+#: Prefect state names (identifiers, kept in Prefect) as the card says them.
+STATE_NAME_RU: dict[str, str] = {
+    "AwaitingReceipt": "ожидает получения запроса",
+    "Sending": "запрос направляется",
+    "SendOverdue": "запрос не направлен в срок",
+    "AwaitingAnswer": "ожидает ответа",
+    "Overdue": "ответ просрочен",
+    "Escalated": "эскалация",
+    "Paused": "приостановлен (отказ от сопровождения)",
+    "NeedsClarification": "на уточнении",
+    "NextCheck": "ждёт следующей проверки",
+    "Answered": "ответ получен",
+    "InformationAbsent": "сведений нет",
+    "Closed": "закрыт",
+    "Running": "в работе",
+    "Completed": "завершён",
+    "Cancelled": "отменён",
+    "Terminated": "сопровождение прекращено",
+    "Suspended": "приостановлен (согласие отозвано)",
 }
 RUNG_RU: dict[EscalationLevel, str] = {
     EscalationLevel.reminder: "напоминание",
@@ -122,7 +143,8 @@ def card_markdown(*, route_id: str, state_name: str, state_message: str, templat
     lines = [
         state_message,
         "",
-        f"Маршрут `{route_id}` · «{template}» · регион {region} · состояние **{state_name}**. "
+        f"Маршрут `{route_id}` · «{template}» · {region_name(region)} · состояние "
+        f"**{STATE_NAME_RU.get(state_name, state_name)}**. "
         "Даты — в часовом поясе региона; опоздание — в рабочих днях его производственного "
         "календаря.",
         "",

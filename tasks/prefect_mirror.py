@@ -26,8 +26,9 @@ state tags and its new log lines (``tasks/prefect_card.py``, ``tasks/prefect_log
 what went out is recorded in ``route_mirror``. Log lines have no idempotency key in Prefect:
 a pass whose outcome is unknown reads them back first (``reconcile(verify=True)``).
 
-The state says where the route stands now, e.g. ``waiting for Минздрав, answer due
-19.01.2026, overdue by 2 working days (escalated) — step 2 of 3``: the answer period of
+The state says where the route stands now, in Russian for the coordinators who read it (its
+name stays Prefect's identifier, e.g. ``Escalated``), e.g. ``ожидается ответ участника
+«Минздрав» до 19.01.2026, просрочен на 2 раб. дн. (эскалация) — шаг 2 из 3``: the answer period of
 298-п Порядок п.11 (Регламент п.12), the send-by day of п.10, and the rungs of the
 escalation ladder (363н п.10б; 298-п Порядок п.13, Регламент п.17).
 """
@@ -73,7 +74,9 @@ from engine.runtime.handlers import WorkerContext
 from flows.names import ROUTE_FLOW_NAME, STEP_TASK_NAME
 from models.agencies import Agency
 from models.jobs import JobKind
+from models.labels import step_kind_ru
 from models.mirror import RouteMirror
+from models.route_life import END_REASON_RU, EndReason
 from models.routes import Route, RouteStatus, Step, StepStatus
 from models.templates import template_of
 from models.timers import (
@@ -325,7 +328,7 @@ def _view(route: Route, rows: list[Step], now: datetime, *,
             st.answer_by_date, st.send_by_date, st.prefect_task_run_id, st.prefect_state,
             overdue_days=overdue, escalation=rungs.get(st.id),
             late_days=st.late_working_days, started=st.ready_at is not None,
-            title=titles[st.seq] if st.seq < len(titles) else st.kind,
+            title=titles[st.seq] if st.seq < len(titles) else step_kind_ru(st.kind),
             sent_date=_local_day(st.sent_at, route.region),
             answered_date=_local_day(st.answered_at,
                                      agency.region if agency else route.region),
@@ -351,27 +354,34 @@ def _d(day: date | None) -> str:
 
 
 def _days(n: int) -> str:
-    return f"{n} working day{'' if n == 1 else 's'}"
+    return f"{n} раб. дн."
 
 
 def _overdue(st: StepView) -> str:
-    """``, overdue by 2 working days (escalated)``; empty when on time."""
+    """``, просрочен на 2 раб. дн. (эскалация)``; empty when on time."""
     if st.overdue_days is None:
         return ""
-    text = f", overdue by {_days(st.overdue_days)}" if st.overdue_days else ", overdue"
+    text = f", просрочен на {_days(st.overdue_days)}" if st.overdue_days else ", просрочен"
     if st.escalation is EscalationLevel.escalated:
-        text += " (escalated)"
+        text += " (эскалация)"
     elif st.escalation is EscalationLevel.overdue:
-        text += " (coordinator notified)"
+        text += " (координатор уведомлён)"
     return text
 
 
 def _late(st: StepView) -> str:
-    return f", {_days(st.late_days)} late" if st.late_days else ""
+    return f", опоздание {_days(st.late_days)}" if st.late_days else ""
+
+
+def _of(st: StepView) -> str:
+    """The agency as the object of a phrase: «участника «Минздрав»» (a short name is not
+    declined: it stays in quotes, as in the log lines of ``tasks.prefect_logs``)."""
+    return f"участника «{st.agency}»"
 
 
 def step_state(st: StepView) -> State | None:
-    """The Prefect state that shows a step (None: never started, no task run)."""
+    """The Prefect state that shows a step (None: never started, no task run). The state's
+    name is Prefect's identifier; its message is Russian (coordinators read it)."""
     if st.status is StepStatus.planned or not st.started:
         return None
     late = st.overdue_days is not None
@@ -380,85 +390,90 @@ def step_state(st: StepView) -> State | None:
         return State(type=StateType.RUNNING,
                      name="Escalated" if escalated else "SendOverdue" if late
                      else "AwaitingReceipt",
-                     message=f"request in {st.agency}'s inbox, awaiting receipt (the answer "
-                             f"period starts then); send by {_d(st.send_by_date)}"
+                     message=f"запрос во входящих {_of(st)} ждёт получения (срок ответа "
+                             f"считается с него); направить до {_d(st.send_by_date)}"
                              f"{_overdue(st)}")
     if st.status is StepStatus.sending:
         return State(type=StateType.RUNNING,
                      name="Escalated" if escalated else "SendOverdue" if late else "Sending",
-                     message=f"request to {st.agency}, send by {_d(st.send_by_date)}"
-                             f"{_overdue(st)}")
+                     message=f"запрос {_of(st)} направляется, направить до "
+                             f"{_d(st.send_by_date)}{_overdue(st)}")
     if st.status is StepStatus.awaiting:
         return State(type=StateType.PAUSED,
                      name="Escalated" if escalated else "Overdue" if late else "AwaitingAnswer",
-                     message=f"waiting for {st.agency}, answer due {_d(st.answer_by_date)}"
+                     message=f"ожидается ответ {_of(st)} до {_d(st.answer_by_date)}"
                              f"{_overdue(st)}")
     if st.status is StepStatus.paused:  # 004 п.11
         return State(type=StateType.PAUSED, name="Paused",
-                     message=f"the person refused {st.agency}'s accompaniment; nothing goes "
-                             "out until it is resumed")
+                     message=f"отказ от сопровождения {_of(st)}; запросы не направляются "
+                             "до возобновления")
     if st.status is StepStatus.needs_clarification:
         return State(type=StateType.PAUSED, name="NeedsClarification",
-                     message=f"{st.agency} asked for clarification; waiting for the "
-                             f"coordinator to resend the request")
+                     message=f"участник «{st.agency}» вернул запрос на уточнение; ожидается "
+                             "уточнённый запрос координатора")
     if st.next_check is not None:  # a recurring check between occurrences
         return State(type=StateType.SCHEDULED, name="NextCheck",
-                     message=f"{st.agency} answered{_late(st)}; next check on "
-                             f"{_d(st.next_check)}")
+                     message=f"участник «{st.agency}» ответил{_late(st)}; следующая "
+                             f"проверка {_d(st.next_check)}")
     if st.status is StepStatus.answered:
         return State(type=StateType.COMPLETED, name="Answered",
-                     message=f"{st.agency} answered{_late(st)}")
+                     message=f"участник «{st.agency}» ответил{_late(st)}")
     if st.status is StepStatus.absent:
         return State(type=StateType.COMPLETED, name="InformationAbsent",
-                     message=f"{st.agency}: notice that the information is absent{_late(st)}")
-    return State(type=StateType.CANCELLED, name="Closed", message="closed by a supervisor")
+                     message=f"участник «{st.agency}» сообщил об отсутствии сведений"
+                             f"{_late(st)}")
+    return State(type=StateType.CANCELLED, name="Closed", message="шаг закрыт куратором")
 
 
 def route_state(view: RouteView) -> State:
-    """The flow run's state: where the route stands now."""
+    """The flow run's state: where the route stands now (its message in Russian)."""
     n = len(view.steps)
     if view.status is RouteStatus.completed:
         answered = sum(s.status is StepStatus.answered for s in view.steps)
         absent = sum(s.status is StepStatus.absent for s in view.steps)
         closed = sum(s.status is StepStatus.cancelled for s in view.steps)
-        parts = [f"{answered} answered"]
+        parts = [f"ответов {answered}"]
         if absent:
-            parts.append(f"{absent} information absent")
+            parts.append(f"сведений нет {absent}")
         if closed:
-            parts.append(f"{closed} closed")
+            parts.append(f"закрыто {closed}")
         return State(type=StateType.COMPLETED, name="Completed",
-                     message=f"route completed: {n} steps, {', '.join(parts)}")
+                     message=f"маршрут завершён: шагов {n}, {', '.join(parts)}")
     if view.status is RouteStatus.cancelled:
         done = sum(s.status in (StepStatus.answered, StepStatus.absent) for s in view.steps)
         return State(type=StateType.CANCELLED, name="Cancelled",
-                     message=f"route cancelled by a supervisor after {done} of {n} steps")
+                     message=f"маршрут отменён куратором после {done} из {n} шагов")
     if view.status is RouteStatus.terminated:  # 004 п.13
         done = sum(s.status in (StepStatus.answered, StepStatus.absent) for s in view.steps)
+        reason = view.end_reason or ""
+        why = END_REASON_RU[EndReason(reason)] if reason in EndReason.__members__ \
+            else (reason or "—")
         return State(type=StateType.CANCELLED, name="Terminated",
-                     message=f"accompaniment ended ({view.end_reason}) after {done} of {n} "
-                             "steps")
+                     message=f"сопровождение прекращено ({why}) после {done} из {n} шагов")
     if view.status is RouteStatus.suspended:  # 152-ФЗ art. 9 ч.2
         done = sum(s.status in (StepStatus.answered, StepStatus.absent) for s in view.steps)
         return State(type=StateType.CANCELLED, name="Suspended",
-                     message=f"route suspended: consent withdrawn, after {done} of {n} steps")
+                     message=f"маршрут приостановлен: согласие отозвано, после {done} из {n} "
+                             "шагов")
     open_steps = [s for s in view.steps if (not s.status.terminal
                                             and s.status is not StepStatus.planned)
                   or s.next_check is not None]
     if not open_steps:
-        return State(type=StateType.RUNNING, name="Running", message="moving to the next step")
+        return State(type=StateType.RUNNING, name="Running",
+                     message="переход к следующему шагу")
     if len(open_steps) > 1:  # parallel steps (a template's depends_on): say which are open
         parts = []
         for s in open_steps:
             ss = step_state(s)
             assert ss is not None
-            parts.append(f"step {s.seq + 1} {s.kind}: {ss.message}")
+            parts.append(f"шаг {s.seq + 1} «{step_kind_ru(s.kind)}»: {ss.message}")
         return State(type=StateType.RUNNING, name="Running",
-                     message=f"{len(open_steps)} of {n} steps open — " + "; ".join(parts))
+                     message=f"открыто шагов: {len(open_steps)} из {n} — " + "; ".join(parts))
     current = open_steps[0]
     st = step_state(current)
     assert st is not None
     return State(type=StateType.RUNNING, name=st.name,
-                 message=f"{st.message} — step {current.seq + 1} of {n}")
+                 message=f"{st.message} — шаг {current.seq + 1} из {n}")
 
 
 def _key(state: State) -> str:
@@ -731,7 +746,7 @@ class _Caller:
 
 
 def _cards(view: RouteView) -> list[CardStep]:
-    return [CardStep(st.seq, st.title or st.kind, st.status, st.agency, st.sent_date,
+    return [CardStep(st.seq, st.title or step_kind_ru(st.kind), st.status, st.agency, st.sent_date,
                      st.send_by_date, st.answer_by_date, st.answered_date, st.late_days,
                      st.overdue_days, st.escalation, st.rung_reached, st.started)
             for st in view.steps]
@@ -798,7 +813,7 @@ async def _create_task_run(client: PrefectClient, flow_run_id: str, st: StepView
     another step's run. The JSON of ``TaskRunCreate`` is built directly (no models)."""
     body = {
         "id": task_run_id_for(flow_run_id, st.id),
-        "name": f"{st.seq + 1}. {st.kind} → {st.agency}", "flow_run_id": flow_run_id,
+        "name": f"{st.seq + 1}. {step_kind_ru(st.kind)} → {st.agency}", "flow_run_id": flow_run_id,
         "task_key": STEP_TASK_NAME, "dynamic_key": st.id, "tags": [], "labels": {},
         "empirical_policy": {"max_retries": 0, "retry_delay_seconds": 0.0, "retries": None,
                              "retry_delay": None, "retry_jitter_factor": None},

@@ -67,12 +67,11 @@ def _store(request: Request, v: Viewer, s: Session, values: dict[str, str]) -> R
     except ApplicationInvalid as exc:
         s.rollback()
         for e in exc.errors:
-            errors.setdefault(field_of(e.field), f"{e.message_ru} ({e.field}: {e.rule})")
+            errors.setdefault(field_of(e.field), e.message_ru)
         return _form(request, v, values, errors, 422)
     except ConsentRefused as exc:
         s.rollback()
-        return _form(request, v, values, {"consent.given_at": f"{exc.error.message_ru} "
-                                          f"(consent: {exc.error.rule})"}, 422)
+        return _form(request, v, values, {"consent.given_at": exc.error.message_ru}, 422)
     except PersonConflict as exc:  # the use case committed its audit record itself
         return _form(request, v, values, {"person.birth_date": refusal_ru(exc)}, 409)
     if not allowed(v, *REGISTRARS, region=reg.application.region):

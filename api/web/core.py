@@ -21,6 +21,7 @@ from sqlmodel import Session
 import calendars
 from engine.infra import audit
 from engine.staff.sessions import session_user
+from models import labels
 from models.agencies import AgencyRole
 from models.staff import StaffRole, StaffSession, StaffUser
 
@@ -75,9 +76,19 @@ env = Environment(loader=FileSystemLoader(HERE / "templates"),
                   lstrip_blocks=True)
 env.filters["local_dt"] = local_dt
 env.filters["ru_date"] = ru_date
+env.filters["step_kind"] = labels.step_kind_ru
+env.filters["action_ru"] = labels.action_ru
+env.filters["entity_ru"] = labels.entity_ru
+env.filters["actor_ru"] = labels.actor_ru
+env.filters["cause_ru"] = labels.cause_ru
+env.filters["reason_ru"] = labels.reason_ru
+env.filters["region_name"] = labels.region_name
+env.filters["region_tz"] = labels.region_timezone_ru
+env.filters["tz_ru"] = labels.timezone_ru
 env.globals.update(ROLE_RU=ROLE_RU, ROUTE_STATUS_RU=ROUTE_STATUS_RU,
                    STEP_STATUS_RU=STEP_STATUS_RU, LEVEL_RU=LEVEL_RU,
-                   ESC_STATUS_RU=ESC_STATUS_RU, OUTCOME_RU=OUTCOME_RU)
+                   ESC_STATUS_RU=ESC_STATUS_RU, OUTCOME_RU=OUTCOME_RU,
+                   DEADLINE_KIND_RU=labels.DEADLINE_KIND_RU)
 
 
 def render(name: str, status_code: int = 200, **context: Any) -> HTMLResponse:

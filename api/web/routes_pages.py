@@ -15,7 +15,6 @@ from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlmodel import Session
 
-import calendars
 from api.web.core import LEVEL_RU, DbDep, FormViewer, Viewer, ViewerDep, allowed, page, refuse
 from api.web.inbox_pages import DONE_RU, ack
 from api.web.messages import refusal_ru
@@ -32,6 +31,7 @@ from engine.routes.receipt import steps_awaiting_receipt
 from engine.supervisor import actions as sv
 from engine.supervisor.reads import staff_actions_on_route
 from models.agencies import RequestChannel
+from models.labels import actor_ru, step_kind_ru
 from models.routes import RouteStatus, Step
 from models.staff import StaffRole
 from models.templates import TEMPLATES
@@ -100,7 +100,7 @@ def _marks(s: Session, route_id: str, steps: list[Step], region: str) -> list[Ma
         day = local_date(a.at, region)
         if step_id in row_of and day is not None:
             marks.append(Mark(row=row_of[step_id], day=day, kind="action",
-                              label=f"{ACTION_RU[a.action]} ({a.actor.removeprefix('staff:')})"))
+                              label=f"{ACTION_RU[a.action]} ({actor_ru(a.actor)})"))
     return marks
 
 
@@ -130,7 +130,9 @@ def route_page_view(request: Request, v: Viewer, s: Session, route_id: str, *,
     for st in steps:
         due_date = step_due(st)[0] or st.answer_by_date
         late = step_late(st, region, now)
-        bars.append(Bar(label=f"{st.seq}. {st.kind}"[:26], sent=local_date(st.sent_at, region),
+        label = f"{st.seq}. {step_kind_ru(st.kind)}"
+        bars.append(Bar(label=label if len(label) <= 26 else label[:25] + "…",
+                        sent=local_date(st.sent_at, region),
                         due=due_date, answered=local_date(st.answered_at, region),
                         late_days=late))
         rows.append((st, names.get(st.agency_id or "", st.agency_id or "—"), due_date, late))
@@ -167,8 +169,7 @@ def route_page_view(request: Request, v: Viewer, s: Session, route_id: str, *,
                 template_title=template.title if template else route.template,
                 prefect_ui=prefect_ui_base(), notice=NOTICE_RU.get(notice, ""),
                 answer_error=answer_error,
-                nonce=secrets.token_urlsafe(16), action=None,
-                tz=calendars.get_calendar(region).timezone)
+                nonce=secrets.token_urlsafe(16), action=None, names=names)
 
 
 AnswerForm = Annotated[str, Form(max_length=4000)]

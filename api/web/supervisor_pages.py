@@ -61,7 +61,9 @@ def _page(request: Request, v: Viewer, s: Session, escalation_id: str, *, done: 
     assert step is not None
     history = step_history(s, route_id=esc.route_id, entity_ids=[step.id, str(esc.id)])
     agencies = active_agencies_of_region(s, esc.region)
+    names = short_names(s)
     return page(request, v, "escalation.html", status_code=code, esc=esc, step=step,
+                names=names, agency_name=names.get(step.agency_id or "", step.agency_id or "—"),
                 history=history, agencies=agencies, done=DONE_RU.get(done, ""),
                 errors=errors or {})
 

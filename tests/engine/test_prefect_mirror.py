@@ -138,12 +138,12 @@ def test_one_flow_run_per_person_with_steps_as_task_runs(
         assert not any(x in blob for x in pd), "personal data reached Prefect"
     runs0, tasks0 = found[ids[0]]
     assert runs0[0].state is not None and runs0[0].state.name == "AwaitingAnswer"
-    assert "answer due 19.01.2026" in (runs0[0].state.message or "")
-    assert (runs0[0].state.message or "").endswith("step 2 of 3")
+    assert "до 19.01.2026" in (runs0[0].state.message or "")
+    assert (runs0[0].state.message or "").endswith("шаг 2 из 3")
     assert sorted(str(t.state.name) for t in tasks0 if t.state) == ["Answered", "AwaitingAnswer"]
     runs1, tasks1 = found[ids[1]]
     assert runs1[0].state is not None
-    assert "answer due 19.01.2026" in (runs1[0].state.message or "")
+    assert "до 19.01.2026" in (runs1[0].state.message or "")
     assert [t.state.name for t in tasks1 if t.state] == ["AwaitingAnswer"]
     with Session(db) as s:
         stored = {r.id: r.prefect_flow_run_id for r in s.exec(select(Route))}
@@ -278,10 +278,10 @@ def test_overdue_escalated_and_cancelled_routes_show_in_prefect(
         agency = s.get(Agency, s.exec(select(Step.agency_id).where(
             Step.route_id == rid, Step.seq == 0)).one())
         assert agency is not None
-    text_now = (f"waiting for {agency.short_name}, answer due 19.01.2026, "
-                f"overdue by 3 working days (escalated)")
+    text_now = (f"ожидается ответ участника «{agency.short_name}» до 19.01.2026, "
+                f"просрочен на 3 раб. дн. (эскалация)")
     assert fr.state is not None and tr.state is not None
-    assert (fr.state.name, fr.state.message) == ("Escalated", f"{text_now} — step 1 of 3")
+    assert (fr.state.name, fr.state.message) == ("Escalated", f"{text_now} — шаг 1 из 3")
     assert (tr.state.type, tr.state.name, tr.state.message) == (
         StateType.PAUSED, "Escalated", text_now)
     # a supervisor cancels the route
@@ -296,7 +296,7 @@ def test_overdue_escalated_and_cancelled_routes_show_in_prefect(
     [fr], [tr] = asyncio.run(_runs(prefect_api, [rid]))[rid]
     assert fr.state is not None and tr.state is not None
     assert (fr.state.type, fr.state.name, fr.state.message) == (
-        StateType.CANCELLED, "Cancelled", "route cancelled by a supervisor after 0 of 3 steps")
+        StateType.CANCELLED, "Cancelled", "маршрут отменён куратором после 0 из 3 шагов")
     assert (tr.state.type, tr.state.name) == (StateType.CANCELLED, "Closed")
 
 
@@ -310,29 +310,31 @@ def _sv(status: StepStatus, *, seq: int = 1, overdue: int | None = None,
 
 STEP_CASES: list[tuple[StepView, StateType, str, str]] = [
     (_sv(StepStatus.sending), StateType.RUNNING, "Sending",
-     "request to Минздрав, send by 13.01.2026"),
+     "запрос участника «Минздрав» направляется, направить до 13.01.2026"),
     (_sv(StepStatus.sending, overdue=1, rung=EscalationLevel.overdue), StateType.RUNNING,
      "SendOverdue",
-     "request to Минздрав, send by 13.01.2026, overdue by 1 working day (coordinator notified)"),
+     "запрос участника «Минздрав» направляется, направить до 13.01.2026, просрочен на 1 раб. "
+     "дн. (координатор уведомлён)"),
     (_sv(StepStatus.awaiting), StateType.PAUSED, "AwaitingAnswer",
-     "waiting for Минздрав, answer due 19.01.2026"),
+     "ожидается ответ участника «Минздрав» до 19.01.2026"),
     (_sv(StepStatus.awaiting, overdue=0), StateType.PAUSED, "Overdue",
-     "waiting for Минздрав, answer due 19.01.2026, overdue"),
+     "ожидается ответ участника «Минздрав» до 19.01.2026, просрочен"),
     (_sv(StepStatus.awaiting, overdue=1, rung=EscalationLevel.overdue), StateType.PAUSED,
      "Overdue",
-     "waiting for Минздрав, answer due 19.01.2026, overdue by 1 working day "
-     "(coordinator notified)"),
+     "ожидается ответ участника «Минздрав» до 19.01.2026, просрочен на 1 раб. дн. "
+     "(координатор уведомлён)"),
     (_sv(StepStatus.awaiting, overdue=2, rung=EscalationLevel.escalated), StateType.PAUSED,
      "Escalated",
-     "waiting for Минздрав, answer due 19.01.2026, overdue by 2 working days (escalated)"),
+     "ожидается ответ участника «Минздрав» до 19.01.2026, просрочен на 2 раб. дн. (эскалация)"),
     (_sv(StepStatus.needs_clarification), StateType.PAUSED, "NeedsClarification",
-     "Минздрав asked for clarification; waiting for the coordinator to resend the request"),
-    (_sv(StepStatus.answered), StateType.COMPLETED, "Answered", "Минздрав answered"),
+     "участник «Минздрав» вернул запрос на уточнение; ожидается уточнённый запрос "
+     "координатора"),
+    (_sv(StepStatus.answered), StateType.COMPLETED, "Answered", "участник «Минздрав» ответил"),
     (_sv(StepStatus.answered, late=3), StateType.COMPLETED, "Answered",
-     "Минздрав answered, 3 working days late"),
+     "участник «Минздрав» ответил, опоздание 3 раб. дн."),
     (_sv(StepStatus.absent), StateType.COMPLETED, "InformationAbsent",
-     "Минздрав: notice that the information is absent"),
-    (_sv(StepStatus.cancelled), StateType.CANCELLED, "Closed", "closed by a supervisor"),
+     "участник «Минздрав» сообщил об отсутствии сведений"),
+    (_sv(StepStatus.cancelled), StateType.CANCELLED, "Closed", "шаг закрыт куратором"),
 ]
 
 
@@ -343,8 +345,8 @@ def test_every_step_state_says_where_it_stands(view: StepView, type_: StateType,
     state = step_state(view)
     assert state is not None
     assert (state.type, state.name, state.message) == (type_, name, message)
-    # English, identifiers and agency names only (the agency's name is its only Cyrillic)
-    assert (state.message or "").replace("Минздрав", "").isascii()
+    # Russian (coordinators read it), identifiers and agency names only: no Latin letters
+    assert not any("a" <= ch.lower() <= "z" for ch in state.message or "")
 
 
 def test_a_step_never_started_has_no_task_run() -> None:
@@ -370,30 +372,33 @@ ROUTE_CASES: list[tuple[RouteView, StateType, str, str]] = [
     (_rv(RouteStatus.active, *_steps(StepStatus.answered, StepStatus.awaiting,
                                      StepStatus.planned)),
      StateType.RUNNING, "AwaitingAnswer",
-     "waiting for Минздрав, answer due 19.01.2026 — step 2 of 3"),
+     "ожидается ответ участника «Минздрав» до 19.01.2026 — шаг 2 из 3"),
     (_rv(RouteStatus.active, *_steps(StepStatus.answered, StepStatus.awaiting,
                                      StepStatus.planned, overdue=2,
                                      rung=EscalationLevel.escalated)),
      StateType.RUNNING, "Escalated",
-     "waiting for Минздрав, answer due 19.01.2026, overdue by 2 working days (escalated)"
-     " — step 2 of 3"),
+     "ожидается ответ участника «Минздрав» до 19.01.2026, просрочен на 2 раб. дн. (эскалация)"
+     " — шаг 2 из 3"),
     (_rv(RouteStatus.active, *_steps(StepStatus.sending, StepStatus.planned)),
-     StateType.RUNNING, "Sending", "request to Минздрав, send by 13.01.2026 — step 1 of 2"),
+     StateType.RUNNING, "Sending",
+     "запрос участника «Минздрав» направляется, направить до 13.01.2026 — шаг 1 из 2"),
     (_rv(RouteStatus.active, *_steps(StepStatus.absent, StepStatus.needs_clarification)),
      StateType.RUNNING, "NeedsClarification",
-     "Минздрав asked for clarification; waiting for the coordinator to resend the request"
-     " — step 2 of 2"),
+     "участник «Минздрав» вернул запрос на уточнение; ожидается уточнённый запрос "
+     "координатора — шаг 2 из 2"),
     (_rv(RouteStatus.active, *_steps(StepStatus.answered, StepStatus.planned)),
-     StateType.RUNNING, "Running", "moving to the next step"),
+     StateType.RUNNING, "Running", "переход к следующему шагу"),
     (_rv(RouteStatus.completed, *_steps(StepStatus.answered, StepStatus.absent,
                                         StepStatus.answered)),
      StateType.COMPLETED, "Completed",
-     "route completed: 3 steps, 2 answered, 1 information absent"),
+     "маршрут завершён: шагов 3, ответов 2, сведений нет 1"),
     (_rv(RouteStatus.completed, *_steps(StepStatus.answered, StepStatus.cancelled)),
-     StateType.COMPLETED, "Completed", "route completed: 2 steps, 1 answered, 1 closed"),
+     StateType.COMPLETED, "Completed",
+     "маршрут завершён: шагов 2, ответов 1, закрыто 1"),
     (_rv(RouteStatus.cancelled, *_steps(StepStatus.answered, StepStatus.cancelled,
                                         StepStatus.cancelled)),
-     StateType.CANCELLED, "Cancelled", "route cancelled by a supervisor after 1 of 3 steps"),
+     StateType.CANCELLED, "Cancelled",
+     "маршрут отменён куратором после 1 из 3 шагов"),
 ]
 
 
@@ -436,7 +441,7 @@ def test_load_view_counts_overdue_working_days_and_open_rungs(
     assert view.steps[0].escalation is None and view.steps[0].late_days == 4
     answered = step_state(view.steps[0])
     assert answered is not None and answered.name == "Answered"
-    assert (answered.message or "").endswith(" answered, 4 working days late")
+    assert (answered.message or "").endswith(" ответил, опоздание 4 раб. дн.")
 
 
 def _worker(db: Engine, clock: DbClock, name: str) -> Worker:
@@ -644,7 +649,7 @@ def test_routes_in_every_state_are_mirrored_to_completion_states(
     state = route_state(view)
     assert (state.type, state.name, state.message) == (
         StateType.COMPLETED, "Completed",
-        "route completed: 3 steps, 2 answered, 1 information absent")
+        "маршрут завершён: шагов 3, ответов 2, сведений нет 1")
 
 
 def test_the_worker_makes_one_attempt_per_prefect_call() -> None:
@@ -704,10 +709,13 @@ def test_a_recurring_check_between_occurrences_shows_as_open() -> None:
     state = step_state(check)
     assert state is not None
     assert (state.type, state.name, state.message) == (
-        StateType.SCHEDULED, "NextCheck", "Минздрав answered; next check on 08.04.2026")
+        StateType.SCHEDULED, "NextCheck",
+        "участник «Минздрав» ответил; следующая проверка 08.04.2026")
     view = _rv(RouteStatus.active, _sv(StepStatus.answered, seq=0),
                _sv(StepStatus.awaiting, seq=1), check)
     route = route_state(view)
     assert route.message == (
-        "2 of 3 steps open — step 2 medical_check: waiting for Минздрав, answer due "
-        "19.01.2026; step 3 health_monitoring: Минздрав answered; next check on 08.04.2026")
+        "открыто шагов: 2 из 3 — шаг 2 «сведения о здоровье»: ожидается ответ участника "
+        "«Минздрав» до 19.01.2026; "
+        "шаг 3 «мониторинг здоровья»: участник «Минздрав» ответил; следующая проверка "
+        "08.04.2026")

@@ -172,7 +172,7 @@ def test_the_card_logs_and_tags_follow_a_late_escalated_route(
     assert len(seen.cards) == 1
     card = seen.cards[0].splitlines()
     assert card[0] == seen.state_message
-    assert seen.state_message == ("waiting for Минздрав, answer due 29.01.2026 — step 2 of 3")
+    assert seen.state_message == ("ожидается ответ участника «Минздрав» до 29.01.2026 — шаг 2 из 3")
     rows = [ln for ln in card if ln.startswith("| ")]
     assert rows[0].startswith("| № | Шаг | Участник |")
     assert rows[1] == ("| 1 | Оценка нуждаемости в сопровождаемом проживании | Минсоцполитики "
@@ -307,8 +307,8 @@ def test_the_card_tells_business_dates_in_the_regions_calendar(
     assert view is not None
     card = pm.route_card(view).splitlines()
     assert card[0] == pm.route_state(view).message == (
-        "waiting for Минсоцполитики, answer due 19.01.2026, overdue by 3 working days "
-        "(escalated) — step 1 of 3")
+        "ожидается ответ участника «Минсоцполитики» до 19.01.2026, просрочен на 3 раб. дн. "
+        "(эскалация) — шаг 1 из 3")
     assert card[6].endswith("| ждёт ответа | 12.01.2026 | 19.01.2026 | — | 3 (ответа нет) "
                             "| эскалация (открыта) |")
     # late in the evening of 22.01 Kaliningrad time (UTC+2): still the 22nd there

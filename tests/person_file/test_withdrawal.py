@@ -155,5 +155,5 @@ def test_a_suspended_route_shows_in_prefect_and_on_the_overview_page() -> None:
                                   status=RouteStatus.suspended, flow_run_id=None,
                                   mirrored=None, steps=steps))
     assert (state.type.value, state.name) == ("CANCELLED", "Suspended")
-    assert state.message == "route suspended: consent withdrawn, after 1 of 3 steps"
+    assert state.message == "маршрут приостановлен: согласие отозвано, после 1 из 3 шагов"
     assert STATUS_RU[RouteStatus.suspended] == "приостановлен"

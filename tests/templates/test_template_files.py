@@ -225,7 +225,7 @@ def test_the_flow_run_state_says_which_parallel_steps_are_open() -> None:
                          steps=steps)
 
     two = route_state(view(StepStatus.awaiting, StepStatus.sending, StepStatus.planned))
-    assert two.message is not None and two.message.startswith("2 of 3 steps open — step 1 k0:")
-    assert "; step 2 k1:" in two.message
+    assert two.message is not None and two.message.startswith("открыто шагов: 2 из 3 — шаг 1 «k0»:")
+    assert "; шаг 2 «k1»:" in two.message
     one = route_state(view(StepStatus.answered, StepStatus.awaiting, StepStatus.planned))
-    assert one.message is not None and one.message.endswith("— step 2 of 3")
+    assert one.message is not None and one.message.endswith("— шаг 2 из 3")

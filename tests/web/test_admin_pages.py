@@ -16,6 +16,7 @@ import calendars
 from engine.agencies.participants import fingerprint
 from models.agencies import Agency
 from models.audit import AuditEvent
+from models.labels import step_kind_ru
 from models.staff import StaffUser
 from models.template_files import templates
 from tests.web.conftest import World, csrf_of, sign_in_client
@@ -290,7 +291,7 @@ def test_template_versions_list_and_show_steps_with_clauses(admin: TestClient) -
             assert f"/admin/templates/{code}/v{version}" in listing
             shown = admin.get(f"/admin/templates/{code}/v{version}").text
             for step in spec.steps:
-                assert f"<code>{step.kind}</code>" in shown
+                assert f'<td data-kind="{step.kind}">{step_kind_ru(step.kind)}</td>' in shown
                 assert step.basis in shown
     assert admin.get("/admin/templates/supported_living/v99").status_code == 404
     assert admin.get("/admin/templates/nope/v1").status_code == 404

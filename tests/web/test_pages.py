@@ -193,7 +193,7 @@ def test_supervisor_acts_on_an_escalation_and_is_refused_as_the_api_refuses(
         assert step is not None and step.answer_by_date is not None
         assert step.answer_by_date > due_before
     page.goto(f"/routes/{world.escalated_route}")  # the action is marked on the timeline
-    assert "срок продлён (sup39)" in page.locator(".timeline svg").inner_html()
+    assert "срок продлён (сотрудник sup39)" in page.locator(".timeline svg").inner_html()
     assert world.persons[0].full_name not in page.content()  # a supervisor sees no person
     axe_clean(page, "route-supervisor")
 
@@ -223,7 +223,8 @@ def test_paper_application_with_errors_then_without(world: World, pages: Any) ->
         assert message.inner_text().strip(), path
         described = page.locator(f"#f-{fid}").get_attribute("aria-describedby") or ""
         assert f"e-{fid}" == described, path
-    assert "person.snils" in page.locator("#e-person-snils").inner_text()
+    snils_message = page.locator("#e-person-snils").inner_text()
+    assert "Контрольное число СНИЛС" in snils_message and "person.snils" not in snils_message
     # what was typed is kept for correction
     assert page.get_by_label("Фамилия (обязательно)").input_value() == "Петрова"
     axe_clean(page, "application-errors")
