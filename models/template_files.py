@@ -24,7 +24,7 @@ A file::
     kind = "need_determined"           # [a-z][a-z0-9_]*, unique in the template
     role = "social_policy"             # models.agencies.AgencyRole
     requested = "Определение потребности …"   # Russian: what the agency is asked
-    basis = "001 Регламент п.16 пп.1"  # the clause: <document> … п.<n>
+    basis = "001 Регламент п.16 пп.1"  # the clause: <document> [part] п.<n> [пп.<x>]
     optional = false                   # optional: a supervisor may close it, the route goes on
     depends_on = []                    # kinds of earlier steps it waits for
     when = { ipra_has = ["technical_aids"] }  # applies only then (else the step is left out)
@@ -32,6 +32,14 @@ A file::
     send_days = 1                      # overrides [terms]
     answer_days = 5
     deadline_days = 60                 # complete within N working days of registration
+
+A basis cites clauses of the source documents (``../shared/seeds``): ``<document>`` (000,
+001, 003, 004), for 001 its part (``Порядок`` or ``Регламент``: both number their clauses from
+1), then ``п.<n>`` (or a range ``п.<n>–<m>``), each optionally with ``пп.<x>`` (a digit or a
+letter); several clauses of one document are joined by commas, documents by ``;``; a
+parenthesised remark or a trailing `` — remark`` is free text (``parse_basis``). Where no clause
+describes a step, its basis says so: ``basis = "нет пункта: <why, and the nearest clauses>"``
+(steps only; the explanation is required, and the clauses it names must be well-formed too).
 
 Every rule broken is reported as ``TemplateFileError``: the file, the step (its index and
 kind), the field and the rule — at start-up (``load_templates``) and by ``rehab template
@@ -61,7 +69,18 @@ TEMPLATE_DIR = Path(__file__).resolve().parent / "route_templates"
 
 _KIND_RE = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
 _FILE_RE = re.compile(r"^(?P<code>[a-z][a-z0-9_]{0,39})-v(?P<version>[1-9][0-9]*)\.toml$")
-_BASIS_RE = re.compile(r"^(000|001|003|004)\b.*п\.\s*\d")
+NO_CLAUSE = "нет пункта:"
+"""A step's basis that begins so says that no clause of the documents describes the step."""
+_NO_CLAUSE_MIN = 30
+_DOCS = ("000", "001", "003", "004")
+_TOKEN = re.compile(r"(?P<doc>\b(?:000|001|003|004)\b)|(?P<part>Порядок|Регламент)"
+                    r"|(?P<sub>пп\.\s*(?P<subval>\d{1,2}|[а-я])(?![а-я\d]))"
+                    r"|(?P<clause>п\.\s*(?P<low>\d{1,2})(?:\s*[–-]\s*(?P<high>\d{1,2}))?(?!\d))"
+                    r"|(?P<comma>,)|(?P<ws>\s+)|(?P<other>.)")
+_REF_IN_TEXT = re.compile(r"\b(?:000|001|003|004)\s+(?:(?:Порядок|Регламент)\s+)?"
+                          r"п\.\s*\d{1,2}(?:\s*[–-]\s*\d{1,2})?(?:\s*пп\.\s*(?:\d{1,2}|[а-я]))?"
+                          r"(?:\s*,\s*п\.\s*\d{1,2}(?:\s*[–-]\s*\d{1,2})?"
+                          r"(?:\s*пп\.\s*(?:\d{1,2}|[а-я]))?)*")
 _CYRILLIC = re.compile(r"[А-Яа-яЁё]")
 
 _TOP_KEYS = {"code", "version", "title", "basis", "terms", "steps", "from_ipra"}
@@ -69,6 +88,112 @@ _TERM_KEYS = {"first_send_days", "later_send_days", "answer_days", "basis"}
 _STEP_KEYS = {"kind", "role", "requested", "basis", "optional", "depends_on", "when",
               "period_days", "send_days", "answer_days", "deadline_days"}
 _WHEN_KEYS = {"ipra_has"}
+
+
+class BasisError(ValueError):
+    """A basis that does not cite clauses in the form ``parse_basis`` reads (the rule)."""
+
+
+@dataclass(frozen=True)
+class Cite:
+    """One cited clause: the document (000, 001, 003, 004), its part (001 only: Порядок or
+    Регламент), the clause number and the sub-clause (``пп.``: a digit or a letter), if any."""
+
+    doc: str
+    part: str | None
+    clause: int
+    sub: str | None = None
+
+    def __str__(self) -> str:
+        part = f" {self.part}" if self.part else ""
+        sub = f" пп.{self.sub}" if self.sub else ""
+        return f"{self.doc}{part} п.{self.clause}{sub}"
+
+
+def _cites_of_segment(segment: str) -> list[Cite]:
+    """``<doc> [part] п.<n>[–<m>] [пп.<x>], п.<n> …`` — one document's clauses."""
+    out: list[Cite] = []
+    doc: str | None = None
+    part: str | None = None
+    for m in _TOKEN.finditer(segment):
+        if m.group("ws") or m.group("comma"):
+            continue
+        if doc is None and not m.group("doc"):
+            raise BasisError(f"{segment.strip()!r}: must begin with the document "
+                             f"({', '.join(_DOCS)})")
+        if m.group("doc"):
+            if doc is not None:
+                raise BasisError(f"{segment.strip()!r}: one document per part; separate "
+                                 "documents with ';'")
+            doc = m.group("doc")
+        elif m.group("part"):
+            if out or part is not None:
+                raise BasisError(f"{segment.strip()!r}: the part (Порядок/Регламент) comes "
+                                 "right after the document")
+            part = m.group("part")
+        elif m.group("clause"):
+            assert doc is not None  # the segment's first token is its document (above)
+            low = int(m.group("low"))
+            high = int(m.group("high") or low)
+            if high < low:
+                raise BasisError(f"{segment.strip()!r}: the range п.{low}–{high} runs "
+                                 "backwards")
+            out.extend(Cite(doc, part, n) for n in range(low, high + 1))
+        elif m.group("sub"):
+            if not out or out[-1].sub is not None:
+                raise BasisError(f"{segment.strip()!r}: пп. follows its clause (п.<n> пп.<x>)")
+            last = out.pop()
+            out.append(Cite(last.doc, last.part, last.clause, m.group("subval")))
+        else:
+            raise BasisError(f"{segment.strip()!r}: unexpected {m.group(0)!r} (a remark goes "
+                             "in parentheses or after ' — ')")
+    if doc is None or not out:
+        raise BasisError(f"{segment.strip()!r}: must cite a clause: <document> [part] п.<n>")
+    if doc == "001" and part is None:
+        raise BasisError(f"{segment.strip()!r}: 001 has two parts numbered from 1: say "
+                         "'001 Порядок' or '001 Регламент'")
+    if doc != "001" and part is not None:
+        raise BasisError(f"{segment.strip()!r}: only 001 has parts (Порядок, Регламент)")
+    return out
+
+
+def _without_remarks(text: str) -> str:
+    depth, out = 0, []
+    for ch in text:
+        if ch == "(":
+            depth += 1
+        elif ch == ")":
+            if depth == 0:
+                raise BasisError(f"{text!r}: a ')' without its '('")
+            depth -= 1
+        elif depth == 0:
+            out.append(ch)
+    if depth:
+        raise BasisError(f"{text!r}: a '(' without its ')'")
+    return "".join(out)
+
+
+def parse_basis(text: str) -> tuple[Cite, ...]:
+    """The clauses a basis cites, in order (``BasisError`` naming the rule otherwise).
+
+    ``"001 Регламент п.16 пп.2"``, ``"004 п.10 пп.б"``, ``"000 п.11, п.13"``,
+    ``"000 п.10–15; 001 Порядок п.9–11"``; parenthesised remarks and a trailing
+    `` — remark`` of a part are free text. A basis beginning ``нет пункта:`` (``NO_CLAUSE``)
+    states that no clause describes the step: it must explain why in at least
+    30 characters, and the clauses it names in passing (``<document> [part] п.<n> …``) are
+    returned, so that they too can be checked against the documents."""
+    text = text.strip()
+    if text.startswith(NO_CLAUSE):
+        why = text[len(NO_CLAUSE):].strip()
+        if len(why) < _NO_CLAUSE_MIN or not _CYRILLIC.search(why):
+            raise BasisError(f"'{NO_CLAUSE}' must be followed by the reason no clause fits "
+                             f"(in Russian, at least {_NO_CLAUSE_MIN} characters)")
+        return tuple(c for m in _REF_IN_TEXT.finditer(why)
+                     for c in _cites_of_segment(m.group(0)))
+    cites: list[Cite] = []
+    for segment in _without_remarks(text).split(";"):
+        cites.extend(_cites_of_segment(segment.split(" — ", 1)[0]))
+    return tuple(cites)
 
 
 class TemplateFileError(ValueError):
@@ -189,12 +314,17 @@ def _text(value: object, file: str, where: str, name: str) -> str:
     return value.strip()
 
 
-def _basis(value: object, file: str, where: str) -> str:
+def _basis(value: object, file: str, where: str, *, step: bool = False) -> str:
     text = _text(value, file, where, "basis")
-    if not _BASIS_RE.match(text):
+    if text.startswith(NO_CLAUSE) and not step:
+        raise TemplateFileError(file, where, f"basis: '{NO_CLAUSE}' is for a step only: a "
+                                             "template and its terms cite their clauses")
+    try:
+        parse_basis(text)
+    except BasisError as exc:
         raise TemplateFileError(file, where, "basis: must cite a clause of a source document, "
-                                             "e.g. '001 Регламент п.16 пп.1' (000, 001, 003, "
-                                             f"004 and п.<n>); got {text!r}")
+                                             "e.g. '001 Регламент п.16 пп.1', '004 п.10 пп.б' "
+                                             f"or '{NO_CLAUSE} <why>': {exc}") from None
     return text
 
 
@@ -247,7 +377,7 @@ def _step(raw: object, i: int, terms: Terms, earlier: Mapping[str, StepSpec],
     if not _CYRILLIC.search(requested):
         raise TemplateFileError(file, where, "requested: the agency reads it: write it in "
                                              "Russian")
-    basis = _basis(raw["basis"], file, where)
+    basis = _basis(raw["basis"], file, where, step=True)
     optional = raw.get("optional", False)
     if not isinstance(optional, bool):
         raise TemplateFileError(file, where, "optional: must be true or false")
