@@ -44,10 +44,16 @@ describes a step, its basis says so: ``basis = "нет пункта: <why, and t
 Every rule broken is reported as ``TemplateFileError``: the file, the step (its index and
 kind), the field and the rule — at start-up (``load_templates``) and by ``rehab template
 validate``.
+
+The setting ``REHAB_TEMPLATE_DIR`` (``ENV_DIR``; ``docs/configuration.md``) names a further
+directory of template files: its files are added to the package's, and a file of the same
+name replaces the package's (a region's or a test's own templates). The processes read it at
+start-up; a bad file there stops them as a bad file of the package would.
 """
 
 from __future__ import annotations
 
+import os
 import re
 import tomllib
 from collections.abc import Mapping, Sequence
@@ -66,6 +72,8 @@ from models.templates import (
 )
 
 TEMPLATE_DIR = Path(__file__).resolve().parent / "route_templates"
+ENV_DIR = "REHAB_TEMPLATE_DIR"
+"""The further directory of template files (``Settings.template_dir``)."""
 
 _KIND_RE = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
 _FILE_RE = re.compile(r"^(?P<code>[a-z][a-z0-9_]{0,39})-v(?P<version>[1-9][0-9]*)\.toml$")
@@ -477,14 +485,31 @@ def load_template_file(path: Path) -> TemplateSpec:
     return parse_template(raw, name, expect_code=m["code"], expect_version=int(m["version"]))
 
 
-def load_templates(directory: Path = TEMPLATE_DIR) -> dict[str, dict[int, TemplateSpec]]:
-    """Every template file of ``directory``, by code and version (TemplateFileError on the
-    first bad file; a template without version 1 or with a gap is an error too)."""
+def template_dirs() -> tuple[Path, ...]:
+    """The directories of the templates in force: the package's, then ``REHAB_TEMPLATE_DIR``
+    when set (its files add to the package's; one of the same name replaces it)."""
+    extra = os.environ.get(ENV_DIR, "").strip()
+    return (TEMPLATE_DIR, Path(extra)) if extra else (TEMPLATE_DIR,)
+
+
+def load_templates(directory: Path | Sequence[Path] | None = None,
+                   ) -> dict[str, dict[int, TemplateSpec]]:
+    """Every template file of ``directory`` (default: the directories in force,
+    ``template_dirs``; of several, a later one's file replaces an earlier one's of the same
+    name), by code and version (TemplateFileError on the first bad file; a template without
+    version 1 or with a gap is an error too)."""
+    dirs = (template_dirs() if directory is None
+            else (directory,) if isinstance(directory, Path) else tuple(directory))
+    by_name: dict[str, Path] = {}
+    for d in dirs:
+        if not d.is_dir():
+            name = ENV_DIR if d != TEMPLATE_DIR and directory is None else "directory"
+            raise TemplateFileError(str(d), "", f"{name}: not a directory of template files")
+        by_name.update({p.name: p for p in sorted(d.glob("*.toml"))})
+    if not by_name:
+        raise TemplateFileError(", ".join(map(str, dirs)), "", "no template files (*.toml)")
     out: dict[str, dict[int, TemplateSpec]] = {}
-    files = sorted(directory.glob("*.toml"))
-    if not files:
-        raise TemplateFileError(str(directory), "", "no template files (*.toml)")
-    for path in files:
+    for _, path in sorted(by_name.items()):
         spec = load_template_file(path)
         out.setdefault(spec.code, {})[spec.version] = spec
     for code, versions in out.items():
@@ -496,8 +521,15 @@ def load_templates(directory: Path = TEMPLATE_DIR) -> dict[str, dict[int, Templa
 
 @lru_cache(maxsize=1)
 def templates() -> Mapping[str, Mapping[int, TemplateSpec]]:
-    """The product's templates (loaded and validated once)."""
+    """The product's templates: the directories in force, loaded and validated once
+    (``reload_templates`` reads them again)."""
     return load_templates()
+
+
+def reload_templates() -> None:
+    """Read the template files again on the next use (after ``REHAB_TEMPLATE_DIR``
+    changed)."""
+    templates.cache_clear()
 
 
 def latest(code: str) -> TemplateSpec:
@@ -543,6 +575,7 @@ def describe(spec: TemplateSpec) -> list[str]:
     return lines
 
 
-def validate_directory(directory: Path = TEMPLATE_DIR) -> Sequence[TemplateSpec]:
-    """Every template of ``directory`` validated (for ``rehab template validate``)."""
+def validate_directory(directory: Path | None = None) -> Sequence[TemplateSpec]:
+    """Every template of ``directory`` (default: the directories in force) validated (for
+    ``rehab template validate``)."""
     return [v for versions in load_templates(directory).values() for v in versions.values()]
