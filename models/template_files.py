@@ -14,7 +14,9 @@ A file::
     basis = "001 Регламент п.3, п.16"
     from_ipra = false                  # true: the ИПРА's measures become steps (004 п.10б)
 
-    [terms]                            # optional; each step may override send/answer days
+    [terms]                            # optional (absent: 1 and 5 days, 001 Порядок п.10,
+                                       # п.11); given, it needs its basis; a step may
+                                       # override send/answer days
     first_send_days = 1                # 001 Порядок п.10: from the registration
     later_send_days = 1                # a later step: from the end of the one before it
     answer_days = 5                    # 001 Порядок п.11, Регламент п.12
@@ -424,6 +426,15 @@ def _step(raw: object, i: int, terms: Terms, earlier: Mapping[str, StepSpec],
                                                          "deadline_days"))
 
 
+def _terms_without_basis(terms_raw: Mapping[str, Any], file: str) -> str:
+    """No ``[terms]``: Kaliningrad's terms with their basis (``Terms``). A ``[terms]`` table
+    states its own terms, so it states their basis too (not a silent assumption)."""
+    if terms_raw:
+        raise TemplateFileError(file, "terms", "basis: required: the clauses the terms rest "
+                                               "on, e.g. '001 Порядок п.10, п.11'")
+    return Terms.basis
+
+
 def parse_template(raw: Mapping[str, Any], file: str, *, expect_code: str | None = None,
                    expect_version: int | None = None) -> TemplateSpec:
     """Validate a parsed template file; TemplateFileError naming the first rule broken."""
@@ -452,7 +463,7 @@ def parse_template(raw: Mapping[str, Any], file: str, *, expect_code: str | None
         answer_days=_int(terms_raw.get("answer_days", ANSWER_WORKING_DAYS), file, "terms",
                          "answer_days"),
         basis=_basis(terms_raw["basis"], file, "terms") if "basis" in terms_raw
-        else Terms.basis)
+        else _terms_without_basis(terms_raw, file))
     steps_raw = raw["steps"]
     if not isinstance(steps_raw, list) or not steps_raw:
         raise TemplateFileError(file, "", "steps: at least one step ([[steps]])")
