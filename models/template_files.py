@@ -14,12 +14,10 @@ A file::
     basis = "001 Регламент п.3, п.16"
     from_ipra = false                  # true: the ИПРА's measures become steps (004 п.10б)
 
-    [terms]                            # optional (absent: 1 and 5 days, 001 Порядок п.10,
-                                       # п.11); given, it needs its basis; a step may
-                                       # override send/answer days
-    first_send_days = 1                # 001 Порядок п.10: from the registration
+    [terms]                            # optional; given, it needs its basis
+    first_send_days = "region"         # the route's region's act (298-п Порядок п.10)
     later_send_days = 1                # a later step: from the end of the one before it
-    answer_days = 5                    # 001 Порядок п.11, Регламент п.12
+    answer_days = "region"             # the region's act (298-п Порядок п.11, Регламент п.12)
     basis = "001 Порядок п.10, п.11"
 
     [[steps]]
@@ -31,7 +29,7 @@ A file::
     depends_on = []                    # kinds of earlier steps it waits for
     when = { ipra_has = ["technical_aids"] }  # applies only then (else the step is left out)
     period_days = 20                   # recurring: a new request every N working days
-    send_days = 1                      # overrides [terms]
+    send_days = 1                      # overrides [terms] (a number or "region")
     answer_days = 5
     deadline_days = 60                 # complete within N working days of registration
 
@@ -39,9 +37,16 @@ A basis cites clauses of the source documents (``../shared/seeds``): ``<document
 001, 003, 004), for 001 its part (``Порядок`` or ``Регламент``: both number their clauses from
 1), then ``п.<n>`` (or a range ``п.<n>–<m>``), each optionally with ``пп.<x>`` (a digit or a
 letter); several clauses of one document are joined by commas, documents by ``;``; a
-parenthesised remark or a trailing `` — remark`` is free text (``parse_basis``). Where no clause
-describes a step, its basis says so: ``basis = "нет пункта: <why, and the nearest clauses>"``
-(steps only; the explanation is required, and the clauses it names must be well-formed too).
+parenthesised remark, a trailing `` — remark`` or a later ``;`` part that does not begin
+with a document is free text (``parse_basis``; the clauses named in the latter are read).
+Where no clause describes a step, its basis says so: ``basis = "нет пункта: <why, and the
+nearest clauses>"`` (steps only; the explanation is required, and the clauses it names must
+be well-formed too).
+
+A term is a number of working days — the template's own, kept in every region — or
+``"region"`` (also when not stated): the act of the route's region sets it (its
+``models/region_rules`` file, else the default region's, 298-п: ``models.regions``). The
+precedence is explicit, never inferred from a value.
 
 Every rule broken is reported as ``TemplateFileError``: the file, the step (its index and
 kind), the field and the rule — at start-up (``load_templates``) and by ``rehab template
@@ -66,14 +71,11 @@ from typing import Any
 
 from models.agencies import AgencyRole
 from models.ipra import Ipra, MeasureDirection
-from models.templates import (
-    ANSWER_WORKING_DAYS,
-    SEND_WORKING_DAYS,
-    RouteTemplate,
-    StepTemplate,
-)
+from models.templates import RouteTemplate, StepTemplate
 
 TEMPLATE_DIR = Path(__file__).resolve().parent / "route_templates"
+REGION_TERM = "region"
+"""A term the act of the route's region sets (``models.regions``), not the template."""
 ENV_DIR = "REHAB_TEMPLATE_DIR"
 """The further directory of template files (``Settings.template_dir``)."""
 
@@ -87,6 +89,7 @@ _TOKEN = re.compile(r"(?P<doc>\b(?:000|001|003|004)\b)|(?P<part>Порядок|�
                     r"|(?P<sub>пп\.\s*(?P<subval>\d{1,2}|[а-я])(?![а-я\d]))"
                     r"|(?P<clause>п\.\s*(?P<low>\d{1,2})(?:\s*[–-]\s*(?P<high>\d{1,2}))?(?!\d))"
                     r"|(?P<comma>,)|(?P<ws>\s+)|(?P<other>.)")
+_DOC_FIRST = re.compile(r"\s*(?:000|001|003|004)\b")
 _REF_IN_TEXT = re.compile(r"\b(?:000|001|003|004)\s+(?:(?:Порядок|Регламент)\s+)?"
                           r"п\.\s*\d{1,2}(?:\s*[–-]\s*\d{1,2})?(?:\s*пп\.\s*(?:\d{1,2}|[а-я]))?"
                           r"(?:\s*,\s*п\.\s*\d{1,2}(?:\s*[–-]\s*\d{1,2})?"
@@ -187,11 +190,13 @@ def parse_basis(text: str) -> tuple[Cite, ...]:
     """The clauses a basis cites, in order (``BasisError`` naming the rule otherwise).
 
     ``"001 Регламент п.16 пп.2"``, ``"004 п.10 пп.б"``, ``"000 п.11, п.13"``,
-    ``"000 п.10–15; 001 Порядок п.9–11"``; parenthesised remarks and a trailing
-    `` — remark`` of a part are free text. A basis beginning ``нет пункта:`` (``NO_CLAUSE``)
-    states that no clause describes the step: it must explain why in at least
-    30 characters, and the clauses it names in passing (``<document> [part] п.<n> …``) are
-    returned, so that they too can be checked against the documents."""
+    ``"000 п.10–15; 001 Порядок п.9–11"``; parenthesised remarks, a trailing `` — remark``
+    of a part, and a part after the first that does not begin with a document are free text
+    (the clauses such a part names — ``… — 003 п.1`` — are returned all the same). A basis
+    beginning ``нет пункта:`` (``NO_CLAUSE``) states that no clause describes the step: it
+    must explain why in at least 30 characters, and the clauses it names in passing
+    (``<document> [part] п.<n> …``) are returned, so that they too can be checked against
+    the documents."""
     text = text.strip()
     if text.startswith(NO_CLAUSE):
         why = text[len(NO_CLAUSE):].strip()
@@ -201,7 +206,12 @@ def parse_basis(text: str) -> tuple[Cite, ...]:
         return tuple(c for m in _REF_IN_TEXT.finditer(why)
                      for c in _cites_of_segment(m.group(0)))
     cites: list[Cite] = []
-    for segment in _without_remarks(text).split(";"):
+    for i, segment in enumerate(_without_remarks(text).split(";")):
+        if i and not _DOC_FIRST.match(segment):
+            # a remark after the first citation: the clauses it names are read all the same
+            cites.extend(c for m in _REF_IN_TEXT.finditer(segment)
+                         for c in _cites_of_segment(m.group(0)))
+            continue
         cites.extend(_cites_of_segment(segment.split(" — ", 1)[0]))
     return tuple(cites)
 
@@ -244,9 +254,10 @@ class Condition:
 class Terms:
     """The template's send and answer terms in working days, and their basis."""
 
-    first_send_days: int = SEND_WORKING_DAYS
-    later_send_days: int = SEND_WORKING_DAYS
-    answer_days: int = ANSWER_WORKING_DAYS
+    first_send_days: int | None = None
+    later_send_days: int | None = None
+    answer_days: int | None = None
+    """None: ``"region"`` — the act of the route's region sets the term."""
     basis: str = "001 Порядок п.10, п.11"
 
 
@@ -258,8 +269,9 @@ class StepSpec:
     role: AgencyRole
     requested: str
     basis: str
-    send_days: int
-    answer_days: int
+    send_days: int | None
+    answer_days: int | None
+    """None: the route's region's act sets the term (``"region"``)."""
     optional: bool = False
     depends_on: tuple[str, ...] = ()
     when: Condition = field(default_factory=Condition)
@@ -315,6 +327,18 @@ def _int(value: object, file: str, where: str, name: str, low: int = 1) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < low:
         raise TemplateFileError(file, where, f"{name}: must be a whole number >= {low} "
                                              f"(got {value!r})")
+    return value
+
+
+def _term(value: object, file: str, where: str, name: str) -> int | None:
+    """A term: a whole number of working days (the template's own) or "region" / not stated
+    (None: the route's region's act sets it)."""
+    if value is None or value == REGION_TERM:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise TemplateFileError(file, where, f"{name}: must be a whole number >= 1 (the "
+                                             f"template's own term) or \"{REGION_TERM}\" (the "
+                                             f"region's act sets it); got {value!r}")
     return value
 
 
@@ -417,9 +441,9 @@ def _step(raw: object, i: int, terms: Terms, earlier: Mapping[str, StepSpec],
     send_default = terms.first_send_days if first else terms.later_send_days
     return StepSpec(
         kind=kind, role=role, requested=requested, basis=basis,
-        send_days=_int(raw.get("send_days", send_default), file, where, "send_days"),
-        answer_days=_int(raw.get("answer_days", terms.answer_days), file, where,
-                         "answer_days"),
+        send_days=_term(raw.get("send_days", send_default), file, where, "send_days"),
+        answer_days=_term(raw.get("answer_days", terms.answer_days), file, where,
+                          "answer_days"),
         optional=optional, depends_on=tuple(deps), when=when,
         period_days=None if period is None else _int(period, file, where, "period_days"),
         deadline_days=None if deadline is None else _int(deadline, file, where,
@@ -456,12 +480,11 @@ def parse_template(raw: Mapping[str, Any], file: str, *, expect_code: str | None
         raise TemplateFileError(file, "terms", "must be a table ([terms])")
     _only(terms_raw, _TERM_KEYS, file, "terms")
     terms = Terms(
-        first_send_days=_int(terms_raw.get("first_send_days", SEND_WORKING_DAYS), file,
-                             "terms", "first_send_days"),
-        later_send_days=_int(terms_raw.get("later_send_days", SEND_WORKING_DAYS), file,
-                             "terms", "later_send_days"),
-        answer_days=_int(terms_raw.get("answer_days", ANSWER_WORKING_DAYS), file, "terms",
-                         "answer_days"),
+        first_send_days=_term(terms_raw.get("first_send_days"), file, "terms",
+                              "first_send_days"),
+        later_send_days=_term(terms_raw.get("later_send_days"), file, "terms",
+                              "later_send_days"),
+        answer_days=_term(terms_raw.get("answer_days"), file, "terms", "answer_days"),
         basis=_basis(terms_raw["basis"], file, "terms") if "basis" in terms_raw
         else _terms_without_basis(terms_raw, file))
     steps_raw = raw["steps"]
@@ -560,13 +583,18 @@ def version_of(code: str, version: int) -> TemplateSpec:
         raise KeyError(f"template: no version {version} of {code!r}") from None
 
 
+def _days(term: int | None) -> str:
+    return "по акту региона" if term is None else f"{term} р.д."
+
+
 def describe(spec: TemplateSpec) -> list[str]:
     """Lines for ``rehab template show``: each step with its clause, role, terms,
     condition, dependencies and period."""
+    t = spec.terms
     lines = [f"{spec.code} v{spec.version} — {spec.title}", f"  основание: {spec.basis}",
-             f"  сроки: первый запрос {spec.terms.first_send_days} р.д. от регистрации, "
-             f"следующие {spec.terms.later_send_days} р.д., ответ {spec.terms.answer_days} "
-             f"р.д. ({spec.terms.basis})"]
+             f"  сроки: первый запрос {_days(t.first_send_days)} от регистрации, "
+             f"следующие {_days(t.later_send_days)}, ответ {_days(t.answer_days)} "
+             f"({t.basis})"]
     if spec.from_ipra:
         lines.append("  маршрут по ИПРА: каждое мероприятие — шаг исполнителя со сроком "
                      "мероприятия (004 п.10 пп.б)")
@@ -577,8 +605,8 @@ def describe(spec: TemplateSpec) -> list[str]:
         if s.deadline_days:
             flags.append(f"выполнить за {s.deadline_days} р.д.")
         lines.append(f"{i:>2}. {s.kind} [{s.role.value}] — {s.requested}")
-        lines.append(f"    {s.basis}; {', '.join(flags)}; отправка {s.send_days} р.д., "
-                     f"ответ {s.answer_days} р.д.")
+        lines.append(f"    {s.basis}; {', '.join(flags)}; отправка {_days(s.send_days)}, "
+                     f"ответ {_days(s.answer_days)}")
         if not s.when.always:
             lines.append(f"    применяется: {s.when.describe()}")
         if s.depends_on:

@@ -262,3 +262,13 @@ def test_the_flow_run_state_says_which_parallel_steps_are_open() -> None:
     assert "; step 2 k1:" in two.message
     one = route_state(view(StepStatus.answered, StepStatus.awaiting, StepStatus.planned))
     assert one.message is not None and one.message.endswith("— step 2 of 3")
+
+
+def test_a_basis_is_read_into_document_part_clause_and_subclause() -> None:
+    text = ("000 п.10–12; 001 Регламент п.16 пп.2, п.6 пп.8 (периодичность; п.99 — в скобках "
+            "не читается); 004 п.10 пп.б — настройка; организации здравоохранения — 003 п.1")
+    assert [str(c) for c in parse_basis(text)] == [
+        "000 п.10", "000 п.11", "000 п.12", "001 Регламент п.16 пп.2", "001 Регламент п.6 пп.8",
+        "004 п.10 пп.б", "003 п.1"]
+    with pytest.raises(ValueError, match="must begin with the document"):
+        parse_basis("организации здравоохранения — 003 п.1")  # the first part cites
