@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import getpass
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -43,7 +44,8 @@ from engine.notifications.outbox import NoTransportError, refuse_recording_chann
 from engine.persons.bulk_import import ImportRefusedError, import_file
 from engine.routes.transitions import EngineConfig
 from engine.runtime.worker import run_worker_forever
-from models.template_files import TemplateFileError, templates
+from models.template_files import ENV_DIR as TEMPLATE_ENV_DIR
+from models.template_files import TemplateFileError, reload_templates, templates
 
 app = typer.Typer(help="Individual rehabilitation routes: engine, API, demo, calendars.",
                   no_args_is_help=True, add_completion=False)
@@ -66,6 +68,10 @@ def _startup_check() -> None:
     """Refuse to serve (one line, exit 2) on a schema that is not at Alembic head, and in
     production while an agency holds a public demo secret, the database holds a shifted
     or frozen business clock, or a notification channel in use only records."""
+    configured = get_settings().template_dir  # from the environment or .env; processes
+    if configured and not os.environ.get(TEMPLATE_ENV_DIR):  # we start read the former
+        os.environ[TEMPLATE_ENV_DIR] = configured
+        reload_templates()
     try:  # the route templates are data: a bad file stops the start, naming file/step/rule
         templates()
     except TemplateFileError as exc:

@@ -23,6 +23,7 @@ from models.template_files import (
     TemplateSpec,
     describe,
     load_templates,
+    template_dirs,
     templates,
 )
 from models.template_migration import MappingError, parse_mapping, parse_pairs
@@ -36,7 +37,7 @@ def _group() -> None:
     """Route templates (models/route_templates/<code>-v<version>.toml)."""
 
 
-def _load(directory: Path) -> dict[str, dict[int, TemplateSpec]]:
+def _load(directory: Path | None) -> dict[str, dict[int, TemplateSpec]]:
     try:
         return load_templates(directory)
     except TemplateFileError as exc:
@@ -74,13 +75,15 @@ def show(code: str = typer.Argument(..., help="the template's code"),
 
 
 @template_app.command("validate")
-def validate(directory: Path = typer.Argument(TEMPLATE_DIR, help="a directory of "
-                                              "<code>-v<version>.toml files")) -> None:
+def validate(directory: Path | None = typer.Argument(
+        None, help="a directory of <code>-v<version>.toml files (default: the templates in "
+                   f"force: {TEMPLATE_DIR.name} and REHAB_TEMPLATE_DIR)")) -> None:
     """Validate every template file of DIRECTORY: `ok` with the count, or the first error
     (file, step, rule) and exit 2."""
     loaded = _load(directory)
     count = sum(len(v) for v in loaded.values())
-    typer.echo(f"ok: {count} template version(s) in {directory}")
+    where = directory or ", ".join(map(str, template_dirs()))
+    typer.echo(f"ok: {count} template version(s) in {where}")
 
 
 @template_app.command("migrate")

@@ -19,11 +19,11 @@ A region without a file works under the default region's (Kaliningrad's) rules; 
 term is counted in the sender's calendar (``settings.sender_region``) as before. A route
 counts by the rules of its own region (``Route.region``):
 
-- the send term of each step is the region's ``send_days``, counted in the region's
-  ``calendar``;
-- the answer term is the region's ``answer_days``, counted in the agency's calendar;
-- a template step's own term (``send_days`` / ``answer_days`` differing from the default
-  region's) is the template's deliberate setting and is kept in every region.
+- a term the template leaves to the region (``"region"`` in its file, or not stated) is
+  the region's: ``send_days`` counted in the region's ``calendar``, ``answer_days`` in the
+  agency's calendar;
+- a term the template states as a number is the template's own (with its basis) and is
+  kept in every region — whatever its value (``send_days``/``answer_days`` below).
 
 The environment variable ``REHAB_REGION_RULES_DIR`` may point at another directory of such
 files (it must hold the default region's ``39.toml``); a bad
@@ -143,18 +143,25 @@ def has_own_rules(region: str) -> bool:
     return region in all_rules()
 
 
-def send_days(region: str, template_days: int) -> int:
-    """The send term of a step of a route in ``region``: the region's, unless the template
-    sets a term of its own (one that differs from the default region's)."""
-    default = all_rules()[DEFAULT_REGION]
-    return rules_for(region).send_days if template_days == default.send_days else template_days
+def send_days(region: str, template_days: int | None) -> int:
+    """The send term of a step of a route in ``region``, by an explicit precedence:
+
+    1. the template's own term (a number in its file: ``first_send_days``,
+       ``later_send_days`` or the step's ``send_days``) — kept in every region: the template
+       states it and its basis (``terms.basis``), e.g. a later step's term, which no act sets;
+    2. otherwise (``"region"``, or not stated: ``None``) the act of the route's region — its
+       file's ``send_days``, else the default region's (298-п Порядок п.10: 1 working day).
+
+    Never inferred from a value: a template term equal to the default region's is the
+    template's all the same."""
+    return template_days if template_days is not None else rules_for(region).send_days
 
 
-def answer_days(region: str, template_days: int) -> int:
-    """The answer term of a step of a route in ``region`` (as ``send_days``)."""
-    default = all_rules()[DEFAULT_REGION]
-    return (rules_for(region).answer_days if template_days == default.answer_days
-            else template_days)
+def answer_days(region: str, template_days: int | None) -> int:
+    """The answer term of a step of a route in ``region``: the template's own
+    (``answer_days`` as a number), else the region's act's (298-п Порядок п.11, Регламент
+    п.12: 5 working days from receipt) — the precedence of ``send_days``."""
+    return template_days if template_days is not None else rules_for(region).answer_days
 
 
 def send_calendar(region: str, sender_region: str) -> str:

@@ -14,32 +14,53 @@ A file::
     basis = "001 Регламент п.3, п.16"
     from_ipra = false                  # true: the ИПРА's measures become steps (004 п.10б)
 
-    [terms]                            # optional; each step may override send/answer days
-    first_send_days = 1                # 001 Порядок п.10: from the registration
+    [terms]                            # optional; given, it needs its basis
+    first_send_days = "region"         # the route's region's act (298-п Порядок п.10)
     later_send_days = 1                # a later step: from the end of the one before it
-    answer_days = 5                    # 001 Порядок п.11, Регламент п.12
+    answer_days = "region"             # the region's act (298-п Порядок п.11, Регламент п.12)
     basis = "001 Порядок п.10, п.11"
 
     [[steps]]
     kind = "need_determined"           # [a-z][a-z0-9_]*, unique in the template
     role = "social_policy"             # models.agencies.AgencyRole
     requested = "Определение потребности …"   # Russian: what the agency is asked
-    basis = "001 Регламент п.16 пп.1"  # the clause: <document> … п.<n>
+    basis = "001 Регламент п.16 пп.1"  # the clause: <document> [part] п.<n> [пп.<x>]
     optional = false                   # optional: a supervisor may close it, the route goes on
     depends_on = []                    # kinds of earlier steps it waits for
     when = { ipra_has = ["technical_aids"] }  # applies only then (else the step is left out)
     period_days = 20                   # recurring: a new request every N working days
-    send_days = 1                      # overrides [terms]
+    send_days = 1                      # overrides [terms] (a number or "region")
     answer_days = 5
     deadline_days = 60                 # complete within N working days of registration
+
+A basis cites clauses of the source documents (``../shared/seeds``): ``<document>`` (000,
+001, 003, 004), for 001 its part (``Порядок`` or ``Регламент``: both number their clauses from
+1), then ``п.<n>`` (or a range ``п.<n>–<m>``), each optionally with ``пп.<x>`` (a digit or a
+letter); several clauses of one document are joined by commas, documents by ``;``; a
+parenthesised remark, a trailing `` — remark`` or a later ``;`` part that does not begin
+with a document is free text (``parse_basis``; the clauses named in the latter are read).
+Where no clause describes a step, its basis says so: ``basis = "нет пункта: <why, and the
+nearest clauses>"`` (steps only; the explanation is required, and the clauses it names must
+be well-formed too).
+
+A term is a number of working days — the template's own, kept in every region — or
+``"region"`` (also when not stated): the act of the route's region sets it (its
+``models/region_rules`` file, else the default region's, 298-п: ``models.regions``). The
+precedence is explicit, never inferred from a value.
 
 Every rule broken is reported as ``TemplateFileError``: the file, the step (its index and
 kind), the field and the rule — at start-up (``load_templates``) and by ``rehab template
 validate``.
+
+The setting ``REHAB_TEMPLATE_DIR`` (``ENV_DIR``; ``docs/configuration.md``) names a further
+directory of template files: its files are added to the package's, and a file of the same
+name replaces the package's (a region's or a test's own templates). The processes read it at
+start-up; a bad file there stops them as a bad file of the package would.
 """
 
 from __future__ import annotations
 
+import os
 import re
 import tomllib
 from collections.abc import Mapping, Sequence
@@ -51,18 +72,29 @@ from typing import Any
 from models.agencies import AgencyRole
 from models.ipra import Ipra, MeasureDirection
 from models.labels import DIRECTION_SHORT_RU
-from models.templates import (
-    ANSWER_WORKING_DAYS,
-    SEND_WORKING_DAYS,
-    RouteTemplate,
-    StepTemplate,
-)
+from models.templates import RouteTemplate, StepTemplate
 
 TEMPLATE_DIR = Path(__file__).resolve().parent / "route_templates"
+REGION_TERM = "region"
+"""A term the act of the route's region sets (``models.regions``), not the template."""
+ENV_DIR = "REHAB_TEMPLATE_DIR"
+"""The further directory of template files (``Settings.template_dir``)."""
 
 _KIND_RE = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
 _FILE_RE = re.compile(r"^(?P<code>[a-z][a-z0-9_]{0,39})-v(?P<version>[1-9][0-9]*)\.toml$")
-_BASIS_RE = re.compile(r"^(000|001|003|004)\b.*п\.\s*\d")
+NO_CLAUSE = "нет пункта:"
+"""A step's basis that begins so says that no clause of the documents describes the step."""
+_NO_CLAUSE_MIN = 30
+_DOCS = ("000", "001", "003", "004")
+_TOKEN = re.compile(r"(?P<doc>\b(?:000|001|003|004)\b)|(?P<part>Порядок|Регламент)"
+                    r"|(?P<sub>пп\.\s*(?P<subval>\d{1,2}|[а-я])(?![а-я\d]))"
+                    r"|(?P<clause>п\.\s*(?P<low>\d{1,2})(?:\s*[–-]\s*(?P<high>\d{1,2}))?(?!\d))"
+                    r"|(?P<comma>,)|(?P<ws>\s+)|(?P<other>.)")
+_DOC_FIRST = re.compile(r"\s*(?:000|001|003|004)\b")
+_REF_IN_TEXT = re.compile(r"\b(?:000|001|003|004)\s+(?:(?:Порядок|Регламент)\s+)?"
+                          r"п\.\s*\d{1,2}(?:\s*[–-]\s*\d{1,2})?(?:\s*пп\.\s*(?:\d{1,2}|[а-я]))?"
+                          r"(?:\s*,\s*п\.\s*\d{1,2}(?:\s*[–-]\s*\d{1,2})?"
+                          r"(?:\s*пп\.\s*(?:\d{1,2}|[а-я]))?)*")
 _CYRILLIC = re.compile(r"[А-Яа-яЁё]")
 
 _TOP_KEYS = {"code", "version", "title", "basis", "terms", "steps", "from_ipra"}
@@ -70,6 +102,119 @@ _TERM_KEYS = {"first_send_days", "later_send_days", "answer_days", "basis"}
 _STEP_KEYS = {"kind", "role", "requested", "basis", "optional", "depends_on", "when",
               "period_days", "send_days", "answer_days", "deadline_days"}
 _WHEN_KEYS = {"ipra_has"}
+
+
+class BasisError(ValueError):
+    """A basis that does not cite clauses in the form ``parse_basis`` reads (the rule)."""
+
+
+@dataclass(frozen=True)
+class Cite:
+    """One cited clause: the document (000, 001, 003, 004), its part (001 only: Порядок or
+    Регламент), the clause number and the sub-clause (``пп.``: a digit or a letter), if any."""
+
+    doc: str
+    part: str | None
+    clause: int
+    sub: str | None = None
+
+    def __str__(self) -> str:
+        part = f" {self.part}" if self.part else ""
+        sub = f" пп.{self.sub}" if self.sub else ""
+        return f"{self.doc}{part} п.{self.clause}{sub}"
+
+
+def _cites_of_segment(segment: str) -> list[Cite]:
+    """``<doc> [part] п.<n>[–<m>] [пп.<x>], п.<n> …`` — one document's clauses."""
+    out: list[Cite] = []
+    doc: str | None = None
+    part: str | None = None
+    for m in _TOKEN.finditer(segment):
+        if m.group("ws") or m.group("comma"):
+            continue
+        if doc is None and not m.group("doc"):
+            raise BasisError(f"{segment.strip()!r}: must begin with the document "
+                             f"({', '.join(_DOCS)})")
+        if m.group("doc"):
+            if doc is not None:
+                raise BasisError(f"{segment.strip()!r}: one document per part; separate "
+                                 "documents with ';'")
+            doc = m.group("doc")
+        elif m.group("part"):
+            if out or part is not None:
+                raise BasisError(f"{segment.strip()!r}: the part (Порядок/Регламент) comes "
+                                 "right after the document")
+            part = m.group("part")
+        elif m.group("clause"):
+            assert doc is not None  # the segment's first token is its document (above)
+            low = int(m.group("low"))
+            high = int(m.group("high") or low)
+            if high < low:
+                raise BasisError(f"{segment.strip()!r}: the range п.{low}–{high} runs "
+                                 "backwards")
+            out.extend(Cite(doc, part, n) for n in range(low, high + 1))
+        elif m.group("sub"):
+            if not out or out[-1].sub is not None:
+                raise BasisError(f"{segment.strip()!r}: пп. follows its clause (п.<n> пп.<x>)")
+            last = out.pop()
+            out.append(Cite(last.doc, last.part, last.clause, m.group("subval")))
+        else:
+            raise BasisError(f"{segment.strip()!r}: unexpected {m.group(0)!r} (a remark goes "
+                             "in parentheses or after ' — ')")
+    if doc is None or not out:
+        raise BasisError(f"{segment.strip()!r}: must cite a clause: <document> [part] п.<n>")
+    if doc == "001" and part is None:
+        raise BasisError(f"{segment.strip()!r}: 001 has two parts numbered from 1: say "
+                         "'001 Порядок' or '001 Регламент'")
+    if doc != "001" and part is not None:
+        raise BasisError(f"{segment.strip()!r}: only 001 has parts (Порядок, Регламент)")
+    return out
+
+
+def _without_remarks(text: str) -> str:
+    depth, out = 0, []
+    for ch in text:
+        if ch == "(":
+            depth += 1
+        elif ch == ")":
+            if depth == 0:
+                raise BasisError(f"{text!r}: a ')' without its '('")
+            depth -= 1
+        elif depth == 0:
+            out.append(ch)
+    if depth:
+        raise BasisError(f"{text!r}: a '(' without its ')'")
+    return "".join(out)
+
+
+def parse_basis(text: str) -> tuple[Cite, ...]:
+    """The clauses a basis cites, in order (``BasisError`` naming the rule otherwise).
+
+    ``"001 Регламент п.16 пп.2"``, ``"004 п.10 пп.б"``, ``"000 п.11, п.13"``,
+    ``"000 п.10–15; 001 Порядок п.9–11"``; parenthesised remarks, a trailing `` — remark``
+    of a part, and a part after the first that does not begin with a document are free text
+    (the clauses such a part names — ``… — 003 п.1`` — are returned all the same). A basis
+    beginning ``нет пункта:`` (``NO_CLAUSE``) states that no clause describes the step: it
+    must explain why in at least 30 characters, and the clauses it names in passing
+    (``<document> [part] п.<n> …``) are returned, so that they too can be checked against
+    the documents."""
+    text = text.strip()
+    if text.startswith(NO_CLAUSE):
+        why = text[len(NO_CLAUSE):].strip()
+        if len(why) < _NO_CLAUSE_MIN or not _CYRILLIC.search(why):
+            raise BasisError(f"'{NO_CLAUSE}' must be followed by the reason no clause fits "
+                             f"(in Russian, at least {_NO_CLAUSE_MIN} characters)")
+        return tuple(c for m in _REF_IN_TEXT.finditer(why)
+                     for c in _cites_of_segment(m.group(0)))
+    cites: list[Cite] = []
+    for i, segment in enumerate(_without_remarks(text).split(";")):
+        if i and not _DOC_FIRST.match(segment):
+            # a remark after the first citation: the clauses it names are read all the same
+            cites.extend(c for m in _REF_IN_TEXT.finditer(segment)
+                         for c in _cites_of_segment(m.group(0)))
+            continue
+        cites.extend(_cites_of_segment(segment.split(" — ", 1)[0]))
+    return tuple(cites)
 
 
 class TemplateFileError(ValueError):
@@ -118,9 +263,10 @@ class Condition:
 class Terms:
     """The template's send and answer terms in working days, and their basis."""
 
-    first_send_days: int = SEND_WORKING_DAYS
-    later_send_days: int = SEND_WORKING_DAYS
-    answer_days: int = ANSWER_WORKING_DAYS
+    first_send_days: int | None = None
+    later_send_days: int | None = None
+    answer_days: int | None = None
+    """None: ``"region"`` — the act of the route's region sets the term."""
     basis: str = "001 Порядок п.10, п.11"
 
 
@@ -132,8 +278,9 @@ class StepSpec:
     role: AgencyRole
     requested: str
     basis: str
-    send_days: int
-    answer_days: int
+    send_days: int | None
+    answer_days: int | None
+    """None: the route's region's act sets the term (``"region"``)."""
     optional: bool = False
     depends_on: tuple[str, ...] = ()
     when: Condition = field(default_factory=Condition)
@@ -192,18 +339,35 @@ def _int(value: object, file: str, where: str, name: str, low: int = 1) -> int:
     return value
 
 
+def _term(value: object, file: str, where: str, name: str) -> int | None:
+    """A term: a whole number of working days (the template's own) or "region" / not stated
+    (None: the route's region's act sets it)."""
+    if value is None or value == REGION_TERM:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise TemplateFileError(file, where, f"{name}: must be a whole number >= 1 (the "
+                                             f"template's own term) or \"{REGION_TERM}\" (the "
+                                             f"region's act sets it); got {value!r}")
+    return value
+
+
 def _text(value: object, file: str, where: str, name: str) -> str:
     if not isinstance(value, str) or not value.strip():
         raise TemplateFileError(file, where, f"{name}: must be non-empty text")
     return value.strip()
 
 
-def _basis(value: object, file: str, where: str) -> str:
+def _basis(value: object, file: str, where: str, *, step: bool = False) -> str:
     text = _text(value, file, where, "basis")
-    if not _BASIS_RE.match(text):
+    if text.startswith(NO_CLAUSE) and not step:
+        raise TemplateFileError(file, where, f"basis: '{NO_CLAUSE}' is for a step only: a "
+                                             "template and its terms cite their clauses")
+    try:
+        parse_basis(text)
+    except BasisError as exc:
         raise TemplateFileError(file, where, "basis: must cite a clause of a source document, "
-                                             "e.g. '001 Регламент п.16 пп.1' (000, 001, 003, "
-                                             f"004 and п.<n>); got {text!r}")
+                                             "e.g. '001 Регламент п.16 пп.1', '004 п.10 пп.б' "
+                                             f"or '{NO_CLAUSE} <why>': {exc}") from None
     return text
 
 
@@ -256,7 +420,7 @@ def _step(raw: object, i: int, terms: Terms, earlier: Mapping[str, StepSpec],
     if not _CYRILLIC.search(requested):
         raise TemplateFileError(file, where, "requested: the agency reads it: write it in "
                                              "Russian")
-    basis = _basis(raw["basis"], file, where)
+    basis = _basis(raw["basis"], file, where, step=True)
     optional = raw.get("optional", False)
     if not isinstance(optional, bool):
         raise TemplateFileError(file, where, "optional: must be true or false")
@@ -286,13 +450,22 @@ def _step(raw: object, i: int, terms: Terms, earlier: Mapping[str, StepSpec],
     send_default = terms.first_send_days if first else terms.later_send_days
     return StepSpec(
         kind=kind, role=role, requested=requested, basis=basis,
-        send_days=_int(raw.get("send_days", send_default), file, where, "send_days"),
-        answer_days=_int(raw.get("answer_days", terms.answer_days), file, where,
-                         "answer_days"),
+        send_days=_term(raw.get("send_days", send_default), file, where, "send_days"),
+        answer_days=_term(raw.get("answer_days", terms.answer_days), file, where,
+                          "answer_days"),
         optional=optional, depends_on=tuple(deps), when=when,
         period_days=None if period is None else _int(period, file, where, "period_days"),
         deadline_days=None if deadline is None else _int(deadline, file, where,
                                                          "deadline_days"))
+
+
+def _terms_without_basis(terms_raw: Mapping[str, Any], file: str) -> str:
+    """No ``[terms]``: Kaliningrad's terms with their basis (``Terms``). A ``[terms]`` table
+    states its own terms, so it states their basis too (not a silent assumption)."""
+    if terms_raw:
+        raise TemplateFileError(file, "terms", "basis: required: the clauses the terms rest "
+                                               "on, e.g. '001 Порядок п.10, п.11'")
+    return Terms.basis
 
 
 def parse_template(raw: Mapping[str, Any], file: str, *, expect_code: str | None = None,
@@ -316,14 +489,13 @@ def parse_template(raw: Mapping[str, Any], file: str, *, expect_code: str | None
         raise TemplateFileError(file, "terms", "must be a table ([terms])")
     _only(terms_raw, _TERM_KEYS, file, "terms")
     terms = Terms(
-        first_send_days=_int(terms_raw.get("first_send_days", SEND_WORKING_DAYS), file,
-                             "terms", "first_send_days"),
-        later_send_days=_int(terms_raw.get("later_send_days", SEND_WORKING_DAYS), file,
-                             "terms", "later_send_days"),
-        answer_days=_int(terms_raw.get("answer_days", ANSWER_WORKING_DAYS), file, "terms",
-                         "answer_days"),
+        first_send_days=_term(terms_raw.get("first_send_days"), file, "terms",
+                              "first_send_days"),
+        later_send_days=_term(terms_raw.get("later_send_days"), file, "terms",
+                              "later_send_days"),
+        answer_days=_term(terms_raw.get("answer_days"), file, "terms", "answer_days"),
         basis=_basis(terms_raw["basis"], file, "terms") if "basis" in terms_raw
-        else Terms.basis)
+        else _terms_without_basis(terms_raw, file))
     steps_raw = raw["steps"]
     if not isinstance(steps_raw, list) or not steps_raw:
         raise TemplateFileError(file, "", "steps: at least one step ([[steps]])")
@@ -356,14 +528,31 @@ def load_template_file(path: Path) -> TemplateSpec:
     return parse_template(raw, name, expect_code=m["code"], expect_version=int(m["version"]))
 
 
-def load_templates(directory: Path = TEMPLATE_DIR) -> dict[str, dict[int, TemplateSpec]]:
-    """Every template file of ``directory``, by code and version (TemplateFileError on the
-    first bad file; a template without version 1 or with a gap is an error too)."""
+def template_dirs() -> tuple[Path, ...]:
+    """The directories of the templates in force: the package's, then ``REHAB_TEMPLATE_DIR``
+    when set (its files add to the package's; one of the same name replaces it)."""
+    extra = os.environ.get(ENV_DIR, "").strip()
+    return (TEMPLATE_DIR, Path(extra)) if extra else (TEMPLATE_DIR,)
+
+
+def load_templates(directory: Path | Sequence[Path] | None = None,
+                   ) -> dict[str, dict[int, TemplateSpec]]:
+    """Every template file of ``directory`` (default: the directories in force,
+    ``template_dirs``; of several, a later one's file replaces an earlier one's of the same
+    name), by code and version (TemplateFileError on the first bad file; a template without
+    version 1 or with a gap is an error too)."""
+    dirs = (template_dirs() if directory is None
+            else (directory,) if isinstance(directory, Path) else tuple(directory))
+    by_name: dict[str, Path] = {}
+    for d in dirs:
+        if not d.is_dir():
+            name = ENV_DIR if d != TEMPLATE_DIR and directory is None else "directory"
+            raise TemplateFileError(str(d), "", f"{name}: not a directory of template files")
+        by_name.update({p.name: p for p in sorted(d.glob("*.toml"))})
+    if not by_name:
+        raise TemplateFileError(", ".join(map(str, dirs)), "", "no template files (*.toml)")
     out: dict[str, dict[int, TemplateSpec]] = {}
-    files = sorted(directory.glob("*.toml"))
-    if not files:
-        raise TemplateFileError(str(directory), "", "no template files (*.toml)")
-    for path in files:
+    for _, path in sorted(by_name.items()):
         spec = load_template_file(path)
         out.setdefault(spec.code, {})[spec.version] = spec
     for code, versions in out.items():
@@ -375,8 +564,15 @@ def load_templates(directory: Path = TEMPLATE_DIR) -> dict[str, dict[int, Templa
 
 @lru_cache(maxsize=1)
 def templates() -> Mapping[str, Mapping[int, TemplateSpec]]:
-    """The product's templates (loaded and validated once)."""
+    """The product's templates: the directories in force, loaded and validated once
+    (``reload_templates`` reads them again)."""
     return load_templates()
+
+
+def reload_templates() -> None:
+    """Read the template files again on the next use (after ``REHAB_TEMPLATE_DIR``
+    changed)."""
+    templates.cache_clear()
 
 
 def latest(code: str) -> TemplateSpec:
@@ -396,13 +592,18 @@ def version_of(code: str, version: int) -> TemplateSpec:
         raise KeyError(f"template: no version {version} of {code!r}") from None
 
 
+def _days(term: int | None) -> str:
+    return "по акту региона" if term is None else f"{term} р.д."
+
+
 def describe(spec: TemplateSpec) -> list[str]:
     """Lines for ``rehab template show``: each step with its clause, role, terms,
     condition, dependencies and period."""
+    t = spec.terms
     lines = [f"{spec.code} v{spec.version} — {spec.title}", f"  основание: {spec.basis}",
-             f"  сроки: первый запрос {spec.terms.first_send_days} р.д. от регистрации, "
-             f"следующие {spec.terms.later_send_days} р.д., ответ {spec.terms.answer_days} "
-             f"р.д. ({spec.terms.basis})"]
+             f"  сроки: первый запрос {_days(t.first_send_days)} от регистрации, "
+             f"следующие {_days(t.later_send_days)}, ответ {_days(t.answer_days)} "
+             f"({t.basis})"]
     if spec.from_ipra:
         lines.append("  маршрут по ИПРА: каждое мероприятие — шаг исполнителя со сроком "
                      "мероприятия (004 п.10 пп.б)")
@@ -413,8 +614,8 @@ def describe(spec: TemplateSpec) -> list[str]:
         if s.deadline_days:
             flags.append(f"выполнить за {s.deadline_days} р.д.")
         lines.append(f"{i:>2}. {s.kind} [{s.role.value}] — {s.requested}")
-        lines.append(f"    {s.basis}; {', '.join(flags)}; отправка {s.send_days} р.д., "
-                     f"ответ {s.answer_days} р.д.")
+        lines.append(f"    {s.basis}; {', '.join(flags)}; отправка {_days(s.send_days)}, "
+                     f"ответ {_days(s.answer_days)}")
         if not s.when.always:
             lines.append(f"    применяется: {s.when.describe()}")
         if s.depends_on:
@@ -422,6 +623,7 @@ def describe(spec: TemplateSpec) -> list[str]:
     return lines
 
 
-def validate_directory(directory: Path = TEMPLATE_DIR) -> Sequence[TemplateSpec]:
-    """Every template of ``directory`` validated (for ``rehab template validate``)."""
+def validate_directory(directory: Path | None = None) -> Sequence[TemplateSpec]:
+    """Every template of ``directory`` (default: the directories in force) validated (for
+    ``rehab template validate``)."""
     return [v for versions in load_templates(directory).values() for v in versions.values()]

@@ -55,8 +55,10 @@ class StepTemplate:
     role: AgencyRole
     requested: str  # Russian text the agency reads
     basis: str  # clause of the regulation
-    answer_days: int = ANSWER_WORKING_DAYS
-    send_days: int = SEND_WORKING_DAYS
+    answer_days: int | None = None
+    send_days: int | None = None
+    """The template's own terms in working days, kept in every region; None: the act of the
+    route's region sets them (``models.regions``: 298-п Порядок п.10, п.11 by default)."""
     optional: bool = False  # a supervisor may close it and the route goes on
     ladder: Ladder | None = None  # None: the template's / settings' default
     depends_on: tuple[str, ...] | None = None

@@ -51,6 +51,12 @@ class Settings(BaseSettings):
         1.0, ge=0, description="A route's Prefect mirror runs this many seconds (real time) "
         "after its last transition: transitions that come together (an answer, the next "
         "request, its delivery) are mirrored once. 0: at once.")
+    template_dir: str = Field(
+        "", description="A further directory of route template files "
+        "(<code>-v<version>.toml, docs/route-templates.md): its files are added to the "
+        "package's (models/route_templates), a file of the same name replaces the package's. "
+        "Read at start-up by rehab api, worker, sweeper and import, which refuse to start on "
+        "a bad file, naming the file, the step and the rule. Empty: the package's only.")
     api_host: str = Field("127.0.0.1", description="Host the HTTP API binds to.")
     api_port: int = Field(
         8040, gt=0, le=65535, description="Port of the HTTP API (webhooks, pages, supervisor)."

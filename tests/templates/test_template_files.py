@@ -18,6 +18,7 @@ from models.template_files import (
     describe,
     load_template_file,
     load_templates,
+    parse_basis,
     parse_template,
 )
 
@@ -152,7 +153,30 @@ def _bad(**changes: Any) -> dict[str, Any]:
     ({"steps__1__requested": "Route"}, "steps[1] (b)", "requested: the agency reads it"),
     ({"steps__1__requested": ...}, "steps[1] (b)", "requested: required"),
     ({"steps__1__basis": "004"}, "steps[1] (b)", "basis: must cite a clause"),
+    ({"steps__1__basis": "001 п.16 пп.1"}, "steps[1] (b)", "say '001 Порядок' or '001 Регламент'"),
+    ({"steps__1__basis": "004 Регламент п.10"}, "steps[1] (b)", "only 001 has parts"),
+    ({"steps__1__basis": "004 п.10 пп.б пп.в"}, "steps[1] (b)", "пп. follows its clause"),
+    ({"steps__1__basis": "004 п.10, 000 п.11"}, "steps[1] (b)", "one document per part"),
+    ({"steps__1__basis": "004 п.10 (ТСР"}, "steps[1] (b)", "a '(' without its ')'"),
+    ({"steps__1__basis": "по 004 п.10"}, "steps[1] (b)", "must begin with the document"),
+    ({"steps__1__basis": "нет пункта: нет"}, "steps[1] (b)", "the reason no clause fits"),
+    ({"basis": "нет пункта: ни один пункт не описывает этот маршрут целиком"}, "",
+     "is for a step only"),
+    ({"terms": {"basis": "нет пункта: документ не устанавливает сроков запроса"}}, "terms",
+     "is for a step only"),
     ({"steps__1__optional": "нет"}, "steps[1] (b)", "optional: must be true or false"),
+    ({"steps__1__deadline_days": 0}, "steps[1] (b)", "deadline_days: must be a whole number"),
+    ({"steps__1__deadline_days": "60"}, "steps[1] (b)",
+     "deadline_days: must be a whole number >= 1 (got '60')"),
+    ({"from_ipra": "yes"}, "", "from_ipra: must be true or false"),
+    ({"from_ipra": 1}, "", "from_ipra: must be true or false"),
+    ({"terms": {"first_send_days": 2}}, "terms", "basis: required"),
+    ({"terms": {"basis": "по Порядку п.10"}}, "terms", "basis: must cite a clause"),
+    ({"terms": {"basis": "001 п.10"}}, "terms", "say '001 Порядок' or '001 Регламент'"),
+    ({"terms": {"basis": ""}}, "terms", "basis: must be non-empty text"),
+    ({"title": ...}, "", "title: required"),
+    ({"title": "  "}, "", "title: must be non-empty text"),
+    ({"terms": "1 день"}, "terms", "must be a table"),
     ({"steps__1__depends_on": ["c"]}, "steps[1] (b)", "depends_on: 'c' is not an earlier step"),
     ({"steps__0__depends_on": ["b"]}, "steps[0] (a)", "depends_on: 'b' is not an earlier"),
     ({"steps__1__depends_on": ["b"]}, "steps[1] (b)", "cannot depend on itself"),
@@ -177,6 +201,15 @@ def test_a_template_with_each_kind_of_error_is_refused_naming_file_step_and_rule
     assert err.value.where == where, str(err.value)
     assert rule in err.value.rule, str(err.value)
     assert str(err.value).startswith(f"toy-v1.toml: {where}: " if where else "toy-v1.toml: ")
+
+
+def test_a_step_may_say_that_no_clause_describes_it() -> None:
+    doc = _bad(steps__1__basis="нет пункта: 004 не описывает этот шаг; ближайшее — 004 п.10 "
+                               "пп.б (формирование маршрута)")
+    t = parse_template(doc, "toy-v1.toml")
+    assert t.step("b").basis.startswith("нет пункта:")
+    assert [str(c) for c in parse_basis(t.step("b").basis)] == ["004 п.10 пп.б"]
+    assert t.terms.basis == "001 Порядок п.10, п.11"  # no [terms]: Kaliningrad's, stated
 
 
 def test_all_steps_recurring_is_refused() -> None:
@@ -229,3 +262,13 @@ def test_the_flow_run_state_says_which_parallel_steps_are_open() -> None:
     assert "; шаг 2 «k1»:" in two.message
     one = route_state(view(StepStatus.answered, StepStatus.awaiting, StepStatus.planned))
     assert one.message is not None and one.message.endswith("— шаг 2 из 3")
+
+
+def test_a_basis_is_read_into_document_part_clause_and_subclause() -> None:
+    text = ("000 п.10–12; 001 Регламент п.16 пп.2, п.6 пп.8 (периодичность; п.99 — в скобках "
+            "не читается); 004 п.10 пп.б — настройка; организации здравоохранения — 003 п.1")
+    assert [str(c) for c in parse_basis(text)] == [
+        "000 п.10", "000 п.11", "000 п.12", "001 Регламент п.16 пп.2", "001 Регламент п.6 пп.8",
+        "004 п.10 пп.б", "003 п.1"]
+    with pytest.raises(ValueError, match="must begin with the document"):
+        parse_basis("организации здравоохранения — 003 п.1")  # the first part cites

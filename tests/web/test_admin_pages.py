@@ -293,5 +293,8 @@ def test_template_versions_list_and_show_steps_with_clauses(admin: TestClient) -
             for step in spec.steps:
                 assert f'<td data-kind="{step.kind}">{step_kind_ru(step.kind)}</td>' in shown
                 assert step.basis in shown
+            # a term the region's act sets is said so, not printed as a number (or None)
+            assert "первый запрос — по акту региона от регистрации, следующие — 1 р.д." in shown
+            assert "None" not in shown
     assert admin.get("/admin/templates/supported_living/v99").status_code == 404
     assert admin.get("/admin/templates/nope/v1").status_code == 404
