@@ -25,6 +25,7 @@ from models.audit import AuditEvent
 from models.routes import Route, RouteStatus, StepStatus
 from models.template_files import templates
 from models.templates import template_of
+from tasks import prefect_mirror as pm
 from tests.ladder.conftest import Staff
 from tests.person_file.conftest import consent, extract, form
 from tests.person_file.test_recurring_steps import OPEN, _answer, _steps
@@ -84,6 +85,10 @@ def test_education_then_employment_chosen_the_route_waits_then_completes(
     got = api.get(f"/api/routes/{route_id}", headers=coord.headers).json()
     assert got["status"] == "active" and got["awaiting_branch_decision"] == BRANCHES
     assert got["branch_decision"] is None
+    view = pm.load_view(db, route_id, clock.now())  # and the flow run's state says it
+    assert view is not None
+    assert pm.route_state(view).message.endswith(
+        "waits for the branch decision: education, employment, social_employment")
     with Session(db) as s:  # the engine refuses to open a branch step before the decision
         route = s.get(Route, route_id)
         assert route is not None
@@ -114,6 +119,8 @@ def test_education_then_employment_chosen_the_route_waits_then_completes(
     assert steps["employment"].status is StepStatus.planned  # after education (000 п.13, п.14)
     got = api.get(f"/api/routes/{route_id}", headers=coord.headers).json()
     assert got["awaiting_branch_decision"] == []
+    view = pm.load_view(db, route_id, clock.now())
+    assert view is not None and "branch decision" not in pm.route_state(view).message
     assert got["branch_decision"]["chosen"] == ["education", "employment"]
     # recorded once
     code, body = _decide(api, coord, route_id, ["education"])
