@@ -9,13 +9,18 @@ the chosen ones open in their turn, employment and social employment are alterna
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 from sqlmodel import Session, col, select
+from typer.testing import CliRunner
 
+from cli.routes import routes_app
 from engine.errors import EngineError
 from engine.infra.clock import DbClock
+from engine.infra.settings import get_settings
 from engine.persons.applications import register_full_application
 from engine.routes import transitions
 from engine.routes.branches import record_branch_decision
@@ -210,3 +215,30 @@ def test_a_decision_is_refused_after_a_branch_step_opened_and_on_a_route_without
             record_branch_decision(s, cfg, route_id=other.json()["route_id"],
                                    chosen=["education"], assessment="x", now=clock.now(),
                                    actor="test")
+
+
+def test_cli_records_the_decision_and_refuses_alternatives(
+        api: TestClient, db: Engine, db_url: str, clock: DbClock, cfg: EngineConfig,
+        staff: dict[str, Staff], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("REHAB_DATABASE_URL", db_url)
+    monkeypatch.setenv("REHAB_PREFECT_MIRROR", "false")
+    get_settings.cache_clear()
+    route_id = _route(api, staff["coord39"])
+    _answer(db, clock, cfg, _steps(db, route_id)["need_assessment"])
+    try:
+        bad = CliRunner().invoke(routes_app, ["branches", route_id, "--choose",
+                                              "employment,social_employment",
+                                              "--assessment", "Нуждается"])
+        assert bad.exit_code == 2
+        assert "chosen: employment and social_employment are alternatives" in bad.output
+        assert "branches_decided" not in _actions(db, route_id)
+        done = CliRunner().invoke(routes_app, ["branches", route_id, "--choose", "education",
+                                               "--assessment", "Нуждается; выбирает учёбу"])
+        assert done.exit_code == 0, done.output
+        out = json.loads(done.stdout)
+        assert out["chosen"] == ["education"]
+        assert out["closed"] == ["employment", "social_employment"]
+        assert _route_row(db, route_id).plan is not None
+        assert _actions(db, route_id).count("closed_not_chosen") == 2
+    finally:
+        get_settings.cache_clear()
