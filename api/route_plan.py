@@ -1,5 +1,6 @@
 """Coordinator API: a route formed from the ИПРА re-planned on a new ИПРА (preview, then
-apply: 004 п.10 пп.б), and the person's choice of provider (001 Регламент п.15 пп.2).
+apply: 004 п.10 пп.б), the person's choice of provider (001 Регламент п.15 пп.2), and a
+supported-living route's branch decision (000 п.10, п.13–15).
 Identifiers only; staff act in their own region (an administrator in any)."""
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from api.deps import CfgDep, ClockDep, EngineDep
 from api.errors import error_responses
 from engine.agencies.providers import record_choice
 from engine.persons.reads import get_person
+from engine.routes.branches import record_branch_decision
 from engine.routes.ipra_plan import apply_replan, replan_preview
 from engine.routes.reads import get_route
 from models.agencies import AgencyRole
@@ -106,3 +108,42 @@ def put_provider(person_id: Id, body: ProviderChoiceIn, staff: Coordinator,
         s.commit()
         return ProviderChoiceOut(person_id=person_id, role=row.role, agency_id=row.agency_id,
                                  chosen_at=row.chosen_at)
+
+
+class BranchDecisionIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    chosen: list[str] = Field(max_length=20, description="the branches the person chose "
+                                                         "(e.g. education, employment)")
+    assessment: str = Field(min_length=1, max_length=2000,
+                            description="the need assessment's conclusion (000 п.10)")
+
+
+class BranchDecisionOut(BaseModel):
+    route_id: str
+    chosen: list[str]
+    closed: list[str]
+    assessment: str
+    decided_at: datetime
+
+
+@router.post("/routes/{route_id}/branches", response_model=BranchDecisionOut,
+             responses=error_responses(400, 401, 403, 404, 422))
+def post_branches(route_id: Id, body: BranchDecisionIn, staff: Coordinator,
+                  engine: EngineDep, clock: ClockDep, cfg: CfgDep) -> Any:
+    """Record the route's branch decision — the person's choice together with the need
+    assessment's conclusion (000 п.10, п.13–15): the branches not chosen are closed as not
+    applicable, the chosen ones open when their turn comes. One transaction, audited
+    (``branches_decided``), in the route's flow run. Refused (422) naming the field and the
+    rule: two alternatives chosen (employment or social employment), a branch the route's
+    template does not have, before the assessment is answered, a second decision, or a
+    branch step already open."""
+    with Session(engine, expire_on_commit=False) as s:
+        route = get_route(s, route_id)
+        if route is None or not _sees(staff, route.region):
+            raise HTTPException(404, "route_id: no such route")
+        decision = record_branch_decision(s, cfg, route_id=route_id, chosen=body.chosen,
+                                          assessment=body.assessment, now=clock.now(),
+                                          actor=f"staff:{staff.id}")
+        s.commit()
+        return BranchDecisionOut(**{**decision.as_dict(), "decided_at": decision.decided_at})

@@ -21,6 +21,7 @@ from api.errors import error_responses
 from engine.errors import NotFoundError
 from engine.persons.applications import PersonConflict, person_for_basic_application
 from engine.persons.reads import record_route_reads
+from engine.routes.branches import decision_of, pending_branches
 from engine.routes.reads import get_route, routes_newest_first, steps_of, steps_of_routes
 from engine.routes.transitions import EngineConfig, register_application
 from models.basic_application import ApplicationIn, date_problems
@@ -59,6 +60,12 @@ class RoutePublic(BaseModel):
     registered_at: datetime
     prefect_flow_run_id: str | None
     steps: list[StepPublic] = Field(default_factory=list)
+    awaiting_branch_decision: list[str] = Field(
+        default_factory=list, description="branches the route waits to have decided (000 "
+                                          "п.13–15; POST /api/routes/{id}/branches)")
+    branch_decision: dict[str, Any] | None = Field(
+        default=None, description="the recorded decision: branches chosen, the assessment's "
+                                  "conclusion, when and by whom")
 
 
 def _public(route: Route, steps: list[Step]) -> RoutePublic:
@@ -66,6 +73,8 @@ def _public(route: Route, steps: list[Step]) -> RoutePublic:
         id=route.id, person_id=route.person_id, region=route.region, template=route.template,
         status=route.status.value, registered_at=route.registered_at,
         prefect_flow_run_id=route.prefect_flow_run_id,
+        awaiting_branch_decision=pending_branches(route),
+        branch_decision=decision_of(route),
         steps=[StepPublic(seq=s.seq, kind=s.kind, status=s.status.value, agency_id=s.agency_id,
                           send_by_date=s.send_by_date, answer_by_date=s.answer_by_date,
                           deadline_provisional=s.deadline_provisional,

@@ -15,6 +15,7 @@ from engine.errors import EngineError, NotFoundError
 from engine.infra.clock import DbClock
 from engine.infra.db import make_engine
 from engine.infra.settings import get_settings
+from engine.routes.branches import record_branch_decision
 from engine.routes.ipra_plan import apply_replan, replan_preview
 from engine.routes.recompute import ensure_calendar_current
 from engine.routes.transitions import EngineConfig
@@ -114,6 +115,35 @@ def replan(
                 diff = replan_preview(s, route_id=route_id)
         typer.echo(json.dumps({"route_id": route_id, "applied": apply, **diff.as_dict()},
                               ensure_ascii=False))
+    except EngineError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    finally:
+        engine.dispose()
+
+
+@routes_app.command("branches")
+def branches(
+    route_id: Annotated[str, typer.Argument(help="route id, e.g. rt_...")],
+    choose: Annotated[str, typer.Option(
+        "--choose", help="the branches the person chose, comma-separated (e.g. "
+                         "education,employment); empty: none")],
+    assessment: Annotated[str, typer.Option(
+        "--assessment", help="the need assessment's conclusion (000 п.10)")],
+) -> None:
+    """Record a supported-living route's branch decision (000 п.10, п.13–15): the person's
+    choice with the assessment's conclusion; the branches not chosen are closed as not
+    applicable. One transaction, audited; printed as JSON (exit 2 and the rule if refused)."""
+    engine = make_engine()
+    chosen = [c.strip() for c in choose.split(",") if c.strip()]
+    try:
+        with Session(engine) as s:
+            decision = record_branch_decision(
+                s, EngineConfig.from_settings(get_settings()), route_id=route_id,
+                chosen=chosen, assessment=assessment, now=DbClock(engine).now(),
+                actor=f"cli:{getpass.getuser()}")
+            s.commit()
+        typer.echo(json.dumps(decision.as_dict(), ensure_ascii=False))
     except EngineError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None

@@ -167,6 +167,17 @@ class EarlyHelpGround(StrEnum):
     risk_of_limitation = "risk_of_limitation"
 
 
+class ChildIdentifier(StrEnum):
+    """Which organisation identified the child of the target group: a health, social
+    (social protection) or education one (003 п.1 names the three systems whose
+    organisations interact in early help). Not a field of the 363н form: the coordinator
+    records it with the application from the referral; the route's first step asks it."""
+
+    health = "health"
+    social = "social"
+    education = "education"
+
+
 class ProviderChoice(InputModel):
     """The provider the person chooses (001 Регламент п.15 пп.2: freedom of choice)."""
 
@@ -188,6 +199,7 @@ _REQUEST_FIELDS: Mapping[str, tuple[frozenset[RequestKind], frozenset[RequestKin
     "activity_kinds": (frozenset(), frozenset({_SE})),
     "provider": (frozenset(), frozenset({_SE, _SL, _EH})),
     "early_help_grounds": (frozenset({_EH}), frozenset({_EH})),
+    "identified_by": (frozenset(), frozenset({_EH})),
 }
 
 
@@ -204,13 +216,18 @@ class ApplicationRequest(InputModel):
     provider: ProviderChoice | None = Field(default=None, validate_default=True)
     early_help_grounds: frozenset[EarlyHelpGround] = Field(default=frozenset(),
                                                            validate_default=True)
+    identified_by: ChildIdentifier | None = Field(
+        default=None, validate_default=True,
+        description="Early help: the organisation that identified the child (health, social "
+                    "or education); absent: the template's default (health)")
 
     @field_validator(*_REQUEST_FIELDS)
     @classmethod
     def _asked_for_kind(cls, v: Any, info: ValidationInfo) -> Any:
         """Accompaniment: action and participant (the form's п.1); social employment: the
         preferences (001 Регламент п.14) and the kinds of activity chosen (п.15 пп.2); a provider
-        is chosen for supported living, social employment and early help; early help: grounds."""
+        is chosen for supported living, social employment and early help; early help: grounds
+        and, optionally, the organisation that identified the child."""
         kind = info.data.get("kind")
         if kind is not None:
             assert info.field_name is not None

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 from typing import Any
 
@@ -131,8 +131,7 @@ def extend_template(template: RouteTemplate, plan: Mapping[str, Any] | None, *,
             kind=e["kind"], role=AgencyRole(e["role"]), requested=e["requested"],
             basis=e["basis"],
             depends_on=((prev,) if prev else ()) if parallel else None))
-    return RouteTemplate(code=template.code, title=template.title, basis=template.basis,
-                         steps=template.steps + tuple(extra), ladder=template.ladder)
+    return replace(template, steps=template.steps + tuple(extra))
 
 
 def measure_of(plan: Mapping[str, Any] | None, kind: str) -> Mapping[str, Any] | None:

@@ -32,6 +32,13 @@ A file::
     send_days = 1                      # overrides [terms] (a number or "region")
     answer_days = 5
     deadline_days = 60                 # complete within N working days of registration
+    branch = "employment"              # applies only when the route's decision chooses it
+    roles = ["health", "education"]    # the role is one of these, taken from the application
+
+    [branching]                        # required when a step names a branch
+    after = "need_assessment"          # the decision records this step's conclusion
+    alternatives = [["employment", "social_employment"]]   # at most one of each group
+    basis = "000 п.10, п.14, п.15"
 
 A basis cites clauses of the source documents (``../shared/seeds``): ``<document>`` (000,
 001, 003, 004), for 001 its part (``Порядок`` or ``Регламент``: both number their clauses from
@@ -97,11 +104,12 @@ _REF_IN_TEXT = re.compile(r"\b(?:000|001|003|004)\s+(?:(?:Порядок|Рег�
                           r"(?:\s*пп\.\s*(?:\d{1,2}|[а-я]))?)*")
 _CYRILLIC = re.compile(r"[А-Яа-яЁё]")
 
-_TOP_KEYS = {"code", "version", "title", "basis", "terms", "steps", "from_ipra"}
+_TOP_KEYS = {"code", "version", "title", "basis", "terms", "steps", "from_ipra", "branching"}
 _TERM_KEYS = {"first_send_days", "later_send_days", "answer_days", "basis"}
 _STEP_KEYS = {"kind", "role", "requested", "basis", "optional", "depends_on", "when",
-              "period_days", "send_days", "answer_days", "deadline_days"}
+              "period_days", "send_days", "answer_days", "deadline_days", "branch", "roles"}
 _WHEN_KEYS = {"ipra_has"}
+_BRANCHING_KEYS = {"after", "alternatives", "basis"}
 
 
 class BasisError(ValueError):
@@ -286,10 +294,32 @@ class StepSpec:
     when: Condition = field(default_factory=Condition)
     period_days: int | None = None
     deadline_days: int | None = None
+    branch: str | None = None
+    """The branch the step belongs to: it applies only when the route's branch decision
+    chooses it (``engine.routes.branches``), and is closed as not applicable otherwise."""
+    roles: tuple[AgencyRole, ...] = ()
+    """The roles the step's participant may have (``role`` is one of them, the default):
+    the role is taken from the application when the route is formed (early help, 003: the
+    organisation that identified the child)."""
 
     @property
     def recurring(self) -> bool:
         return self.period_days is not None
+
+
+@dataclass(frozen=True)
+class Branching:
+    """How a route's branches are decided: a coordinator records the person's choice
+    together with the conclusion of step ``after`` (000 п.10: the need assessment); at most
+    one branch of each group of ``alternatives`` is chosen."""
+
+    after: str
+    alternatives: tuple[tuple[str, ...], ...]
+    basis: str
+
+    def alternative_of(self, branch: str) -> tuple[str, ...]:
+        """The group of alternatives ``branch`` is in (empty: none)."""
+        return next((g for g in self.alternatives if branch in g), ())
 
 
 @dataclass(frozen=True)
@@ -306,6 +336,12 @@ class TemplateSpec:
     from_ipra: bool = False
     """004 п.10 пп.б: the route also carries out the person's ИПРА — each measure a step for
     its executor, due by its deadline, after the template's steps (``models.ipra_plan``)."""
+    branching: Branching | None = None
+
+    @property
+    def branches(self) -> tuple[str, ...]:
+        """The template's branch names, in the order of their first step."""
+        return tuple(dict.fromkeys(s.branch for s in self.steps if s.branch))
 
     def step(self, kind: str) -> StepSpec:
         return next(s for s in self.steps if s.kind == kind)
@@ -327,7 +363,8 @@ class TemplateSpec:
                                      send_days=s.send_days, optional=s.optional,
                                      depends_on=s.depends_on if parallel else None,
                                      deadline_days=s.deadline_days,
-                                     period_days=s.period_days)
+                                     period_days=s.period_days, branch=s.branch,
+                                     roles=s.roles)
                         for s in self.steps))
 
 
@@ -446,6 +483,16 @@ def _step(raw: object, i: int, terms: Terms, earlier: Mapping[str, StepSpec],
                                                  "unconditional step cannot wait for it")
     period = raw.get("period_days")
     deadline = raw.get("deadline_days")
+    branch = raw.get("branch")
+    if branch is not None:
+        if not isinstance(branch, str) or not _KIND_RE.match(branch):
+            raise TemplateFileError(file, where, f"branch: must match [a-z][a-z0-9_]* (got "
+                                                 f"{branch!r})")
+        if "when" in raw or period is not None:
+            raise TemplateFileError(file, where, "branch: a branch step applies by the "
+                                                 "route's decision; it cannot also have "
+                                                 "`when` or `period_days`")
+    roles = _roles(raw["roles"], role, file, where) if "roles" in raw else ()
     first = not earlier
     send_default = terms.first_send_days if first else terms.later_send_days
     return StepSpec(
@@ -456,7 +503,70 @@ def _step(raw: object, i: int, terms: Terms, earlier: Mapping[str, StepSpec],
         optional=optional, depends_on=tuple(deps), when=when,
         period_days=None if period is None else _int(period, file, where, "period_days"),
         deadline_days=None if deadline is None else _int(deadline, file, where,
-                                                         "deadline_days"))
+                                                         "deadline_days"),
+        branch=branch, roles=roles)
+
+
+def _roles(raw: object, default: AgencyRole, file: str, where: str) -> tuple[AgencyRole, ...]:
+    known = {r.value for r in AgencyRole}
+    if not isinstance(raw, list) or len(raw) < 2 or len(set(map(str, raw))) != len(raw):
+        raise TemplateFileError(file, where, "roles: must be a list of at least two different "
+                                             "participant roles")
+    for item in raw:
+        if item not in known:
+            raise TemplateFileError(file, where, f"roles: {item!r} is not a participant role "
+                                                 f"({', '.join(sorted(known))})")
+    if default.value not in raw:
+        raise TemplateFileError(file, where, f"roles: must include the step's role "
+                                             f"{default.value!r} (the default)")
+    return tuple(AgencyRole(r) for r in raw)
+
+
+def _branching(raw: object, steps: Mapping[str, StepSpec], file: str) -> Branching | None:
+    """``[branching]``: required exactly when a step names a branch."""
+    named = {s.branch for s in steps.values() if s.branch}
+    if raw is None:
+        if named:
+            raise TemplateFileError(file, "branching", "required: steps name branches ("
+                                                       f"{', '.join(sorted(named))})")
+        return None
+    if not isinstance(raw, dict):
+        raise TemplateFileError(file, "branching", "must be a table ([branching])")
+    _only(raw, _BRANCHING_KEYS, file, "branching")
+    if not named:
+        raise TemplateFileError(file, "branching", "no step names a branch (step key "
+                                                   "`branch`)")
+    after = raw.get("after")
+    if not isinstance(after, str) or after not in steps:
+        raise TemplateFileError(file, "branching", f"after: must be a step kind (got "
+                                                   f"{after!r})")
+    if steps[after].branch or steps[after].recurring:
+        raise TemplateFileError(file, "branching", f"after: {after!r} must be a step that "
+                                                   "ends and is not itself a branch")
+    groups = raw.get("alternatives", [])
+    if not isinstance(groups, list):
+        raise TemplateFileError(file, "branching", "alternatives: must be a list of lists "
+                                                   "of branch names")
+    seen: set[str] = set()
+    out: list[tuple[str, ...]] = []
+    for group in groups:
+        if not isinstance(group, list) or len(group) < 2:
+            raise TemplateFileError(file, "branching", "alternatives: each group must list "
+                                                       "at least two branches")
+        for name in group:
+            if name not in named:
+                raise TemplateFileError(file, "branching", f"alternatives: {name!r} is not "
+                                                           "a branch of any step")
+            if name in seen:
+                raise TemplateFileError(file, "branching", f"alternatives: {name!r} is in "
+                                                           "two groups")
+            seen.add(name)
+        out.append(tuple(group))
+    basis = _basis(raw["basis"], file, "branching") if "basis" in raw else ""
+    if not basis:
+        raise TemplateFileError(file, "branching", "basis: required (the clauses that let "
+                                                   "the person choose)")
+    return Branching(after=after, alternatives=tuple(out), basis=basis)
 
 
 def _terms_without_basis(terms_raw: Mapping[str, Any], file: str) -> str:
@@ -509,8 +619,10 @@ def parse_template(raw: Mapping[str, Any], file: str, *, expect_code: str | None
     from_ipra = raw.get("from_ipra", False)
     if not isinstance(from_ipra, bool):
         raise TemplateFileError(file, "", "from_ipra: must be true or false")
+    branching = _branching(raw.get("branching"), steps, file)
     return TemplateSpec(code=code, version=version, title=title, basis=basis, terms=terms,
-                        steps=tuple(steps.values()), file=file, from_ipra=from_ipra)
+                        steps=tuple(steps.values()), file=file, from_ipra=from_ipra,
+                        branching=branching)
 
 
 def load_template_file(path: Path) -> TemplateSpec:
@@ -618,8 +730,19 @@ def describe(spec: TemplateSpec) -> list[str]:
                      f"ответ {_days(s.answer_days)}")
         if not s.when.always:
             lines.append(f"    применяется: {s.when.describe()}")
+        if s.branch:
+            lines.append(f"    направление: {s.branch} — применяется, если выбрано решением "
+                         "по маршруту")
+        if s.roles:
+            lines.append("    участник: одна из ролей "
+                         f"{', '.join(r.value for r in s.roles)} — по заявлению")
         if s.depends_on:
             lines.append(f"    после: {', '.join(s.depends_on)}")
+    if spec.branching:
+        groups = "; ".join(" или ".join(g) for g in spec.branching.alternatives)
+        lines.append(f"  решение о направлениях: после {spec.branching.after}, выбор "
+                     f"инвалида и заключение оценки; взаимоисключающие: {groups or 'нет'} "
+                     f"({spec.branching.basis})")
     return lines
 
 

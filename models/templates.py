@@ -7,7 +7,7 @@ participant (298-п Порядок п.3 / Регламент п.4) answered in 5
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from typing import TYPE_CHECKING
 
@@ -71,6 +71,14 @@ class StepTemplate:
     period_days: int | None = None
     """Recurring (001 Регламент п.6 пп.8; 000 п.10): a new request every N working days while
     the route lives (``engine.routes.recurring``); the route does not wait for it."""
+    roles: tuple[AgencyRole, ...] = ()
+    """The roles the participant may have (``role`` the default): the role is taken from the
+    application when the route is formed (003: the organisation that identified the child —
+    health, social or education); empty: always ``role``."""
+    branch: str | None = None
+    """The branch the step belongs to (000 п.13–15: education, employment, social
+    employment): it opens only after the route's branch decision chose it
+    (``engine.routes.branches``); a branch not chosen is closed as not applicable."""
 
     @property
     def recurring(self) -> bool:
@@ -92,6 +100,9 @@ class RouteTemplate:
     basis: str
     steps: tuple[StepTemplate, ...]
     ladder: Ladder | None = None  # None: the settings' default ladder
+    decision_pending: bool = False
+    """The route has branch steps and no branch decision yet (``template_of``): its branch
+    steps wait for the decision (000 п.10–15: the person's choice and the assessment)."""
 
     def step(self, seq: int) -> StepTemplate:
         return self.steps[seq]
@@ -109,6 +120,10 @@ class RouteTemplate:
             return tuple(range(seq))
         kinds = [s.kind for s in self.steps]
         return tuple(kinds.index(k) for k in deps)
+
+    def waits_for_decision(self, seq: int) -> bool:
+        """Whether step ``seq`` is a branch step of a route without its branch decision."""
+        return self.decision_pending and self.steps[seq].branch is not None
 
 
 SUPPORTED_LIVING = RouteTemplate(
@@ -224,6 +239,9 @@ def template_of(route: Route) -> RouteTemplate:
     route's own plan: the steps a template migration retired and the ИПРА's measures
     (004 п.10 пп.б; ``models.ipra_plan``)."""
     base = get_template(route.template, route.template_version)
+    if (not (route.plan or {}).get("branches")
+            and any(st.branch is not None for st in base.steps)):
+        base = replace(base, decision_pending=True)
     if not route.plan:
         return base
     from models.ipra_plan import extend_template  # models.ipra_plan builds on this module

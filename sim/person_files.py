@@ -15,14 +15,17 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlmodel import Session
+from sqlalchemy import Engine
+from sqlmodel import Session, col, select
 
 from engine.agencies.providers import record_choice
 from engine.persons.applications import register_full_application
 from engine.persons.ipra_import import import_ipra
+from engine.routes.branches import branches_of, pending_branches, record_branch_decision
 from engine.routes.transitions import EngineConfig
 from models.ages import age_on, anniversary
 from models.persons import Person
+from models.routes import Route, RouteStatus, Step, StepStatus
 from models.snils import format_snils
 from sim.seed import agencies_by_role
 
@@ -276,3 +279,43 @@ def register_person_file(session: Session, cfg: EngineConfig, person: Person, in
         assert other.route is None  # refused, or granted without a route
         apps, eligible = 2, eligible + int(other.decision.eligible)
     return FileOutcome(apps, eligible, main.route.id if main.route else None)
+
+
+def branch_choice(seed: int, index: int) -> list[str]:
+    """The person's choice of supported-living branches (000 п.13–15), drawn from the seed:
+    education or not, then employment, social employment or neither (alternatives)."""
+    rng = random.Random(f"branches:{seed}:{index}")
+    chosen = ["education"] if rng.random() < 0.5 else []
+    return chosen + [["employment"], ["social_employment"], []][rng.randrange(3)]
+
+
+def decide_branches(engine: Engine, cfg: EngineConfig, index: Mapping[str, int], *,
+                    now: datetime, seed: int) -> int:
+    """The demo coordinator records the branch decision of every active route that waits for
+    one and whose assessment step is answered (000 п.10: the assessment's conclusion; the
+    person's choice: ``branch_choice``), one transaction per route. Returns how many."""
+    with Session(engine) as s:
+        routes = list(s.exec(select(Route).where(Route.status == RouteStatus.active,
+                                                 col(Route.template_version) >= 1)
+                             .order_by(col(Route.registered_at), col(Route.id))))
+    done = 0
+    for route in routes:
+        spec = branches_of(route)
+        if spec is None or spec.branching is None or not pending_branches(route) \
+                or route.person_id not in index:
+            continue
+        with Session(engine) as s:
+            after = s.exec(select(Step).where(Step.route_id == route.id,
+                                              Step.kind == spec.branching.after)).first()
+            if after is None or not after.status.terminal \
+                    or after.status is StepStatus.cancelled:
+                continue
+            chosen = [b for b in branch_choice(seed, index[route.person_id])
+                      if b in spec.branches]
+            record_branch_decision(
+                s, cfg, route_id=route.id, chosen=chosen, now=now, actor=ACTOR,
+                assessment="Нуждается в сопровождаемом проживании (заключение оценки "
+                           "нуждаемости); направления — по выбору инвалида")
+            s.commit()
+            done += 1
+    return done

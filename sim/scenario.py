@@ -60,7 +60,7 @@ from sim import life_events
 from sim.agencies import Profile, subject_token
 from sim.demo_accounts import people_have_work
 from sim.life_events import ipra_last_day, plan_life
-from sim.person_files import register_person_file
+from sim.person_files import decide_branches, register_person_file
 from sim.seed import make_persons, seed_agencies
 from sim.supervisor_bot import BOT_ID, act_on_escalations, ensure_bot
 from tasks.processes import Proc, free_port
@@ -471,6 +471,9 @@ def run_scenario(opts: DemoOptions, stack: dict[str, Any], settings: Settings,
                         if life:
                             life_events.act(engine, cfg, life, people, day=day, now=at,
                                             seed=opts.seed, refused=refused)
+                        if opts.template == "supported_living":
+                            # 000 п.10, п.13–15: the person's choice with the assessment
+                            decide_branches(engine, cfg, index, now=at, seed=opts.seed)
                         wait_idle(engine)
                     sweeper(at)
                     wait_idle(engine)
@@ -568,9 +571,11 @@ def _summary(engine: Engine, stack: dict[str, Any], opts: DemoOptions, sweeper: 
     )
 
 
-ROUTE_ACTIONS = ("terminated", "participant_refused", "participant_resumed", "migrated")
+ROUTE_ACTIONS = ("terminated", "participant_refused", "participant_resumed", "migrated",
+                 "branches_decided")
 """Route-level audit actions counted as outcomes beside the route's status (issue 11:
-termination with its reason, 004 п.13; refuse / resume, п.11; template migration)."""
+termination with its reason, 004 п.13; refuse / resume, п.11; template migration; a
+supported-living route's branch decision, 000 п.13–15)."""
 
 
 def _outcomes_summary(engine: Engine, routes: list[Route]) -> dict[str, Any]:

@@ -223,6 +223,8 @@ class RouteView:
     agencies: dict[str, str] = field(default_factory=dict)
     #: the step id of each of the route's escalations, by escalation id
     escalations: dict[str, str] = field(default_factory=dict)
+    #: branch steps waiting for the route's branch decision (000 п.13–15)
+    awaiting_decision: tuple[str, ...] = ()
 
 
 def _overdue_days(due_date: date | None, due_at: datetime | None, region: str,
@@ -305,10 +307,14 @@ def _view(route: Route, rows: list[Step], now: datetime, *,
           agencies: dict[str, Agency], unreceived: set[str],
           next_check: dict[str, date]) -> RouteView:
     """One route's view out of what ``load_views`` read for its batch."""
+    waiting: tuple[str, ...] = ()
     try:
         template = template_of(route)
         template_title = template.title
         titles = [t.requested for t in template.steps]
+        waiting = tuple(st.kind for st in rows if st.status is StepStatus.planned
+                        and st.seq < len(template.steps)
+                        and template.waits_for_decision(st.seq))
     except ValueError:  # a template file gone: the step kinds stand in
         template_title, titles = route.template, []
     steps = []
@@ -346,7 +352,7 @@ def _view(route: Route, rows: list[Step], now: datetime, *,
                      template_title=template_title, mark=mark, events=events,
                      agencies={a: agencies[a].short_name for a in sorted(named)
                                if a in agencies},
-                     escalations=escalations)
+                     escalations=escalations, awaiting_decision=waiting)
 
 
 def _d(day: date | None) -> str:
@@ -426,7 +432,18 @@ def step_state(st: StepView) -> State | None:
 
 
 def route_state(view: RouteView) -> State:
-    """The flow run's state: where the route stands now (its message in Russian)."""
+    """The flow run's state: where the route stands now (its message in Russian); an active
+    route whose branch steps wait for the branch decision says so (000 п.10–15: the person's
+    choice and the assessment decide)."""
+    state = _route_state(view)
+    if view.status is RouteStatus.active and view.awaiting_decision:
+        return State(type=state.type, name=state.name,
+                     message=f"{state.message}; ожидается решение о направлениях: "
+                             f"{', '.join(step_kind_ru(k) for k in view.awaiting_decision)}")
+    return state
+
+
+def _route_state(view: RouteView) -> State:
     n = len(view.steps)
     if view.status is RouteStatus.completed:
         answered = sum(s.status is StepStatus.answered for s in view.steps)

@@ -30,6 +30,7 @@ from models.application import (
     AccompanimentAction,
     ApplicantKind,
     Application,
+    ChildIdentifier,
     RequestKind,
     validate_application,
 )
@@ -59,8 +60,8 @@ from models.person_file import (
 from models.persons import Person
 from models.routes import Route
 from models.staff import StaffRole, StaffUser
+from models.template_files import TemplateSpec, version_of
 from models.template_files import latest as latest_template
-from models.template_files import version_of
 from models.types import new_id
 
 SYSTEM = "system:applications"
@@ -74,6 +75,23 @@ ROUTE_TEMPLATES: Mapping[RequestKind, str] = {
 """The route template each kind of application forms (the newest version of its data file,
 ``models/route_templates``); asking accompaniment to stop forms no route (004 п.11,
 п.13 б)."""
+
+IDENTIFIER_ROLE: Mapping[ChildIdentifier, str] = {
+    ChildIdentifier.health: "health",
+    ChildIdentifier.social: "social_policy",
+    ChildIdentifier.education: "education",
+}
+"""003 п.1: the organisations of health, social protection and education identify the child;
+the participant role of the step that asks the identifying organisation (``roles``)."""
+
+
+def _step_roles(spec: TemplateSpec, app: Application) -> dict[str, str]:
+    """The roles taken from the application for the template's steps with ``roles``: the
+    organisation that identified the child (early help, 003); none named: the default."""
+    who = app.request.identified_by
+    if who is None:
+        return {}
+    return {s.kind: IDENTIFIER_ROLE[who] for s in spec.steps if s.roles}
 
 
 class ApplicationInvalid(EngineError):
@@ -474,7 +492,7 @@ def register_full_application(
                 template_version=spec.version,
                 not_applicable={s.kind: s.when.describe() for s in spec.steps
                                 if not s.when.holds(ipra_now)},
-                plan=plan)
+                plan=plan, roles=_step_roles(spec, app))
         except calendars.CalendarError as exc:
             raise EngineError(f"submission.registered_at: {exc}") from None
         record.route_id = route.id

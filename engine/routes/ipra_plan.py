@@ -129,7 +129,7 @@ def _route(session: Session, route_id: str) -> Route:
     route = session.get(Route, route_id)
     if route is None:
         raise NotFoundError(f"route_id: no route {route_id!r}")
-    if route.plan is None:
+    if route.plan is None or set(route.plan) <= {"branches"}:  # a branch decision only
         raise EngineError(f"route: {route_id} was not formed from the ИПРА (its template "
                             f"{route.template} v{route.template_version} has no from_ipra)")
     return route

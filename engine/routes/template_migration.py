@@ -136,7 +136,8 @@ def migrate_route(session: Session, cfg: EngineConfig, *, route_id: str, code: s
         if s.kind in renamed:
             s.kind = renamed[s.kind]
     route.template_version = to_version
-    route.plan = plan if (plan.get("retired") or plan.get("measures")) else None
+    route.plan = (plan if (plan.get("retired") or plan.get("measures")
+                           or plan.get("branches")) else None)
     session.add(route)
     template = template_of(route)
     order = [st.kind for st in template.steps]

@@ -127,6 +127,7 @@ def register_application(
     coordinator_id: str | None = None, actor: str = SYSTEM,
     ipra_deadlines: Mapping[str, date] | None = None, template_version: int = 0,
     not_applicable: Mapping[str, str] | None = None, plan: Mapping[str, Any] | None = None,
+    roles: Mapping[str, str] | None = None,
 ) -> Route:
     """Register a person's application and start the route's first step (see
     ``_register_application``; its audit records are written with one statement)."""
@@ -135,7 +136,7 @@ def register_application(
             session, cfg, now=now, person_id=person_id, template_code=template_code,
             region=region, registered_at=registered_at, coordinator_id=coordinator_id,
             actor=actor, ipra_deadlines=ipra_deadlines, template_version=template_version,
-            not_applicable=not_applicable, plan=plan)
+            not_applicable=not_applicable, plan=plan, roles=roles)
 
 
 def _register_application(
@@ -153,6 +154,7 @@ def _register_application(
     template_version: int = 0,
     not_applicable: Mapping[str, str] | None = None,
     plan: Mapping[str, Any] | None = None,
+    roles: Mapping[str, str] | None = None,
 ) -> Route:
     """Register a person's application and start the route's first step(s).
 
@@ -171,12 +173,24 @@ def _register_application(
     step whose dependencies are met starts at once (parallel where the template allows).
     ``plan``: the route's own steps after the template's — the ИПРА's measures, each due by
     its deadline (004 п.10 пп.б; ``engine.routes.ipra_plan``).
+    ``roles``: per step kind, the participant role taken from the application, for a step
+    whose template allows several (003: the organisation that identified the child is a
+    health, social or education one); EngineError naming ``roles.<kind>`` otherwise.
     """
     template = get_template(template_code, template_version)
     skipped = dict(not_applicable or {})
     unknown = sorted(set(skipped) - {st.kind for st in template.steps})
     if unknown:
         raise EngineError(f"not_applicable: {unknown[0]!r} is not a step of {template.code}")
+    chosen_roles = dict(roles or {})
+    for kind, role in chosen_roles.items():
+        allowed = next((st.roles for st in template.steps if st.kind == kind), None)
+        if not allowed:
+            raise EngineError(f"roles.{kind}: not a step of {template.code} whose participant "
+                              "role is chosen (template key `roles`)")
+        if role not in {r.value for r in allowed}:
+            raise EngineError(f"roles.{kind}: {role!r} is not one of the step's roles "
+                              f"({', '.join(r.value for r in allowed)})")
     person = session.get(Person, person_id)
     if person is None:
         raise NotFoundError(f"person_id: no person {person_id!r}")
@@ -198,7 +212,7 @@ def _register_application(
         measure = measure_of(route.plan, st.kind)
         session.add(Step(
             id=f"{route.id}-s{seq}", route_id=route.id, seq=seq, kind=st.kind,
-            role=st.role.value, optional=st.optional,
+            role=chosen_roles.get(st.kind, st.role.value), optional=st.optional,
             ipra_due_date=date.fromisoformat(measure["due"]) if measure else ipra.get(st.kind),
             status=StepStatus.cancelled if why else StepStatus.planned,
             outcome_note=f"не применяется: {why}"[:500] if why else None,
@@ -210,6 +224,7 @@ def _register_application(
                         "registered_at": reg_at,
                         **({"template_version": template_version} if template_version else {}),
                         **({"not_applicable": sorted(skipped)} if skipped else {}),
+                        **({"roles": chosen_roles} if chosen_roles else {}),
                         **({"ipra_measures": {e["kind"]: e["due"]
                                               for e in route.plan.get("measures", ())},
                             "ipra": route.plan.get("ipra")} if route.plan else {}),
@@ -232,9 +247,11 @@ def _register_application(
 def ready_steps(template: RouteTemplate, steps: list[Step]) -> list[Step]:
     """The planned steps whose every dependency is done (terminal): they may be open at
     once. Without ``depends_on`` a step waits for the one before it (298-п Регламент п.16:
-    the mandatory order), so a strict template has at most one."""
+    the mandatory order), so a strict template has at most one. A branch step (000 п.13–15)
+    waits, besides, for the route's branch decision (``engine.routes.branches``)."""
     by_seq = {s.seq: s for s in steps}
     return [s for s in steps if s.status is StepStatus.planned
+            and not template.waits_for_decision(s.seq)  # 000 п.10–15: chosen branches only
             and all(by_seq[d].status.terminal for d in template.waits_for(s.seq))]
 
 
@@ -359,6 +376,11 @@ def _check_order(session: Session, route: Route, template: RouteTemplate, step: 
     """Refuse to open ``step`` while a step it waits for is not done (its template's
     ``depends_on``, else the one before it), naming the rule and the steps. ``steps``: the
     route's steps read after its lock (default: their statuses are read now)."""
+    if template.waits_for_decision(step.seq):
+        raise EngineError(
+            f"step: {step.kind} is a branch step ({template.step(step.seq).branch}): it opens "
+            "only after the route's branch decision chooses it (000 п.10–15: the person's "
+            "choice and the need assessment decide)")
     waits = template.waits_for(step.seq)
     if not waits:
         return

@@ -168,6 +168,17 @@ def test_the_summary_counts_routes_by_kind_and_outcome(seed7: dict[str, Any]) ->
 
 
 @pytest.mark.slow
+def test_the_seed_7_run_decides_the_supported_living_branches(seed7: dict[str, Any]) -> None:
+    """supported_living v2 (000 п.10–15): a branch step opens only after the route's branch
+    decision, so every completed supported-living route had one — recorded by the demo's
+    coordinator from the seed once the need assessment was answered."""
+    sl = seed7["route_outcomes"]["supported_living"]
+    assert sl.get("completed", 0) > 0
+    assert sl["branches_decided"] >= sl["completed"]
+    assert "branches_decided" not in seed7["route_outcomes"]["accompaniment"]
+
+
+@pytest.mark.slow
 def test_the_seed_7_run_shows_a_routes_life(seed7: dict[str, Any]) -> None:
     """The scripted life events (``sim.life_events``), each in ``route_outcomes``: the
     accompaniment routes formed at v1 migrated to v2 mid-run (the suspended one stays at

@@ -197,14 +197,15 @@ def test_a_calendar_data_change_recomputes_the_next_check_once(
 
 
 def _without_need_monitoring(tmp_path: Path) -> dict[int, TemplateSpec]:
-    """supported_living v2: v1 without its annual need monitoring (a recurring step)."""
+    """supported_living v3: v2 (the newest published, which a route is formed on) without
+    its annual need monitoring (a recurring step)."""
     for f in TEMPLATE_DIR.glob("*.toml"):
         shutil.copy(f, tmp_path / f.name)
-    v1 = (TEMPLATE_DIR / "supported_living-v1.toml").read_text("utf-8")
-    head, rest = v1.split('[[steps]]\nkind = "need_monitoring"', 1)
-    v2 = head + rest[rest.index("[[steps]]"):]
-    (tmp_path / "supported_living-v2.toml").write_text(
-        v2.replace("version = 1", "version = 2", 1), "utf-8")
+    v2 = (TEMPLATE_DIR / "supported_living-v2.toml").read_text("utf-8")
+    head, rest = v2.split('[[steps]]\nkind = "need_monitoring"', 1)
+    v3 = head + rest[rest.index("[[steps]]"):]
+    (tmp_path / "supported_living-v3.toml").write_text(
+        v3.replace("version = 2", "version = 3", 1), "utf-8")
     return load_templates(tmp_path)["supported_living"]
 
 
@@ -230,7 +231,7 @@ def test_a_migration_retiring_a_recurring_step_drops_its_next_check(
     try:
         with Session(db) as s:
             got = migrate_route(s, cfg, route_id=route_id, code="supported_living",
-                                versions=versions, to_version=2,
+                                versions=versions, to_version=3,
                                 mapping=parse_mapping('[steps]\nneed_monitoring = ""\n'),
                                 now=clock.now())
             s.commit()

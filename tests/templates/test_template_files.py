@@ -39,8 +39,8 @@ def test_the_four_route_kinds_load() -> None:
     assert sorted(loaded) == ["accompaniment", "early_help", "social_employment",
                               "supported_living"]
     assert {code: sorted(v) for code, v in loaded.items()} == {
-        "accompaniment": [1, 2], "early_help": [1], "social_employment": [1],
-        "supported_living": [1]}
+        "accompaniment": [1, 2], "early_help": [1, 2], "social_employment": [1],
+        "supported_living": [1, 2]}
     assert [s.kind for s in loaded["accompaniment"][2].steps] == [
         s.kind for s in loaded["accompaniment"][1].steps]  # v2 adds the ИПРА's measures only
     assert loaded["accompaniment"][2].from_ipra and not loaded["accompaniment"][1].from_ipra
