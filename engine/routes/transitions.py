@@ -45,7 +45,13 @@ from models.ipra_plan import measure_of
 from models.jobs import JobKind
 from models.persons import Person
 from models.routes import CancelNotice, CancelState, Route, RouteStatus, Step, StepStatus
-from models.templates import Ladder, RouteTemplate, get_template, template_of
+from models.templates import (
+    Ladder,
+    RouteTemplate,
+    get_template,
+    newest_version,
+    template_of,
+)
 from models.timers import REQUEST_KINDS, DeadlineKind, EscalationStatus
 from models.types import new_id, utcnow
 
@@ -125,11 +131,15 @@ def register_application(
     session: Session, cfg: EngineConfig, *, now: datetime, person_id: str, template_code: str,
     region: str | None = None, registered_at: datetime | None = None,
     coordinator_id: str | None = None, actor: str = SYSTEM,
-    ipra_deadlines: Mapping[str, date] | None = None, template_version: int = 0,
+    ipra_deadlines: Mapping[str, date] | None = None, template_version: int | None = None,
     not_applicable: Mapping[str, str] | None = None, plan: Mapping[str, Any] | None = None,
 ) -> Route:
     """Register a person's application and start the route's first step (see
-    ``_register_application``; its audit records are written with one statement)."""
+    ``_register_application``; its audit records are written with one statement).
+    ``template_version`` None: the newest data version (``engine.routes.forming.form_route``
+    also reads its steps' conditions on the person's ИПРА: what a user-facing path calls)."""
+    if template_version is None:
+        template_version = newest_version(template_code)
     with audit.buffered(session), queue_buffered(session):
         return _register_application(
             session, cfg, now=now, person_id=person_id, template_code=template_code,
@@ -165,7 +175,8 @@ def _register_application(
     rehabilitation organisation ensures the route's deadlines, 363н п.10б); a template's
     ``deadline_days`` is used for steps the ИПРА gives no deadline for.
 
-    ``template_version``: 0 the built-in template, n >= 1 the data file (the route keeps it).
+    ``template_version``: n >= 1 the data file (the route keeps it); 0 the built-in
+    three-step template (``models.templates``: the engine's tests and benchmark only).
     ``not_applicable``: step kinds whose condition does not hold for the person (e.g. no
     technical aids in the ИПРА, 004 п.8), each with why: formed closed, never sent. Every
     step whose dependencies are met starts at once (parallel where the template allows).
