@@ -79,6 +79,9 @@ class StepTemplate:
     period_days: int | None = None
     """Recurring (001 Регламент п.6 пп.8; 000 п.10): a new request every N working days while
     the route lives (``engine.routes.recurring``); the route does not wait for it."""
+    absent_completes: bool | None = None
+    """Whether an agency's notice that the information is absent (001 Порядок п.11,
+    Регламент п.12) completes the step; None: the template's rule (``absent_completes``)."""
 
     @property
     def recurring(self) -> bool:
@@ -117,6 +120,28 @@ class RouteTemplate:
             return tuple(range(seq))
         kinds = [s.kind for s in self.steps]
         return tuple(kinds.index(k) for k in deps)
+
+
+ALL_ACTIONS_DONE: dict[str, str] = {
+    "social_employment": "001 Регламент п.16",
+}
+"""Templates whose mandatory steps must each be done, by the clause that says so: 001
+Регламент п.16 — the six actions of social employment are mandatory, in their order, and
+the route is not completed until all six are done. A notice that the information is absent
+does not do an action: the step needs clarification (the coordinator asks again)."""
+
+
+def absent_completes(template: RouteTemplate, seq: int) -> tuple[bool, str | None]:
+    """Whether a notice of absence completes step ``seq`` (001 Порядок п.11: otherwise a valid
+    answer), and the clause when it does not: the step's own ``absent_completes`` when set,
+    else False for a mandatory, non-recurring step of a template in ``ALL_ACTIONS_DONE``."""
+    st = template.steps[seq]
+    clause = ALL_ACTIONS_DONE.get(template.code)
+    if st.absent_completes is not None:
+        return st.absent_completes, None if st.absent_completes else clause or st.basis
+    if clause is not None and not st.optional and st.period_days is None:
+        return False, clause
+    return True, None
 
 
 SUPPORTED_LIVING = RouteTemplate(

@@ -48,6 +48,7 @@ from models.routes import CancelNotice, CancelState, Route, RouteStatus, Step, S
 from models.templates import (
     Ladder,
     RouteTemplate,
+    absent_completes,
     get_template,
     newest_version,
     template_of,
@@ -724,7 +725,10 @@ def _apply_answer(session: Session, cfg: EngineConfig, answer_id: int, *,
     """Move the route on a stored answer (exactly once: the answer's effect is recorded).
 
     provided -> step answered; absent -> step completed with the notice of absence
-    (298-п Порядок п.11: a valid completion); rejected -> the coordinator must clarify.
+    (298-п Порядок п.11: a valid completion) — except a mandatory action of a template whose
+    every action must be done (001 Регламент п.16, ``models.templates.absent_completes``):
+    then it needs clarification, audited with that reason; rejected -> the coordinator must
+    clarify.
     The step's row is locked first and everything is read again after the lock, so a sweeper
     firing the step's timers or a supervisor acting on it at the same moment is either seen
     whole or waits (engine/infra/locks.py). An answer that changes nothing (its request was
@@ -759,12 +763,25 @@ def _apply_answer(session: Session, cfg: EngineConfig, answer_id: int, *,
             session.add(req)
         step.answered_at = ans.received_at  # when the agency answered, not when applied
         step.late_working_days = ans.late_working_days
+        template = template_of(route)  # pure: no statement
+        st = template.step(step.seq)
         step.status = {
             AnswerOutcome.provided: StepStatus.answered,
             AnswerOutcome.absent: StepStatus.absent,
             AnswerOutcome.rejected: StepStatus.needs_clarification,
         }[ans.outcome]
         step.outcome_note = ans.comment
+        not_done: str | None = None
+        if ans.outcome is AnswerOutcome.absent:
+            completes, clause = absent_completes(template, step.seq)
+            if not completes:
+                # 001 Регламент п.16: every action must be done — a notice of absence does
+                # not do it; the coordinator clarifies and asks again
+                not_done = (f"{clause}: уведомление об отсутствии сведений не завершает "
+                            f"обязательное действие; требуется уточнение и повторный запрос")
+                step.status = StepStatus.needs_clarification
+                step.outcome_note = (f"{ans.comment} — {not_done}" if ans.comment
+                                     else not_done)[:500]
         session.add(step)
         # a rejection leaves the step open: its complete-by ladder goes on
         timers.cancel_pending(session, step.id, reason=f"answer {ans.id} received", now=now,
@@ -775,9 +792,10 @@ def _apply_answer(session: Session, cfg: EngineConfig, answer_id: int, *,
         audit.record(session, at=now, actor=SYSTEM, entity="step", entity_id=step.id,
                      route_id=route.id, action=f"answer_{ans.outcome.value}", before=before,
                      after={"status": step.status.value, "answer_id": ans.id,
-                            "late_working_days": ans.late_working_days})
+                            "late_working_days": ans.late_working_days,
+                            **({"absent_not_done": True} if not_done else {})},
+                     reason=not_done)
         ans.effect = AnswerEffect.moved_route
-        st = template_of(route).step(step.seq)
         if step.status.terminal and st.period_days is not None:
             # 001 Регламент п.6 пп.8: the next check, N working days after this one opened
             recurrence.schedule_next(session, step, period_days=st.period_days,
