@@ -172,7 +172,7 @@ def check_applications(session: Session, cfg: EngineConfig,
             known[p[0]] = (None, p[1], p[2])
             person_of[p[0]] = p[3]
     ipras = current_ipras(session, list(person_of.values()))
-    formings: dict[str, Forming] = {}
+    formings: dict[str, _Formed] = {}
     for no, app in apps:
         try:
             calendars.get_calendar(app.region)
@@ -184,14 +184,15 @@ def check_applications(session: Session, cfg: EngineConfig,
         if problems:
             continue
         stored = person_of.get(app.snils)
-        f, template = _formed(session, app, ipras.get(stored) if stored else None, formings)
+        f, template, firsts = _formed(session, app, ipras.get(stored) if stored else None,
+                                      formings)
         try:
             check_ipra_deadlines(get_template(f.spec.code, f.spec.version), app.ipra_deadlines,
                                  region=app.region, registered_at=app.registered_at or now)
         except EngineError as exc:
             field_, _, rule = str(exc).partition(": ")
             errors.append(LineError(no, field_, rule))
-        for seq in first_steps(template, f.not_applicable):
+        for seq in firsts:
             role = template.step(seq).role.value
             if not agencies.get((role, app.region)):
                 errors.append(LineError(no, "region", f"no active participant with role "
@@ -345,20 +346,25 @@ def _write_rows(conn: Any, table: Any, rows: list[dict[str, Any]]) -> None:
                             else _copy_value(r[c]) for c in cols])
 
 
+_Formed = tuple[Forming, RouteTemplate, tuple[int, ...]]
+
+
 def _formed(session: Session, app: ApplicationIn, ipra: Ipra | None,
-            cache: dict[str, Forming]) -> tuple[Forming, RouteTemplate]:
+            cache: dict[str, _Formed]) -> _Formed:
     """The route's data template (newest version), its steps not applicable for the
-    person's ИПРА and its plan (``engine.routes.forming``), and the route's own template
-    (the plan's measures after the template's steps). Without an ИПРА the forming is the
-    same for every application of a template: formed once per import."""
+    person's ИПРА and its plan (``engine.routes.forming``), the route's own template (the
+    plan's measures after the template's steps) and the steps it opens at once
+    (``first_steps``). Without an ИПРА all this is the same for every application of a
+    template: formed once per import."""
     if ipra is None and app.template in cache:
-        f = cache[app.template]
-    else:
-        f = forming(session, code=app.template, region=app.region, ipra=ipra)
-        if ipra is None:
-            cache[app.template] = f
-    base = get_template(f.spec.code, f.spec.version)
-    return f, extend_template(base, f.plan, parallel=True)
+        return cache[app.template]
+    f = forming(session, code=app.template, region=app.region, ipra=ipra)
+    template = extend_template(get_template(f.spec.code, f.spec.version), f.plan,
+                               parallel=True)
+    out = (f, template, tuple(first_steps(template, f.not_applicable)))
+    if ipra is None:
+        cache[app.template] = out
+    return out
 
 
 def first_steps(template: RouteTemplate, skipped: Collection[str]) -> list[int]:
@@ -371,12 +377,12 @@ def first_steps(template: RouteTemplate, skipped: Collection[str]) -> list[int]:
 
 def _register(batch: _Batch, cfg: EngineConfig, app: ApplicationIn, person: dict[str, Any],
               agencies: dict[tuple[str, str], list[Agency]], load: dict[str, int], *,
-              formed: tuple[Forming, RouteTemplate], actor: str,
+              formed: _Formed, actor: str,
               coordinator_id: str | None) -> str:
     """One route's rows (``engine.routes.transitions.register_application``'s, in its order)
     from the newest data template (``formed``: ``_formed``)."""
     now = batch.now
-    f, template = formed
+    f, template, firsts = formed
     version, skipped, plan = f.spec.version, f.not_applicable, f.plan
     region = app.region
     reg_at = app.registered_at or now
@@ -431,7 +437,7 @@ def _register(batch: _Batch, cfg: EngineConfig, app: ApplicationIn, person: dict
             "complete_by": due.due_date, "source": source,
             "ipra_due_date": step.ipra_due_date, "working_days": days or None}, None))
     mirror_jobs = 0
-    for seq in first_steps(template, skipped):  # each starts (_start_step)
+    for seq in firsts:  # each starts (_start_step)
         mirror_jobs += _start(batch, cfg, route, template, steps[seq], agencies, load,
                               version=versions[seq], reg_at=reg_at, actor=actor)
         versions[seq] += 1
@@ -524,7 +530,7 @@ def import_applications(session: Session, cfg: EngineConfig,
                               .where(col(Person.snils).in_(snils[i:i + 1000]))):
             stored[p[1]] = {"id": p[0], "snils": p[1], "full_name": p[2], "birth_date": p[3]}
     ipras = current_ipras(session, [p["id"] for p in stored.values()])
-    formings: dict[str, Forming] = {}
+    formings: dict[str, _Formed] = {}
     batch = _Batch(now)
     created = reused = 0
     route_ids = []
