@@ -22,8 +22,10 @@ from engine.errors import NotFoundError
 from engine.persons.applications import PersonConflict, person_for_basic_application
 from engine.persons.reads import record_route_reads
 from engine.routes.branches import decision_of, pending_branches
+from engine.routes.forming import form_route
+from engine.routes.ipra_plan import current_ipra
 from engine.routes.reads import get_route, routes_newest_first, steps_of, steps_of_routes
-from engine.routes.transitions import EngineConfig, register_application
+from engine.routes.transitions import EngineConfig
 from models.basic_application import ApplicationIn, date_problems
 from models.routes import Route, RouteStatus, Step
 from models.staff import StaffRole, StaffUser
@@ -101,7 +103,8 @@ def _check_dates(app_in: ApplicationIn, now: datetime, cfg: EngineConfig) -> Non
              responses=error_responses(400, 401, 403, 409, 422))
 def register(app_in: ApplicationIn, staff: Coordinator, engine: EngineDep, clock: ClockDep,
              cfg: CfgDep) -> Any:
-    """Register an application: the person (if new, by SNILS) and their route."""
+    """Register an application: the person (if new, by SNILS) and their route, formed from
+    the newest version of the template's data file (``engine.routes.forming``)."""
     calendars.get_calendar(app_in.region)  # unknown region -> 422 naming it
     _own_region(staff, app_in.region)
     now = clock.now()
@@ -113,9 +116,12 @@ def register(app_in: ApplicationIn, staff: Coordinator, engine: EngineDep, clock
         except PersonConflict as exc:
             raise HTTPException(409, str(exc)) from None
         try:
-            route = register_application(
+            # the newest data template, its conditions read on the person's ИПРА
+            # (engine.routes.forming; 004 п.8, п.10 пп.б)
+            route = form_route(
                 s, cfg, now=now, person_id=person.id, template_code=app_in.template,
-                region=app_in.region, registered_at=app_in.registered_at,
+                region=app_in.region, ipra=current_ipra(s, person.id),
+                registered_at=app_in.registered_at,
                 coordinator_id=staff.id if staff.role is StaffRole.coordinator else None,
                 actor=actor, ipra_deadlines=app_in.ipra_deadlines)
         except calendars.CalendarError as exc:  # the region was checked: it is the date

@@ -46,7 +46,7 @@ from engine.infra.db import make_engine  # noqa: E402
 from engine.routes.transitions import EngineConfig, register_application  # noqa: E402
 from models.agencies import AgencyRequest, RequestState  # noqa: E402
 from models.routes import Route, RouteStatus, Step, StepStatus  # noqa: E402
-from models.template_files import latest as latest_template  # noqa: E402
+from models.template_files import version_of  # noqa: E402
 from models.templates import Ladder  # noqa: E402
 from sim.seed import (  # noqa: E402
     KALININGRAD_AGENCIES,
@@ -199,7 +199,7 @@ def run_ours(n: int, *, workers: int = 1, database_url: str = "", prefect_databa
     echo = start_echo_agency(secrets)
     api_port = free_port()
     api_url = f"http://127.0.0.1:{api_port}"
-    spec = latest_template(scenario.template) if scenario.version else None
+    spec = version_of(scenario.template, scenario.version) if scenario.version else None
     skipped = ({st.kind: st.when.describe() for st in spec.steps if not st.when.holds(None)}
                if spec else None)
     server: PrefectServer | None = None

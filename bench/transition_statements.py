@@ -79,7 +79,7 @@ def main() -> None:
     def register(pid: str) -> None:
         with Session(eng) as s:
             register_application(s, cfg, now=now, person_id=pid,
-                                 template_code="supported_living")
+                                 template_code="supported_living", template_version=0)
             s.commit()
 
     def deliver(rid: str) -> None:

@@ -68,7 +68,7 @@ def main() -> None:
     for pid in pids:
         with Session(eng) as s:
             register_application(s, cfg, now=clock.now(), person_id=pid,
-                                 template_code="supported_living")
+                                 template_code="supported_living", template_version=0)
             s.commit()
 
     measuring = [False]

@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 import calendars
 from models.persons import SnilsError, normalize_snils
-from models.templates import TEMPLATES
+from models.template_files import templates
 
 # a full name has at least one Latin or Cyrillic letter
 NAME_LETTER_PATTERN = "[A-Za-z\u00c0-\u024f\u0400-\u04ff]"
@@ -40,8 +40,9 @@ class ApplicationIn(BaseModel):
                              "registration", json_schema_extra={"pattern": r"^(19|[2-9]\d)\d\d-"})
     region: str = Field(default=calendars.DEFAULT_REGION, max_length=8)
     representative: str | None = Field(default=None, max_length=300)
-    template: str = Field(description=f"one of: {', '.join(sorted(TEMPLATES))}",
-                          json_schema_extra={"enum": [*sorted(TEMPLATES)]})
+    template: str = Field(description=f"one of: {', '.join(sorted(templates()))} (the route "
+                          "is formed from the newest version of its data file)",
+                          json_schema_extra={"enum": [*sorted(templates())]})
     registered_at: datetime | None = Field(
         default=None, description="when the application was registered, with a time zone; "
         "not later than now (business clock); default: now")
@@ -73,8 +74,8 @@ class ApplicationIn(BaseModel):
     @field_validator("template")
     @classmethod
     def _template(cls, v: str) -> str:
-        if v not in TEMPLATES:
-            raise ValueError(f"unknown route template; known: {', '.join(sorted(TEMPLATES))}")
+        if v not in templates():
+            raise ValueError(f"unknown route template; known: {', '.join(sorted(templates()))}")
         return v
 
     @field_validator("birth_date")

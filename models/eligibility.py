@@ -347,6 +347,46 @@ def _decision(kind: RequestKind, on: date, rules: tuple[RuleResult, ...],
                     notes_ru=notes, explanation_ru=None if eligible else explain_ru(kind, failed))
 
 
+# ------------------------------------------------------------ the grounds an ИПРА gives
+def grounds_accompaniment(ipra: Ipra | None) -> tuple[RuleResult, ...]:
+    """004 п.1: a degree-2/3 limitation of self-care, movement, orientation, communication or
+    behaviour control in the ИПРА (what п.13 в ends accompaniment without)."""
+    return (needs_outside_help(ipra, "363н п.1", "needs_outside_help"),)
+
+
+def grounds_social_employment(ipra: Ipra | None) -> tuple[RuleResult, ...]:
+    """001 Регламент п.3: the ИПРА's conclusion of a degree-3 limitation of the capacity to
+    work, simple work only with significant help of others."""
+    return (work_limitation_degree_3(ipra), simple_work_with_help(ipra))
+
+
+def grounds_supported_living(ipra: Ipra | None) -> tuple[RuleResult, ...]:
+    """000 п.10: unable to live independently without the help of others — read, as at the
+    application (``decide_supported_living``), from the ИПРА's degree-2/3 limitations of
+    004 п.1's categories."""
+    return (needs_outside_help(ipra, "000 п.10; 363н п.1", "needs_help_supported_living"),)
+
+
+IPRA_GROUNDS: Mapping[RequestKind, Callable[[Ipra | None], tuple[RuleResult, ...]]] = {
+    RequestKind.accompaniment: grounds_accompaniment,
+    RequestKind.social_employment: grounds_social_employment,
+    RequestKind.supported_living: grounds_supported_living,
+}
+"""Per route kind, the part of its eligibility rule an ИПРА gives — what a new МСЭ decision
+can take away. Early help (003 п.4, п.9) is absent: a child of early age of the target group
+(a doctor's conclusion or a medical organisation's referral), no ИПРА."""
+
+
+def ipra_grounds(kind: str, ipra: Ipra | None) -> tuple[RuleResult, ...] | None:
+    """The route kind's grounds read on ``ipra`` (each rule with its clause); None: the
+    kind's grounds do not rest on an ИПРА (early help) or the kind is unknown."""
+    try:
+        rule = IPRA_GROUNDS.get(RequestKind(kind))
+    except ValueError:
+        return None
+    return rule(ipra) if rule else None
+
+
 def decide_accompaniment_stop(on: date) -> Decision:
     """004 п.11, п.13 б: the person may refuse accompaniment at any time — always granted."""
     rule = RuleResult(rule="refusal_any_time", clause="363н п.11, п.13 б", facts=(), passed=True,
@@ -359,7 +399,7 @@ def decide_accompaniment(subject: Subject, on: date,
     """004 п.1 (degree 2 or 3 in one of five categories), п.11 / п.13 а (during the ИПРА);
     the same for providing and for resuming (п.11: resumed during the ИПРА's term)."""
     rules = (ipra_in_force(subject, on, "363н п.1, п.11, п.13 а"),
-             needs_outside_help(subject.ipra, "363н п.1", "needs_outside_help"))
+             *grounds_accompaniment(subject.ipra))
     return _decision(RequestKind.accompaniment, on, rules)
 
 
@@ -369,8 +409,7 @@ def decide_social_employment(subject: Subject, on: date,
     working age or a disabled child aged 14+, per the ИПРА issued by МСЭ."""
     s = settings or EligibilitySettings()
     rules = (ipra_in_force(subject, on, "298-п Регламент п.3"),
-             work_limitation_degree_3(subject.ipra), simple_work_with_help(subject.ipra),
-             social_employment_age(subject, on, s))
+             *grounds_social_employment(subject.ipra), social_employment_age(subject, on, s))
     return _decision(RequestKind.social_employment, on, rules,
                      notes=("Потребность в услугах определяется первым шагом маршрута "
                             "(298-п Регламент п.16 пп.1)",))
@@ -381,8 +420,7 @@ def decide_supported_living(subject: Subject, on: date,
     """000 п.10: an adult (18+) unable to live independently without the help of others;
     the need is assessed as the route's first step."""
     rules = (adult(subject, on), ipra_in_force(subject, on, "000 п.10"),
-             needs_outside_help(subject.ipra, "000 п.10; 363н п.1",
-                                "needs_help_supported_living"))
+             *grounds_supported_living(subject.ipra))
     return _decision(RequestKind.supported_living, on, rules,
                      notes=("Нуждаемость в сопровождаемом проживании подтверждается оценкой — "
                             "первым шагом маршрута (000 п.10; 298-п Порядок п.9)",))

@@ -11,6 +11,10 @@ accompaniment, and the end of accompaniment (Mintrud order 363н, 004 in ../shar
   the ИПРА's last day, fired by the sweeper; (б) on the person's application to stop;
   (в) when the МСЭ changes its decision and no degree-2/3 limitation of the categories of
   004 п.1 is left.
+- The other kinds end on a new МСЭ decision by their own grounds
+  (``models.eligibility.IPRA_GROUNDS``: social employment, 001 Регламент п.3; supported
+  living, 000 п.10), and with the ИПРА's term only where those grounds are the ИПРА's
+  (``IPRA_TERM_KINDS``). Early help (003) rests on no ИПРА.
 """
 
 from __future__ import annotations
@@ -39,6 +43,26 @@ END_REASON_RU: dict[EndReason, str] = {
     EndReason.grounds_removed: "изменение решения МСЭ: нет ограничений 2 или 3 степени "
                                "(363н п.13 в)",
 }
+
+IPRA_TERM_KINDS: dict[str, str] = {
+    "accompaniment": "363н п.13 а",
+    "social_employment": "298-п Регламент п.3",
+}
+"""The route kinds that end with the ИПРА's term (an ``ipra_expiry`` timer), each with its
+clause: accompaniment ends when the ИПРА's term ends (004 п.13 а); social employment is for
+a person who has, in the ИПРА, the conclusion of a degree-3 limitation of the capacity to
+work (001 Регламент п.3) — without an ИПРA in force the grounds are gone. Supported living
+(000 п.10: unable to live independently) and early help (003: a child of early age of the
+target group) do not rest on the ИПРА's term: no timer."""
+
+
+def ended_by_ipra_text(kind: str, reason: EndReason, why: str) -> str:
+    """The Russian reason a route of ``kind`` (not accompaniment) ends with: the kind's
+    grounds gone (``why``, with its clause) by the ИПРА's term or by a new МСЭ decision."""
+    head = ("окончание срока действия ИПРА" if reason is EndReason.ipra_expired
+            else "изменение решения МСЭ")
+    return f"{head}: основания маршрута утрачены — {why}"
+
 
 GROUND_CATEGORIES: tuple[LimitationCategory, ...] = (
     LimitationCategory.self_care, LimitationCategory.movement, LimitationCategory.orientation,

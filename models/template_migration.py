@@ -27,8 +27,26 @@ from typing import Any
 
 from models.ipra import Ipra
 from models.routes import StepStatus
-from models.template_files import TemplateSpec
-from models.templates import RouteTemplate
+from models.template_files import StepSpec, TemplateSpec, Terms
+from models.templates import TEMPLATES, RouteTemplate
+
+
+def builtin_spec(code: str) -> TemplateSpec | None:
+    """The built-in three-step template (version 0, ``models.templates``) of ``code`` as a
+    template version a migration starts from (None: the code has none). The routes
+    registered before the data templates keep it until they are migrated."""
+    t = TEMPLATES.get(code)
+    if t is None:
+        return None
+    return TemplateSpec(
+        code=t.code, version=0, title=t.title, basis=t.basis, terms=Terms(),
+        steps=tuple(StepSpec(kind=s.kind, role=s.role, requested=s.requested, basis=s.basis,
+                             send_days=s.send_days, answer_days=s.answer_days,
+                             optional=s.optional, period_days=s.period_days,
+                             deadline_days=s.deadline_days,
+                             depends_on=tuple(x.kind for x in t.steps[:i]))
+                    for i, s in enumerate(t.steps)),
+        file="models/templates.py (built-in, version 0)")
 
 
 class MappingError(ValueError):

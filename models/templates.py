@@ -3,6 +3,16 @@
 A route is formed by the rehabilitation organisation from the person's ИПРА and its deadlines
 and completeness are ensured by it (363н п.10б). Each step is an interagency request to a
 participant (298-п Порядок п.3 / Регламент п.4) answered in 5 working days (298-п п.11, п.12).
+
+**Version 0 (the three-step templates below) forms no new route.** Every new route is formed
+from the newest version of its template's data file (``models/route_templates``,
+``engine.routes.forming``: a 363н application, ``POST /api/applications``, ``rehab import``).
+Version 0 stays only because a route keeps the version it started with: the routes
+registered before the data templates existed run on to their end on it, or are moved to a
+data version by a template migration (``rehab template migrate``, which accepts them). It
+is not what the regulations describe — its social-employment route merges and leaves out
+actions of 001 Регламент п.16 — so nothing user-facing offers it. The engine's own tests and
+the benchmark's "routes × 3 steps" scenario name it explicitly (``template_version=0``).
 """
 
 from __future__ import annotations
@@ -79,6 +89,9 @@ class StepTemplate:
     """The branch the step belongs to (000 п.13–15: education, employment, social
     employment): it opens only after the route's branch decision chose it
     (``engine.routes.branches``); a branch not chosen is closed as not applicable."""
+    absent_completes: bool | None = None
+    """Whether an agency's notice that the information is absent (001 Порядок п.11,
+    Регламент п.12) completes the step; None: the template's rule (``absent_completes``)."""
 
     @property
     def recurring(self) -> bool:
@@ -126,6 +139,28 @@ class RouteTemplate:
         return self.decision_pending and self.steps[seq].branch is not None
 
 
+ALL_ACTIONS_DONE: dict[str, str] = {
+    "social_employment": "001 Регламент п.16",
+}
+"""Templates whose mandatory steps must each be done, by the clause that says so: 001
+Регламент п.16 — the six actions of social employment are mandatory, in their order, and
+the route is not completed until all six are done. A notice that the information is absent
+does not do an action: the step needs clarification (the coordinator asks again)."""
+
+
+def absent_completes(template: RouteTemplate, seq: int) -> tuple[bool, str | None]:
+    """Whether a notice of absence completes step ``seq`` (001 Порядок п.11: otherwise a valid
+    answer), and the clause when it does not: the step's own ``absent_completes`` when set,
+    else False for a mandatory, non-recurring step of a template in ``ALL_ACTIONS_DONE``."""
+    st = template.steps[seq]
+    clause = ALL_ACTIONS_DONE.get(template.code)
+    if st.absent_completes is not None:
+        return st.absent_completes, None if st.absent_completes else clause or st.basis
+    if clause is not None and not st.optional and st.period_days is None:
+        return False, clause
+    return True, None
+
+
 SUPPORTED_LIVING = RouteTemplate(
     code="supported_living",
     title="Сопровождаемое проживание",
@@ -141,7 +176,10 @@ SUPPORTED_LIVING = RouteTemplate(
             kind="medical_check",
             role=AgencyRole.health,
             requested="Сведения о состоянии здоровья и противопоказаниях",
-            basis="298-п Регламент п.6 пп.8",
+            # 298-п Порядок (supported living) names the Ministry of Health a participant
+            # (п.3 пп.3) and the request for information the measures need (п.4, п.9); no
+            # clause sets a health check (Регламент п.6 пп.8 is social employment's)
+            basis="298-п Порядок п.3 пп.3, п.4, п.9",
         ),
         StepTemplate(
             kind="training_placement",
@@ -188,7 +226,9 @@ ACCOMPANIMENT = RouteTemplate(
             kind="ipra_extract",
             role=AgencyRole.mse,
             requested="Выписка из ИПРА инвалида",
-            basis="363н п.6",
+            # no clause of 363н asks МСЭ for an extract (п.6 is МСЭ informing and
+            # consulting): the route is formed from the ИПРА's measures, п.10 пп.б
+            basis="363н: no clause (the route is formed from the ИПРА, п.10 пп.б)",
         ),
         StepTemplate(
             kind="rehabilitation_route",
@@ -211,9 +251,21 @@ TEMPLATES: dict[str, RouteTemplate] = {
 }
 
 
+def newest_version(code: str) -> int:
+    """The newest published version of template ``code`` (its data files), the one a new
+    route is formed from; ValueError naming the field for an unknown code."""
+    from models.template_files import latest
+
+    try:
+        return latest(code).version
+    except KeyError as exc:
+        raise ValueError(str(exc.args[0])) from None
+
+
 def get_template(code: str, version: int = 0) -> RouteTemplate:
-    """The template by code and version (0: the built-in one above; n >= 1: the data file
-    ``models/route_templates/<code>-v<n>.toml``), or ValueError naming the field."""
+    """The template by code and version (0: the built-in one above, kept for the routes that
+    started on it; n >= 1: the data file ``models/route_templates/<code>-v<n>.toml``), or
+    ValueError naming the field."""
     if version:
         return _data_template(code, version)
     try:

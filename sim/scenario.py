@@ -46,7 +46,9 @@ from engine.infra.clock import DbClock
 from engine.infra.db import make_engine, migrate
 from engine.infra.settings import Settings
 from engine.persons.consent_withdrawal import withdraw_consent
-from engine.routes.transitions import EngineConfig, register_application
+from engine.routes.forming import form_route
+from engine.routes.ipra_plan import current_ipra
+from engine.routes.transitions import EngineConfig
 from engine.runtime.sweeper import sweep_due_timers
 from models.agencies import AgencyAnswer, AgencyRequest, AnswerEffect, AnswerOutcome
 from models.audit import AuditEvent
@@ -459,9 +461,12 @@ def run_scenario(opts: DemoOptions, stack: dict[str, Any], settings: Settings,
                                         template_versions=life.template_versions(day)
                                         if life else None)
                                 else:
-                                    register_application(s, cfg, now=at, person_id=pid,
-                                                         template_code=opts.template,
-                                                         actor="demo:coordinator")
+                                    form_route(s, cfg, now=at, person_id=pid,
+                                               template_code=opts.template,
+                                               region=person.region if person
+                                               else calendars.DEFAULT_REGION,
+                                               ipra=current_ipra(s, pid),
+                                               actor="demo:coordinator")
                                 s.commit()
                         if day == withdraw_day:
                             with Session(engine, expire_on_commit=False) as s:

@@ -18,7 +18,7 @@ from engine.agencies.participants import derive_demo_secret
 from engine.infra.settings import get_settings
 from models.agencies import Agency, AgencyRole
 from models.persons import Person, snils_check_number
-from models.templates import TEMPLATES
+from models.template_files import templates as data_templates
 from models.types import new_id
 
 # (id, short name, Russian name, role)
@@ -135,7 +135,7 @@ def example_lines(n: int, *, seed: int = 11, region: str = "39",
     """``n`` generated applications (synthetic persons, never real) for the benchmark:
     distinct valid SNILS, the ``templates`` (default: all) in turn."""
     rng = random.Random(seed)
-    codes = list(templates) or sorted(TEMPLATES)
+    codes = list(templates) or sorted(data_templates())
     seen: set[str] = set()
     out = []
     for i in range(n):

@@ -34,7 +34,8 @@ from models.agencies import RequestChannel
 from models.labels import actor_ru, step_kind_ru
 from models.routes import RouteStatus, Step
 from models.staff import StaffRole
-from models.templates import TEMPLATES
+from models.template_files import TemplateSpec, latest, templates
+from models.templates import get_template
 
 router = APIRouter(include_in_schema=False)
 READERS = (StaffRole.coordinator, StaffRole.supervisor, StaffRole.admin)
@@ -59,6 +60,12 @@ def prefect_ui_base() -> str:
     return ui.rstrip("/")
 
 
+def route_kinds() -> dict[str, TemplateSpec]:
+    """The route kinds a filter offers: each data template's code and its newest version's
+    title (``models/route_templates``; the built-in version 0 forms no new route)."""
+    return {code: latest(code) for code in sorted(templates())}
+
+
 @router.get("/routes", response_class=HTMLResponse)
 def routes_list(
     request: Request, v: ViewerDep, s: DbDep,
@@ -74,13 +81,14 @@ def routes_list(
         raise refuse(s, v, now=now, entity="page", entity_id="/routes", why="role")
     region = None if v.role is StaffRole.admin else v.user.region
     st = RouteStatus(state) if state in {x.value for x in RouteStatus} else None
-    filters = Filters(kind=kind if kind in TEMPLATES else None, state=st,
+    kinds = route_kinds()
+    filters = Filters(kind=kind if kind in kinds else None, state=st,
                       agency_id=agency or None, overdue=bool(overdue), escalated=bool(escalated))
     rows = board(s, region=region, now=now, filters=filters)
     agencies = sorted({(r.agency_id, r.agency_name or r.agency_id) for r in rows
                        if r.agency_id})
     return page(request, v, "routes.html", rows=matching(rows, filters), late=late_by_agency(rows),
-                filters=filters, templates=TEMPLATES, agencies=agencies,
+                filters=filters, templates=kinds, agencies=agencies,
                 statuses=list(RouteStatus))
 
 
@@ -160,13 +168,13 @@ def route_page_view(request: Request, v: Viewer, s: Session, route_id: str, *,
     participants = sorted({(st.agency_id, names.get(st.agency_id, st.agency_id))
                            for st in steps if st.agency_id})
     s.commit()
-    template = TEMPLATES.get(route.template)
+    template = get_template(route.template, route.template_version)  # the route's version
     return page(request, v, "route.html", status_code=code, route=route, rows=rows, chart=chart,
                 unreceived=unreceived, receipts=receipts, participants=participants,
                 life_form=coordinator and route.status is RouteStatus.active,
                 today=today, life_error=life_error, receipt_error=receipt_error,
                 escalations=escalations, history=history, person=person, paper=paper,
-                template_title=template.title if template else route.template,
+                template_title=template.title,
                 prefect_ui=prefect_ui_base(), notice=NOTICE_RU.get(notice, ""),
                 answer_error=answer_error,
                 nonce=secrets.token_urlsafe(16), action=None, names=names)

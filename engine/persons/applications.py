@@ -24,8 +24,8 @@ import calendars
 from engine.errors import EngineError
 from engine.infra import audit
 from engine.notifications.outbox import Recipient, queue_notification, staff_recipient
-from engine.routes.ipra_plan import build_plan
-from engine.routes.transitions import EngineConfig, register_application
+from engine.routes.forming import form_route, spec_for
+from engine.routes.transitions import EngineConfig
 from models.application import (
     AccompanimentAction,
     ApplicantKind,
@@ -60,8 +60,7 @@ from models.person_file import (
 from models.persons import Person
 from models.routes import Route
 from models.staff import StaffRole, StaffUser
-from models.template_files import TemplateSpec, version_of
-from models.template_files import latest as latest_template
+from models.template_files import TemplateSpec
 from models.types import new_id
 
 SYSTEM = "system:applications"
@@ -476,23 +475,13 @@ def register_full_application(
     if decision.eligible and template and app.request.action is not AccompanimentAction.stop:
         # the route as the regulations describe it: the newest data template (the route
         # keeps its version), its steps' conditions read on the person's ИПРА (004 п.8, п.10б)
-        spec = (version_of(template, template_versions[template])
-                if template_versions and template in template_versions
-                else latest_template(template))
-        ipra_now = current[1] if current else None
-        # from_ipra: each measure of the ИПРА a step for its executor (004 п.10 пп.б)
-        plan = (build_plan(session, region=region, ipra=ipra_now,
-                           taken=tuple(s.kind for s in spec.steps))
-                if spec and spec.from_ipra and ipra_now else None)
+        spec = spec_for(template, (template_versions or {}).get(template))
         try:
-            route = register_application(
+            route = form_route(
                 session, cfg, now=now, person_id=person.id, template_code=template,
-                region=region, registered_at=app.submission.registered_at,
-                coordinator_id=coordinator_id, actor=actor,
-                template_version=spec.version,
-                not_applicable={s.kind: s.when.describe() for s in spec.steps
-                                if not s.when.holds(ipra_now)},
-                plan=plan, roles=_step_roles(spec, app))
+                region=region, ipra=current[1] if current else None,
+                version=spec.version, registered_at=app.submission.registered_at,
+                coordinator_id=coordinator_id, actor=actor, roles=_step_roles(spec, app))
         except calendars.CalendarError as exc:
             raise EngineError(f"submission.registered_at: {exc}") from None
         record.route_id = route.id

@@ -23,7 +23,7 @@ the coordinator API's body (``models.basic_application.ApplicationIn``; docs/imp
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from enum import Enum
@@ -39,17 +39,21 @@ from engine.agencies.providers import OPEN_STEP
 from engine.errors import EngineError
 from engine.escalations import timers
 from engine.infra import audit
+from engine.routes.forming import Forming, forming
+from engine.routes.ipra_plan import current_ipras
 from engine.routes.ipra_term import arm_ipra_expiry
 from engine.routes.transitions import SYSTEM, EngineConfig, check_ipra_deadlines
 from models import regions
 from models.agencies import Agency, AgencyRequest, RequestChannel, RequestState
 from models.audit import AuditEvent
 from models.basic_application import ApplicationIn, date_problems, same_name
+from models.ipra import Ipra
+from models.ipra_plan import extend_template, measure_of
 from models.jobs import Job, JobKind
 from models.person_file import IpraRecord
 from models.persons import Person
 from models.routes import Route, RouteStatus, Step, StepStatus
-from models.templates import TEMPLATES, get_template
+from models.templates import RouteTemplate, get_template
 from models.timers import DeadlineKind, Timer, TimerStatus
 from models.types import new_id, utcnow
 
@@ -160,11 +164,15 @@ def check_applications(session: Session, cfg: EngineConfig,
     agencies = _agencies(session, regions)
     known: dict[str, tuple[int | None, str, date]] = {}  # snils → (line or None: stored)
     snils = sorted({a.snils for _, a in apps})
+    person_of: dict[str, str] = {}  # snils → the stored person's id
     for i in range(0, len(snils), 1000):
         for p in session.exec(select(col(Person.snils), col(Person.full_name),
-                                     col(Person.birth_date))
+                                     col(Person.birth_date), col(Person.id))
                               .where(col(Person.snils).in_(snils[i:i + 1000]))):
             known[p[0]] = (None, p[1], p[2])
+            person_of[p[0]] = p[3]
+    ipras = current_ipras(session, list(person_of.values()))
+    formings: dict[str, _Formed] = {}
     for no, app in apps:
         try:
             calendars.get_calendar(app.region)
@@ -175,17 +183,21 @@ def check_applications(session: Session, cfg: EngineConfig,
         errors += [LineError(no, f, r) for f, r in problems]
         if problems:
             continue
-        template = TEMPLATES[app.template]
+        stored = person_of.get(app.snils)
+        f, template, firsts = _formed(session, app, ipras.get(stored) if stored else None,
+                                      formings)
         try:
-            check_ipra_deadlines(template, app.ipra_deadlines, region=app.region,
-                                 registered_at=app.registered_at or now)
+            check_ipra_deadlines(get_template(f.spec.code, f.spec.version), app.ipra_deadlines,
+                                 region=app.region, registered_at=app.registered_at or now)
         except EngineError as exc:
-            f, _, rule = str(exc).partition(": ")
-            errors.append(LineError(no, f, rule))
-        first_role = template.steps[0].role.value
-        if not agencies.get((first_role, app.region)):
-            errors.append(LineError(no, "region", f"no active participant with role "
-                                                  f"{first_role!r} in region {app.region}"))
+            field_, _, rule = str(exc).partition(": ")
+            errors.append(LineError(no, field_, rule))
+        for seq in firsts:
+            role = template.step(seq).role.value
+            if not agencies.get((role, app.region)):
+                errors.append(LineError(no, "region", f"no active participant with role "
+                                                      f"{role!r} in region {app.region}"))
+                break
         seen = known.get(app.snils)
         if seen is None:
             known[app.snils] = (no, app.full_name, app.birth_date)
@@ -234,7 +246,7 @@ class _StepRec:
 _STEP_COLS = [c.name for c in Step.__table__.columns]  # type: ignore[attr-defined]
 assert set(_STEP_COLS) == set(_StepRec.__slots__), \
     "engine.persons.bulk_import._StepRec: the step table changed"
-_JSON = {"agency_request": ("body",), "audit_event": ("before", "after")}
+_JSON = {"agency_request": ("body",), "audit_event": ("before", "after"), "route": ("plan",)}
 
 
 def _table(model: Any) -> Any:
@@ -334,32 +346,77 @@ def _write_rows(conn: Any, table: Any, rows: list[dict[str, Any]]) -> None:
                             else _copy_value(r[c]) for c in cols])
 
 
+_Formed = tuple[Forming, RouteTemplate, tuple[int, ...]]
+
+
+def _formed(session: Session, app: ApplicationIn, ipra: Ipra | None,
+            cache: dict[str, _Formed]) -> _Formed:
+    """The route's data template (newest version), its steps not applicable for the
+    person's ИПРА and its plan (``engine.routes.forming``), the route's own template (the
+    plan's measures after the template's steps) and the steps it opens at once
+    (``first_steps``). Without an ИПРА all this is the same for every application of a
+    template: formed once per import."""
+    if ipra is None and app.template in cache:
+        return cache[app.template]
+    f = forming(session, code=app.template, region=app.region, ipra=ipra)
+    template = extend_template(get_template(f.spec.code, f.spec.version), f.plan,
+                               parallel=True)
+    out = (f, template, tuple(first_steps(template, f.not_applicable)))
+    if ipra is None:
+        cache[app.template] = out
+    return out
+
+
+def first_steps(template: RouteTemplate, skipped: Collection[str]) -> list[int]:
+    """The seqs of the steps a new route opens at once: applicable, and every step they wait
+    for not applicable (``engine.routes.transitions.ready_steps`` on a route just formed)."""
+    closed = {seq for seq, st in enumerate(template.steps) if st.kind in skipped}
+    return [seq for seq in range(len(template.steps)) if seq not in closed
+            and all(d in closed for d in template.waits_for(seq))]
+
+
 def _register(batch: _Batch, cfg: EngineConfig, app: ApplicationIn, person: dict[str, Any],
               agencies: dict[tuple[str, str], list[Agency]], load: dict[str, int], *,
-              actor: str, coordinator_id: str | None) -> str:
-    """One route's rows (``engine.routes.transitions.register_application``'s, in its order)."""
+              formed: _Formed, actor: str,
+              coordinator_id: str | None) -> str:
+    """One route's rows (``engine.routes.transitions.register_application``'s, in its order)
+    from the newest data template (``formed``: ``_formed``)."""
     now = batch.now
-    template = get_template(app.template)
+    f, template, firsts = formed
+    version, skipped, plan = f.spec.version, f.not_applicable, f.plan
     region = app.region
     reg_at = app.registered_at or now
-    ipra = check_ipra_deadlines(template, app.ipra_deadlines, region=region,
-                                registered_at=reg_at)
+    ipra = check_ipra_deadlines(get_template(f.spec.code, version), app.ipra_deadlines,
+                                region=region, registered_at=reg_at)
     route_id = new_id("rt")
     route: dict[str, Any] = {
         "id": route_id, "person_id": person["id"], "region": region,
-        "template": template.code, "status": RouteStatus.active, "registered_at": reg_at,
+        "template": template.code, "template_version": version, "plan": plan,
+        "status": RouteStatus.active, "registered_at": reg_at,
         "current_seq": 0, "coordinator_id": coordinator_id, "prefect_flow_run_id": None,
         "prefect_state": None, "created_at": utcnow(), "completed_at": None}
-    steps = [_StepRec(id=f"{route_id}-s{seq}", route_id=route_id, seq=seq, kind=st.kind,
-                      role=st.role.value, optional=st.optional,
-                      ipra_due_date=ipra.get(st.kind))
-             for seq, st in enumerate(template.steps)]
+    steps = []
+    for seq, st in enumerate(template.steps):
+        why = skipped.get(st.kind)
+        measure = measure_of(plan, st.kind)
+        steps.append(_StepRec(
+            id=f"{route_id}-s{seq}", route_id=route_id, seq=seq, kind=st.kind,
+            role=st.role.value, optional=st.optional,
+            ipra_due_date=date.fromisoformat(measure["due"]) if measure else ipra.get(st.kind),
+            status=StepStatus.cancelled if why else StepStatus.planned,
+            outcome_note=f"не применяется: {why}"[:500] if why else None))
     versions = [0] * len(steps)
     batch.audit.append((actor, "route", route_id, "registered", route_id, None, {
         "template": template.code, "region": region, "registered_at": reg_at,
+        **({"template_version": version} if version else {}),
+        **({"not_applicable": sorted(skipped)} if skipped else {}),
+        **({"ipra_measures": {e["kind"]: e["due"] for e in plan.get("measures", ())},
+            "ipra": plan.get("ipra")} if plan else {}),
         **({"ipra_deadlines": {k: v.isoformat() for k, v in ipra.items()}} if ipra else {})},
         None))
     for step in steps:  # complete-by deadlines (_arm_complete_deadline)
+        if step.status.terminal:
+            continue
         st = template.step(step.seq)
         if step.ipra_due_date is not None:
             due = timers.end_of_day(step.ipra_due_date, region)
@@ -379,13 +436,36 @@ def _register(batch: _Batch, cfg: EngineConfig, app: ApplicationIn, person: dict
         batch.audit.append((actor, "step", step.id, "complete_by_set", route_id, None, {
             "complete_by": due.due_date, "source": source,
             "ipra_due_date": step.ipra_due_date, "working_days": days or None}, None))
-    # the first step starts (_start_step, arm_send_deadline, _new_request)
-    step = steps[0]
-    st = template.step(0)
-    ladder = template.ladder_for(0, cfg.default_ladder)
-    agency = _pick(agencies[(step.role, region)], load)
+    mirror_jobs = 0
+    for seq in firsts:  # each starts (_start_step)
+        mirror_jobs += _start(batch, cfg, route, template, steps[seq], agencies, load,
+                              version=versions[seq], reg_at=reg_at, actor=actor)
+        versions[seq] += 1
+    batch.routes.append(route)
+    batch.steps += [s.row() for s in steps]
+    if mirror_jobs:  # asked for once or twice in one transaction: one job
+        batch.job(JobKind.mirror_route, route_id, cfg.mirror_delay_seconds)
+    return route_id
+
+
+def _start(batch: _Batch, cfg: EngineConfig, route: dict[str, Any], template: RouteTemplate,
+           step: _StepRec, agencies: dict[tuple[str, str], list[Agency]],
+           load: dict[str, int], *, version: int, reg_at: datetime, actor: str) -> int:
+    """One step opened (``_start_step``, ``arm_send_deadline``, ``_new_request``): its
+    agency — the one the ИПРА names for a measure when active here, else the least loaded
+    of its role —, its send-by timers, its request; the mirror jobs it asks for."""
+    now, region, route_id = batch.now, route["region"], route["id"]
+    st = template.step(step.seq)
+    ladder = template.ladder_for(step.seq, cfg.default_ladder)
+    rows = agencies[(step.role, region)]
+    pinned = measure_of(route["plan"], step.kind)
+    named = next((a for a in rows if pinned and a.id == pinned.get("agency_id")), None)
+    agency = named or _pick(rows, load)
+    if named is not None:
+        load[named.id] = load.get(named.id, 0) + 1
     step.agency_id = agency.id
     step.status = StepStatus.sending
+    route["current_seq"] = step.seq
     send_days = regions.send_days(region, st.send_days)  # the region's act (models/regions)
     send = calendars.deadline(reg_at, send_days, regions.send_calendar(region, cfg.sender_region))
     step.ready_at = reg_at
@@ -393,8 +473,7 @@ def _register(batch: _Batch, cfg: EngineConfig, app: ApplicationIn, person: dict
     step.deadline_provisional = send.provisional
     batch.add_timers(timers.ladder_timers(
         DeadlineKind.send_by, step, due=send, anchor_at=reg_at, working_days=send_days,
-        ladder=ladder, version=versions[0]), actor=actor)
-    versions[0] += 1
+        ladder=ladder, version=version), actor=actor)
     request_id = new_id("tk")
     answer_days = regions.answer_days(region, st.answer_days)
     expected = calendars.deadline(now, answer_days, agency.region)
@@ -429,12 +508,8 @@ def _register(batch: _Batch, cfg: EngineConfig, app: ApplicationIn, person: dict
                         {"status": step.status.value, "agency_id": agency.id,
                          "send_by": send.due_date, "request_id": request_id}, None))
     mirror_jobs += 1 if cfg.mirror else 0
-    batch.routes.append(route)
-    batch.steps += [s.row() for s in steps]
     batch.requests.append(request)
-    if mirror_jobs:  # asked for once or twice in one transaction: one job
-        batch.job(JobKind.mirror_route, route_id, cfg.mirror_delay_seconds)
-    return route_id
+    return mirror_jobs
 
 
 def import_applications(session: Session, cfg: EngineConfig,
@@ -454,6 +529,8 @@ def import_applications(session: Session, cfg: EngineConfig,
                                      col(Person.birth_date))
                               .where(col(Person.snils).in_(snils[i:i + 1000]))):
             stored[p[1]] = {"id": p[0], "snils": p[1], "full_name": p[2], "birth_date": p[3]}
+    ipras = current_ipras(session, [p["id"] for p in stored.values()])
+    formings: dict[str, _Formed] = {}
     batch = _Batch(now)
     created = reused = 0
     route_ids = []
@@ -471,8 +548,9 @@ def import_applications(session: Session, cfg: EngineConfig,
             created += 1
         else:
             reused += 1
-        route_ids.append(_register(batch, cfg, app, person, agencies, load, actor=actor,
-                                   coordinator_id=coordinator_id))
+        formed = _formed(session, app, ipras.get(person["id"]), formings)
+        route_ids.append(_register(batch, cfg, app, person, agencies, load, formed=formed,
+                                   actor=actor, coordinator_id=coordinator_id))
     batch.write(session)
     _arm_expiry_timers(session, route_ids, now=now, actor=actor)
     return ImportResult(routes=len(route_ids), persons_created=created, persons_reused=reused,

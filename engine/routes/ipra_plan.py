@@ -15,6 +15,7 @@ a cancel notice.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import date, datetime
 from typing import Any
 
@@ -63,14 +64,30 @@ def free_step_id(session: Session, route_id: str, seq: int) -> str:
 
 def current_ipra(session: Session, person_id: str) -> Ipra | None:
     """The person's ИПРА in force: the one that supersedes every other (docs/ipra.md)."""
+    return current_ipras(session, [person_id]).get(person_id)
+
+
+def current_ipras(session: Session, person_ids: Sequence[str]) -> dict[str, Ipra]:
+    """Each person's ИПРА in force (``current_ipra``), read for all of them at once (a
+    person without one is left out): ``rehab import`` forms thousands of routes."""
+    docs: dict[str, list[Ipra]] = {}
+    ids = sorted(set(person_ids))
     with session.no_autoflush:
-        rows = list(session.exec(select(IpraRecord).where(IpraRecord.person_id == person_id)
-                                 .order_by(col(IpraRecord.issued_on), col(IpraRecord.id))))
-    docs = [Ipra.model_validate(r.document) for r in rows if "destroyed_at" not in r.document]
-    try:
-        return latest_ipra(docs)
-    except IpraOrderError as exc:
-        raise EngineError(f"ipra: {exc}") from None
+        for i in range(0, len(ids), 1000):
+            for r in session.exec(select(IpraRecord)
+                                  .where(col(IpraRecord.person_id).in_(ids[i:i + 1000]))
+                                  .order_by(col(IpraRecord.issued_on), col(IpraRecord.id))):
+                if "destroyed_at" not in r.document:
+                    docs.setdefault(r.person_id, []).append(Ipra.model_validate(r.document))
+    out: dict[str, Ipra] = {}
+    for pid, history in docs.items():
+        try:
+            found = latest_ipra(history)
+        except IpraOrderError as exc:
+            raise EngineError(f"ipra: {exc}") from None
+        if found is not None:
+            out[pid] = found
+    return out
 
 
 DIRECTION_ROLE: dict[MeasureDirection, AgencyRole] = {

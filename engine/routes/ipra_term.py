@@ -20,7 +20,7 @@ from engine.escalations import timers
 from engine.infra import audit
 from models.ipra import Ipra
 from models.person_file import IpraRecord
-from models.route_life import RouteTimer, RouteTimerKind, RouteTimerStatus
+from models.route_life import IPRA_TERM_KINDS, RouteTimer, RouteTimerKind, RouteTimerStatus
 from models.routes import Route
 
 
@@ -68,7 +68,13 @@ def arm_ipra_expiry(session: Session, route: Route, *, now: datetime,
                     actor: str) -> RouteTimer | None:
     """(Re)arm the route's ИПРА-expiry timer on the person's current ИПРА (004 п.13 а): due
     at the end of its last day in the route's region. A pending timer on another day is
-    cancelled; None when the person has no ИПРА or an indefinite one."""
+    cancelled; None when the person has no ИПРА or an indefinite one — or when the route's
+    kind does not end with the ИПРА's term (``models.route_life.IPRA_TERM_KINDS``:
+    accompaniment, 004 п.13 а, and social employment, 001 Регламент п.3; not supported
+    living, 000 п.10, nor early help, 003: no query then)."""
+    clause = IPRA_TERM_KINDS.get(route.template)
+    if clause is None:
+        return None
     current = ipra_in_force(session, route.person_id)
     last = current[1].last_day if current else None
     for t in pending_expiry(session, route.id):
@@ -86,7 +92,7 @@ def arm_ipra_expiry(session: Session, route: Route, *, now: datetime,
     audit.record(session, at=now, actor=actor, entity="route_timer", entity_id=str(timer.id),
                  route_id=route.id, action="created",
                  after={"kind": timer.kind.value, "due_date": last, "ipra_id": current[0].id},
-                 reason="004 п.13 а: accompaniment ends with the ИПРА's term")
+                 reason=f"{clause}: the route ends with the ИПРА's term")
     return timer
 
 

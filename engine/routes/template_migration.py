@@ -8,6 +8,11 @@ that to one route in the caller's transaction. A route already at the target ver
 left alone (the migration is idempotent); only active routes migrate — a finished route
 keeps the version it ran under, a suspended one (consent withdrawn) is left until it
 resumes.
+
+The routes registered before the data templates, at version 0 (the built-in three-step
+templates, ``models.templates``), migrate like any other: version 0 is an older version of
+each of their codes (``models.template_migration.builtin_spec``), so ``rehab template
+migrate CODE --to N`` moves them to a data version with the mapping of their steps.
 """
 
 from __future__ import annotations
@@ -33,7 +38,7 @@ from engine.routes.transitions import (
 from models.ipra import Ipra
 from models.routes import Route, RouteStatus, Step, StepStatus
 from models.template_files import TemplateSpec
-from models.template_migration import RouteMigration, check_mapping, plan_route
+from models.template_migration import RouteMigration, builtin_spec, check_mapping, plan_route
 from models.templates import get_template, template_of
 from models.timers import TimerKind
 
@@ -43,9 +48,13 @@ _SHIFT = 1_000_000  # renumbering goes through seqs no route has (the (route, se
 
 def _versions(versions: Mapping[int, TemplateSpec], code: str,
               to_version: int) -> tuple[TemplateSpec, list[TemplateSpec]]:
+    """The target version and the older ones a route may be at: the built-in version 0
+    (when the code has one) and the data versions before ``to_version``."""
     if to_version not in versions:
         raise EngineError(f"--to: {code} has versions {sorted(versions)}, not {to_version}")
-    olds = [versions[v] for v in sorted(versions) if v < to_version]
+    builtin = builtin_spec(code)
+    olds = ([builtin] if builtin is not None and 0 not in versions else []) + [
+        versions[v] for v in sorted(versions) if v < to_version]
     if not olds:
         raise EngineError(f"--to: v{to_version} is the first version of {code}: nothing to "
                           f"migrate from")
@@ -80,7 +89,6 @@ def plan_migration(session: Session, *, code: str, versions: Mapping[int, Templa
     with session.no_autoflush:
         routes = list(session.exec(
             select(Route).where(Route.template == code, Route.status == RouteStatus.active,
-                                col(Route.template_version) >= 1,
                                 col(Route.template_version) < to_version)
             .order_by(col(Route.id))))
         out = []
@@ -107,7 +115,7 @@ def migrate_route(session: Session, cfg: EngineConfig, *, route_id: str, code: s
     assert route is not None
     if route.template != code:
         raise EngineError(f"route_id: {route_id} is a {route.template} route, not {code}")
-    if route.status is not RouteStatus.active or not 1 <= route.template_version < to_version:
+    if route.status is not RouteStatus.active or not 0 <= route.template_version < to_version:
         return None
     ipra = current_ipra(session, route.person_id)
     mig, more = _one(session, route, steps, new, mapping, ipra)

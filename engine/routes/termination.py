@@ -9,6 +9,12 @@
   categories of 004 п.1 is left — checked on each new ИПРА import
   (``on_new_ipra``, called by ``engine.persons.ipra_import``).
 
+The other route kinds end by their own grounds, not 004's: a new ИПРА is judged by each
+kind's eligibility rule (``models.eligibility.ipra_grounds``; social employment: 001
+Регламент п.3, degree-3 work limitation), and the ИПРА-expiry timer is armed only for the
+kinds whose grounds are the ИПРА's (``models.route_life.IPRA_TERM_KINDS``). Early help (003)
+is never ended by an ИПРА.
+
 Each ends the route the same way: every open request withdrawn with a cancel notice to its
 agency, every pending timer of its steps and of the route dropped, open escalations closed,
 open steps ``cancelled``, the route ``terminated`` with ``end_reason``; one audit record
@@ -36,14 +42,16 @@ from engine.routes.ipra_term import (
 )
 from engine.routes.transitions import EngineConfig, mirror_later, withdraw_request
 from models.agencies import AgencyRequest
+from models.eligibility import ipra_grounds
 from models.ipra import Ipra
 from models.route_life import (
     END_REASON_RU,
+    IPRA_TERM_KINDS,
     EndReason,
     RouteTimer,
     RouteTimerKind,
     RouteTimerStatus,
-    grounds_hold,
+    ended_by_ipra_text,
 )
 from models.routes import Route, RouteStatus, StepStatus
 from models.timers import EscalationStatus, TimerKind
@@ -63,14 +71,15 @@ class Terminated:
 
 def terminate(session: Session, cfg: EngineConfig, route: Route, *, reason: EndReason,
               now: datetime, actor: str, details: dict[str, object] | None = None,
-              ) -> Terminated:
+              text: str | None = None) -> Terminated:
     """End a live route for ``reason`` (004 п.13): requests withdrawn with notice, timers
-    dropped, escalations closed, open steps cancelled, route ``terminated``. Audited."""
+    dropped, escalations closed, open steps cancelled, route ``terminated``. Audited, with
+    ``text`` (Russian, with its clause; default: 004 п.13's wording of ``reason``)."""
     if route.status not in LIVE:
         raise EngineError(f"route: {route.id} is {route.status.value}; only an active or "
                           "suspended route can be terminated",
                           rule="route_not_open", params={"status": route.status.value})
-    text = END_REASON_RU[reason]
+    text = text or END_REASON_RU[reason]
     out = Terminated(route_id=route.id, reason=reason)
     # the route's timer row before the steps' rows: the sweeper locks in this order too
     cancel_route_timers(session, route, now=now, actor=actor, reason=text)
@@ -149,23 +158,44 @@ def terminate_on_application(session: Session, cfg: EngineConfig, *, route_id: s
 
 def on_new_ipra(session: Session, cfg: EngineConfig, *, person_id: str, now: datetime,
                 actor: str) -> list[Terminated]:
-    """A new ИПРА of the person was imported: if it is the one in force and lists no
-    degree-2/3 limitation of the categories of 004 п.1, the person's live routes end
-    (004 п.13 в); otherwise their ИПРА-expiry timers move to the new ИПРА's last day
-    (004 п.13 а). Returns the routes terminated."""
+    """A new ИПРА of the person was imported: if it is the one in force, each live route is
+    judged by its own kind's grounds (``models.eligibility.ipra_grounds``):
+
+    - accompaniment: no degree-2/3 limitation of 004 п.1's categories left → ends
+      ``grounds_removed`` (004 п.13 в);
+    - social employment: no longer a degree-3 limitation of the capacity to work with simple
+      work only with significant help (001 Регламент п.3) → ends ``grounds_removed``, the
+      clause and the rule that failed in the audit record;
+    - supported living: no degree-2/3 limitation left (000 п.10, read as at the application)
+      → ends likewise;
+    - early help (003): its grounds are not the ИПРА's — untouched.
+
+    A route whose grounds hold has its ИПРА-expiry timer moved to the new ИПРА's last day
+    where its kind ends with the ИПРА's term (004 п.13 а; ``IPRA_TERM_KINDS``). Returns the
+    routes terminated."""
     current = ipra_in_force(session, person_id)
     routes = list(session.exec(select(Route).where(
         Route.person_id == person_id, col(Route.status).in_(LIVE)).order_by(col(Route.id))))
     if current is None:
         return []
     row, ipra = current
-    if not grounds_hold(ipra):
-        return [terminate(session, cfg, r, reason=EndReason.grounds_removed, now=now,
-                          actor=actor, details=_grounds_details(row.id, ipra))
-                for r in routes]
+    out = []
     for r in routes:
-        arm_ipra_expiry(session, r, now=now, actor=actor)
-    return []
+        grounds = ipra_grounds(r.template, ipra)
+        if grounds is None:
+            continue
+        failed = [g for g in grounds if not g.passed]
+        if not failed:
+            arm_ipra_expiry(session, r, now=now, actor=actor)
+            continue
+        why = "; ".join(f"{g.reason_ru} ({g.clause})" for g in failed)
+        out.append(terminate(
+            session, cfg, r, reason=EndReason.grounds_removed, now=now, actor=actor,
+            details={**_grounds_details(row.id, ipra),
+                     "grounds": [{"rule": g.rule, "clause": g.clause} for g in failed]},
+            text=None if r.template == "accompaniment" else ended_by_ipra_text(
+                r.template, EndReason.grounds_removed, why)))
+    return out
 
 
 def _grounds_details(ipra_id: int | None, ipra: Ipra) -> dict[str, object]:
@@ -201,6 +231,8 @@ def fire_due_route_timers(session: Session, cfg: EngineConfig, *, now: datetime,
         stale = None
         if route.status not in LIVE:
             stale = f"route is {route.status.value}"
+        elif route.template not in IPRA_TERM_KINDS:  # armed before IPRA_TERM_KINDS
+            stale = f"a {route.template} route does not end with the ИПРА's term"
         elif t.kind is RouteTimerKind.ipra_expiry and current is not None and (
                 current[0].id != t.ipra_id and current[1].in_force_on(local_day(now,
                                                                             route.region))):
@@ -220,7 +252,11 @@ def fire_due_route_timers(session: Session, cfg: EngineConfig, *, now: datetime,
         audit.record(session, at=now, actor=actor, entity="route_timer", entity_id=str(t.id),
                      route_id=route.id, action="fired",
                      after={"kind": t.kind.value, "due_date": t.due_date})
+        clause = IPRA_TERM_KINDS[route.template]
         terminate(session, cfg, route, reason=EndReason.ipra_expired, now=now, actor=actor,
-                  details={"ipra_id": t.ipra_id, "ipra_last_day": t.due_date})
+                  details={"ipra_id": t.ipra_id, "ipra_last_day": t.due_date,
+                           "clause": clause},
+                  text=None if route.template == "accompaniment" else ended_by_ipra_text(
+                      route.template, EndReason.ipra_expired, f"нет ИПРА в силе ({clause})"))
         out.fired += 1
     return out

@@ -45,7 +45,14 @@ from models.ipra_plan import measure_of
 from models.jobs import JobKind
 from models.persons import Person
 from models.routes import CancelNotice, CancelState, Route, RouteStatus, Step, StepStatus
-from models.templates import Ladder, RouteTemplate, get_template, template_of
+from models.templates import (
+    Ladder,
+    RouteTemplate,
+    absent_completes,
+    get_template,
+    newest_version,
+    template_of,
+)
 from models.timers import REQUEST_KINDS, DeadlineKind, EscalationStatus
 from models.types import new_id, utcnow
 
@@ -125,12 +132,16 @@ def register_application(
     session: Session, cfg: EngineConfig, *, now: datetime, person_id: str, template_code: str,
     region: str | None = None, registered_at: datetime | None = None,
     coordinator_id: str | None = None, actor: str = SYSTEM,
-    ipra_deadlines: Mapping[str, date] | None = None, template_version: int = 0,
+    ipra_deadlines: Mapping[str, date] | None = None, template_version: int | None = None,
     not_applicable: Mapping[str, str] | None = None, plan: Mapping[str, Any] | None = None,
     roles: Mapping[str, str] | None = None,
 ) -> Route:
     """Register a person's application and start the route's first step (see
-    ``_register_application``; its audit records are written with one statement)."""
+    ``_register_application``; its audit records are written with one statement).
+    ``template_version`` None: the newest data version (``engine.routes.forming.form_route``
+    also reads its steps' conditions on the person's ИПРА: what a user-facing path calls)."""
+    if template_version is None:
+        template_version = newest_version(template_code)
     with audit.buffered(session), queue_buffered(session):
         return _register_application(
             session, cfg, now=now, person_id=person_id, template_code=template_code,
@@ -167,7 +178,8 @@ def _register_application(
     rehabilitation organisation ensures the route's deadlines, 363н п.10б); a template's
     ``deadline_days`` is used for steps the ИПРА gives no deadline for.
 
-    ``template_version``: 0 the built-in template, n >= 1 the data file (the route keeps it).
+    ``template_version``: n >= 1 the data file (the route keeps it); 0 the built-in
+    three-step template (``models.templates``: the engine's tests and benchmark only).
     ``not_applicable``: step kinds whose condition does not hold for the person (e.g. no
     technical aids in the ИПРА, 004 п.8), each with why: formed closed, never sent. Every
     step whose dependencies are met starts at once (parallel where the template allows).
@@ -735,7 +747,10 @@ def _apply_answer(session: Session, cfg: EngineConfig, answer_id: int, *,
     """Move the route on a stored answer (exactly once: the answer's effect is recorded).
 
     provided -> step answered; absent -> step completed with the notice of absence
-    (298-п Порядок п.11: a valid completion); rejected -> the coordinator must clarify.
+    (298-п Порядок п.11: a valid completion) — except a mandatory action of a template whose
+    every action must be done (001 Регламент п.16, ``models.templates.absent_completes``):
+    then it needs clarification, audited with that reason; rejected -> the coordinator must
+    clarify.
     The step's row is locked first and everything is read again after the lock, so a sweeper
     firing the step's timers or a supervisor acting on it at the same moment is either seen
     whole or waits (engine/infra/locks.py). An answer that changes nothing (its request was
@@ -770,12 +785,25 @@ def _apply_answer(session: Session, cfg: EngineConfig, answer_id: int, *,
             session.add(req)
         step.answered_at = ans.received_at  # when the agency answered, not when applied
         step.late_working_days = ans.late_working_days
+        template = template_of(route)  # pure: no statement
+        st = template.step(step.seq)
         step.status = {
             AnswerOutcome.provided: StepStatus.answered,
             AnswerOutcome.absent: StepStatus.absent,
             AnswerOutcome.rejected: StepStatus.needs_clarification,
         }[ans.outcome]
         step.outcome_note = ans.comment
+        not_done: str | None = None
+        if ans.outcome is AnswerOutcome.absent:
+            completes, clause = absent_completes(template, step.seq)
+            if not completes:
+                # 001 Регламент п.16: every action must be done — a notice of absence does
+                # not do it; the coordinator clarifies and asks again
+                not_done = (f"{clause}: уведомление об отсутствии сведений не завершает "
+                            f"обязательное действие; требуется уточнение и повторный запрос")
+                step.status = StepStatus.needs_clarification
+                step.outcome_note = (f"{ans.comment} — {not_done}" if ans.comment
+                                     else not_done)[:500]
         session.add(step)
         # a rejection leaves the step open: its complete-by ladder goes on
         timers.cancel_pending(session, step.id, reason=f"answer {ans.id} received", now=now,
@@ -786,9 +814,10 @@ def _apply_answer(session: Session, cfg: EngineConfig, answer_id: int, *,
         audit.record(session, at=now, actor=SYSTEM, entity="step", entity_id=step.id,
                      route_id=route.id, action=f"answer_{ans.outcome.value}", before=before,
                      after={"status": step.status.value, "answer_id": ans.id,
-                            "late_working_days": ans.late_working_days})
+                            "late_working_days": ans.late_working_days,
+                            **({"absent_not_done": True} if not_done else {})},
+                     reason=not_done)
         ans.effect = AnswerEffect.moved_route
-        st = template_of(route).step(step.seq)
         if step.status.terminal and st.period_days is not None:
             # 001 Регламент п.6 пп.8: the next check, N working days after this one opened
             recurrence.schedule_next(session, step, period_days=st.period_days,

@@ -59,7 +59,7 @@ def test_documented_example_is_accepted(lang: str, live: str, db: Engine, clock:
         pytest.skip("openssl/curl not installed")
     with Session(db, expire_on_commit=False) as s:
         route = register_application(s, cfg, now=clock.now(), person_id=seeded[0].id,
-                                     template_code="supported_living")
+                                     template_code="supported_living", template_version=0)
         s.commit()
         step = s.exec(select(Step).where(Step.route_id == route.id, Step.seq == 0)).one()
     env = {**os.environ, "BASE": live, "AGENCY": step.agency_id or "",

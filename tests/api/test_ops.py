@@ -198,7 +198,7 @@ def test_no_clock_control_where_it_is_off(db: Engine, clock: DbClock,
 def page_route(db: Engine, clock: DbClock, cfg: EngineConfig, seeded: list[Person]) -> str:
     with Session(db, expire_on_commit=False) as s:
         route = register_application(s, cfg, now=clock.now(), person_id=seeded[0].id,
-                                     template_code="supported_living")
+                                     template_code="supported_living", template_version=0)
         s.commit()
     return route.id
 

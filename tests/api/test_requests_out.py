@@ -151,7 +151,7 @@ def http_route(db: Engine, clock: DbClock, cfg: EngineConfig,
             s.add(a)
         s.flush()
         route = register_application(s, cfg, now=clock.now(), person_id=seeded[0].id,
-                                     template_code="supported_living")
+                                     template_code="supported_living", template_version=0)
         s.commit()
         step = s.exec(select(Step).where(Step.route_id == route.id, Step.seq == 0)).one()
         req = s.get(AgencyRequest, step.current_request_id)
@@ -281,7 +281,7 @@ def test_production_worker_never_signs_with_a_demo_secret(
             s.add(a)
         s.flush()
         route = register_application(s, cfg, now=clock.now(), person_id=seeded[0].id,
-                                     template_code="supported_living")
+                                     template_code="supported_living", template_version=0)
         s.commit()
         step = s.exec(select(Step).where(Step.route_id == route.id, Step.seq == 0)).one()
     calls: list[httpx.Request] = []

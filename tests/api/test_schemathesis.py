@@ -149,7 +149,7 @@ def live(db: Engine, clock: DbClock, cfg: EngineConfig,
          seeded: list[Person]) -> Iterator[tuple[str, dict[str, str]]]:
     with Session(db, expire_on_commit=False) as s:
         register_application(s, cfg, now=clock.now(), person_id=seeded[0].id,
-                             template_code="supported_living")
+                             template_code="supported_living", template_version=0)
         tokens = {role: create_staff(s, id=f"{role}39", display_name="Т", role=role,
                                      region="39")[1]
                   for role in ("coordinator", "supervisor", "admin")}

@@ -39,7 +39,7 @@ def client(db: Engine, clock: DbClock) -> TestClient:
 def task(db: Engine, clock: DbClock, cfg: EngineConfig, seeded: list[Person]) -> Step:
     with Session(db, expire_on_commit=False) as s:
         route = register_application(s, cfg, now=clock.now(), person_id=seeded[0].id,
-                                     template_code="supported_living")
+                                     template_code="supported_living", template_version=0)
         s.commit()
         step = s.exec(select(Step).where(Step.route_id == route.id, Step.seq == 0)).one()
     return step

@@ -27,7 +27,8 @@ def _requests(db: Engine, clock: DbClock, cfg: EngineConfig,
     """One route per person; their first requests (inbox agencies: received at once)."""
     with Session(db, expire_on_commit=False) as s:
         routes = [register_application(s, cfg, now=clock.now(), person_id=p.id,
-                                       template_code="supported_living") for p in people]
+                                       template_code="supported_living", template_version=0)
+                  for p in people]
         s.commit()
     for route in routes:
         receive_inbox(db, clock, cfg, route.id)  # the agency opens its inbox at once

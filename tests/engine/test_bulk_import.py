@@ -19,6 +19,7 @@ from engine.infra.settings import Settings
 from engine.persons.bulk_import import ImportRefusedError, import_file, read_applications
 from engine.routes.transitions import EngineConfig
 from engine.staff.accounts import create_staff
+from models.agencies import Agency
 from models.persons import Person
 from models.routes import Route
 from sim.seed import seed_agencies, synthetic_snils
@@ -34,7 +35,7 @@ LINES: list[dict[str, Any]] = [
      "template": "supported_living"},
     {"full_name": "Примерова Мария", "birth_date": "1975-11-30", "template": "accompaniment",
      "registered_at": "2025-02-27T16:30:00+02:00",
-     "ipra_deadlines": {"rehabilitation_route": "2025-04-30", "tsr_provision": "2025-06-01"}},
+     "ipra_deadlines": {"rehabilitation_route": "2025-04-30", "route_support": "2025-06-01"}},
     {"full_name": "Тестов Алексей", "birth_date": "2001-01-15",
      "template": "social_employment", "representative": "Тестова Ольга (мать)"},
 ]
@@ -59,7 +60,10 @@ def _route_rows(db: Engine, route_id: str) -> dict[str, Any]:
                        key=lambda s: s["seq"])
         step_ids = [s["id"] for s in steps]
         person = _table(conn, "person", "id = :p", {"p": route[0]["person_id"]})
-        requests = _table(conn, "agency_request", "step_id = :s", {"s": step_ids[0]})
+        # every step's request, in step order (a data template opens its first steps at
+        # once: accompaniment's МСЭ informing and the route's forming in parallel)
+        requests = [q for sid in step_ids
+                    for q in _table(conn, "agency_request", "step_id = :s", {"s": sid})]
         timers = _table(conn, "timer", "route_id = :r", {"r": route_id})
         refs = [route_id] + [q["id"] for q in requests]
         jobs = [dict(r._mapping) for r in conn.execute(text(
@@ -100,6 +104,12 @@ def _route_rows(db: Engine, route_id: str) -> dict[str, Any]:
 def both(db: Engine, clock: DbClock) -> tuple[TestClient, str]:
     with Session(db) as s:
         seed_agencies(s, endpoints={"msp39": "http://127.0.0.1:9/agencies/msp39"})
+        # one provider: the least loaded one is then the same for both paths (the single
+        # registrations, made first, would load the other provider's count)
+        second = s.get(Agency, "psu39b")
+        assert second is not None
+        second.active = False
+        s.add(second)
         _, token = create_staff(s, id="coord39", display_name="К", role="coordinator",
                                 region="39")
         s.commit()
@@ -128,7 +138,7 @@ def test_import_writes_the_rows_the_single_registration_writes(
             assert rows_b[what] == rows_a[what], what
     # the inbox route's request lies in its inbox and the HTTP ones wait for their send job
     kinds = sorted(j["kind"] for b in result.route_ids for j in _route_rows(db, b)["jobs"])
-    assert kinds == ["mirror_route"] * 3 + ["send_request"] * 2
+    assert kinds == ["mirror_route"] * 3 + ["send_request"] * 2, kinds
 
 
 def test_a_file_with_bad_lines_is_refused_whole(db: Engine, clock: DbClock,

@@ -67,7 +67,7 @@ def test_sigkill_worker_and_api_mid_flight_loses_nothing(db_url: str, tmp_path: 
             people = make_persons(s, 30, seed=3)
             for p in people:
                 register_application(s, cfg, now=clock.now(), person_id=p.id,
-                                     template_code="supported_living")
+                                     template_code="supported_living", template_version=0)
             s.commit()
         kills = Counter[str]()
         http = httpx.Client(timeout=30)

@@ -25,7 +25,7 @@ def test_drive_applies_the_routes_pending_answer(
     get_settings.cache_clear()
     with Session(db, expire_on_commit=False) as s:
         route = register_application(s, cfg, now=clock.now(), person_id=seeded[0].id,
-                                     template_code="supported_living")
+                                     template_code="supported_living", template_version=0)
         s.commit()
         step = s.exec(select(Step).where(Step.route_id == route.id, Step.seq == 0)).one()
         agency = s.get(Agency, step.agency_id)

@@ -82,7 +82,7 @@ def test_the_mirror_skips_rows_another_transaction_holds(
         db: Engine, clock: DbClock, cfg: EngineConfig, seeded: list[Person]) -> None:
     with Session(db, expire_on_commit=False) as s:
         route = register_application(s, cfg, now=clock.now(), person_id=seeded[0].id,
-                                     template_code="supported_living")
+                                     template_code="supported_living", template_version=0)
         s.commit()
         steps = list(s.exec(select(Step).where(Step.route_id == route.id)))
     held, other = steps[0].id, steps[1].id

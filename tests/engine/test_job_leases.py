@@ -167,7 +167,7 @@ def http_routes(db: Engine, clock: DbClock, cfg: EngineConfig,
         out = []
         for person in seeded[:2]:
             route = register_application(s, cfg, now=clock.now(), person_id=person.id,
-                                         template_code="supported_living")
+                                         template_code="supported_living", template_version=0)
             s.flush()
             step = s.exec(select(Step).where(Step.route_id == route.id, Step.seq == 0)).one()
             req = s.get(AgencyRequest, step.current_request_id)
@@ -399,7 +399,7 @@ def test_a_long_send_renews_its_lease(
         s.add(msp)
         s.commit()
         route = register_application(s, cfg, now=clock.now(), person_id=seeded[0].id,
-                                     template_code="supported_living")
+                                     template_code="supported_living", template_version=0)
         s.commit()
         step = s.exec(select(Step).where(Step.route_id == route.id, Step.seq == 0)).one()
     settings = Settings(var_dir=tmp_path, prefect_mirror=False, job_lease_seconds=1.5,

@@ -151,7 +151,7 @@ def test_sigkill_prefect_server_and_worker_while_mirroring(
             with Session(engine, expire_on_commit=False) as s:
                 people = make_persons(s, N_ROUTES, seed=9)
                 ids = [register_application(s, cfg, now=clock.now(), person_id=p.id,
-                                            template_code="supported_living").id
+                                            template_code="supported_living", template_version=0).id
                        for p in people]
                 s.commit()
             http = httpx.Client(timeout=60)

@@ -72,7 +72,8 @@ async def _runs(api: str, route_ids: list[str]) -> dict[str, tuple[list[FlowRun]
 def _register(db: Engine, clock: DbClock, people: list[Person]) -> list[str]:
     with Session(db, expire_on_commit=False) as s:
         ids = [register_application(s, MIRROR, now=clock.now(), person_id=p.id,
-                                    template_code="supported_living").id for p in people]
+                                    template_code="supported_living", template_version=0).id
+               for p in people]
         s.commit()
     for rid in ids:
         receive_inbox(db, clock, MIRROR, rid)  # the agency opens its inbox at once

@@ -51,7 +51,7 @@ MIRROR = EngineConfig(sender_region="39", public_base_url="http://127.0.0.1:9",
 def _register(db: Engine, clock: DbClock, person: Person) -> str:
     with Session(db, expire_on_commit=False) as s:
         rid = register(s, MIRROR, now=clock.now(), person_id=person.id,
-                       template_code="supported_living").id
+                       template_code="supported_living", template_version=0).id
         s.commit()
     receive_inbox(db, clock, MIRROR, rid)  # the agency opens its inbox at once
     return rid

@@ -60,7 +60,7 @@ def test_route_runs_through_its_steps_with_legal_deadlines(
     clock.freeze(kaliningrad(2025, 12, 30, 10, 0))
     with Session(db, expire_on_commit=False) as s:
         route = register_application(s, cfg, now=clock.now(), person_id=seeded[0].id,
-                                     template_code="supported_living")
+                                     template_code="supported_living", template_version=0)
         s.commit()
     receive_inbox(db, clock, cfg, route.id)  # the agency opens its inbox at once
     steps = _steps(db, route.id)
@@ -100,7 +100,7 @@ def test_late_answer_is_accepted_and_counted_in_working_days(
     clock.freeze(kaliningrad(2025, 3, 3, 10, 0))  # Monday
     with Session(db, expire_on_commit=False) as s:
         route = register_application(s, cfg, now=clock.now(), person_id=seeded[0].id,
-                                     template_code="supported_living")
+                                     template_code="supported_living", template_version=0)
         s.commit()
     receive_inbox(db, clock, cfg, route.id)  # the agency opens its inbox at once
     step = _steps(db, route.id)[0]
@@ -116,7 +116,7 @@ def test_duplicate_webhook_id_changes_nothing_and_other_agency_gets_404(
 ) -> None:
     with Session(db, expire_on_commit=False) as s:
         route = register_application(s, cfg, now=clock.now(), person_id=seeded[0].id,
-                                     template_code="supported_living")
+                                     template_code="supported_living", template_version=0)
         s.commit()
     receive_inbox(db, clock, cfg, route.id)  # the agency opens its inbox at once
     step = _steps(db, route.id)[0]
@@ -155,7 +155,7 @@ def test_rejection_needs_clarification_then_resend(
 ) -> None:
     with Session(db, expire_on_commit=False) as s:
         route = register_application(s, cfg, now=clock.now(), person_id=seeded[0].id,
-                                     template_code="supported_living")
+                                     template_code="supported_living", template_version=0)
         s.commit()
     receive_inbox(db, clock, cfg, route.id)  # the agency opens its inbox at once
     step = _steps(db, route.id)[0]
@@ -189,7 +189,7 @@ def test_unknown_template_and_person_are_refused(
                                  template_code="nope")
         with pytest.raises(NotFoundError, match="person_id"):
             register_application(s, cfg, now=clock.now(), person_id="pn_x",
-                                 template_code="supported_living")
+                                 template_code="supported_living", template_version=0)
         s.rollback()
         assert s.exec(select(Route)).all() == []
 
@@ -203,7 +203,7 @@ def test_an_answer_applied_late_counts_from_when_it_came(
     clock.freeze(kaliningrad(2025, 3, 3, 10, 0))  # Monday
     with Session(db, expire_on_commit=False) as s:
         route = register_application(s, cfg, now=clock.now(), person_id=seeded[0].id,
-                                     template_code="supported_living")
+                                     template_code="supported_living", template_version=0)
         s.commit()
     receive_inbox(db, clock, cfg, route.id)  # the agency opens its inbox at once
     first = _steps(db, route.id)[0]

@@ -84,7 +84,7 @@ def _due_timers(db: Engine, clock: DbClock, cfg: EngineConfig, people: list[Pers
     with Session(db, expire_on_commit=False) as s:
         for i in range(ROUTES):
             register_application(s, cfg, now=clock.now(), person_id=people[i % 3].id,
-                                 template_code="supported_living")
+                                 template_code="supported_living", template_version=0)
         s.commit()
     clock.freeze(kaliningrad(2026, 1, 20, 10, 0))
     with Session(db) as s:

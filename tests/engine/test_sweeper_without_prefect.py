@@ -71,7 +71,7 @@ def test_timers_fire_on_time_with_prefect_dead_and_reports_catch_up(
     with Session(db) as s:
         for i in range(4):
             register_application(s, cfg, now=clock.now(), person_id=seeded[i % 3].id,
-                                 template_code="supported_living")
+                                 template_code="supported_living", template_version=0)
         s.commit()
     sweeps: list[SweepReport] = []
     reporter = PrefectSweepReporter(server.api_url, timeout_seconds=5)

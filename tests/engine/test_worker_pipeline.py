@@ -79,7 +79,7 @@ def two_routes(db: Engine, clock: DbClock, cfg: EngineConfig, seeded: list[Perso
     a, b = seeded[0], seeded[1]
     with Session(db, expire_on_commit=False) as s:
         route_b = register_application(s, cfg, now=clock.now(), person_id=b.id,
-                                       template_code="supported_living")
+                                       template_code="supported_living", template_version=0)
         s.commit()
         step_b = s.exec(select(Step).where(Step.route_id == route_b.id, Step.seq == 0)).one()
         msp = s.get(Agency, "msp39")
@@ -88,7 +88,7 @@ def two_routes(db: Engine, clock: DbClock, cfg: EngineConfig, seeded: list[Perso
         s.add(msp)
         s.commit()
         route_a = register_application(s, cfg, now=clock.now(), person_id=a.id,
-                                       template_code="supported_living")
+                                       template_code="supported_living", template_version=0)
         s.commit()
         step_a = s.exec(select(Step).where(Step.route_id == route_a.id, Step.seq == 0)).one()
     return step_a, step_b

@@ -70,15 +70,18 @@ def staff(db: Engine, seeded: list[Person]) -> dict[str, Staff]:
 
 def new_route(db: Engine, clock: DbClock, cfg: EngineConfig, person: Person, *,
               template: str = "supported_living", coordinator_id: str | None = "coord39",
-              at: datetime | None = None, receive: bool = True, **kw: Any) -> str:
-    """Register a route; with ``receive`` its inbox agencies receive the first requests at
-    once (the agency opens its inbox: the answer period starts, 298-п Порядок п.11)."""
+              at: datetime | None = None, receive: bool = True, template_version: int = 0,
+              **kw: Any) -> str:
+    """Register a route (the engine's mechanics: version 0, the built-in three-step
+    template, unless ``template_version`` names a data file); with ``receive`` its inbox
+    agencies receive the first requests at once (the agency opens its inbox: the answer
+    period starts, 298-п Порядок п.11)."""
     if at is not None:
         clock.freeze(at)
     with Session(db, expire_on_commit=False) as s:
         route = register_application(s, cfg, now=clock.now(), person_id=person.id,
                                      template_code=template, coordinator_id=coordinator_id,
-                                     **kw)
+                                     template_version=template_version, **kw)
         s.commit()
     if receive:
         receive_inbox(db, clock, cfg, route.id)

@@ -71,24 +71,25 @@ def _answer(db: Engine, clock: DbClock, cfg: EngineConfig, route_id: str, seq: i
 def test_application_carries_ipra_deadlines_shown_in_the_route_and_its_history(
     api: TestClient, db: Engine, staff: dict[str, Staff],
 ) -> None:
+    # the route the API forms: the newest supported_living data template (a step kind of it)
     r = api.post("/api/applications", headers=staff["coord39"].headers,
-                 json={**APP, "ipra_deadlines": {"medical_check": "2025-04-30"}})
+                 json={**APP, "ipra_deadlines": {"supported_housing": "2025-04-30"}})
     assert r.status_code == 201, r.text
     steps = r.json()["steps"]
     assert [(s["kind"], s["ipra_due_date"], s["complete_by_date"], s["complete_by_source"])
-            for s in steps] == [
-        ("need_assessment", None, None, None),
-        ("medical_check", "2025-04-30", "2025-04-30", "ipra"),
-        ("training_placement", None, None, None)]
+            for s in steps if s["ipra_due_date"] or s["complete_by_date"]] == [
+        ("supported_housing", "2025-04-30", "2025-04-30", "ipra")]
+    assert [s["kind"] for s in steps][:4] == [
+        "need_assessment", "need_monitoring", "training_apartment", "supported_housing"]
     route_id = r.json()["id"]
     hist = api.get(f"/api/routes/{route_id}/history", headers=staff["coord39"].headers).json()
     assert hist[0]["action"] == "registered"
-    assert hist[0]["after"]["ipra_deadlines"] == {"medical_check": "2025-04-30"}
+    assert hist[0]["after"]["ipra_deadlines"] == {"supported_housing": "2025-04-30"}
     [set_] = [x for x in hist if x["action"] == "complete_by_set"]
     assert set_["after"] == {"complete_by": "2025-04-30", "source": "ipra",
                              "ipra_due_date": "2025-04-30", "working_days": None}
     # the planned step already has its ladder on that day (Kaliningrad, the agencies' zone)
-    step = step_of(db, route_id, 1)
+    step = step_of(db, route_id, 3)
     [overdue, esc] = _timers(db, step.id, TimerKind.complete_overdue,
                              TimerKind.complete_escalation)
     assert overdue.due_at == pendulum.datetime(2025, 5, 1, tz="Europe/Kaliningrad")
@@ -97,9 +98,9 @@ def test_application_carries_ipra_deadlines_shown_in_the_route_and_its_history(
 
 @pytest.mark.parametrize(("deadlines", "rule"), [
     ({"tsr_provision": "2025-04-30"}, "is not a step of template supported_living"),
-    ({"medical_check": "2025-03-02"}, "is before the application's registration day"),
-    ({"medical_check": "30.04.2025"}, ""),
-    ({"medical_check": "2025-02-30"}, ""),
+    ({"supported_housing": "2025-03-02"}, "is before the application's registration day"),
+    ({"supported_housing": "30.04.2025"}, ""),
+    ({"supported_housing": "2025-02-30"}, ""),
 ])
 def test_bad_ipra_deadline_is_refused_naming_the_field(
     api: TestClient, db: Engine, staff: dict[str, Staff], deadlines: dict[str, str],

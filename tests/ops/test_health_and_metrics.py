@@ -43,7 +43,7 @@ def route_id(db: Engine, clock: DbClock, cfg: EngineConfig, seeded: list[Person]
             set_endpoint(s, agency.id, "http://127.0.0.1:9/hook")
         s.flush()
         route = register_application(s, cfg, now=clock.now(), person_id=seeded[0].id,
-                                     template_code="supported_living")
+                                     template_code="supported_living", template_version=0)
         s.commit()
     return route.id
 

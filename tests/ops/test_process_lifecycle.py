@@ -137,7 +137,7 @@ def test_worker_stops_on_sigterm_giving_back_its_leases(
         s.flush()
         for p in seeded:
             register_application(s, cfg, now=clock.now(), person_id=p.id,
-                                 template_code="supported_living")
+                                 template_code="supported_living", template_version=0)
         s.commit()
     env = {**os.environ, "REHAB_DATABASE_URL": db_url, "REHAB_ENVIRONMENT": "test",
            "REHAB_PREFECT_MIRROR": "false", "REHAB_SEND_TIMEOUT_SECONDS": "2",

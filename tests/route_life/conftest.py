@@ -13,7 +13,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
-from engine.persons import applications
+from engine.routes import forming
 from models import template_files
 from models.agencies import AgencyRequest
 from models.audit import AuditEvent
@@ -28,8 +28,7 @@ from tests.person_file.conftest import api, consent, extract, form, now, staff  
 def _accompaniment_v1(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     # the route's life on accompaniment v1: the steps these tests name, without the ИПРА's
     # measures as steps of their own (v2, ``from_ipra``: tests/ipra_plan)
-    monkeypatch.setattr(applications, "latest_template",
-                        lambda code: template_files.version_of(code, 1))
+    monkeypatch.setattr(forming, "latest", lambda code: template_files.version_of(code, 1))
     _data_template.cache_clear()
     yield
     _data_template.cache_clear()

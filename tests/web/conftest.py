@@ -57,8 +57,8 @@ def _route(s: Session, cfg: EngineConfig, clock: DbClock, person: Person,
     """A route; ``received``: its inbox agency received the first request at once (the
     answer period starts, 298-п Порядок п.11), else it waits in the inbox unopened."""
     route = register_application(s, cfg, now=clock.now(), person_id=person.id,
-                                 template_code="supported_living", region=region,
-                                 coordinator_id=None)
+                                 template_code="supported_living", template_version=0,
+                                 region=region, coordinator_id=None)
     s.commit()
     if received:
         step = s.exec(select(Step).where(Step.route_id == route.id, Step.seq == 0)).one()
