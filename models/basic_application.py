@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 import calendars
 from models.persons import SnilsError, normalize_snils
-from models.template_files import templates
+from models.template_files import template_codes
 
 # a full name has at least one Latin or Cyrillic letter
 NAME_LETTER_PATTERN = "[A-Za-z\u00c0-\u024f\u0400-\u04ff]"
@@ -40,9 +40,9 @@ class ApplicationIn(BaseModel):
                              "registration", json_schema_extra={"pattern": r"^(19|[2-9]\d)\d\d-"})
     region: str = Field(default=calendars.DEFAULT_REGION, max_length=8)
     representative: str | None = Field(default=None, max_length=300)
-    template: str = Field(description=f"one of: {', '.join(sorted(templates()))} (the route "
+    template: str = Field(description=f"one of: {', '.join(template_codes())} (the route "
                           "is formed from the newest version of its data file)",
-                          json_schema_extra={"enum": [*sorted(templates())]})
+                          json_schema_extra={"enum": [*template_codes()]})
     registered_at: datetime | None = Field(
         default=None, description="when the application was registered, with a time zone; "
         "not later than now (business clock); default: now")

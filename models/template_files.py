@@ -647,6 +647,15 @@ def template_dirs() -> tuple[Path, ...]:
     return (TEMPLATE_DIR, Path(extra)) if extra else (TEMPLATE_DIR,)
 
 
+def template_codes() -> tuple[str, ...]:
+    """The template codes of the directories in force, read from the files' names only
+    (``<code>-v<n>.toml``): what a schema may list at import time, before the start-up check
+    has validated the files (``templates`` parses them)."""
+    codes = {m.group("code") for d in template_dirs() if d.is_dir()
+             for p in d.glob("*.toml") if (m := _FILE_RE.match(p.name))}
+    return tuple(sorted(codes))
+
+
 def load_templates(directory: Path | Sequence[Path] | None = None,
                    ) -> dict[str, dict[int, TemplateSpec]]:
     """Every template file of ``directory`` (default: the directories in force,

@@ -69,10 +69,13 @@ def test_the_setting_is_the_variable_the_loader_reads() -> None:
 def test_a_further_directory_adds_templates_and_replaces_one_of_the_same_name(
         extra_dir: Path) -> None:
     (extra_dir / "toy-v1.toml").write_text(TOY.format(role="provider"), encoding="utf-8")
-    text = (TEMPLATE_DIR / "early_help-v1.toml").read_text(encoding="utf-8")
-    (extra_dir / "early_help-v1.toml").write_text(
+    newest = f"early_help-v{latest('early_help').version}.toml"  # the package's newest
+    text = (TEMPLATE_DIR / newest).read_text(encoding="utf-8")
+    assert 'title = "Ранняя помощь детям и их семьям"' in text
+    (extra_dir / newest).write_text(
         text.replace('title = "Ранняя помощь детям и их семьям"', 'title = "Ранняя помощь (39)"'),
         encoding="utf-8")
+    reload_templates()
     assert template_dirs() == (TEMPLATE_DIR, extra_dir)
     assert latest("toy").steps[1].role.value == "provider"
     assert latest("early_help").title == "Ранняя помощь (39)"
