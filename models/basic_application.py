@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 import calendars
 from models.persons import SnilsError, normalize_snils
-from models.template_files import template_codes
+from models.template_files import template_codes, templates
 
 # a full name has at least one Latin or Cyrillic letter
 NAME_LETTER_PATTERN = "[A-Za-z\u00c0-\u024f\u0400-\u04ff]"
