@@ -34,6 +34,7 @@ from api.access_log import AccessLog
 from api.answer_writer import AnswerWriter
 from api.auth import require_admin
 from api.errors import error_responses, openapi
+from api.web import errors as page_errors
 from engine.errors import EngineError, NotFoundError
 from engine.infra import audit
 from engine.infra.clock import Clock, DbClock, make_clock
@@ -117,6 +118,14 @@ def _rule(e: Mapping[str, Any]) -> str:
     return str(e.get("msg", "invalid"))
 
 
+class UnknownQueryParameter(HTTPException):
+    """422 for a query parameter the operation does not take; ``field`` names it."""
+
+    def __init__(self, field: str) -> None:
+        self.field = field[:40]
+        super().__init__(422, f"{self.field}: unknown query parameter (not permitted)")
+
+
 def reject_unknown_query(request: Request) -> None:
     """A query parameter the operation does not take is refused (422 naming it), as unknown
     body fields are: a misspelt filter must not silently list everything."""
@@ -127,7 +136,7 @@ def reject_unknown_query(request: Request) -> None:
     known = {p.alias for p in _query_params(dependant)}
     unknown = sorted(k for k in request.query_params if k not in known)
     if unknown:
-        raise HTTPException(422, f"{unknown[0][:40]}: unknown query parameter (not permitted)")
+        raise UnknownQueryParameter(unknown[0])
 
 
 def _query_params(dependant: Any) -> list[Any]:
@@ -138,19 +147,24 @@ def _query_params(dependant: Any) -> list[Any]:
 
 
 def install_error_handlers(app: FastAPI) -> None:
-    """Every refusal in the ``{"detail": "<field>: <rule>"}`` shape (api/errors.py)."""
+    """Every refusal in the ``{"detail": "<field>: <rule>"}`` shape (api/errors.py); on the
+    people's pages the same refusals as Russian HTML pages (``api/web/errors.py``)."""
 
     @app.exception_handler(EngineError)
-    async def _engine_error(_: Request, exc: EngineError) -> JSONResponse:
+    async def _engine_error(request: Request, exc: EngineError) -> Response:
+        if page_errors.is_page_path(request.url.path):
+            return page_errors.engine_error(exc)
         code = 404 if isinstance(exc, NotFoundError) else 422
         return JSONResponse({"detail": str(exc)}, status_code=code)
 
     @app.exception_handler(RequestValidationError)
-    async def _validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
+    async def _validation_error(request: Request, exc: RequestValidationError) -> Response:
         """422 whose ``detail`` names the field and the rule, e.g. ``snils: ...``; a body
         that is not JSON gets 400 ``body: not valid JSON`` (as the agency webhook). The
         input is never echoed back (it may be personal data)."""
         errors = exc.errors()
+        if page_errors.is_page_path(request.url.path):
+            return page_errors.validation_error(errors)
         if any(e.get("type") == "json_invalid" for e in errors):
             return JSONResponse({"detail": "body: not valid JSON"}, status_code=400)
         parts = [f"{_error_location(e.get('loc', ()))}: {_rule(e)}" for e in errors]
@@ -161,7 +175,12 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
         """FastAPI's own 400 for a body it cannot decode (e.g. not UTF-8) says the same as
-        the JSON decode error: ``body: not valid JSON``."""
+        the JSON decode error: ``body: not valid JSON``. A page's miss (no such page, an
+        unknown query parameter) is a Russian page."""
+        if page_errors.is_page_path(request.url.path):
+            if isinstance(exc, UnknownQueryParameter):
+                return page_errors.unknown_parameter(exc.field)
+            return page_errors.http_error(exc.status_code, exc.headers)
         if exc.status_code == 400 and exc.detail == "There was an error parsing the body":
             return JSONResponse({"detail": "body: not valid JSON"}, status_code=400)
         return await http_exception_handler(request, exc)

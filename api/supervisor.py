@@ -76,7 +76,7 @@ class EscalationOut(BaseModel):
 
 
 class AcknowledgeIn(BaseModel):
-    note: str | None = Field(default=None, max_length=2000)
+    reason: Reason
 
 
 class ExtendIn(BaseModel):
@@ -157,7 +157,7 @@ def acknowledge(escalation_id: EscalationId, body: AcknowledgeIn, session: Sessi
                 staff: CurrentStaff) -> ActionOut:
     with _http_errors():
         esc = sv.acknowledge(session, staff=staff, escalation_id=escalation_id,
-                             now=clock.now(), note=body.note)
+                             now=clock.now(), reason=body.reason)
         session.commit()
     return ActionOut(escalation_id=esc.id, step_id=esc.step_id,
                      detail={"status": esc.status.value})

@@ -12,7 +12,7 @@ from sqlmodel import Session, col, select
 
 from engine.escalations.ladder import OPEN_STATES
 from engine.staff.accounts import create_staff, set_password
-from models.agencies import AgencyAnswer, AgencyRequest, RequestState
+from models.agencies import Agency, AgencyAnswer, AgencyRequest, RequestState
 from models.routes import Step, StepStatus
 from models.staff import StaffRole, StaffUser
 from models.timers import Escalation, EscalationLevel
@@ -47,6 +47,25 @@ def _busiest_agency(s: Session, *, waiting_only: bool = False) -> str | None:
     return str(first) if first else None
 
 
+class NoDemoAgency(LookupError):
+    """The demo has no agency for its agency user (no agency seeded in the region)."""
+
+
+def _agency_for_demo(s: Session, region: str) -> str:
+    """The busiest agency; before anyone was asked anything, the region's first active
+    agency (its inbox is empty until a request comes). Never none: the demo prints one
+    account per role, so a missing agency is an error, not a skipped account."""
+    busiest = _busiest_agency(s)
+    if busiest is not None:
+        return busiest
+    first = s.exec(select(Agency.id).where(Agency.region == region, col(Agency.active))
+                   .order_by(col(Agency.id)).limit(1)).first()
+    if first is None:
+        raise NoDemoAgency(f"region: no active agency in region {region!r} for the demo's "
+                           "agency user (seed the agencies first)")
+    return str(first)
+
+
 def people_have_work(engine: Engine) -> bool:
     """Whether the people signing in to the demo find work: an open level-2 escalation for
     the supervisor and a request waiting for its agency's answer (for the agency user)."""
@@ -58,7 +77,8 @@ def people_have_work(engine: Engine) -> bool:
 
 
 def create_demo_accounts(engine: Engine, *, region: str = "39") -> list[DemoAccount]:
-    """Add (or, on a re-run, re-password) the four demo accounts; returns them."""
+    """Add (or, on a re-run, re-password) the four demo accounts; returns them (always
+    four: ``NoDemoAgency`` if the region has no agency for the agency user)."""
     plan = [("demo-coordinator", StaffRole.coordinator, "маршруты региона, регистрация"),
             ("demo-supervisor", StaffRole.supervisor, "очередь эскалаций и действия"),
             ("demo-agency", StaffRole.agency, "входящие запросы ведомства"),
@@ -66,10 +86,8 @@ def create_demo_accounts(engine: Engine, *, region: str = "39") -> list[DemoAcco
              "ведомства, сотрудники, календари, шаблоны; все регионы")]
     out = []
     with Session(engine, expire_on_commit=False) as s:
-        agency = _busiest_agency(s)
+        agency = _agency_for_demo(s, region)
         for sid, role, what in plan:
-            if role is StaffRole.agency and agency is None:
-                continue
             password = f"demo-{secrets.token_urlsafe(9)}"
             if s.get(StaffUser, sid) is None:
                 create_staff(s, id=sid, display_name=f"Демо: {what.split(',')[0]}", role=role,

@@ -59,7 +59,8 @@ def act_on_escalations(engine: Engine, cfg: EngineConfig, *, now: datetime) -> i
             route = s.get(Route, v.route_id)
             assert staff is not None and step is not None and route is not None
             try:
-                supervisor.acknowledge(s, staff=staff, escalation_id=v.id, now=now)
+                supervisor.acknowledge(s, staff=staff, escalation_id=v.id, now=now,
+                                       reason="Эскалация принята: решаю, как быть с шагом")
                 other = None if step.optional else untried_agency(s, step, route)
                 if step.optional:
                     supervisor.close_step(s, cfg, staff=staff, step_id=step.id, now=now,

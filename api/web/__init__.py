@@ -20,7 +20,7 @@ from api.web import (
     sign_in,
     supervisor_pages,
 )
-from api.web.core import HERE, CsrfRefused, PageNotFound, SignInRequired
+from api.web.core import COOKIE, HERE, CsrfRefused, PageNotFound, SignInRequired
 
 
 def install(app: FastAPI) -> None:
@@ -33,8 +33,13 @@ def install(app: FastAPI) -> None:
         app.include_router(module.router)
 
     @app.exception_handler(SignInRequired)
-    async def _sign_in(_: Request, exc: SignInRequired) -> Response:
-        return RedirectResponse(f"/login?next={exc.next_url}", status_code=303)
+    async def _sign_in(request: Request, exc: SignInRequired) -> Response:
+        if request.url.path == "/logout":  # signed out already (the session ended)
+            resp = RedirectResponse("/login", status_code=303)
+            resp.delete_cookie(COOKIE)
+            return resp
+        target = f"/login?next={exc.next_url}" if exc.next_url else "/login"
+        return RedirectResponse(target, status_code=303)
 
     @app.exception_handler(PageNotFound)
     async def _not_found(_: Request, exc: PageNotFound) -> HTMLResponse:

@@ -141,7 +141,10 @@ def viewer(request: Request, s: DbDep) -> Viewer:
     token = request.cookies.get(COOKIE)
     found = session_user(s, token) if token else None
     if found is None:
-        raise SignInRequired(request.url.path)
+        # back to the page after sign-in; a form's address is no page to come back to
+        # (a GET of it is refused), nor is the sign-out's
+        back = request.url.path if request.method in ("GET", "HEAD") else ""
+        raise SignInRequired(back)
     s.commit()  # last_seen_at
     return Viewer(user=found[0], session=found[1])
 

@@ -1,6 +1,7 @@
-"""The agency inbox: for an agency user (an agency without its own system, 298-п Регламент
-п.13: paper exchange), the open requests addressed to their agency with deadlines in the
-agency region's calendar (298-п Порядок п.11: 5 working days), the request's content — the
+"""The agency inbox: for an agency user, the open requests addressed to their agency with
+deadlines in the agency region's calendar (298-п Порядок п.11: 5 working days) — of an
+agency without its own system (298-п Регламент п.13: paper exchange) and of one whose
+system takes our webhook alike, so that either can answer by hand — the request's content — the
 only place the subject's data is shown to an agency, each read audited (152-ФЗ) — and the
 answer form, which goes down the webhook's path (``engine/answers/by_hand.py``); a refusal
 is shown beside the form in Russian (``api/web/messages.py``). Staff record a paper answer
@@ -27,7 +28,7 @@ from engine.errors import EngineError
 from engine.persons.reads import get_person, record_read
 from engine.routes.reads import get_route, step_by_id
 from engine.routes.receipt import confirm_receipt
-from models.agencies import AgencyRequest
+from models.agencies import AgencyRequest, RequestChannel
 from models.routes import Route, Step, StepStatus
 from models.staff import StaffRole
 
@@ -69,9 +70,12 @@ def _request_page(request: Request, v: Viewer, s: Session, request_id: str,
                   answer_error: str = "", code: int = 200) -> HTMLResponse:
     now: datetime = request.app.state.clock.now()
     req, step, route = _own_request(s, v, request_id, now)
-    # the first opening is the receipt: the answer period starts (298-п Порядок п.11)
-    received_now = confirm_receipt(s, request.app.state.cfg, request_id=req.id, now=now,
-                                   actor=v.actor).recorded
+    # a paper/inbox request: the first opening is the receipt, the answer period starts
+    # (298-п Порядок п.11); a webhook agency's request was received with its delivery (the
+    # 2xx), so opening it here records nothing but the read
+    received_now = (req.channel is RequestChannel.inbox
+                    and confirm_receipt(s, request.app.state.cfg, request_id=req.id, now=now,
+                                        actor=v.actor).recorded)
     person = get_person(s, route.person_id)
     record_read(s, actor=v.actor, now=now, person_id=route.person_id, what="agency_request",
                 entity="request", entity_id=req.id, route_id=route.id)

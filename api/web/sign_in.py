@@ -55,9 +55,11 @@ def overview(request: Request) -> HTMLResponse:
 
 
 def _safe_next(url: str) -> str:
-    """Only a path of ours (no scheme, no other host; browsers read ``/\\`` as ``//``)."""
+    """Only a path of ours (no scheme, no other host; browsers read ``/\\`` as ``//``),
+    and never the sign-out (signing in to land on it would be absurd)."""
     return url if url.startswith("/") and not url.startswith(("//", "/\\")) \
-        and "\n" not in url and "\r" not in url else ""
+        and "\n" not in url and "\r" not in url \
+        and url.split("?")[0].rstrip("/") != "/logout" else ""
 
 
 @router.get("/login", response_class=HTMLResponse)
@@ -105,6 +107,13 @@ def login(request: Request, s: DbDep, account: Annotated[str, Form(max_length=80
                     max_age=int(SESSION_TTL.total_seconds()))
     resp.delete_cookie(LOGIN_CSRF_COOKIE)
     return resp
+
+
+@router.get("/logout")
+def logout_page() -> Response:
+    """Sign-out is a form (POST with the CSRF token, the «Выйти» button of every signed-in
+    page); its address opened in the browser goes to the home page instead of a 405."""
+    return RedirectResponse("/", status_code=303)
 
 
 @router.post("/logout")

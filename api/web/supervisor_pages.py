@@ -88,7 +88,7 @@ def _act(request: Request, v: Viewer, s: Session, escalation_id: str, action: st
     try:
         if action == "acknowledge":
             assert esc.id is not None
-            sv.acknowledge(s, staff=v.user, escalation_id=esc.id, now=now, note=reason or None)
+            sv.acknowledge(s, staff=v.user, escalation_id=esc.id, now=now, reason=reason)
         elif action == "extend":
             days = extra["days"]
             if not days.isdigit() or not 1 <= int(days) <= 250:

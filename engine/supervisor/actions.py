@@ -192,8 +192,11 @@ def list_escalations(
 
 # --------------------------------------------------------------------------- actions
 def acknowledge(session: Session, *, staff: StaffUser, escalation_id: int, now: datetime,
-                note: str | None = None) -> Escalation:
-    """Take an open escalation into work (298-п Порядок п.13: the Ministry's control)."""
+                reason: str) -> Escalation:
+    """Take an open escalation into work (298-п Порядок п.13: the Ministry's control), with
+    its mandatory reason, as every action of the supervisor's (refused, nothing changed:
+    blank or over 2000 characters)."""
+    text = _reason(reason)
     esc = session.get(Escalation, escalation_id)
     if esc is None:
         raise NotFoundError(f"escalation_id: no escalation {escalation_id}", rule="unknown")
@@ -212,7 +215,7 @@ def acknowledge(session: Session, *, staff: StaffUser, escalation_id: int, now: 
     audit.record(session, at=now, actor=actor_of(staff), entity="escalation",
                  entity_id=str(esc.id), route_id=esc.route_id, action="acknowledged",
                  before={"status": EscalationStatus.open.value},
-                 after={"status": esc.status.value}, reason=(note or "").strip() or None)
+                 after={"status": esc.status.value}, reason=text)
     return esc
 
 

@@ -33,9 +33,10 @@ from api.app import create_app
 from cli.demo import _print_summary
 from engine.infra.settings import Settings
 from engine.routes.transitions import EngineConfig
+from models.agencies import AgencyAnswer, AgencyRequest, AnswerEffect
 from models.persons import Person
 from models.providers import ProviderChoice
-from models.routes import Route, RouteStatus, Step
+from models.routes import Route, RouteStatus, Step, StepStatus
 from models.staff import StaffRole
 from sim.agencies import (
     Fate,
@@ -52,11 +53,18 @@ from sim.agencies import (
 from sim.demo_accounts import create_demo_accounts, people_have_work
 from sim.life_events import plan_life
 from sim.person_files import choose_providers, register_person_file
-from sim.scenario import PROFILES, VOLATILE_FIELDS, DemoOptions, demo_stack, run_scenario
+from sim.scenario import (
+    PROFILES,
+    VOLATILE_FIELDS,
+    DemoOptions,
+    demo_stack,
+    run_scenario,
+    wait_idle,
+)
 from sim.seed import make_secret
 from tasks.signing import canonical_json, sign_headers
 from tests.conftest import kaliningrad
-from tests.web.conftest import sign_in_client
+from tests.web.conftest import csrf_of, sign_in_client
 
 ROOT = Path(__file__).resolve().parents[2]
 SECRET = make_secret("sim-test")
@@ -387,7 +395,33 @@ def test_served_demo_stops_while_each_person_has_work(tmp_path: Path) -> None:
         assert 'href="/escalations/' in sup.get("/escalations").text
         agency = sign_in_client(app, accounts[StaffRole.agency].id,
                                 accounts[StaffRole.agency].password)
-        assert 'href="/inbox/tk_' in agency.get("/inbox").text
+        inbox = agency.get("/inbox").text
+        assert 'href="/inbox/tk_' in inbox
+        # the agency user's daily work: open the first request (a webhook agency's: its
+        # delivery was its receipt) and answer it by hand; the worker moves the route
+        start = inbox.index('href="/inbox/tk_') + len('href="/inbox/')
+        request_id = inbox[start:inbox.index('"', start)]
+        opened = agency.get(f"/inbox/{request_id}")
+        assert opened.status_code == 200, opened.text
+        assert "Отправить ответ" in opened.text
+        r = agency.post(f"/inbox/{request_id}/answer", data={
+            "csrf_token": csrf_of(opened.text), "nonce": "demo-answer-0001",
+            "outcome": "provided", "information": "Справка выдана"})
+        assert r.status_code == 303 and r.headers["location"] == "/inbox?done=accepted"
+        with Session(engine) as s:
+            answer = s.exec(select(AgencyAnswer)
+                            .where(AgencyAnswer.request_id == request_id)).one()
+            assert answer.payload["information"] == "Справка выдана"
+        wait_idle(engine)  # the demo's worker process applies it
+        with Session(engine) as s:
+            answer = s.exec(select(AgencyAnswer)
+                            .where(AgencyAnswer.request_id == request_id)).one()
+            assert answer.effect is AnswerEffect.moved_route
+            req = s.get(AgencyRequest, request_id)
+            assert req is not None
+            step = s.get(Step, req.step_id)
+            assert step is not None and step.status is StepStatus.answered
+        assert f"/inbox/{request_id}" not in agency.get("/inbox").text
 
 
 # --------------------------------------------------------------------------- the persons' life

@@ -206,7 +206,7 @@ def test_a_sweeper_finding_the_step_busy_comes_back_for_it(
     with Session(db) as s:  # the supervisor's transaction, open
         sup = s.get(StaffUser, "sup39")
         assert sup is not None and overdue.id is not None
-        acknowledge(s, staff=sup, escalation_id=overdue.id, now=clock.now(), note="звоню")
+        acknowledge(s, staff=sup, escalation_id=overdue.id, now=clock.now(), reason="звоню")
         t = threading.Thread(target=lambda: results.append(sweep_due_timers(
             db, clock, cfg, sweeper_id="s", check_calendar=False, on_claimed=on_claimed)))
         t.start()

@@ -103,16 +103,23 @@ def test_acknowledge(client: TestClient, db: Engine, escalated: str,
                      staff: dict[str, Staff]) -> None:
     esc = escalations(db, escalated)[-1]
     url = f"/api/supervisor/escalations/{esc.id}/acknowledge"
-    _refused(client, db, "POST", url, staff["sup16"], 403, "region", json={})
-    r = client.post(url, headers=staff["sup39"].headers, json={"note": "звоню в министерство"})
+    _refused(client, db, "POST", url, staff["sup16"], 403, "region",
+             json={"reason": "звоню"})
+    # the reason is mandatory, as for every supervisor's action (issue 12)
+    _refused(client, db, "POST", url, staff["sup39"], 422, "reason", json={})
+    _refused(client, db, "POST", url, staff["sup39"], 422, "reason", json={"reason": " \u200b"})
+    _refused(client, db, "POST", url, staff["sup39"], 422, "reason",
+             json={"note": "звоню"})  # the former optional note is no reason
+    r = client.post(url, headers=staff["sup39"].headers, json={"reason": "звоню в министерство"})
     assert r.status_code == 200 and r.json()["detail"]["status"] == "acknowledged"
     ev = _last_audit(db, "acknowledged")
     assert (ev.actor, ev.entity_id, ev.reason) == ("staff:sup39", str(esc.id),
                                                    "звоню в министерство")
     assert ev.before == {"status": "open"} and ev.after == {"status": "acknowledged"}
-    _refused(client, db, "POST", url, staff["sup39"], 409, "escalation", json={})
+    _refused(client, db, "POST", url, staff["sup39"], 409, "escalation",
+             json={"reason": "ещё раз"})
     _refused(client, db, "POST", "/api/supervisor/escalations/999/acknowledge",
-             staff["sup39"], 404, "escalation_id", json={})
+             staff["sup39"], 404, "escalation_id", json={"reason": "звоню"})
 
 
 # ------------------------------------------------------------------------------- extend

@@ -169,6 +169,8 @@ def test_the_supervisors_refusals_are_the_apis_rules_in_russian(world: World) ->
         ("reassign", {"agency_id": same_agency, "reason": "другое"},
          f"steps/{esc.step_id}/reassign", {"agency_id": same_agency, "reason": "другое"},
          422, "Ведомство: шаг уже назначен этому ведомству."),
+        ("acknowledge", {"reason": " "}, f"escalations/{esc.id}/acknowledge",
+         {"reason": " "}, 422, "Причина: нужно заполнить (видимыми символами)."),
         ("close", {"reason": "не нужен"}, f"steps/{esc.step_id}/close",
          {"reason": "не нужен"}, 409, "Шаг: обязателен по шаблону маршрута: закрыть его"),
     ]
@@ -187,8 +189,9 @@ def test_the_supervisors_refusals_are_the_apis_rules_in_russian(world: World) ->
     assert r.status_code == 422
     assert _error_spans(r.text)["err-extend-days"] == \
         "На сколько рабочих дней: целое число от 1 до 250."
-    assert _post(sup, page_url, f"{page_url}/acknowledge", {}).status_code == 303
-    r = _post(sup, page_url, f"{page_url}/acknowledge", {})  # once only
+    assert _post(sup, page_url, f"{page_url}/acknowledge",
+                 {"reason": "Беру в работу"}).status_code == 303
+    r = _post(sup, page_url, f"{page_url}/acknowledge", {"reason": "ещё раз"})  # once only
     assert r.status_code == 409
     said = next(iter(_error_spans(r.text).values()))
     assert said == "Эскалация: принять в работу можно только открытую эскалацию " \
