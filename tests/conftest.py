@@ -24,6 +24,7 @@ os.environ.setdefault("DO_NOT_TRACK", "1")
 from engine.infra.clock import DbClock  # noqa: E402
 from engine.infra.db import make_engine, migrate  # noqa: E402
 from engine.routes.transitions import EngineConfig  # noqa: E402
+from models import regions  # noqa: E402
 from models.persons import Person  # noqa: E402
 from models.templates import Ladder  # noqa: E402
 from sim.seed import make_persons, seed_agencies  # noqa: E402
@@ -35,6 +36,19 @@ PG_URL = os.environ.get("REHAB_TEST_DATABASE_URL", "")
 def kaliningrad(*args: int) -> datetime:
     """An aware instant given in Kaliningrad local time (UTC+2)."""
     return pendulum.datetime(*args, tz="Europe/Kaliningrad")  # type: ignore[arg-type]
+
+
+# A second region for the tests of regions' own acts (models/region_rules): its calendar,
+# send and answer terms differ from Kaliningrad's (298-п).
+SECOND_REGION = """code = "16"
+name = "Республика Татарстан (тестовая настройка)"
+calendar = "16"
+acts = ["Тестовый акт региона 16"]
+send_days = 2
+send_basis = "тестовый акт п.1"
+answer_days = 10
+answer_basis = "тестовый акт п.2"
+"""
 
 
 @pytest.fixture(scope="session")
@@ -121,3 +135,17 @@ def prefect_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     server.start()
     yield server.api_url
     server.stop()
+
+
+@pytest.fixture
+def second_region(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """The regions' rules directory in force: Kaliningrad's and ``SECOND_REGION`` (16)."""
+    rules = tmp_path / "regions"
+    rules.mkdir()
+    shutil.copy(regions.RULES_DIR / "39.toml", rules / "39.toml")
+    (rules / "16.toml").write_text(SECOND_REGION, encoding="utf-8")
+    monkeypatch.setenv(regions.ENV_DIR, str(rules))
+    regions.reload_rules()
+    yield rules
+    monkeypatch.delenv(regions.ENV_DIR)
+    regions.reload_rules()

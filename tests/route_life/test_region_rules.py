@@ -7,7 +7,6 @@ rule."""
 from __future__ import annotations
 
 import shutil
-from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
 
@@ -21,29 +20,9 @@ from engine.routes.transitions import EngineConfig
 from models import regions
 from models.agencies import AgencyRequest
 from sim.seed import make_persons, seed_agencies
+from tests.conftest import SECOND_REGION as SECOND
 from tests.conftest import kaliningrad
 from tests.ladder.conftest import new_route, step_of
-
-SECOND = """code = "16"
-name = "Республика Татарстан (тестовая настройка)"
-calendar = "16"
-acts = ["Тестовый акт региона 16"]
-send_days = 2
-send_basis = "тестовый акт п.1"
-answer_days = 10
-answer_basis = "тестовый акт п.2"
-"""
-
-
-@pytest.fixture
-def second_region(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    shutil.copy(regions.RULES_DIR / "39.toml", tmp_path / "39.toml")
-    (tmp_path / "16.toml").write_text(SECOND, encoding="utf-8")
-    monkeypatch.setenv(regions.ENV_DIR, str(tmp_path))
-    regions.reload_rules()
-    yield tmp_path
-    monkeypatch.delenv(regions.ENV_DIR)
-    regions.reload_rules()
 
 
 def _route_dates(db: Engine, clock: DbClock, cfg: EngineConfig, region: str,

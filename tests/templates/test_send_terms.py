@@ -7,7 +7,6 @@ assumption")."""
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
@@ -34,16 +33,6 @@ from models.templates import _data_template
 from sim.seed import make_persons, seed_agencies
 from tests.conftest import kaliningrad
 from tests.ipra_plan.conftest import answer
-
-SECOND = """code = "16"
-name = "Республика Татарстан (тестовая настройка)"
-calendar = "16"
-acts = ["Тестовый акт региона 16"]
-send_days = 2
-send_basis = "тестовый акт п.1"
-answer_days = 10
-answer_basis = "тестовый акт п.2"
-"""
 
 # A test-only template: the first request and the answers by the region's act, a later
 # step 1 working day (the template's own, equal to Kaliningrad's: kept in region 16 too),
@@ -85,23 +74,16 @@ answer_days = 7
 
 
 @pytest.fixture
-def probe(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    rules = tmp_path / "regions"
-    rules.mkdir()
-    shutil.copy(regions.RULES_DIR / "39.toml", rules / "39.toml")
-    (rules / "16.toml").write_text(SECOND, encoding="utf-8")
+def probe(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+          second_region: Path) -> Iterator[None]:
     templates = tmp_path / "templates"
     templates.mkdir()
     (templates / "terms_probe-v1.toml").write_text(PROBE, encoding="utf-8")
-    monkeypatch.setenv(regions.ENV_DIR, str(rules))
     monkeypatch.setenv(ENV_DIR, str(templates))
-    regions.reload_rules()
     reload_templates()
     _data_template.cache_clear()
     yield
-    monkeypatch.delenv(regions.ENV_DIR)
     monkeypatch.delenv(ENV_DIR)
-    regions.reload_rules()
     reload_templates()
     _data_template.cache_clear()
 

@@ -20,7 +20,7 @@ import uvicorn
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from api.app import create_app
 from engine.infra.clock import DbClock
@@ -29,6 +29,7 @@ from engine.routes.receipt import confirm_receipt
 from engine.routes.transitions import EngineConfig, register_application
 from engine.runtime.sweeper import sweep_due_timers
 from engine.staff.accounts import create_staff
+from models.audit import AuditEvent
 from models.persons import Person
 from models.routes import Step
 from models.staff import StaffRole
@@ -191,3 +192,11 @@ def pages(browser: Any, server: str) -> Iterator[Any]:
     yield ctx
     ctx.close()
 
+
+def audit_of(world: World, **where: Any) -> list[AuditEvent]:
+    """The audit records whose columns equal ``where``, oldest first."""
+    with Session(world.db) as s:
+        q = select(AuditEvent)
+        for k, v in where.items():
+            q = q.where(getattr(AuditEvent, k) == v)
+        return list(s.exec(q.order_by(col(AuditEvent.id))))

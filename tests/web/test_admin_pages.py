@@ -10,16 +10,15 @@ import re
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlmodel import Session, col, select
+from sqlmodel import Session
 
 import calendars
 from engine.agencies.participants import fingerprint
 from models.agencies import Agency
-from models.audit import AuditEvent
 from models.labels import step_kind_ru
 from models.staff import StaffUser
 from models.template_files import templates
-from tests.web.conftest import World, csrf_of, sign_in_client
+from tests.web.conftest import World, audit_of, csrf_of, sign_in_client
 
 ADMIN_PAGES = ("/admin", "/admin/agencies", "/admin/agencies/new", "/admin/staff",
                "/admin/staff/new", "/admin/calendars", "/admin/templates",
@@ -28,13 +27,6 @@ NEW_AGENCY = {"id": "culture39", "name": "Министерство культу�
               "short_name": "Минкультуры", "role": "culture", "region": "39",
               "email": "", "channel": "inbox", "endpoint_url": ""}
 
-
-def _audit(world: World, **where: str) -> list[AuditEvent]:
-    with Session(world.db) as s:
-        q = select(AuditEvent)
-        for k, v in where.items():
-            q = q.where(getattr(AuditEvent, k) == v)
-        return list(s.exec(q.order_by(col(AuditEvent.id))))
 
 
 def _shown(html: str, label: str) -> str:
@@ -68,7 +60,7 @@ def test_anyone_else_gets_404_and_an_audit_record(world: World) -> None:
             assert c.get(path).status_code == 404, (account, path)
         r = c.post("/admin/agencies", data=NEW_AGENCY | {"csrf_token": "forged"})
         assert r.status_code == 403  # the CSRF check comes first
-        refused = {a.entity_id for a in _audit(world, actor=f"staff:{account}",
+        refused = {a.entity_id for a in audit_of(world, actor=f"staff:{account}",
                                                action="access_refused")}
         assert refused >= set(ADMIN_PAGES), account
     with Session(world.db) as s:
@@ -100,10 +92,10 @@ def test_admin_adds_an_agency_and_sees_its_secret_once(world: World,
         agency = s.get(Agency, "culture39")
         assert agency is not None
         assert (agency.secret_current, agency.endpoint_url) == (secret, None)
-    created = _audit(world, entity="agency", entity_id="culture39", action="created")
+    created = audit_of(world, entity="agency", entity_id="culture39", action="created")
     assert [(a.actor, a.after["secret_fingerprint"]) for a in created] == [  # type: ignore[index]
         ("staff:admin", fingerprint(secret))]
-    assert secret not in str([a.after for a in _audit(world)])
+    assert secret not in str([a.after for a in audit_of(world)])
     card = admin.get("/admin/agencies/culture39").text
     assert fingerprint(secret) in card and secret not in card  # never again
     assert "culture39" in admin.get("/admin/agencies").text
@@ -144,17 +136,17 @@ def test_admin_corrects_a_card_and_moves_the_agency_to_its_system(
         assert after.name.endswith("(переименовано)")
         assert after.endpoint_url == "https://agency.example.org/requests"
         assert after.email == "mail@example.org"
-    updated = _audit(world, entity="agency", entity_id=agency_id, action="updated")
+    updated = audit_of(world, entity="agency", entity_id=agency_id, action="updated")
     assert [(a.actor, sorted(a.after or {})) for a in updated] == [
         ("staff:admin", ["email", "name"])]
     assert updated[0].before == {"name": old_name, "email": before.email}
-    moved = _audit(world, entity="agency", entity_id=agency_id, action="endpoint_changed")
+    moved = audit_of(world, entity="agency", entity_id=agency_id, action="endpoint_changed")
     assert [a.after for a in moved] == [{"endpoint_url": "https://agency.example.org/requests"}]
     # back to the inbox (paper exchange); the same form unchanged writes nothing more
     r = _post(admin, form, form, data | {"channel": "inbox"})
     assert r.status_code == 303  # type: ignore[attr-defined]
     r = _post(admin, form, form, data | {"channel": "inbox"})
-    assert len(_audit(world, entity="agency", entity_id=agency_id)) == 3
+    assert len(audit_of(world, entity="agency", entity_id=agency_id)) == 3
     with Session(world.db) as s:
         agency = s.get(Agency, agency_id)
         assert agency is not None and agency.endpoint_url is None
@@ -187,7 +179,7 @@ def test_admin_rotates_a_secret_shown_once_then_retires_the_previous(
     with Session(world.db) as s:
         agency = s.get(Agency, agency_id)
         assert agency is not None and agency.secret_previous is None
-    actions = [a.action for a in _audit(world, entity="agency", entity_id=agency_id,
+    actions = [a.action for a in audit_of(world, entity="agency", entity_id=agency_id,
                                         actor="staff:admin")]
     assert actions[-1] == "secret_previous_retired" and "secret_rotated" in actions
 
@@ -211,7 +203,7 @@ def test_admin_adds_an_agency_user_who_signs_in_with_the_one_time_password(
         user = s.get(StaffUser, "mz39-ivanova")
         assert user is not None and user.agency_id == world.fresh_agency
         assert user.password_hash and password not in user.password_hash
-    created = _audit(world, entity="staff", entity_id="mz39-ivanova", action="created")
+    created = audit_of(world, entity="staff", entity_id="mz39-ivanova", action="created")
     assert [(a.actor, (a.after or {}).get("agency_id")) for a in created] == [
         ("staff:admin", world.fresh_agency)]
     user_client = sign_in_client(world.app, "mz39-ivanova", password)
@@ -249,7 +241,7 @@ def test_admin_resets_a_password_revokes_and_gives_access_back(
     r = _post(admin, "/admin/staff", "/admin/staff/coord39/restore", {})
     assert r.status_code == 200  # type: ignore[attr-defined]
     assert _sign_in_status(world, "coord39", new_password) == 303
-    assert [a.action for a in _audit(world, entity="staff", entity_id="coord39",
+    assert [a.action for a in audit_of(world, entity="staff", entity_id="coord39",
                                      actor="staff:admin")] == [
         "password_set", "token_revoked", "token_rotated"]
     r = _post(admin, "/admin/staff", "/admin/staff/admin/revoke", {})  # not oneself
@@ -266,7 +258,7 @@ def test_csrf_is_checked_on_the_admin_forms(world: World, admin: TestClient) -> 
     assert r.status_code == 403
     with Session(world.db) as s:
         assert s.get(Agency, "culture39") is None
-    assert not _audit(world, action="secret_rotated")
+    assert not audit_of(world, action="secret_rotated")
 
 
 def test_the_calendar_year_shows_each_day_off_of_the_region(admin: TestClient) -> None:

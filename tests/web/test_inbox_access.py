@@ -24,15 +24,7 @@ from models.routes import Route, Step, StepStatus
 from models.staff import StaffRole
 from models.timers import Escalation
 from sim.seed import make_persons
-from tests.web.conftest import PASSWORD, World, csrf_of, sign_in_client
-
-
-def _audit(world: World, **where: Any) -> list[AuditEvent]:
-    with Session(world.db) as s:
-        q = select(AuditEvent)
-        for k, v in where.items():
-            q = q.where(getattr(AuditEvent, k) == v)
-        return list(s.exec(q.order_by(col(AuditEvent.id))))
+from tests.web.conftest import PASSWORD, World, audit_of, csrf_of, sign_in_client
 
 
 def _first_request(world: World, route_id: str) -> AgencyRequest:
@@ -103,9 +95,9 @@ def test_a_webhook_request_opens_without_a_receipt_and_is_answered_by_hand(
     assert opened.headers["content-type"].startswith("text/html")
     assert person.full_name in opened.text
     assert "доставлен в систему ведомства" in opened.text
-    assert not _audit(world, entity="request", entity_id=req.id,
+    assert not audit_of(world, entity="request", entity_id=req.id,
                       action="received_by_agency")  # the delivery was its receipt
-    reads = _audit(world, actor="staff:agency39", action="read")
+    reads = audit_of(world, actor="staff:agency39", action="read")
     assert [(r.entity, r.entity_id, r.route_id, r.after) for r in reads] == [
         ("request", req.id, route_id, {"person_id": person.id, "what": "agency_request"})]
 
@@ -135,9 +127,9 @@ def test_an_inbox_request_is_received_when_opened_and_its_read_is_audited(
     opened = agency.get(f"/inbox/{req.id}")
     assert opened.status_code == 200
     assert "Получение запроса отмечено в журнале" in opened.text
-    assert len(_audit(world, entity="request", entity_id=req.id,
+    assert len(audit_of(world, entity="request", entity_id=req.id,
                       action="received_by_agency")) == 1
-    reads = _audit(world, actor="staff:agency39", action="read")
+    reads = audit_of(world, actor="staff:agency39", action="read")
     assert [(r.entity, r.entity_id, r.route_id, r.after) for r in reads] == [
         ("request", req.id, world.fresh_route,
          {"person_id": person.id, "what": "agency_request"})]
@@ -171,12 +163,12 @@ def test_another_agencys_request_is_404_audited_and_cannot_be_answered(
     assert f"/inbox/{req.id}" not in c.get("/inbox").text
     r = c.get(f"/inbox/{req.id}")
     assert r.status_code == 404 and "Не найдено" in r.text
-    refused = _audit(world, actor="staff:agency-other", action="access_refused")
+    refused = audit_of(world, actor="staff:agency-other", action="access_refused")
     assert [(a.entity, a.entity_id, a.after["why"]) for a in refused] == [
         ("request", req.id, "another agency")]
-    assert not _audit(world, entity="request", entity_id=req.id,
+    assert not audit_of(world, entity="request", entity_id=req.id,
                       action="received_by_agency")  # opening it received nothing
-    assert not _audit(world, actor="staff:agency-other", action="read")
+    assert not audit_of(world, actor="staff:agency-other", action="read")
     token = csrf_of(c.get("/inbox").text)
     r = c.post(f"/inbox/{req.id}/answer",
                data={"csrf_token": token, "outcome": "provided", "information": "x",
@@ -184,7 +176,7 @@ def test_another_agencys_request_is_404_audited_and_cannot_be_answered(
     assert r.status_code == 404
     with Session(world.db) as s:
         assert not list(s.exec(select(AgencyAnswer)))
-    assert len(_audit(world, actor="staff:agency-other", action="access_refused")) == 2
+    assert len(audit_of(world, actor="staff:agency-other", action="access_refused")) == 2
 
 
 def _snapshot(world: World) -> tuple[Any, ...]:
@@ -227,7 +219,7 @@ def test_a_supervisor_of_another_region_gets_404_on_an_escalation_and_its_action
         r = c.post(f"/escalations/{esc.id}/{action}", data={"csrf_token": token, **form})
         assert r.status_code == 404, action
     assert _snapshot(world) == before
-    refused = _audit(world, actor="staff:sup16", action="access_refused")
+    refused = audit_of(world, actor="staff:sup16", action="access_refused")
     assert len(refused) == 1 + len(forms)
     assert {a.entity_id for a in refused} == {str(esc.id)}
 
@@ -255,7 +247,7 @@ def test_a_coordinator_of_another_region_changes_nothing_on_a_route(world: World
         assert r.status_code == 404, url
         assert "Не найдено" in r.text
     assert _snapshot(world) == before
-    refused = _audit(world, actor="staff:coord16", action="access_refused")
+    refused = audit_of(world, actor="staff:coord16", action="access_refused")
     assert [(a.entity, a.entity_id) for a in refused] == [
         ("route", route), ("request", req.id), ("request", req.id),
         ("route", route), ("route", route), ("route", route)]

@@ -14,13 +14,12 @@ from sqlmodel import Session, col, select
 from engine.infra.settings import Settings
 from engine.runtime.worker import Worker
 from models.agencies import AgencyAnswer, AgencyRequest
-from models.audit import AuditEvent
 from models.person_file import ApplicationRecord
 from models.persons import Person
 from models.routes import Route, Step, StepStatus
 from models.snils import format_snils
 from models.timers import Escalation
-from tests.web.conftest import ARTIFACTS, AXE, PASSWORD, World
+from tests.web.conftest import ARTIFACTS, AXE, PASSWORD, World, audit_of
 
 AXE_TAGS = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "best-practice"]
 
@@ -47,13 +46,6 @@ def axe_clean(page: Any, name: str) -> None:
     assert violations == [], f"{name}: {json.dumps(violations, ensure_ascii=False)}"
     assert result["passes"], name  # axe did run its rules
 
-
-def _audit(world: World, **where: str) -> list[AuditEvent]:
-    with Session(world.db) as s:
-        q = select(AuditEvent)
-        for k, v in where.items():
-            q = q.where(getattr(AuditEvent, k) == v)
-        return list(s.exec(q.order_by(col(AuditEvent.id))))
 
 
 def test_coordinator_sees_own_region_overdue_first_and_the_route_timeline(
@@ -91,7 +83,7 @@ def test_coordinator_sees_own_region_overdue_first_and_the_route_timeline(
     assert "просрочка" in svg.inner_html()
     person = world.persons[0]
     assert person.full_name in page.content()
-    reads = _audit(world, actor="staff:coord39", action="read", entity="person")
+    reads = audit_of(world, actor="staff:coord39", action="read", entity="person")
     assert [r.after for r in reads] == [{"person_id": person.id, "what": "route_page"}]
     assert "/runs" in page.get_by_role("link", name=f"route-{world.escalated_route}",
                                        exact=False).get_attribute("href")
@@ -115,9 +107,9 @@ def test_agency_answers_from_its_inbox_and_the_route_moves(world: World, pages: 
     page.get_by_role("link", name=request_id).click()
     page.wait_for_load_state()
     assert world.persons[1].full_name in page.content()  # the subject, here only
-    assert _audit(world, entity="request", entity_id=request_id, action="received_by_agency")
+    assert audit_of(world, entity="request", entity_id=request_id, action="received_by_agency")
     page.reload()  # a second opening is no second receipt
-    assert len(_audit(world, entity="request", entity_id=request_id,
+    assert len(audit_of(world, entity="request", entity_id=request_id,
                       action="received_by_agency")) == 1
     axe_clean(page, "inbox-request")
 
@@ -178,14 +170,14 @@ def test_supervisor_acts_on_an_escalation_and_is_refused_as_the_api_refuses(
     assert page.locator("#err-extend-reason").inner_text() == \
         "Причина: нужно заполнить (видимыми символами)."
     axe_clean(page, "escalation-refused")
-    assert not _audit(world, action="deadline_extended")
+    assert not audit_of(world, action="deadline_extended")
 
     page.get_by_label("На сколько рабочих дней (1–250)").fill("3")
     page.locator("#ext-reason").fill("Ведомство просит три дня: архив закрыт")
     page.get_by_role("button", name="Продлить").click()
     page.wait_for_load_state()
     assert "Срок продлён" in page.content()
-    done = _audit(world, action="deadline_extended")
+    done = audit_of(world, action="deadline_extended")
     assert [(a.actor, a.reason) for a in done] == [
         ("staff:sup39", "Ведомство просит три дня: архив закрыт")]
     with Session(world.db) as s:
