@@ -11,9 +11,10 @@ gives the same events and the same summary.
   participant's accompaniment (an agency with an open step, drawn from the seed) and resumes
   it ``RESUME_AFTER_WORKING_DAYS`` working days later.
 - **Application to stop** (004 п.13 б): another accompaniment person applies to stop.
-- **ИПРА expiry** (004 п.13 а): one person (of a supported-living or social-employment
-  file) has an ИПРА whose term ends ``IPRA_TERM_WORKING_DAYS`` working days after they
-  apply; the sweeper's ИПРА-expiry timer ends their route.
+- **ИПРА expiry** (004 п.13 а; 001 Регламент п.3): one person of a social-employment file
+  (a kind whose grounds are the ИПРА's, ``models.route_life.IPRA_TERM_KINDS``) has an ИПРА
+  whose term ends ``IPRA_TERM_WORKING_DAYS`` working days after they apply; the sweeper's
+  ИПРА-expiry timer ends their route.
 
 An event whose route is no longer active on its day (finished early) is skipped; the
 summary's ``route_outcomes`` shows what happened.
@@ -22,7 +23,7 @@ summary's ``route_outcomes`` shows what happened.
 from __future__ import annotations
 
 import random
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 
@@ -34,6 +35,7 @@ from engine.routes.refusal import refuse_participant, resume_participant
 from engine.routes.template_migration import migrate_route, plan_migration
 from engine.routes.termination import terminate_on_application
 from engine.routes.transitions import EngineConfig
+from models.route_life import IPRA_TERM_KINDS
 from models.routes import Route, RouteStatus, Step, StepStatus
 from models.template_files import templates
 
@@ -63,14 +65,15 @@ class LifePlan:
         return {MIGRATED: MIGRATION_TO - 1} if day < self.migration_day else {}
 
 
-def plan_life(*, seed: int, persons: int, start: date, cal: RegionCalendar,
+def plan_life(*, seed: int, kinds: Sequence[str], start: date, cal: RegionCalendar,
               withdrawn: int | None) -> LifePlan:
-    """The events for ``persons`` persons (index % 4: 0 supported living, 1 social
-    employment or supported living, 3 accompaniment; ``sim.person_files.ROUTE_KINDS``),
-    never the person ``withdrawn`` (their consent is withdrawn midway)."""
+    """The events for the persons whose files form routes of ``kinds`` (in generation
+    order; ``sim.person_files.route_kind_of``), never the person ``withdrawn`` (their
+    consent is withdrawn midway)."""
     rng = random.Random(f"life:{seed}")
-    accompanied = [i for i in range(persons) if i % 4 == 3 and i != withdrawn]
-    others = [i for i in range(persons) if i % 4 in (0, 1) and i != withdrawn]
+    accompanied = [i for i, k in enumerate(kinds) if k == "accompaniment" and i != withdrawn]
+    others = [i for i, k in enumerate(kinds) if k in IPRA_TERM_KINDS
+              and k != "accompaniment" and i != withdrawn]
     rng.shuffle(accompanied)
     refuse_day = cal.add_working_days(start, REFUSE_WORKING_DAY)
     return LifePlan(

@@ -237,6 +237,15 @@ def choose_providers(session: Session, person: Person, index: int, *, at: dateti
     return chosen
 
 
+def route_kind_of(person: Person, index: int, on: date) -> str:
+    """The route the person's file forms: ``ROUTE_KINDS[index % 4]``, except social
+    employment past working age (001 Регламент п.3), which is supported living instead."""
+    kind = ROUTE_KINDS[index % 4]
+    if kind == "social_employment" and age_on(person.birth_date, on) >= 50:
+        return "supported_living"
+    return kind
+
+
 def register_person_file(session: Session, cfg: EngineConfig, person: Person, index: int, *,
                          at: datetime, seed: int, ipra_valid_until: date | None = None,
                          template_versions: Mapping[str, int] | None = None) -> FileOutcome:
@@ -245,9 +254,7 @@ def register_person_file(session: Session, cfg: EngineConfig, person: Person, in
     ``ROUTE_KINDS[index % 4]`` (early help: for their child) — with consent, on the
     ``template_versions`` published (default: the newest), and the second application
     ``OTHER_KINDS[index % 4]``. The caller commits (one transaction per person's file)."""
-    kind = ROUTE_KINDS[index % 4]
-    if kind == "social_employment" and age_on(person.birth_date, at.date()) >= 50:
-        kind = "supported_living"  # past working age (001 Регламент п.3): not this route
+    kind = route_kind_of(person, index, at.date())
     import_ipra(session, text=json.dumps(ipra_extract(
         person, index, seed=seed, today=at.date(),
         social_employment=kind == "social_employment", valid_until=ipra_valid_until),

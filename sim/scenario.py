@@ -62,7 +62,7 @@ from sim import life_events
 from sim.agencies import Profile, subject_token
 from sim.demo_accounts import people_have_work
 from sim.life_events import ipra_last_day, plan_life
-from sim.person_files import decide_branches, register_person_file
+from sim.person_files import decide_branches, register_person_file, route_kind_of
 from sim.seed import make_persons, seed_agencies
 from sim.supervisor_bot import BOT_ID, act_on_escalations, ensure_bot
 from tasks.processes import Proc, free_port
@@ -417,7 +417,8 @@ def run_scenario(opts: DemoOptions, stack: dict[str, Any], settings: Settings,
     index = {pid: i for i, pid in enumerate(people)}
     withdraw_day = (cal.add_working_days(start_day, (len(people) - 1) % 5 + 2)
                     if opts.withdrawal and people else None)
-    life = (plan_life(seed=opts.seed, persons=len(people), start=start_day, cal=cal,
+    life = (plan_life(seed=opts.seed, kinds=_route_kinds(engine, people, arrivals),
+                      start=start_day, cal=cal,
                       withdrawn=len(people) - 1 if withdraw_day else None)
             if opts.life_events and opts.template == "supported_living" else None)
     refused: dict[str, str] = {}
@@ -501,6 +502,16 @@ def run_scenario(opts: DemoOptions, stack: dict[str, Any], settings: Settings,
             pass
     return _summary(engine, stack, opts, sweeper, start_day, day, n_days,
                     time.monotonic() - t0)
+
+
+def _route_kinds(engine: Engine, people: list[str],
+                 arrivals: dict[date, list[str]]) -> list[str]:
+    """The route kind each person's file forms (in generation order), on the day they apply:
+    who the scripted life events can happen to (``sim.life_events.plan_life``)."""
+    day_of = {pid: day for day, pids in arrivals.items() for pid in pids}
+    with Session(engine) as s:
+        persons = {p.id: p for p in s.exec(select(Person).where(col(Person.id).in_(people)))}
+    return [route_kind_of(persons[pid], i, day_of[pid]) for i, pid in enumerate(people)]
 
 
 def _settle(since: float, seconds: float) -> None:

@@ -453,19 +453,28 @@ def test_the_persons_choose_their_providers_from_the_seed(
 
 def test_the_life_events_are_drawn_from_the_seed() -> None:
     """The scripted events fall on accompaniment persons (never the one who withdraws
-    consent), the ИПРА expiry on a supported-living / social-employment file; the same seed
-    gives the same plan, and accompaniment is at v1 only before the migration day."""
+    consent), the ИПРА expiry on a social-employment file (a kind that ends with the ИПРА's
+    term, models.route_life.IPRA_TERM_KINDS); the same seed gives the same plan, and
+    accompaniment is at v1 only before the migration day."""
     cal = calendars.get_calendar("39")
     start = date(2025, 12, 22)
-    plan = plan_life(seed=7, persons=12, start=start, cal=cal, withdrawn=11)
-    assert plan == plan_life(seed=7, persons=12, start=start, cal=cal, withdrawn=11)
+    kinds = ["supported_living", "social_employment", "early_help", "accompaniment"] * 3
+    kinds[5] = "supported_living"  # a social-employment slot past working age
+    plan = plan_life(seed=7, kinds=kinds, start=start, cal=cal, withdrawn=11)
+    assert plan == plan_life(seed=7, kinds=kinds, start=start, cal=cal, withdrawn=11)
     assert plan.refusal and plan.stop and plan.expiry is not None
     assert {plan.refusal[0], plan.stop[0]} == {3, 7}
-    assert plan.expiry % 4 in (0, 1) and plan.expiry != 11
+    assert plan.expiry in (1, 9)  # the social-employment files, not 5 (supported living)
     assert plan.refusal[1] < plan.refusal[2] and plan.migration_day <= plan.refusal[1]
     assert plan.refusal[2] == cal.add_working_days(plan.refusal[1], 3)
     assert plan.template_versions(start) == {"accompaniment": 1}
     assert plan.template_versions(plan.migration_day) == {}
-    # five persons: one accompaniment person (index 3) — the refusal only, no stop
-    small = plan_life(seed=3, persons=5, start=start, cal=cal, withdrawn=4)
+    # five persons: one accompaniment person (index 3) — the refusal only, no stop; no
+    # social-employment file: no expiry
+    small = plan_life(seed=3, kinds=kinds[:4] + ["supported_living"], start=start, cal=cal,
+                      withdrawn=4)
+    small_no_se = plan_life(seed=3, kinds=["supported_living", "supported_living",
+                                           "early_help", "accompaniment"], start=start,
+                            cal=cal, withdrawn=None)
+    assert small_no_se.expiry is None
     assert small.refusal and small.refusal[0] == 3 and small.stop is None
