@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import calendars
 from api.web.core import AGENCY_ROLE_RU, ESC_STATUS_RU, ROLE_RU, ROUTE_STATUS_RU, STEP_STATUS_RU
 from engine.errors import EngineError, field_of
+from models.labels import step_kind_ru
 
 #: The fields the pages' forms hold (and the things a refusal may name), in Russian.
 FIELD_RU = {
@@ -30,6 +31,7 @@ FIELD_RU = {
     "nonce": "Форма", "ipra": "ИПРА", "application_date": "Дата заявления",
     "received_at": "Когда вручён", "task_id": "Запрос", "snils": "СНИЛС",
     "person.birth_date": "Дата рождения",
+    "chosen": "Направления", "assessment": "Заключение оценки нуждаемости",
 }
 
 #: Each rule's Russian text; ``{name}`` is a parameter of the refusal (``EngineError.params``).
@@ -100,6 +102,18 @@ RULE_RU = {
     "before_preparation": "раньше подготовки запроса",
     "webhook_receipt": "ведомство получает запросы через свою систему: получение "
                        "отмечается при доставке, не вручную",
+    # the branch decision of a supported-living route (000 п.10, п.13–15)
+    "not_a_branch": "выберите из направлений маршрута: {kinds}",
+    "listed_twice": "направление указано дважды",
+    "alternatives": "{kinds} — взаимоисключающие направления: выберите не более одного "
+                    "(000 п.14, п.15)",
+    "decided_already": "решение о направлениях уже записано: оно записывается один раз",
+    "assessment_pending": "решение записывается после шага {kinds}, а он ещё не завершён "
+                          "(000 п.10)",
+    "branch_opened": "шаг {kinds} уже начат ({status}): решение записывается до начала "
+                     "шагов направлений",
+    "no_branches": "у вида маршрута нет направлений для выбора (000 п.13–15: "
+                   "сопровождаемое проживание, версия 2 и новее)",
 }
 GENERIC = "Действие не выполнено: проверьте введённые данные."
 
@@ -134,7 +148,11 @@ def refusal_of(exc: Exception) -> Refusal:
 
 
 def _word(name: str, value: object) -> str:
-    """A parameter's value as the page shows it: Russian for statuses and roles."""
+    """A parameter's value as the page shows it: Russian for statuses and roles, step kinds
+    (``kinds``: one or a list) by their Russian names in quotes."""
+    if name == "kinds":
+        kinds = value if isinstance(value, list | tuple) else [value]
+        return ", ".join(f"«{step_kind_ru(str(k))}»" for k in kinds)
     if isinstance(value, list | tuple):
         return ", ".join(_STAFF_ROLES.get(str(v), str(v)) for v in value)
     return _WORDS.get(name, {}).get(str(value), str(value))

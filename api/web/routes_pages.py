@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import os
 import secrets
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -26,13 +27,14 @@ from engine.errors import EngineError
 from engine.escalations.reads import escalations_of_route
 from engine.persons.reads import get_person, record_read
 from engine.routes.board import Filters, board, late_by_agency, matching, step_due, step_late
+from engine.routes.branches import branches_of, decision_of, decision_readiness
 from engine.routes.reads import get_route, step_by_id, steps_of
 from engine.routes.receipt import steps_awaiting_receipt
 from engine.supervisor import actions as sv
 from engine.supervisor.reads import staff_actions_on_route
 from models.agencies import RequestChannel
 from models.labels import actor_ru, step_kind_ru
-from models.routes import RouteStatus, Step
+from models.routes import Route, RouteStatus, Step
 from models.staff import StaffRole
 from models.template_files import TemplateSpec, latest, templates
 from models.templates import get_template
@@ -44,11 +46,62 @@ PERSON_READERS = (StaffRole.coordinator, StaffRole.admin)
 LIFE_DONE_RU = {"refuse": "Отказ от сопровождения записан: шаги приостановлены.",
                 "resume": "Сопровождение возобновлено с оставшимися рабочими днями.",
                 "terminate": "Сопровождение прекращено по заявлению.",
-                "receipt": "Получение запроса отмечено: срок ответа считается с этого дня."}
+                "receipt": "Получение запроса отмечено: срок ответа считается с этого дня.",
+                "branches": "Решение о направлениях записано: невыбранные направления "
+                            "закрыты как неприменимые."}
 NOTICE_RU = DONE_RU | LIFE_DONE_RU
 # supervisors' actions as the audit names them (engine/supervisor/actions.py)
 ACTION_RU = {"acknowledged": "принято в работу", "deadline_extended": "срок продлён",
              "reassigned": "передано другому ведомству", "closed": "шаг закрыт"}
+
+
+@dataclass(frozen=True)
+class BranchForm:
+    """The branch decision form as the coordinator sent it, with its refusal in Russian."""
+
+    chosen: tuple[str, ...] = ()
+    assessment: str = ""
+    error: str = ""
+
+
+@dataclass(frozen=True)
+class BranchSection:
+    """The route page's «Решение о направлениях» (000 п.10, п.13–15): the form when a
+    decision can be accepted now (``engine.routes.branches.decision_readiness``), a note
+    when the route waits for the need assessment, or the decision recorded."""
+
+    state: str | None
+    """``decision_readiness``: ready / assessment_pending / branch_opened, or None."""
+    branches: tuple[str, ...]
+    alternatives: tuple[tuple[str, ...], ...]
+    after: str
+    decision: dict[str, Any] | None
+    decided_at: datetime | None
+    closed: tuple[str, ...]
+    form: BranchForm
+
+
+def branch_section(route: Route, steps: list[Step], form: BranchForm | None
+                   ) -> BranchSection | None:
+    """What the route page shows of the branch decision (None: the route has no branches)."""
+    spec = branches_of(route)
+    if spec is None or spec.branching is None:
+        return None
+    decision = decision_of(route)
+    decided_at = None
+    chosen: tuple[str, ...] = ()
+    if decision is not None:
+        chosen = tuple(decision.get("chosen", ()))
+        try:
+            decided_at = datetime.fromisoformat(str(decision.get("decided_at", "")))
+        except ValueError:
+            decided_at = None
+    return BranchSection(
+        state=decision_readiness(route, steps), branches=spec.branches,
+        alternatives=spec.branching.alternatives, after=spec.branching.after,
+        decision=decision, decided_at=decided_at,
+        closed=tuple(b for b in spec.branches if b not in chosen) if decision else (),
+        form=form or BranchForm())
 
 
 def prefect_ui_base() -> str:
@@ -121,10 +174,12 @@ def route_page(request: Request, route_id: str, v: ViewerDep, s: DbDep,
 
 def route_page_view(request: Request, v: Viewer, s: Session, route_id: str, *,
                     notice: str = "", answer_error: str = "", life_error: str = "",
-                    receipt_error: str = "", code: int = 200) -> HTMLResponse:
+                    receipt_error: str = "", branch_form: BranchForm | None = None,
+                    code: int = 200) -> HTMLResponse:
     """The route page; a refused form comes back to it with its Russian message beside it
     (``answer_error``: the paper answer; ``life_error``: refusal / resumption / termination;
-    ``receipt_error``: a paper request's receipt) and ``code``."""
+    ``receipt_error``: a paper request's receipt; ``branch_form``: the branch decision as
+    sent, with its refusal) and ``code``."""
     now: datetime = request.app.state.clock.now()
     route = get_route(s, route_id[:40])
     if route is None or not allowed(v, *READERS, region=route.region):
@@ -175,6 +230,7 @@ def route_page_view(request: Request, v: Viewer, s: Session, route_id: str, *,
                 today=today, life_error=life_error, receipt_error=receipt_error,
                 escalations=escalations, history=history, person=person, paper=paper,
                 template_title=template.title,
+                branch=branch_section(route, steps, branch_form),
                 prefect_ui=prefect_ui_base(), notice=NOTICE_RU.get(notice, ""),
                 answer_error=answer_error,
                 nonce=secrets.token_urlsafe(16), action=None, names=names)

@@ -32,7 +32,7 @@ from engine.infra.locks import lock_route, lock_route_steps
 from engine.routes.step_stop import cancel_step
 from engine.routes.transitions import EngineConfig, advance_route, mirror_later
 from models.routes import Route, RouteStatus, Step, StepStatus
-from models.template_files import TemplateSpec, version_of
+from models.template_files import Branching, StepSpec, TemplateSpec, version_of
 
 ASSESSMENT_MAX = 2000
 
@@ -75,6 +75,42 @@ def pending_branches(route: Route) -> list[str]:
     return list(spec.branches)
 
 
+def _assessment_answered(branching: Branching, steps: Sequence[Step]) -> bool:
+    """The step the decision follows (the need assessment, 000 п.10) is done: answered or
+    answered that there is no information — not cancelled, not waiting."""
+    after = next((s for s in steps if s.kind == branching.after), None)
+    return (after is not None and after.status.terminal
+            and after.status is not StepStatus.cancelled)
+
+
+def _opened_branch_step(spec: TemplateSpec, steps: Sequence[Step]
+                        ) -> tuple[StepSpec, Step] | None:
+    """A branch step that has left ``planned`` (a decision comes before it opens)."""
+    by_kind = {s.kind: s for s in steps}
+    for st in spec.steps:
+        step = by_kind.get(st.kind)
+        if st.branch is not None and step is not None and step.status is not StepStatus.planned:
+            return st, step
+    return None
+
+
+def decision_readiness(route: Route, steps: Sequence[Step]) -> str | None:
+    """Whether a branch decision can be recorded on the route now, by the same rules as
+    :func:`record_branch_decision` (000 п.10, п.13–15) — for a page to offer its form only
+    when it can be accepted: None (nothing to decide: no branches, decided already, or the
+    route is not active), ``"ready"``, ``"assessment_pending"`` (the need assessment is not
+    answered yet) or ``"branch_opened"`` (a branch step has opened already)."""
+    spec = branches_of(route)
+    if spec is None or spec.branching is None or decision_of(route) is not None \
+            or route.status is not RouteStatus.active:
+        return None
+    if not _assessment_answered(spec.branching, steps):
+        return "assessment_pending"
+    if _opened_branch_step(spec, steps) is not None:
+        return "branch_opened"
+    return "ready"
+
+
 def _check(spec: TemplateSpec, route: Route, steps: list[Step], chosen: Sequence[str],
            assessment: str) -> None:
     """Every rule of the decision, in the order a coordinator would fix them."""
@@ -85,40 +121,44 @@ def _check(spec: TemplateSpec, route: Route, steps: list[Step], chosen: Sequence
         if name not in known:
             raise EngineError(f"chosen[{i}]: {name!r} is not a branch of template "
                               f"{spec.code} v{spec.version} (its branches: "
-                              f"{', '.join(known)})")
+                              f"{', '.join(known)})", field="chosen", rule="not_a_branch",
+                              params={"kinds": list(known)})
     if len(set(chosen)) != len(chosen):
-        raise EngineError("chosen: a branch is listed twice")
+        raise EngineError("chosen: a branch is listed twice", rule="listed_twice")
     for group in branching.alternatives:
         both = [b for b in chosen if b in group]
         if len(both) > 1:
             raise EngineError(f"chosen: {' and '.join(both)} are alternatives — choose one "
-                              f"at most ({branching.basis})")
+                              f"at most ({branching.basis})", rule="alternatives",
+                              params={"kinds": both})
     if not assessment.strip():
         raise EngineError("assessment: the need assessment's conclusion must not be empty "
-                          "(000 п.10: the decision rests on the assessment)")
+                          "(000 п.10: the decision rests on the assessment)", rule="blank")
     if len(assessment) > ASSESSMENT_MAX:
-        raise EngineError(f"assessment: at most {ASSESSMENT_MAX} characters")
+        raise EngineError(f"assessment: at most {ASSESSMENT_MAX} characters",
+                          rule="max_length", params={"max": ASSESSMENT_MAX})
     if route.status is not RouteStatus.active:
         raise EngineError(f"route: {route.id} is {route.status.value}: a branch decision is "
-                          "recorded on an active route only")
+                          "recorded on an active route only", rule="route_not_active",
+                          params={"status": route.status.value})
     found = decision_of(route)
     if found is not None:
         raise EngineError(f"route: the branch decision was recorded already at "
                           f"{found.get('decided_at')} (chosen: "
                           f"{', '.join(found.get('chosen', ())) or 'none'}); it is recorded "
-                          "once")
-    by_kind = {s.kind: s for s in steps}
-    after = by_kind.get(branching.after)
-    if after is None or not after.status.terminal or after.status is StepStatus.cancelled:
+                          "once", rule="decided_already")
+    if not _assessment_answered(branching, steps):
         raise EngineError(f"route: the decision records the conclusion of "
                           f"{branching.after}, which is not answered yet "
-                          f"({spec.step(branching.after).basis})")
-    for st in spec.steps:
-        step = by_kind.get(st.kind)
-        if st.branch is not None and step is not None and step.status is not StepStatus.planned:
-            raise EngineError(f"chosen: the branch step {st.kind} ({st.branch}) has opened "
-                              f"already (it is {step.status.value}): a decision comes before "
-                              "a branch step opens")
+                          f"({spec.step(branching.after).basis})", rule="assessment_pending",
+                          params={"kinds": [branching.after]})
+    opened = _opened_branch_step(spec, steps)
+    if opened is not None:
+        st, step = opened
+        raise EngineError(f"chosen: the branch step {st.kind} ({st.branch}) has opened "
+                          f"already (it is {step.status.value}): a decision comes before "
+                          "a branch step opens", rule="branch_opened",
+                          params={"kinds": [st.kind], "status": step.status.value})
 
 
 def record_branch_decision(
@@ -138,7 +178,7 @@ def record_branch_decision(
     if spec is None:
         raise EngineError(f"route: template {route.template} v{route.template_version} has no "
                           "branches to decide (000 п.13–15 branches: supported_living v2 and "
-                          "later)")
+                          "later)", rule="no_branches")
     steps = lock_route_steps(session, route_id)  # steps first, then the route (locks.py)
     route = lock_route(session, route_id) or route
     chosen = tuple(chosen)

@@ -70,6 +70,9 @@ FORMS: dict[str, tuple[str | None, Callable[[Ids], str], dict[str, str]]] = {
     "/logout": ("coord39", lambda i: "/logout", {}),
     "/routes/{route_id}/life": ("coord39", lambda i: f"/routes/{i['escalated']}/life",
                                 {"act": "terminate", "application_date": "2025-03-13"}),
+    "/routes/{route_id}/branches": ("coord39", lambda i: f"/routes/{i['route']}/branches",
+                                    {"chosen": "education",
+                                     "assessment": "Нуждается в сопровождении"}),
     "/routes/{route_id}/paper-answer/{request_id}": (
         "coord39", lambda i: f"/routes/{i['route']}/paper-answer/{i['request']}",
         {"outcome": "provided", "information": "Справка", "nonce": "nonce-0123456789"}),
