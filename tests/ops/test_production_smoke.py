@@ -27,7 +27,7 @@ from engine.infra.settings import PROJECT_ROOT
 from engine.staff.accounts import create_staff
 from models.agencies import AgencyRequest
 from models.heartbeats import ProcessBeat
-from models.routes import Route, RouteStatus, Step
+from models.routes import Route, RouteStatus, Step, StepStatus
 from sim.agencies import Profile, subject_token
 from sim.scenario import wait_idle
 from sim.seed import make_persons, seed_agencies
@@ -120,12 +120,14 @@ def test_the_topology_runs_heals_and_stops(db_url: str, db: Engine, tmp_path: Pa
                     and any(p["kind"] == "sweeper" for p in procs))
         _until("ready with Prefect, two workers and the sweeper", ready, 180, logs)
 
-        # applications through the API (the persons are found by SNILS, not duplicated)
+        # applications through the API (the persons are found by SNILS, not duplicated): social
+        # employment's newest data version, its six actions in order (001 Регламент п.16) and
+        # the recurring health check beside them, which ends with the route
         auth = {"Authorization": f"Bearer {token}"}
         for p in people:
             r = http.post(f"{api_url}/api/applications", headers=auth, json={
                 "full_name": p.full_name, "snils": p.snils,
-                "birth_date": p.birth_date.isoformat(), "template": "supported_living"})
+                "birth_date": p.birth_date.isoformat(), "template": "social_employment"})
             assert r.status_code == 201, r.text
 
         killed = False
@@ -152,8 +154,13 @@ def test_the_topology_runs_heals_and_stops(db_url: str, db: Engine, tmp_path: Pa
         assert len(routes) == ROUTES, _tails(logs)
         assert all(r.status is RouteStatus.completed for r in routes), _tails(logs)
         stats = http.get(f"{sim_url}/_sim/stats").json()
-        assert len(requests) == len(steps) == stats["distinct_keys"]
+        # one idempotency key per request for life; every step the route sent had a request
+        # (a recurring check one per occurrence; a step not applicable none)
+        assert len(requests) == stats["distinct_keys"]
         assert stats["deliveries"] >= len(requests)
+        assert all(s.status.terminal for s in steps), _tails(logs)
+        asked = {q.step_id for q in requests}
+        assert all(st.id in asked for st in steps if st.status is StepStatus.answered)
 
         def mirrored() -> bool:
             body = http.get(f"{api_url}/metrics").text
