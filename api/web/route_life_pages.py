@@ -28,6 +28,7 @@ from engine.routes.reads import get_route
 from engine.routes.receipt import confirm_receipt, route_of_request
 from engine.routes.refusal import refuse_participant, resume_participant
 from engine.routes.termination import terminate_on_application
+from models.routes import Route
 from models.staff import StaffRole
 
 router = APIRouter(include_in_schema=False)
@@ -56,16 +57,23 @@ def _refused(request: Request, v: Viewer, s: Session, route_id: str, *, life: st
                            branch_form=branches, code=422)
 
 
-@router.post("/routes/{route_id}/life")
-def route_life(request: Request, route_id: str, v: FormViewer, s: DbDep, act: Short = "",
-               agency_id: Short = "", application_date: Short = "") -> Response:
-    """Отказ от сопровождения, возобновление, прекращение по заявлению."""
-    now: datetime = request.app.state.clock.now()
+def _coordinated_route(s: Session, v: Viewer, route_id: str, *, now: datetime) -> Route:
+    """The route a coordinator (or admin) of its region acts on; anyone else, or no such
+    route: 404 and an ``access_refused`` audit record (``api.web.core.refuse``)."""
     route = get_route(s, route_id[:40])
     if route is None or not allowed(v, StaffRole.coordinator, StaffRole.admin,
                                     region=route.region):
         raise refuse(s, v, now=now, entity="route", entity_id=route_id,
                      why="unknown or role or region")
+    return route
+
+
+@router.post("/routes/{route_id}/life")
+def route_life(request: Request, route_id: str, v: FormViewer, s: DbDep, act: Short = "",
+               agency_id: Short = "", application_date: Short = "") -> Response:
+    """Отказ от сопровождения, возобновление, прекращение по заявлению."""
+    now: datetime = request.app.state.clock.now()
+    route = _coordinated_route(s, v, route_id, now=now)
     cfg = request.app.state.cfg
     try:
         day = date.fromisoformat(application_date)
@@ -129,11 +137,7 @@ def route_branches(request: Request, route_id: str, v: FormViewer, s: DbDep,
     (employment or social employment, 000 п.14, п.15), an empty conclusion, the assessment
     not answered yet — is shown beside the form in Russian, nothing stored."""
     now: datetime = request.app.state.clock.now()
-    route = get_route(s, route_id[:40])
-    if route is None or not allowed(v, StaffRole.coordinator, StaffRole.admin,
-                                    region=route.region):
-        raise refuse(s, v, now=now, entity="route", entity_id=route_id,
-                     why="unknown or role or region")
+    route = _coordinated_route(s, v, route_id, now=now)
     picked = list(chosen or [])
     try:
         record_branch_decision(s, request.app.state.cfg, route_id=route.id, chosen=picked,
