@@ -10,7 +10,9 @@ termination (004 п.13) or its completion (a recurring check), suspended (152-Ф
 and resumed, a participant refused and resumed (004 п.11), terminated (004 п.13), re-planned,
 migrated, cancelled, completed. The date is the record's business instant in the route's
 region (its calendar's time zone); the line's timestamp is that instant too, so the Logs tab
-reads in business time.
+reads in business time. Records of one instant (one transaction: an answer and the next
+step's request, the route's completion) are a microsecond apart in record order, as Prefect
+orders logs by timestamp alone and PostgreSQL returns ties in any order.
 
 Identifiers and agency names only (152-ФЗ): a record's free text (a supervisor's reason, an
 agency's comment, a clarification) never becomes a log line.
@@ -105,6 +107,8 @@ class StepRef:
 @dataclass(frozen=True)
 class LogLine:
     event_id: int
+    #: the line's timestamp: its record's business instant (plus the tie-break of
+    #: ``log_lines``)
     at: datetime
     level: int
     message: str
@@ -324,18 +328,23 @@ def log_lines(events: Iterable[LogEvent], *, region: str, steps: dict[str, StepR
               agencies: dict[str, str], n_steps: int,
               escalations: dict[str, str] | None = None) -> list[LogLine]:
     """The log lines of ``events`` (``dd.mm.yyyy: …``, the date in ``region``'s calendar
-    time zone), one per record that makes a line and is not ``written``. ``steps``: by step
+    time zone), one per record that makes a line and is not ``written``; ``events`` in id
+    order, the k-th record of one instant stamped k microseconds after it. ``steps``: by step
     id; ``agencies``: short names by id; ``escalations``: the step id of each escalation
     id."""
     tz = ZoneInfo(calendars.get_calendar(region).timezone)
     out = []
+    of_instant: dict[datetime, int] = {}  # records seen so far at each instant
     for ev in events:
+        k = of_instant.get(ev.at, 0)
+        of_instant[ev.at] = k + 1
         if ev.written:
             continue
         made = _message(ev, steps, agencies, escalations or {}, n_steps)
         if made is not None:
             level, text = made
-            out.append(LogLine(ev.id, ev.at, level, f"{_day(ev.at, tz)}: {text}"))
+            out.append(LogLine(ev.id, ev.at + timedelta(microseconds=k), level,
+                               f"{_day(ev.at, tz)}: {text}"))
     return out
 
 

@@ -441,6 +441,24 @@ def test_each_transition_is_one_russian_line_with_its_business_date(
     assert pl.event_id_of(line.name) == event.id
 
 
+def test_lines_of_one_instant_keep_their_record_order_in_the_timestamp() -> None:
+    """Prefect orders a run's logs by timestamp alone: records of one transaction (an answer,
+    the next request, the completion) must not tie. A record written already still counts,
+    so a later pass continues after it."""
+    at = kaliningrad(2026, 1, 23, 10, 0)
+    evs = [_ev(1, "step", "answer_provided", at=at), _ev(2, "route", "suspended", at=at),
+           _ev(3, "route", "completed", at=at), _ev(4, "route", "resumed",
+                                                    at=at + timedelta(hours=1))]
+    kw: dict[str, Any] = {"region": "39", "steps": {"rt1-s1": pl.StepRef(1, "Минздрав")},
+                          "agencies": {"mz39": "Минздрав"}, "n_steps": 3}
+    lines = pl.log_lines(evs, **kw)
+    assert [ln.at - at for ln in lines] == [timedelta(microseconds=k) for k in (0, 1, 2)] \
+        + [timedelta(hours=1)]
+    assert all(ln.message.startswith("23.01.2026: ") for ln in lines)
+    again = pl.log_lines([replace(evs[0], written=True), *evs[1:]], **kw)
+    assert [ln.at for ln in again] == [ln.at for ln in lines[1:]]
+
+
 def test_records_that_are_not_transitions_make_no_line() -> None:
     assert pl.log_lines([_ev(1, "step", "answer_provided")], region="39", steps={},
                         agencies={}, n_steps=3) == []  # a step the route does not have
