@@ -27,11 +27,13 @@ from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from enum import Enum
+from operator import attrgetter, itemgetter
 from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
 from sqlalchemy import Engine, func, insert
+from sqlalchemy import Enum as SAEnum
 from sqlmodel import Session, col, select
 
 import calendars
@@ -240,10 +242,11 @@ class _StepRec:
     prefect_state: str | None = None
 
     def row(self) -> dict[str, Any]:
-        return {c: getattr(self, c) for c in _STEP_COLS}
+        return dict(zip(_STEP_COLS, _step_values(self), strict=True))
 
 
 _STEP_COLS = [c.name for c in Step.__table__.columns]  # type: ignore[attr-defined]
+_step_values = attrgetter(*_STEP_COLS)
 assert set(_STEP_COLS) == set(_StepRec.__slots__), \
     "engine.persons.bulk_import._StepRec: the step table changed"
 _JSON = {"agency_request": ("body",), "audit_event": ("before", "after"), "route": ("plan",)}
@@ -326,8 +329,32 @@ class _Batch:
                 _write_rows(conn, _table(model), rows)
 
 
-def _copy_value(v: Any) -> Any:
+def _plain(v: Any) -> Any:
     return v.value if isinstance(v, Enum) else v
+
+
+def _json_text(v: Any) -> Any:
+    return None if v is None else json.dumps(v)
+
+
+def _copy_tuples(table: Any, cols: list[str],
+                 rows: list[dict[str, Any]]) -> Iterable[Sequence[Any]]:
+    """The rows as COPY takes them, in ``cols``' order: JSON columns as text, enumerations
+    as their values; a row's other values are passed as they are (one C-level fetch per row,
+    the per-value work only where a column needs it)."""
+    json_cols = set(_JSON.get(table.name, ()))
+    fix = [(i, _json_text if c in json_cols else _plain) for i, c in enumerate(cols)
+           if c in json_cols or isinstance(table.c[c].type, SAEnum)]
+    get = itemgetter(*cols)
+    for r in rows:
+        vals = get(r)
+        if len(cols) == 1:
+            vals = (vals,)
+        if fix:
+            vals = list(vals)
+            for i, conv in fix:
+                vals[i] = conv(vals[i])
+        yield vals
 
 
 def _write_rows(conn: Any, table: Any, rows: list[dict[str, Any]]) -> None:
@@ -337,13 +364,11 @@ def _write_rows(conn: Any, table: Any, rows: list[dict[str, Any]]) -> None:
         conn.execute(insert(table), rows)
         return
     cols = list(rows[0])
-    json_cols = set(_JSON.get(table.name, ()))
     raw = conn.connection.dbapi_connection
     with raw.cursor() as cur, cur.copy(
             f"COPY {table.name} ({', '.join(cols)}) FROM STDIN") as copy:
-        for r in rows:
-            copy.write_row([json.dumps(r[c]) if c in json_cols and r[c] is not None
-                            else _copy_value(r[c]) for c in cols])
+        for vals in _copy_tuples(table, cols, rows):
+            copy.write_row(vals)
 
 
 _Formed = tuple[Forming, RouteTemplate, tuple[int, ...]]
