@@ -131,6 +131,9 @@ class RouteMigration:
     cancelled: tuple[str, ...]  # dropped open steps: withdrawn, their agency told
     retired: tuple[str, ...]  # dropped done steps: kept in the history
     measures_added: tuple[str, ...] = ()  # the ИПРА's measures (a from_ipra version)
+    #: recurring steps between checks whose period the new version changes: the next check
+    #: is moved to the new period (engine.routes.template_migration._reschedule_check)
+    checks_redated: tuple[str, ...] = ()
 
     def as_dict(self) -> dict[str, Any]:
         return {"route_id": self.route_id, "from_version": self.from_version,
@@ -138,7 +141,8 @@ class RouteMigration:
                 "kept": [list(k) for k in self.kept], "added": list(self.added),
                 "not_applicable": list(self.not_applicable),
                 "cancelled": list(self.cancelled), "retired": list(self.retired),
-                "measures_added": list(self.measures_added)}
+                "measures_added": list(self.measures_added),
+                "checks_redated": list(self.checks_redated)}
 
 
 def plan_route(*, route_id: str, from_version: int, old: RouteTemplate, new: TemplateSpec,
@@ -160,9 +164,15 @@ def plan_route(*, route_id: str, from_version: int, old: RouteTemplate, new: Tem
         else:
             cancelled.append(st.kind)
     fresh = [s for s in new.steps if s.kind not in carried]
+    periods = {s.kind: s.period_days for s in new.steps}
+    old_periods = {st.kind: st.period_days for st in old.steps}
+    redated = tuple(target for kind, target in kept
+                    if periods[target] is not None
+                    and periods[target] != old_periods[kind]
+                    and statuses.get(kind) in (StepStatus.answered, StepStatus.absent))
     return RouteMigration(
         route_id=route_id, from_version=from_version, to_version=new.version,
         kept=tuple(kept), added=tuple(s.kind for s in fresh if s.when.holds(ipra)),
         not_applicable=tuple(s.kind for s in fresh if not s.when.holds(ipra)),
         cancelled=tuple(cancelled), retired=tuple(retired),
-        measures_added=tuple(measures_added))
+        measures_added=tuple(measures_added), checks_redated=redated)

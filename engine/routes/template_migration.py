@@ -25,6 +25,7 @@ from sqlmodel import Session, col, select
 
 from engine.errors import EngineError, NotFoundError
 from engine.escalations import timers
+from engine.escalations.recurrence import schedule_next
 from engine.infra import audit
 from engine.infra.locks import lock_route_steps, reread
 from engine.routes.ipra_plan import build_plan, current_ipra, free_step_id
@@ -99,6 +100,21 @@ def plan_migration(session: Session, *, code: str, versions: Mapping[int, Templa
     return out
 
 
+def _reschedule_check(session: Session, step: Step, period: int, *, region: str,
+                      reason: str, now: datetime, actor: str) -> None:
+    """A recurring step whose period the new version changes (or which the new version makes
+    recurring): its next check follows the new period from the current occurrence's opening
+    (001 Регламент п.6 пп.8; 000 п.10). Between occurrences (answered, or an absence
+    notice), the pending next-check timer is replaced — or written, if the step did not
+    recur before; an open occurrence writes its next one with the new period when answered
+    (``engine.escalations.recurrence``), and a step that never opened has none yet."""
+    if step.status not in (StepStatus.answered, StepStatus.absent):
+        return
+    timers.cancel_pending(session, step.id, reason=reason, now=now, actor=actor,
+                          kinds=(TimerKind.recur_next,))
+    schedule_next(session, step, period_days=period, region=region, now=now, actor=actor)
+
+
 def migrate_route(session: Session, cfg: EngineConfig, *, route_id: str, code: str,
                   versions: Mapping[int, TemplateSpec], to_version: int,
                   mapping: Mapping[str, str | None], now: datetime,
@@ -151,15 +167,20 @@ def migrate_route(session: Session, cfg: EngineConfig, *, route_id: str, code: s
     order = [st.kind for st in template.steps]
     specs = {s.kind: s for s in new.steps}
     current = {s.kind: s for s in steps}
+    old_period = {renamed.get(k, k): st.period_days for k, st in old_specs.items()}
     for s in steps:
         s.seq = order.index(s.kind)
         if s.kind in specs:
             s.optional = specs[s.kind].optional
         session.add(s)
-        if s.kind not in specs or specs[s.kind].period_days is None:
+        period = specs[s.kind].period_days if s.kind in specs else None
+        if period is None:
             # retired, or no longer recurring: its next check is not asked (001 п.6 пп.8)
             timers.cancel_pending(session, s.id, reason=reason, now=now, actor=actor,
                                   kinds=(TimerKind.recur_next,))
+        elif period != old_period.get(s.kind):
+            _reschedule_check(session, s, period, region=route.region, reason=reason,
+                              now=now, actor=actor)
     session.flush()
     fresh: list[Step] = []
     for kind in (*mig.added, *mig.not_applicable, *mig.measures_added):

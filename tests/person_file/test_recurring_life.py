@@ -251,3 +251,96 @@ def test_a_migration_retiring_a_recurring_step_drops_its_next_check(
         assert len(_requests(db, monitoring.id)) == 1
     finally:
         _data_template.cache_clear()
+
+
+def _monitoring_every(tmp_path: Path, days: int) -> dict[int, TemplateSpec]:
+    """supported_living v3: v2 with its annual need monitoring every ``days`` working days."""
+    for f in TEMPLATE_DIR.glob("*.toml"):
+        shutil.copy(f, tmp_path / f.name)
+    v2 = (TEMPLATE_DIR / "supported_living-v2.toml").read_text("utf-8")
+    head, rest = v2.split('[[steps]]\nkind = "need_monitoring"', 1)
+    assert "period_days = 247" in rest.split("[[steps]]", 1)[0]
+    v3 = head + '[[steps]]\nkind = "need_monitoring"' + rest.replace(
+        "period_days = 247", f"period_days = {days}", 1)
+    (tmp_path / "supported_living-v3.toml").write_text(
+        v3.replace("version = 2", "version = 3", 1), "utf-8")
+    return load_templates(tmp_path)["supported_living"]
+
+
+def test_a_migration_changing_the_period_moves_the_next_check(
+        api: TestClient, db: Engine, clock: DbClock, cfg: EngineConfig,
+        staff: dict[str, Staff], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """000 п.10: the need monitoring between its checks, migrated to a version that asks
+    every 120 working days instead of 247: the pending check is replaced by one 120 working
+    days after the current occurrence opened (audited), and it fires then."""
+    coord = staff["coord39"]
+    assert api.post("/api/ipra", json=extract(), headers=coord.headers).status_code == 201
+    r = api.post("/api/person-file/applications", headers=coord.headers,
+                 json={"application": form("supported_living"), "consent": consent()})
+    assert r.status_code == 201, r.text
+    route_id = r.json()["route_id"]
+    _answer(db, clock, cfg, _steps(db, route_id)["need_assessment"])
+    monitoring = _steps(db, route_id)["need_monitoring"]
+    _answer(db, clock, cfg, monitoring)
+    old = _next_check(db, monitoring.id)
+    assert old is not None and old.working_days == 247
+    versions = _monitoring_every(tmp_path, 120)
+    monkeypatch.setattr(template_files, "templates",
+                        lambda: {**template_files.load_templates(TEMPLATE_DIR),
+                                 "supported_living": versions})
+    _data_template.cache_clear()
+    try:
+        with Session(db) as s:
+            got = migrate_route(s, cfg, route_id=route_id, code="supported_living",
+                                versions=versions, to_version=3, mapping={},
+                                now=clock.now())
+            s.commit()
+        assert got is not None and got.checks_redated == ("need_monitoring",)
+        new = _next_check(db, monitoring.id)
+        ready = _steps(db, route_id)["need_monitoring"].ready_at
+        assert new is not None and new.id != old.id and ready is not None
+        want = calendars.deadline(ready, 120, "39")
+        assert (new.due_at, new.due_date, new.working_days) == (want.due_at, want.due_date,
+                                                                120)
+        with Session(db) as s:
+            was = s.get(Timer, old.id)
+            assert was is not None and was.status is TimerStatus.cancelled
+            scheduled = s.exec(select(AuditEvent).where(
+                AuditEvent.entity_id == monitoring.id,
+                AuditEvent.action == "recurrence_scheduled")).all()
+        assert [e.after["period_days"] for e in scheduled if e.after] == [247, 120]
+        clock.freeze(new.due_at)
+        assert sweep(db, clock, cfg).fired.get("recur_next") == 1
+        assert _steps(db, route_id)["need_monitoring"].status in OPEN
+        assert len(_requests(db, monitoring.id)) == 2
+    finally:
+        _data_template.cache_clear()
+
+
+def test_a_migration_keeping_the_period_keeps_the_next_check(
+        api: TestClient, db: Engine, clock: DbClock, cfg: EngineConfig,
+        staff: dict[str, Staff], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    coord = staff["coord39"]
+    assert api.post("/api/ipra", json=extract(), headers=coord.headers).status_code == 201
+    r = api.post("/api/person-file/applications", headers=coord.headers,
+                 json={"application": form("supported_living"), "consent": consent()})
+    route_id = r.json()["route_id"]
+    _answer(db, clock, cfg, _steps(db, route_id)["need_assessment"])
+    monitoring = _steps(db, route_id)["need_monitoring"]
+    _answer(db, clock, cfg, monitoring)
+    old = _next_check(db, monitoring.id)
+    versions = _monitoring_every(tmp_path, 247)
+    monkeypatch.setattr(template_files, "templates",
+                        lambda: {**template_files.load_templates(TEMPLATE_DIR),
+                                 "supported_living": versions})
+    _data_template.cache_clear()
+    try:
+        with Session(db) as s:
+            got = migrate_route(s, cfg, route_id=route_id, code="supported_living",
+                                versions=versions, to_version=3, mapping={}, now=clock.now())
+            s.commit()
+        assert got is not None and got.checks_redated == ()
+        new = _next_check(db, monitoring.id)
+        assert old is not None and new is not None and new.id == old.id
+    finally:
+        _data_template.cache_clear()
