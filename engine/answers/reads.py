@@ -36,5 +36,5 @@ def open_requests(session: Session, agency_id: str, *, waiting: Iterable[StepSta
                 col(Step.current_request_id) == AgencyRequest.id,
                 col(Step.status).in_(list(waiting)),
                 col(AgencyRequest.id).not_in(answered))
-         .order_by(col(Step.answer_by)))
+         .order_by(col(Step.answer_by), col(Step.id)))
     return [(r, st, rt) for r, st, rt in session.exec(q)]

@@ -49,13 +49,16 @@ def application_ids_of(session: Session, person_id: str) -> list[str]:
     """Ids of the person's applications, oldest first."""
     return list(session.exec(select(ApplicationRecord.id)
                              .where(ApplicationRecord.person_id == person_id)
-                             .order_by(col(ApplicationRecord.registered_at))))
+                             .order_by(col(ApplicationRecord.registered_at),
+                                       col(ApplicationRecord.created_at),
+                                       col(ApplicationRecord.id))))
 
 
 def route_ids_of(session: Session, person_id: str) -> list[str]:
     """Ids of the person's routes, oldest first."""
     return list(session.exec(select(Route.id).where(Route.person_id == person_id)
-                             .order_by(col(Route.registered_at))))
+                             .order_by(col(Route.registered_at), col(Route.created_at),
+                                       col(Route.id))))
 
 
 def get_application(session: Session, application_id: str) -> ApplicationRecord | None:

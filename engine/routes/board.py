@@ -115,7 +115,9 @@ def board(session: Session, *, region: str | None, now: datetime,
         q = q.where(Route.template == filters.kind)
     if filters.state is not None:
         q = q.where(Route.status == filters.state)
-    routes = list(session.exec(q.order_by(col(Route.registered_at).desc()).limit(5000)))
+    routes = list(session.exec(q.order_by(col(Route.registered_at).desc(),
+                                           col(Route.created_at).desc(), col(Route.id))
+                                .limit(5000)))
     ids = [r.id for r in routes]
     open_by_route: dict[str, list[tuple[Step, int]]] = {}
     for st in session.exec(select(Step).where(col(Step.route_id).in_(ids),

@@ -40,7 +40,7 @@ def routes_newest_first(session: Session, *, region: str | None,
                         status: RouteStatus | None,
                         limit: int) -> list[Route]:
     """Routes newest first: of ``region`` (None: every region), of ``status`` if given."""
-    q = select(Route).order_by(col(Route.created_at).desc()).limit(limit)
+    q = select(Route).order_by(col(Route.created_at).desc(), col(Route.id)).limit(limit)
     if region is not None:
         q = q.where(Route.region == region)
     if status is not None:
