@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import ssl
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
@@ -41,49 +42,77 @@ RETRYABLE = {408, 425, 429}
 
 
 class PerAgencyTransport(httpx.AsyncBaseTransport):
-    """One connection pool per agency origin (scheme, host, port) of at most
-    ``connections_per_origin`` connections, and as many requests in it at once.
+    """At most ``connections_per_origin`` connections to each agency origin (scheme, host,
+    port), and as many requests to it at once; a slow agency holds only its own.
 
-    httpcore's pool looks over every connection it holds, and every request waiting for
-    one, each time a request starts or ends (and polls each idle connection's socket), so
-    one pool of 64 connections with requests queued in it cost the worker more CPU than
-    the rest of a transition. Here a request waits for its place before it enters its
-    agency's pool (an ``asyncio.Semaphore``, held until its response is closed), so a pool
-    never holds a queue; and a slow agency holds only its own connections."""
+    Each connection is a pool of its own (``make_pool`` with ``max_connections=1``) that
+    holds one request at a time: a request waits for its origin's place (an
+    ``asyncio.Semaphore``), takes an idle pool of that origin (the one freed last: its
+    connection is the likeliest to be kept alive) or makes one, and gives both back when
+    its response is closed. httpcore's pool looks over every connection it holds, and
+    every request waiting for one, each time a request starts or ends (and polls each idle
+    connection's socket); several requests let into one pool at once were all given the
+    same idle connection, and all but one had to start over (10 tries a request in a
+    burst): one pool of 64 connections cost the worker more CPU than the rest of a
+    transition, one of 16 a fifth of it."""
 
     def __init__(self, *, connections_per_origin: int,
                  make_pool: Callable[[httpx.Limits], httpx.AsyncBaseTransport] | None = None,
                  ) -> None:
         self._size = connections_per_origin
-        self._limits = httpx.Limits(max_connections=connections_per_origin,
-                                    max_keepalive_connections=connections_per_origin)
-        self._make_pool = make_pool or (lambda limits: httpx.AsyncHTTPTransport(limits=limits))
-        self._pools: dict[tuple[bytes, bytes, int | None],
-                          tuple[httpx.AsyncBaseTransport, asyncio.Semaphore]] = {}
+        self._limits = httpx.Limits(max_connections=1, max_keepalive_connections=1)
+        self._make_pool = make_pool or self._http_pool
+        self._tls: ssl.SSLContext | None = None
+        self._origins: dict[tuple[bytes, bytes, int | None], _Origin] = {}
+
+    def _http_pool(self, limits: httpx.Limits) -> httpx.AsyncBaseTransport:
+        if self._tls is None:  # one for all: httpx would load the CA certificates for each
+            self._tls = httpx.create_ssl_context()
+        return httpx.AsyncHTTPTransport(verify=self._tls, limits=limits)
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         url = request.url
-        origin = (url.raw_scheme, url.raw_host, url.port)
-        found = self._pools.get(origin)
-        if found is None:
-            found = self._pools[origin] = (self._make_pool(self._limits),
-                                           asyncio.Semaphore(self._size))
-        pool, places = found
-        await places.acquire()
+        key = (url.raw_scheme, url.raw_host, url.port)
+        origin = self._origins.get(key)
+        if origin is None:
+            origin = self._origins[key] = _Origin(self._size)
+        await origin.places.acquire()
+        if origin.idle:
+            pool = origin.idle.pop()
+        else:  # fewer pools than places: every pool made is held by a request
+            pool = self._make_pool(self._limits)
+            origin.pools.append(pool)
+
+        def give_back() -> None:
+            origin.idle.append(pool)
+            origin.places.release()
+
         try:
             resp = await pool.handle_async_request(request)
         except BaseException:
-            places.release()
+            give_back()
             raise
         assert isinstance(resp.stream, httpx.AsyncByteStream)
         return httpx.Response(status_code=resp.status_code, headers=resp.headers,
-                              stream=_ReleasingStream(resp.stream, places.release),
+                              stream=_ReleasingStream(resp.stream, give_back),
                               extensions=resp.extensions)
 
     async def aclose(self) -> None:
-        pools, self._pools = [p for p, _ in self._pools.values()], {}
-        for pool in pools:
-            await pool.aclose()
+        origins, self._origins = list(self._origins.values()), {}
+        for origin in origins:
+            for pool in origin.pools:
+                await pool.aclose()
+
+
+class _Origin:
+    """One agency origin's places, its pools (one connection each) and the idle ones."""
+
+    __slots__ = ("idle", "places", "pools")
+
+    def __init__(self, size: int) -> None:
+        self.places = asyncio.Semaphore(size)
+        self.pools: list[httpx.AsyncBaseTransport] = []
+        self.idle: list[httpx.AsyncBaseTransport] = []
 
 
 class _ReleasingStream(httpx.AsyncByteStream):

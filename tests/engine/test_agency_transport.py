@@ -1,5 +1,6 @@
-"""The worker's HTTP transport: a pool per agency, with as many requests in it at once as it
-has connections (tasks/agency_client.py, ``PerAgencyTransport``)."""
+"""The worker's HTTP transport: at most as many connections to an agency, and requests to it
+at once, as it has places; each connection a pool of its own that holds one request at a
+time (tasks/agency_client.py, ``PerAgencyTransport``)."""
 
 from __future__ import annotations
 
@@ -28,10 +29,17 @@ def test_a_slow_agency_holds_only_its_own_places() -> None:
             inside[host] -= 1
 
     pools: list[httpx.Limits] = []
+    served: dict[int, set[str]] = {}  # pool → the hosts it was asked for
 
     def make_pool(limits: httpx.Limits) -> httpx.AsyncBaseTransport:
         pools.append(limits)
-        return httpx.MockTransport(handler)
+        hosts = served.setdefault(len(pools), set())
+
+        async def pool_handler(request: httpx.Request) -> httpx.Response:
+            hosts.add(request.url.host)
+            return await handler(request)
+
+        return httpx.MockTransport(pool_handler)
 
     async def run() -> None:
         transport = PerAgencyTransport(connections_per_origin=2, make_pool=make_pool)
@@ -51,7 +59,12 @@ def test_a_slow_agency_holds_only_its_own_places() -> None:
 
     asyncio.run(run())
     assert most["slow.test"] == 2  # five asked, never more than its places at once
-    assert len(pools) == 2 and all(p.max_connections == 2 for p in pools)
+    # a pool is one connection, to one agency; the slow one's five requests went through
+    # its two pools, and no agency was given more pools than its places
+    assert all(p.max_connections == 1 for p in pools)
+    assert all(len(hosts) == 1 for hosts in served.values())
+    by_host = Counter(h for hosts in served.values() for h in hosts)
+    assert by_host["slow.test"] == 2 and 1 <= by_host["fast.test"] <= 2
 
 
 def test_a_place_is_given_back_when_the_request_fails() -> None:
@@ -77,3 +90,21 @@ def test_a_place_is_given_back_when_the_request_fails() -> None:
             assert resp.status_code == 202
 
     asyncio.run(run())
+
+
+def test_requests_one_after_another_keep_to_one_connection() -> None:
+    made = 0
+
+    def make_pool(_limits: httpx.Limits) -> httpx.AsyncBaseTransport:
+        nonlocal made
+        made += 1
+        return httpx.MockTransport(lambda _request: httpx.Response(202))
+
+    async def run() -> None:
+        transport = PerAgencyTransport(connections_per_origin=4, make_pool=make_pool)
+        async with httpx.AsyncClient(transport=transport) as client:
+            for i in range(5):
+                assert (await client.post(f"http://a.test/r/{i}")).status_code == 202
+
+    asyncio.run(run())
+    assert made == 1  # the idle connection is taken again, no new one made
