@@ -61,7 +61,13 @@ from models.agencies import Agency, AgencyRequest, RequestState
 from models.heartbeats import ProcessKind
 from models.jobs import JobKind
 from models.routes import CancelNotice, CancelState
-from tasks.agency_client import Delivery, DeliveryResult, PerAgencyTransport, send_request
+from tasks.agency_client import (
+    AgencyClient,
+    Delivery,
+    DeliveryResult,
+    PerAgencyTransport,
+    send_request,
+)
 
 __all__ = ["ROUTE_LANE_KINDS", "Worker", "WorkerStats", "default_worker_id", "run_worker_forever"]
 
@@ -130,7 +136,7 @@ class Worker:
 
     # -- lifecycle ---------------------------------------------------------------------
     async def __aenter__(self) -> Worker:
-        self._http = httpx.AsyncClient(
+        self._http = AgencyClient(
             timeout=self.settings.send_timeout_seconds,
             transport=PerAgencyTransport(
                 connections_per_origin=self.settings.worker_connections_per_agency),

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
@@ -29,7 +30,7 @@ from models.jobs import Job, JobKind
 from models.persons import Person
 from models.routes import Step, StepStatus
 from models.types import utcnow
-from tasks.agency_client import Delivery, reply_digest, send_request
+from tasks.agency_client import AgencyClient, Delivery, reply_digest, send_request
 from tasks.signing import canonical_json, sign_headers, verify
 
 OLD, NEW, OTHER = new_secret(), new_secret(), new_secret()
@@ -125,6 +126,64 @@ def test_no_usable_secret_is_not_sent() -> None:
     result = send(handler, secret=[])
     assert result.outcome is Delivery.retry and result.error is not None
     assert result.error.startswith("secret:") and calls == []
+
+
+def _reply_ok(request: httpx.Request) -> httpx.Response:
+    return httpx.Response(202, json={"accepted": True})
+
+
+def _reply_busy(request: httpx.Request) -> httpx.Response:
+    return httpx.Response(503, text="busy")
+
+
+def _reply_refused(request: httpx.Request) -> httpx.Response:
+    return httpx.Response(422, text='{"error": "СНИЛС 112-233-445 95: нет в реестре"}')
+
+
+def _reply_refused_connection(request: httpx.Request) -> httpx.Response:
+    raise httpx.ConnectError("refused", request=request)
+
+
+def _reply_unwrapped_failure(request: httpx.Request) -> httpx.Response:
+    raise AttributeError("'NoneType' object has no attribute 'getpeername'")
+
+
+def _reply_setting_a_cookie(request: httpx.Request) -> httpx.Response:
+    return httpx.Response(202, headers={"Set-Cookie": "lb=node-2; Path=/"})
+
+
+@pytest.mark.parametrize("reply", [_reply_ok, _reply_busy, _reply_refused,
+                                   _reply_refused_connection, _reply_unwrapped_failure,
+                                   _reply_setting_a_cookie])
+def test_the_worker_client_sends_and_reads_as_httpx_post(
+    reply: Handler, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``AgencyClient.send_direct`` (the worker's) against ``httpx.AsyncClient.send``: the
+    same bytes on the wire, the same outcome, and a cookie an agency sets is sent back on
+    the next request either way."""
+    monkeypatch.setattr(time, "time", lambda: 1_790_000_000.0)  # one signing instant
+
+    def wire(make: Callable[[httpx.MockTransport], httpx.AsyncClient]) -> Any:
+        seen: list[httpx.Request] = []
+
+        def handler(request: httpx.Request) -> httpx.Response:
+            seen.append(request)
+            return reply(request)
+
+        async def go() -> list[Any]:
+            async with make(httpx.MockTransport(handler)) as client:
+                return [await send_request(client, url="http://agency.test/in", secret=[NEW, OLD],
+                                           idempotency_key=f"tk_{i}", body=BODY)
+                        for i in range(2)]
+        results = asyncio.run(go())
+        return results, [(r.method, str(r.url), r.headers.raw, r.content) for r in seen]
+
+    ours = wire(lambda t: AgencyClient(transport=t, timeout=10.0))
+    httpx_own = wire(lambda t: httpx.AsyncClient(transport=t, timeout=10.0))
+    assert ours == httpx_own
+    if reply is _reply_setting_a_cookie:
+        (_, _, second, _) = ours[1][1]
+        assert (b"Cookie", b"lb=node-2") in second
 
 
 def test_backoff_grows_and_is_capped_with_jitter() -> None:
