@@ -84,6 +84,7 @@ _ANSWER_REREAD = (
     .join(Step, col(Step.id) == col(AgencyRequest.step_id))
     .join(Route, col(Route.id) == col(Step.route_id))
     .where(col(AgencyAnswer.id) == bindparam("answer_id"))
+    .with_for_update(of=Route, key_share=True)  # ``lock_route``'s lock, after the step's
     .execution_options(populate_existing=True))
 _ROUTE_STEPS = (
     sa_select(Step, timers.latest_version_of(col(Step.id)), any_open_refusal(col(Step.route_id)))
@@ -768,7 +769,8 @@ def _apply_answer(session: Session, cfg: EngineConfig, answer_id: int, *,
                                   .where(AgencyAnswer.id == answer_id)).first()
         return AnswerEffect(effect) if effect is not None else AnswerEffect.already_answered
     # after the lock, in one statement: the answer, its request and the route read afresh,
-    # and whether the step has open escalations
+    # whether the step has open escalations — and the route's row locked, as
+    # ``advance_route`` would lock it (step first, then route: engine/infra/locks.py)
     ans: AgencyAnswer
     req: AgencyRequest
     route: Route
@@ -829,7 +831,8 @@ def _apply_answer(session: Session, cfg: EngineConfig, answer_id: int, *,
         if step.status.terminal:
             # the next step's period starts when the answer came (298-п Порядок п.10), even
             # if it is applied later (a worker that was down)
-            advance_route(session, cfg, route, now=now, ready_at=ans.received_at)
+            advance_route(session, cfg, route, now=now, ready_at=ans.received_at,
+                          route_locked=True)
     if ans.effect is not AnswerEffect.moved_route:
         audit.record(session, at=now, actor=SYSTEM, entity="answer", entity_id=str(ans.id),
                      route_id=route.id, action="ignored",
@@ -843,12 +846,18 @@ def _apply_answer(session: Session, cfg: EngineConfig, answer_id: int, *,
 
 
 def advance_route(session: Session, cfg: EngineConfig, route: Route, *, now: datetime,
-                  actor: str = SYSTEM, ready_at: datetime | None = None) -> None:
+                  actor: str = SYSTEM, ready_at: datetime | None = None,
+                  route_locked: bool = False) -> None:
     """Start the next step after a terminal one, or complete the route (298-п Регламент
     п.16: the steps go in their mandatory order). ``ready_at``: when the previous step
-    ended (default ``now``): the next step's send-by period counts from it."""
+    ended (default ``now``): the next step's send-by period counts from it.
+    ``route_locked``: the caller holds the route's row lock and read ``route`` after it
+    (default: it is locked and read again here)."""
     ready_at = min(ready_at or now, now)
-    route = lock_route(session, route.id) or route  # parallel answers: one at a time
+    if route_locked:
+        session.flush()  # as the lock's statement would
+    else:
+        route = lock_route(session, route.id) or route  # parallel answers: one at a time
     template = template_of(route)
     with session.no_autoflush:  # flushed by the lock; read afresh after it, in one
         # statement with each step's latest deadline version and whether a refusal is open
