@@ -291,10 +291,10 @@ class Worker:
         A failed item fails alone: the batch is first done without savepoints (two round
         trips an item fewer), its jobs finished together at its end (``queue.finish_many``:
         one statement, not one an item; still fenced, in the same transaction) and the
-        audit records and jobs its items write kept for one statement each at its end
-        (``audit.buffered``, ``queue.buffered``: the same rows, in the same order); if an item
-        fails or a lease was lost, that transaction is rolled back and the batch done again
-        with each item in a savepoint of its own, its job finished with it (a batch of one
+        audit records its items write kept for one statement at its end (``audit.buffered``:
+        the same rows, in the same order); if an item fails or a lease was lost, that
+        transaction is rolled back and the batch done again with each item in a savepoint
+        of its own, its job finished with it and its records written (a batch of one
         needs no second pass). ``preload(session)`` runs first in each transaction (one
         query for what every item reads; what it returns is held until the transaction
         ends, so the rows it loaded stay in the identity map). Synchronous: call it in a
@@ -309,9 +309,9 @@ class Worker:
                 later: list[queue.ClaimedJob] = []
                 s.info[_FINISH_LATER] = later
                 try:
-                    # the items' audit records and jobs written together at the end (one
-                    # COPY and one upsert for the batch, not one an item)
-                    with audit.buffered(s), queue.buffered(s):
+                    # the items' audit records written together at the end (one COPY for
+                    # the batch, not one an item)
+                    with audit.buffered(s):
                         results = [do(s, item) for item in items]
                 finally:
                     s.info.pop(_FINISH_LATER, None)
