@@ -26,9 +26,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Engine, text
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy import Connection, Engine, bindparam, text
 from sqlmodel import Session, col, select
 
 from engine.infra.write_buffer import collected
@@ -58,17 +56,22 @@ def _bind(engine_or_dialect: str, at: datetime) -> datetime:
     return at if engine_or_dialect == "postgresql" else at.replace(tzinfo=None)
 
 
-def _upsert(dialect: str) -> Any:
+def _upsert() -> Any:
     """INSERT … ON CONFLICT (kind, ref) DO UPDATE: a job that is queued already gets a new
-    generation (and the new due time) instead of a second row."""
+    generation (and the new due time) instead of a second row. The same text on PostgreSQL
+    and SQLite, its values bound with the columns' types: SQLAlchemy compiles the dialects'
+    ``on_conflict_do_update`` anew on every execution (no cache key), a text once."""
     table = Job.__table__  # type: ignore[attr-defined]
-    ins: Any = pg_insert(table) if dialect == "postgresql" else sqlite_insert(table)
-    return ins.on_conflict_do_update(
-        index_elements=["kind", "ref"],
-        set_={"generation": table.c.generation + 1, "due_at": ins.excluded.due_at})
+    columns = ("kind", "ref", "due_at", "generation", "attempts", "created_at")
+    return text(
+        f"INSERT INTO job ({', '.join(columns)}) "
+        f"VALUES ({', '.join(':' + c for c in columns)}) "
+        "ON CONFLICT (kind, ref) DO UPDATE "
+        "SET due_at = excluded.due_at, generation = job.generation + 1"
+    ).bindparams(*(bindparam(c, type_=table.c[c].type) for c in columns))
 
 
-_UPSERTS = {"postgresql": _upsert("postgresql"), "sqlite": _upsert("sqlite")}
+_UPSERT = _upsert()
 
 
 def enqueue(session: Session, kind: JobKind, ref: str, *, due_at: datetime | None = None) -> None:
@@ -93,14 +96,14 @@ def enqueue_many(session: Session, kind: JobKind, refs: list[str], *,
             pending.setdefault((row["kind"], row["ref"]), row)
         return
     conn = session.connection()  # job rows reference nothing pending in the session
-    conn.execute(_UPSERTS[conn.dialect.name], rows)
+    conn.execute(_UPSERT, rows)
 
 
 _BUFFER = "rehab.queue.buffer"
 
 
 def _upsert_jobs(conn: Connection, pending: dict[tuple[str, str], dict[str, Any]]) -> None:
-    conn.execute(_UPSERTS[conn.dialect.name], list(pending.values()))
+    conn.execute(_UPSERT, list(pending.values()))
 
 
 def buffered(session: Session) -> AbstractContextManager[None]:

@@ -27,6 +27,7 @@ from engine.infra import audit
 from engine.infra.locks import lock_route, lock_step, reread
 from engine.infra.queue import buffered as queue_buffered
 from engine.infra.queue import enqueue
+from engine.infra.row_writes import write_now
 from engine.infra.settings import Settings
 from engine.routes.ipra_term import arm_ipra_expiry
 from engine.routes.refusal_hold import any_open_of as any_open_refusal
@@ -83,6 +84,7 @@ _ANSWER_REREAD = (
     .join(Step, col(Step.id) == col(AgencyRequest.step_id))
     .join(Route, col(Route.id) == col(Step.route_id))
     .where(col(AgencyAnswer.id) == bindparam("answer_id"))
+    .with_for_update(of=Route, key_share=True)  # ``lock_route``'s lock, after the step's
     .execution_options(populate_existing=True))
 _ROUTE_STEPS = (
     sa_select(Step, timers.latest_version_of(col(Step.id)), any_open_refusal(col(Step.route_id)))
@@ -559,6 +561,7 @@ def _mark_delivered(session: Session, cfg: EngineConfig, req: AgencyRequest, *,
                      after={"channel": req.channel.value, "state": req.state.value,
                             "step_status": step.status.value,
                             "current_request_id": step.current_request_id})
+        write_now(session, req)
         return
     answer_days = regions.answer_days(route.region, st.answer_days)  # the region's act
     received = min(received_at or now, now)
@@ -569,6 +572,7 @@ def _mark_delivered(session: Session, cfg: EngineConfig, req: AgencyRequest, *,
     step.answer_by_date = due.due_date
     step.deadline_provisional = step.deadline_provisional or due.provisional
     session.add(step)
+    write_now(session, step, req)
     timers.cancel_pending(session, step.id, reason="request delivered", now=now,
                           kinds=REQUEST_KINDS)
     if step.send_by_date is not None and escalated:
@@ -765,7 +769,8 @@ def _apply_answer(session: Session, cfg: EngineConfig, answer_id: int, *,
                                   .where(AgencyAnswer.id == answer_id)).first()
         return AnswerEffect(effect) if effect is not None else AnswerEffect.already_answered
     # after the lock, in one statement: the answer, its request and the route read afresh,
-    # and whether the step has open escalations
+    # whether the step has open escalations — and the route's row locked, as
+    # ``advance_route`` would lock it (step first, then route: engine/infra/locks.py)
     ans: AgencyAnswer
     req: AgencyRequest
     route: Route
@@ -818,6 +823,7 @@ def _apply_answer(session: Session, cfg: EngineConfig, answer_id: int, *,
                             **({"absent_not_done": True} if not_done else {})},
                      reason=not_done)
         ans.effect = AnswerEffect.moved_route
+        write_now(session, step, req, ans)
         if step.status.terminal and st.period_days is not None:
             # 001 Регламент п.6 пп.8: the next check, N working days after this one opened
             recurrence.schedule_next(session, step, period_days=st.period_days,
@@ -825,7 +831,8 @@ def _apply_answer(session: Session, cfg: EngineConfig, answer_id: int, *,
         if step.status.terminal:
             # the next step's period starts when the answer came (298-п Порядок п.10), even
             # if it is applied later (a worker that was down)
-            advance_route(session, cfg, route, now=now, ready_at=ans.received_at)
+            advance_route(session, cfg, route, now=now, ready_at=ans.received_at,
+                          route_locked=True)
     if ans.effect is not AnswerEffect.moved_route:
         audit.record(session, at=now, actor=SYSTEM, entity="answer", entity_id=str(ans.id),
                      route_id=route.id, action="ignored",
@@ -833,17 +840,24 @@ def _apply_answer(session: Session, cfg: EngineConfig, answer_id: int, *,
                             "request_state": req.state.value, "step_status": step.status.value,
                             "current_request_id": step.current_request_id})
     session.add(ans)
+    write_now(session, ans)
     mirror_later(session, cfg, route.id)
     return ans.effect
 
 
 def advance_route(session: Session, cfg: EngineConfig, route: Route, *, now: datetime,
-                  actor: str = SYSTEM, ready_at: datetime | None = None) -> None:
+                  actor: str = SYSTEM, ready_at: datetime | None = None,
+                  route_locked: bool = False) -> None:
     """Start the next step after a terminal one, or complete the route (298-п Регламент
     п.16: the steps go in their mandatory order). ``ready_at``: when the previous step
-    ended (default ``now``): the next step's send-by period counts from it."""
+    ended (default ``now``): the next step's send-by period counts from it.
+    ``route_locked``: the caller holds the route's row lock and read ``route`` after it
+    (default: it is locked and read again here)."""
     ready_at = min(ready_at or now, now)
-    route = lock_route(session, route.id) or route  # parallel answers: one at a time
+    if route_locked:
+        session.flush()  # as the lock's statement would
+    else:
+        route = lock_route(session, route.id) or route  # parallel answers: one at a time
     template = template_of(route)
     with session.no_autoflush:  # flushed by the lock; read afresh after it, in one
         # statement with each step's latest deadline version and whether a refusal is open
@@ -853,6 +867,7 @@ def advance_route(session: Session, cfg: EngineConfig, route: Route, *, now: dat
         return
     latest = {step.id: int(v) for step, v, _ in rows}
     refused = any(r for _, _, r in rows)
+    started: list[Step] = []
     for nxt in ready_steps(template, steps):  # none: the steps it waits for are still open
         refusal = covering_refusal(session, route.id, nxt) if refused else None
         if refusal is not None:  # 004 п.11: nothing goes out to a refused participant
@@ -860,12 +875,15 @@ def advance_route(session: Session, cfg: EngineConfig, route: Route, *, now: dat
             continue
         _start_step(session, cfg, route, template, nxt, ready_at=ready_at, now=now,
                     actor=actor, steps=steps, version=latest[nxt.id] + 1)
+        started.append(nxt)
+    write_now(session, route, *started)  # their requests are inserted by the flush
     # done when every step that ends is done: a recurring one (001 Регламент п.6 пп.8)
     # ends with the route, it is not waited for
     if all(s.status.terminal for s in steps if not template.step(s.seq).recurring):
         route.status = RouteStatus.completed
         route.completed_at = ready_at
         session.add(route)
+        write_now(session, route)
         audit.record(session, at=now, actor=actor, entity="route", entity_id=route.id,
                      route_id=route.id, action="completed",
                      before={"status": RouteStatus.active.value},

@@ -48,7 +48,7 @@ from sqlalchemy import Engine, bindparam, text
 from sqlmodel import Session, col, select
 
 from engine.agencies.participants import usable_secrets
-from engine.infra import heartbeats, process_log, queue
+from engine.infra import audit, heartbeats, process_log, queue
 from engine.infra.backoff import backoff_seconds
 from engine.infra.clock import Clock, make_clock
 from engine.infra.db import make_engine
@@ -296,9 +296,11 @@ class Worker:
 
         A failed item fails alone: the batch is first done without savepoints (two round
         trips an item fewer), its jobs finished together at its end (``queue.finish_many``:
-        one statement, not one an item; still fenced, in the same transaction); if an item
-        fails or a lease was lost, that transaction is rolled back and the batch done again
-        with each item in a savepoint of its own, its job finished with it (a batch of one
+        one statement, not one an item; still fenced, in the same transaction) and the
+        audit records its items write kept for one statement at its end (``audit.buffered``:
+        the same rows, in the same order); if an item fails or a lease was lost, that
+        transaction is rolled back and the batch done again with each item in a savepoint
+        of its own, its job finished with it and its records written (a batch of one
         needs no second pass). ``preload(session)`` runs first in each transaction (one
         query for what every item reads; what it returns is held until the transaction
         ends, so the rows it loaded stay in the identity map). Synchronous: call it in a
@@ -313,7 +315,10 @@ class Worker:
                 later: list[queue.ClaimedJob] = []
                 s.info[_FINISH_LATER] = later
                 try:
-                    results = [do(s, item) for item in items]
+                    # the items' audit records written together at the end (one COPY for
+                    # the batch, not one an item)
+                    with audit.buffered(s):
+                        results = [do(s, item) for item in items]
                 finally:
                     s.info.pop(_FINISH_LATER, None)
                 if queue.finish_many(s, later):  # a lease lost: its item's work is undone
