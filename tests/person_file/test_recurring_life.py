@@ -8,6 +8,7 @@ change recomputes the next check's timer once."""
 from __future__ import annotations
 
 import shutil
+from collections.abc import Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -27,7 +28,7 @@ from models.route_life import ParticipantRefusal
 from models.routes import Route, RouteStatus, StepStatus
 from models.suspension import StepSuspension
 from models.template_files import TEMPLATE_DIR, TemplateSpec, load_templates
-from models.template_migration import parse_mapping
+from models.template_migration import RouteMigration, parse_mapping
 from models.templates import _data_template
 from models.timers import Timer, TimerKind, TimerStatus
 from tests.conftest import kaliningrad
@@ -54,6 +55,16 @@ def _between_checks(api: TestClient, db: Engine, clock: DbClock, cfg: EngineConf
     timer = _next_check(db, step.id)
     assert timer is not None
     return route_id, step.id, timer
+
+
+def _second_check_opens(db: Engine, clock: DbClock, cfg: EngineConfig, route_id: str,
+                        kind: str, timer: Timer) -> None:
+    """At ``timer``'s due time the sweeper opens the step's second check: a new request."""
+    clock.freeze(timer.due_at)
+    assert sweep(db, clock, cfg).fired.get("recur_next") == 1
+    step = _steps(db, route_id)[kind]
+    assert step.status in OPEN and step.id == timer.step_id
+    assert len(_requests(db, step.id)) == 2
 
 
 def _today(clock: DbClock) -> str:
@@ -117,10 +128,7 @@ def test_a_consent_resume_schedules_the_next_check_again(
     again = _next_check(db, step_id)
     assert again is not None and (again.due_at, again.due_date) == (timer.due_at,
                                                                     timer.due_date)
-    clock.freeze(again.due_at)
-    assert sweep(db, clock, cfg).fired.get("recur_next") == 1
-    assert _steps(db, route_id)["health_monitoring"].status in OPEN
-    assert len(_requests(db, step_id)) == 2
+    _second_check_opens(db, clock, cfg, route_id, "health_monitoring", again)
 
 
 def test_a_termination_leaves_no_next_check(
@@ -196,22 +204,53 @@ def test_a_calendar_data_change_recomputes_the_next_check_once(
     assert again.kind is TimerKind.recur_next
 
 
-def _without_need_monitoring(tmp_path: Path) -> dict[int, TemplateSpec]:
-    """supported_living v3: v2 (the newest published, which a route is formed on) without
-    its annual need monitoring (a recurring step)."""
+def _v3(tmp_path: Path, edit: Callable[[str], str]) -> dict[int, TemplateSpec]:
+    """supported_living v3: v2 (the newest published, which a route is formed on) with
+    ``edit`` applied to its text."""
     for f in TEMPLATE_DIR.glob("*.toml"):
         shutil.copy(f, tmp_path / f.name)
     v2 = (TEMPLATE_DIR / "supported_living-v2.toml").read_text("utf-8")
-    head, rest = v2.split('[[steps]]\nkind = "need_monitoring"', 1)
-    v3 = head + rest[rest.index("[[steps]]"):]
     (tmp_path / "supported_living-v3.toml").write_text(
-        v3.replace("version = 2", "version = 3", 1), "utf-8")
+        edit(v2).replace("version = 2", "version = 3", 1), "utf-8")
     return load_templates(tmp_path)["supported_living"]
 
 
-def test_a_migration_retiring_a_recurring_step_drops_its_next_check(
-        api: TestClient, db: Engine, clock: DbClock, cfg: EngineConfig,
-        staff: dict[str, Staff], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+_MONITORING = '[[steps]]\nkind = "need_monitoring"'
+
+
+def _without_need_monitoring(v2: str) -> str:
+    head, rest = v2.split(_MONITORING, 1)
+    return head + rest[rest.index("[[steps]]"):]
+
+
+def _monitoring_every(days: int) -> Callable[[str], str]:
+    def edit(v2: str) -> str:
+        head, rest = v2.split(_MONITORING, 1)
+        assert "period_days = 247" in rest.split("[[steps]]", 1)[0]
+        return head + _MONITORING + rest.replace("period_days = 247",
+                                                 f"period_days = {days}", 1)
+    return edit
+
+
+@pytest.fixture
+def publish(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[dict[int, TemplateSpec]],
+                                                                  None]]:
+    """Publish supported_living's versions (a v3) for the test; the cache cleared after."""
+    def go(versions: dict[int, TemplateSpec]) -> None:
+        monkeypatch.setattr(template_files, "templates",
+                            lambda: {**template_files.load_templates(TEMPLATE_DIR),
+                                     "supported_living": versions})
+        _data_template.cache_clear()
+
+    yield go
+    _data_template.cache_clear()
+
+
+def _monitoring_between_checks(api: TestClient, db: Engine, clock: DbClock,
+                               cfg: EngineConfig, staff: dict[str, Staff],
+                               ) -> tuple[str, str, Timer]:
+    """A supported-living route whose need monitoring (000 п.10) was answered: its next
+    check pending."""
     coord = staff["coord39"]
     assert api.post("/api/ipra", json=extract(), headers=coord.headers).status_code == 201
     r = api.post("/api/person-file/applications", headers=coord.headers,
@@ -222,125 +261,78 @@ def test_a_migration_retiring_a_recurring_step_drops_its_next_check(
     monitoring = _steps(db, route_id)["need_monitoring"]
     _answer(db, clock, cfg, monitoring)
     timer = _next_check(db, monitoring.id)
-    assert timer is not None
-    versions = _without_need_monitoring(tmp_path)
-    monkeypatch.setattr(template_files, "templates",
-                        lambda: {**template_files.load_templates(TEMPLATE_DIR),
-                                 "supported_living": versions})
-    _data_template.cache_clear()
-    try:
-        with Session(db) as s:
-            got = migrate_route(s, cfg, route_id=route_id, code="supported_living",
-                                versions=versions, to_version=3,
-                                mapping=parse_mapping('[steps]\nneed_monitoring = ""\n'),
-                                now=clock.now())
-            s.commit()
-        assert got is not None and got.retired == ("need_monitoring",)
-        assert _next_check(db, monitoring.id) is None
-        with db.begin() as conn:  # one left pending all the same (written alongside)
-            conn.execute(text("UPDATE timer SET status = 'pending' WHERE id = :t"),
-                         {"t": timer.id})
-        clock.freeze(timer.due_at)
-        result = sweep(db, clock, cfg)
-        assert result.fired.get("recur_next", 0) == 0 and result.stale == 1
-        with Session(db) as s:
-            t = s.get(Timer, timer.id)
-            assert t is not None and t.status is TimerStatus.cancelled
-            assert t.cancelled_reason == "stale: template step need_monitoring does not recur"
-        assert _steps(db, route_id)["need_monitoring"].status is StepStatus.answered
-        assert len(_requests(db, monitoring.id)) == 1
-    finally:
-        _data_template.cache_clear()
+    assert timer is not None and timer.working_days == 247
+    return route_id, monitoring.id, timer
 
 
-def _monitoring_every(tmp_path: Path, days: int) -> dict[int, TemplateSpec]:
-    """supported_living v3: v2 with its annual need monitoring every ``days`` working days."""
-    for f in TEMPLATE_DIR.glob("*.toml"):
-        shutil.copy(f, tmp_path / f.name)
-    v2 = (TEMPLATE_DIR / "supported_living-v2.toml").read_text("utf-8")
-    head, rest = v2.split('[[steps]]\nkind = "need_monitoring"', 1)
-    assert "period_days = 247" in rest.split("[[steps]]", 1)[0]
-    v3 = head + '[[steps]]\nkind = "need_monitoring"' + rest.replace(
-        "period_days = 247", f"period_days = {days}", 1)
-    (tmp_path / "supported_living-v3.toml").write_text(
-        v3.replace("version = 2", "version = 3", 1), "utf-8")
-    return load_templates(tmp_path)["supported_living"]
+def _migrate(db: Engine, clock: DbClock, cfg: EngineConfig, route_id: str,
+             versions: dict[int, TemplateSpec], mapping: str = "") -> RouteMigration:
+    with Session(db) as s:
+        got = migrate_route(s, cfg, route_id=route_id, code="supported_living",
+                            versions=versions, to_version=3, mapping=parse_mapping(mapping),
+                            now=clock.now())
+        s.commit()
+    assert got is not None
+    return got
+
+
+def test_a_migration_retiring_a_recurring_step_drops_its_next_check(
+        api: TestClient, db: Engine, clock: DbClock, cfg: EngineConfig,
+        staff: dict[str, Staff], tmp_path: Path,
+        publish: Callable[[dict[int, TemplateSpec]], None]) -> None:
+    route_id, monitoring_id, timer = _monitoring_between_checks(api, db, clock, cfg, staff)
+    versions = _v3(tmp_path, _without_need_monitoring)
+    publish(versions)
+    got = _migrate(db, clock, cfg, route_id, versions, '[steps]\nneed_monitoring = ""\n')
+    assert got.retired == ("need_monitoring",)
+    assert _next_check(db, monitoring_id) is None
+    with db.begin() as conn:  # one left pending all the same (written alongside)
+        conn.execute(text("UPDATE timer SET status = 'pending' WHERE id = :t"),
+                     {"t": timer.id})
+    clock.freeze(timer.due_at)
+    result = sweep(db, clock, cfg)
+    assert result.fired.get("recur_next", 0) == 0 and result.stale == 1
+    with Session(db) as s:
+        t = s.get(Timer, timer.id)
+        assert t is not None and t.status is TimerStatus.cancelled
+        assert t.cancelled_reason == "stale: template step need_monitoring does not recur"
+    assert _steps(db, route_id)["need_monitoring"].status is StepStatus.answered
+    assert len(_requests(db, monitoring_id)) == 1
 
 
 def test_a_migration_changing_the_period_moves_the_next_check(
         api: TestClient, db: Engine, clock: DbClock, cfg: EngineConfig,
-        staff: dict[str, Staff], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        staff: dict[str, Staff], tmp_path: Path,
+        publish: Callable[[dict[int, TemplateSpec]], None]) -> None:
     """000 п.10: the need monitoring between its checks, migrated to a version that asks
     every 120 working days instead of 247: the pending check is replaced by one 120 working
     days after the current occurrence opened (audited), and it fires then."""
-    coord = staff["coord39"]
-    assert api.post("/api/ipra", json=extract(), headers=coord.headers).status_code == 201
-    r = api.post("/api/person-file/applications", headers=coord.headers,
-                 json={"application": form("supported_living"), "consent": consent()})
-    assert r.status_code == 201, r.text
-    route_id = r.json()["route_id"]
-    _answer(db, clock, cfg, _steps(db, route_id)["need_assessment"])
-    monitoring = _steps(db, route_id)["need_monitoring"]
-    _answer(db, clock, cfg, monitoring)
-    old = _next_check(db, monitoring.id)
-    assert old is not None and old.working_days == 247
-    versions = _monitoring_every(tmp_path, 120)
-    monkeypatch.setattr(template_files, "templates",
-                        lambda: {**template_files.load_templates(TEMPLATE_DIR),
-                                 "supported_living": versions})
-    _data_template.cache_clear()
-    try:
-        with Session(db) as s:
-            got = migrate_route(s, cfg, route_id=route_id, code="supported_living",
-                                versions=versions, to_version=3, mapping={},
-                                now=clock.now())
-            s.commit()
-        assert got is not None and got.checks_redated == ("need_monitoring",)
-        new = _next_check(db, monitoring.id)
-        ready = _steps(db, route_id)["need_monitoring"].ready_at
-        assert new is not None and new.id != old.id and ready is not None
-        want = calendars.deadline(ready, 120, "39")
-        assert (new.due_at, new.due_date, new.working_days) == (want.due_at, want.due_date,
-                                                                120)
-        with Session(db) as s:
-            was = s.get(Timer, old.id)
-            assert was is not None and was.status is TimerStatus.cancelled
-            scheduled = s.exec(select(AuditEvent).where(
-                AuditEvent.entity_id == monitoring.id,
-                AuditEvent.action == "recurrence_scheduled")).all()
-        assert [e.after["period_days"] for e in scheduled if e.after] == [247, 120]
-        clock.freeze(new.due_at)
-        assert sweep(db, clock, cfg).fired.get("recur_next") == 1
-        assert _steps(db, route_id)["need_monitoring"].status in OPEN
-        assert len(_requests(db, monitoring.id)) == 2
-    finally:
-        _data_template.cache_clear()
+    route_id, monitoring_id, old = _monitoring_between_checks(api, db, clock, cfg, staff)
+    versions = _v3(tmp_path, _monitoring_every(120))
+    publish(versions)
+    assert _migrate(db, clock, cfg, route_id, versions).checks_redated == ("need_monitoring",)
+    new = _next_check(db, monitoring_id)
+    ready = _steps(db, route_id)["need_monitoring"].ready_at
+    assert new is not None and new.id != old.id and ready is not None
+    want = calendars.deadline(ready, 120, "39")
+    assert (new.due_at, new.due_date, new.working_days) == (want.due_at, want.due_date, 120)
+    with Session(db) as s:
+        was = s.get(Timer, old.id)
+        assert was is not None and was.status is TimerStatus.cancelled
+        scheduled = s.exec(select(AuditEvent).where(
+            AuditEvent.entity_id == monitoring_id,
+            AuditEvent.action == "recurrence_scheduled")).all()
+    assert [e.after["period_days"] for e in scheduled if e.after] == [247, 120]
+    _second_check_opens(db, clock, cfg, route_id, "need_monitoring", new)
 
 
 def test_a_migration_keeping_the_period_keeps_the_next_check(
         api: TestClient, db: Engine, clock: DbClock, cfg: EngineConfig,
-        staff: dict[str, Staff], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    coord = staff["coord39"]
-    assert api.post("/api/ipra", json=extract(), headers=coord.headers).status_code == 201
-    r = api.post("/api/person-file/applications", headers=coord.headers,
-                 json={"application": form("supported_living"), "consent": consent()})
-    route_id = r.json()["route_id"]
-    _answer(db, clock, cfg, _steps(db, route_id)["need_assessment"])
-    monitoring = _steps(db, route_id)["need_monitoring"]
-    _answer(db, clock, cfg, monitoring)
-    old = _next_check(db, monitoring.id)
-    versions = _monitoring_every(tmp_path, 247)
-    monkeypatch.setattr(template_files, "templates",
-                        lambda: {**template_files.load_templates(TEMPLATE_DIR),
-                                 "supported_living": versions})
-    _data_template.cache_clear()
-    try:
-        with Session(db) as s:
-            got = migrate_route(s, cfg, route_id=route_id, code="supported_living",
-                                versions=versions, to_version=3, mapping={}, now=clock.now())
-            s.commit()
-        assert got is not None and got.checks_redated == ()
-        new = _next_check(db, monitoring.id)
-        assert old is not None and new is not None and new.id == old.id
-    finally:
-        _data_template.cache_clear()
+        staff: dict[str, Staff], tmp_path: Path,
+        publish: Callable[[dict[int, TemplateSpec]], None]) -> None:
+    route_id, monitoring_id, old = _monitoring_between_checks(api, db, clock, cfg, staff)
+    versions = _v3(tmp_path, _monitoring_every(247))
+    publish(versions)
+    assert _migrate(db, clock, cfg, route_id, versions).checks_redated == ()
+    new = _next_check(db, monitoring_id)
+    assert new is not None and new.id == old.id
