@@ -418,8 +418,10 @@ def run_waiting(n_wait: int, *, rate: float, seconds: float, database_url: str =
     n_warm, n_ack, n_mixed = int(rate * warmup_seconds), int(rate * seconds), int(
         mixed_rate * seconds)
     with Session(engine) as s:
-        waiting = int(s.exec(select(func.count()).select_from(Step).where(
-            Step.status == StepStatus.awaiting)).one())
+        # an inbox agency's request waits for its receipt with its step still ``sending``
+        # (298-п Порядок п.11; engine/routes/receipt.py): a route waits either way
+        waiting = int(s.exec(select(func.count(func.distinct(Step.route_id))).where(
+            col(Step.status).in_([StepStatus.sending, StepStatus.awaiting]))).one())
         tasks = [(r[0], r[1]) for r in s.exec(
             select(AgencyRequest.id, AgencyRequest.agency_id)
             .where(AgencyRequest.state == RequestState.delivered)
