@@ -26,9 +26,16 @@ from api.app import create_app
 from engine.infra.clock import DbClock
 from engine.infra.settings import Settings
 from engine.routes.receipt import confirm_receipt
-from engine.routes.transitions import EngineConfig, register_application
+from engine.routes.transitions import (
+    AnswerIn,
+    EngineConfig,
+    apply_answer,
+    record_answer,
+    register_application,
+)
 from engine.runtime.sweeper import sweep_due_timers
 from engine.staff.accounts import create_staff
+from models.agencies import Agency, AnswerOutcome
 from models.audit import AuditEvent
 from models.persons import Person
 from models.routes import Step
@@ -63,11 +70,35 @@ def _route(s: Session, cfg: EngineConfig, clock: DbClock, person: Person,
     s.commit()
     if received:
         step = s.exec(select(Step).where(Step.route_id == route.id, Step.seq == 0)).one()
-        assert step.current_request_id is not None
-        confirm_receipt(s, cfg, request_id=step.current_request_id, now=clock.now(),
-                        actor="test:agency-opened-inbox")
-        s.commit()
+        opened_in_inbox(s, cfg, clock, step.current_request_id)
     return route.id
+
+
+def opened_in_inbox(s: Session, cfg: EngineConfig, clock: DbClock,
+                    request_id: str | None) -> None:
+    """The inbox agency opens the request now (its answer period starts: 298-п Порядок
+    п.11); committed."""
+    assert request_id is not None
+    confirm_receipt(s, cfg, request_id=request_id, now=clock.now(),
+                    actor="test:agency-opened-inbox")
+    s.commit()
+
+
+def answer_step(world: World, route_id: str, *where: Any) -> None:
+    """The agency of the route's step matching ``where`` answers it (provided), and the
+    answer is applied."""
+    with Session(world.db, expire_on_commit=False) as s:
+        step = s.exec(select(Step).where(Step.route_id == route_id, *where)).one()
+        agency = s.get(Agency, step.agency_id)
+        assert agency is not None and step.current_request_id
+        ans, _ = record_answer(s, agency=agency, webhook_id=f"hook-{route_id}",
+                               now=world.clock.now(),
+                               answer=AnswerIn(step.current_request_id,
+                                               AnswerOutcome.provided, {}, None))
+        s.commit()
+        assert ans.id is not None
+        apply_answer(s, world.cfg, ans.id, now=world.clock.now())
+        s.commit()
 
 
 @pytest.fixture(scope="session")

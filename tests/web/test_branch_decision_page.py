@@ -11,11 +11,15 @@ from typing import Any
 from sqlmodel import Session, select
 
 from engine.routes.forming import form_route
-from engine.routes.receipt import confirm_receipt
-from engine.routes.transitions import AnswerIn, apply_answer, record_answer
-from models.agencies import Agency, AnswerOutcome
 from models.routes import Route, Step, StepStatus
-from tests.web.conftest import World, audit_of, csrf_of, sign_in_client
+from tests.web.conftest import (
+    World,
+    answer_step,
+    audit_of,
+    csrf_of,
+    opened_in_inbox,
+    sign_in_client,
+)
 from tests.web.test_pages import axe_clean, sign_in
 
 CONCLUSION = "Нуждается в сопровождаемом проживании; готов к обучению и трудоустройству"
@@ -31,27 +35,12 @@ def _v2_route(world: World) -> str:
         assert route.template_version == 2
         step = s.exec(select(Step).where(Step.route_id == route.id,
                                          Step.kind == "need_assessment")).one()
-        assert step.current_request_id is not None
-        confirm_receipt(s, world.cfg, request_id=step.current_request_id,
-                        now=world.clock.now(), actor="test:agency-opened-inbox")
-        s.commit()
+        opened_in_inbox(s, world.cfg, world.clock, step.current_request_id)
         return route.id
 
 
 def _answer_assessment(world: World, route_id: str) -> None:
-    with Session(world.db, expire_on_commit=False) as s:
-        step = s.exec(select(Step).where(Step.route_id == route_id,
-                                         Step.kind == "need_assessment")).one()
-        agency = s.get(Agency, step.agency_id)
-        assert agency is not None and step.current_request_id
-        ans, _ = record_answer(s, agency=agency, webhook_id=f"hook-{route_id}",
-                               now=world.clock.now(),
-                               answer=AnswerIn(step.current_request_id,
-                                               AnswerOutcome.provided, {}, None))
-        s.commit()
-        assert ans.id is not None
-        apply_answer(s, world.cfg, ans.id, now=world.clock.now())
-        s.commit()
+    answer_step(world, route_id, Step.kind == "need_assessment")
 
 
 def _steps(world: World, route_id: str) -> dict[str, Step]:

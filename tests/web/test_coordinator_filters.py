@@ -18,21 +18,17 @@ from fastapi.testclient import TestClient
 from sqlmodel import Session, col, select
 
 from api.web.routes_pages import prefect_ui_base
-from engine.routes.receipt import confirm_receipt
 from engine.routes.transitions import (
-    AnswerIn,
-    apply_answer,
-    record_answer,
     register_application,
 )
 from models import labels
-from models.agencies import Agency, AnswerOutcome
+from models.agencies import Agency
 from models.audit import AuditEvent
 from models.mirror import RouteMirror
 from models.persons import Person
 from models.routes import Route, Step
 from tests.conftest import kaliningrad
-from tests.web.conftest import World, csrf_of, sign_in_client
+from tests.web.conftest import World, answer_step, csrf_of, opened_in_inbox, sign_in_client
 from tests.web.test_russian_labels import visible_text
 
 
@@ -61,31 +57,16 @@ def _new_route(world: World, person: Person, template: str) -> str:
                                      coordinator_id=None, template_version=0)
         s.commit()
         step = s.exec(select(Step).where(Step.route_id == route.id, Step.seq == 0)).one()
-        assert step.current_request_id is not None
-        confirm_receipt(s, world.cfg, request_id=step.current_request_id,
-                        now=world.clock.now(), actor="test:agency-opened-inbox")
-        s.commit()
+        opened_in_inbox(s, world.cfg, world.clock, step.current_request_id)
         return route.id
 
 
 def _answer_first_step(world: World, route_id: str) -> None:
-    with Session(world.db, expire_on_commit=False) as s:
-        step = s.exec(select(Step).where(Step.route_id == route_id, Step.seq == 0)).one()
-        agency = s.get(Agency, step.agency_id)
-        assert agency is not None and step.current_request_id
-        ans, _ = record_answer(s, agency=agency, webhook_id=f"hook-{route_id}",
-                               now=world.clock.now(),
-                               answer=AnswerIn(step.current_request_id,
-                                               AnswerOutcome.provided, {}, None))
-        s.commit()
-        assert ans.id is not None
-        apply_answer(s, world.cfg, ans.id, now=world.clock.now())
-        s.commit()
+    answer_step(world, route_id, Step.seq == 0)
+    with Session(world.db) as s:
         nxt = s.exec(select(Step).where(Step.route_id == route_id, Step.seq == 1)).one()
         if nxt.current_request_id:
-            confirm_receipt(s, world.cfg, request_id=nxt.current_request_id,
-                            now=world.clock.now(), actor="test:agency-opened-inbox")
-            s.commit()
+            opened_in_inbox(s, world.cfg, world.clock, nxt.current_request_id)
 
 
 @pytest.fixture
