@@ -28,7 +28,7 @@ from engine.routes.transitions import EngineConfig, register_application
 from engine.runtime.sweeper import SweepResult, sweep_due_timers
 from engine.runtime.worker import Worker
 from engine.staff.accounts import create_staff
-from models.agencies import Agency, AgencyRole
+from models.agencies import Agency, AgencyRequest, AgencyRole
 from models.audit import AuditEvent
 from models.jobs import JobKind
 from models.persons import Person
@@ -100,6 +100,19 @@ def receive_inbox(db: Engine, clock: DbClock, cfg: EngineConfig, route_id: str) 
                                 actor="test:agency-opened-inbox")
         s.commit()
     return len(waiting)
+
+
+def receive_request(db: Engine, clock: DbClock, cfg: EngineConfig,
+                    step: Step) -> dict[str, object]:
+    """The agency opens the step's request in its inbox now (the answer period starts,
+    298-п Порядок п.11); the request's body."""
+    with Session(db, expire_on_commit=False) as s:
+        confirm_receipt(s, cfg, request_id=step.current_request_id or "", now=clock.now(),
+                        actor="test")
+        s.commit()
+        req = s.get(AgencyRequest, step.current_request_id)
+        assert req is not None
+        return dict(req.body)
 
 
 def sweep(db: Engine, clock: DbClock, cfg: EngineConfig, **kw: object) -> SweepResult:

@@ -89,6 +89,17 @@ def newer_extract() -> dict[str, Any]:
                                       {"category": "movement", "degree": 1}])
 
 
+def apply_with_ipra(api: TestClient, headers: dict[str, str], kind: str) -> str:
+    """The example ИПРА extract filed, then an eligible application of ``kind`` with its
+    consent: the new route's id."""
+    assert api.post("/api/ipra", json=extract(), headers=headers).status_code == 201
+    r = api.post("/api/person-file/applications", headers=headers,
+                 json={"application": form(kind), "consent": consent()})
+    assert r.status_code == 201 and r.json()["eligible"] is True, r.text
+    route_id: str = r.json()["route_id"]
+    return route_id
+
+
 def count(db: Engine, model: type[SQLModel]) -> int:
     with Session(db) as s:
         return s.exec(select(func.count()).select_from(model)).one()

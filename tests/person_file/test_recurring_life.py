@@ -33,7 +33,7 @@ from models.templates import _data_template
 from models.timers import Timer, TimerKind, TimerStatus
 from tests.conftest import kaliningrad
 from tests.ladder.conftest import Staff, sweep
-from tests.person_file.conftest import consent, extract, form
+from tests.person_file.conftest import apply_with_ipra, consent
 from tests.person_file.test_recurring_steps import (
     OPEN,
     PERIOD,
@@ -252,11 +252,7 @@ def _monitoring_between_checks(api: TestClient, db: Engine, clock: DbClock,
     """A supported-living route whose need monitoring (000 п.10) was answered: its next
     check pending."""
     coord = staff["coord39"]
-    assert api.post("/api/ipra", json=extract(), headers=coord.headers).status_code == 201
-    r = api.post("/api/person-file/applications", headers=coord.headers,
-                 json={"application": form("supported_living"), "consent": consent()})
-    assert r.status_code == 201, r.text
-    route_id = r.json()["route_id"]
+    route_id = apply_with_ipra(api, coord.headers, "supported_living")
     _answer(db, clock, cfg, _steps(db, route_id)["need_assessment"])
     monitoring = _steps(db, route_id)["need_monitoring"]
     _answer(db, clock, cfg, monitoring)

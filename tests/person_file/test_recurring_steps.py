@@ -27,7 +27,7 @@ from models.routes import CancelNotice, Route, RouteStatus, Step, StepStatus
 from models.templates import template_of
 from models.timers import Escalation, EscalationLevel, Timer, TimerKind, TimerStatus
 from tests.ladder.conftest import Staff, receive_inbox, sweep
-from tests.person_file.conftest import consent, extract, form
+from tests.person_file.conftest import apply_with_ipra, consent, extract, form
 
 SIX = ["need_determined", "conditions_created", "services_provided", "person_recorded",
        "services_recorded", "satisfaction_monitored"]
@@ -200,11 +200,7 @@ def test_closing_an_optional_step_opens_what_waits_for_it_beside_a_recurring_che
     п.10, recurring) runs beside it — supported housing, which waited for both the
     assessment and the apartment, opens at once."""
     coord = staff["coord39"]
-    assert api.post("/api/ipra", json=extract(), headers=coord.headers).status_code == 201
-    r = api.post("/api/person-file/applications", headers=coord.headers,
-                 json={"application": form("supported_living"), "consent": consent()})
-    assert r.status_code == 201 and r.json()["eligible"] is True, r.text
-    route_id = r.json()["route_id"]
+    route_id = apply_with_ipra(api, coord.headers, "supported_living")
     _answer(db, clock, cfg, _steps(db, route_id)["need_assessment"])
     steps = _steps(db, route_id)
     assert steps["need_monitoring"].status in OPEN

@@ -21,7 +21,7 @@ from models.persons import Person
 from models.routes import Route, RouteStatus, Step, StepStatus
 from sim.person_files import child_application
 from tests.ladder.conftest import Staff
-from tests.person_file.conftest import REGISTERED, consent, extract, form
+from tests.person_file.conftest import REGISTERED, apply_with_ipra, consent, form
 from tests.person_file.test_recurring_steps import OPEN, _answer, _steps
 
 EARLY_HELP = ["child_identified", "need_recorded", "provider_referral", "individual_programme",
@@ -95,11 +95,7 @@ def test_accompaniment_v2_formed_from_an_ipra_runs_to_completion(
         api: TestClient, db: Engine, clock: DbClock, cfg: EngineConfig,
         staff: dict[str, Staff]) -> None:
     coord = staff["coord39"]
-    assert api.post("/api/ipra", json=extract(), headers=coord.headers).status_code == 201
-    r = api.post("/api/person-file/applications", headers=coord.headers,
-                 json={"application": form("accompaniment"), "consent": consent()})
-    assert r.status_code == 201 and r.json()["eligible"] is True, r.text
-    route_id = r.json()["route_id"]
+    route_id = apply_with_ipra(api, coord.headers, "accompaniment")
     route = _route(db, route_id)
     assert (route.template, route.template_version) == ("accompaniment", 2)
     assert route.plan is not None

@@ -15,14 +15,12 @@ from sqlalchemy import Engine
 from sqlmodel import Session
 
 from engine.infra.clock import DbClock
-from engine.routes.receipt import confirm_receipt
 from engine.routes.transitions import EngineConfig
 from models import regions
-from models.agencies import AgencyRequest
 from sim.seed import make_persons, seed_agencies
 from tests.conftest import SECOND_REGION as SECOND
 from tests.conftest import kaliningrad
-from tests.ladder.conftest import new_route, step_of
+from tests.ladder.conftest import new_route, receive_request, step_of
 
 
 def _route_dates(db: Engine, clock: DbClock, cfg: EngineConfig, region: str,
@@ -34,13 +32,7 @@ def _route_dates(db: Engine, clock: DbClock, cfg: EngineConfig, region: str,
         s.commit()
     route_id = new_route(db, clock, cfg, person, region=region, coordinator_id=None)
     step = step_of(db, route_id)
-    with Session(db, expire_on_commit=False) as s:
-        confirm_receipt(s, cfg, request_id=step.current_request_id or "", now=clock.now(),
-                        actor="test")
-        s.commit()
-        req = s.get(AgencyRequest, step.current_request_id)
-        assert req is not None
-        body = dict(req.body)
+    body = receive_request(db, clock, cfg, step)
     got = step_of(db, route_id)
     return step.send_by_date, got.answer_by_date, body
 

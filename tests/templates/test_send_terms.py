@@ -16,10 +16,8 @@ from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
 from engine.infra.clock import DbClock
-from engine.routes.receipt import confirm_receipt
 from engine.routes.transitions import EngineConfig, register_application
 from models import regions
-from models.agencies import AgencyRequest
 from models.routes import Step, StepStatus
 from models.template_files import (
     ENV_DIR,
@@ -33,6 +31,7 @@ from models.templates import _data_template
 from sim.seed import make_persons, seed_agencies
 from tests.conftest import kaliningrad
 from tests.ipra_plan.conftest import answer
+from tests.ladder.conftest import receive_request
 
 # A test-only template: the first request and the answers by the region's act, a later
 # step 1 working day (the template's own, equal to Kaliningrad's: kept in region 16 too),
@@ -120,17 +119,6 @@ def _step(db: Engine, route_id: str, kind: str) -> Step:
                       .order_by(col(Step.seq))).one()
 
 
-def _receive(db: Engine, clock: DbClock, cfg: EngineConfig, step: Step) -> dict[str, object]:
-    """The agency opens its inbox now (the answer period starts); the request's body."""
-    with Session(db, expire_on_commit=False) as s:
-        confirm_receipt(s, cfg, request_id=step.current_request_id or "", now=clock.now(),
-                        actor="test")
-        s.commit()
-        req = s.get(AgencyRequest, step.current_request_id)
-        assert req is not None
-        return dict(req.body)
-
-
 def _run(db: Engine, clock: DbClock, cfg: EngineConfig, region: str, seed: int,
          ) -> list[tuple[date | None, date | None, object]]:
     """(send by, answer by, the body's answer term) of each step, each step answered on
@@ -148,7 +136,7 @@ def _run(db: Engine, clock: DbClock, cfg: EngineConfig, region: str, seed: int,
     for kind in ("first", "second", "third"):
         step = _step(db, route.id, kind)
         assert step.current_request_id is not None, (kind, step.status)
-        body = _receive(db, clock, cfg, step)
+        body = receive_request(db, clock, cfg, step)
         received = _step(db, route.id, kind)
         assert received.status is StepStatus.awaiting, (kind, received.status)
         out.append((step.send_by_date, received.answer_by_date,
