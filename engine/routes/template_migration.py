@@ -102,14 +102,12 @@ def plan_migration(session: Session, *, code: str, versions: Mapping[int, Templa
 
 def _reschedule_check(session: Session, step: Step, period: int, *, region: str,
                       reason: str, now: datetime, actor: str) -> None:
-    """A recurring step whose period the new version changes (or which the new version makes
-    recurring): its next check follows the new period from the current occurrence's opening
-    (001 Регламент п.6 пп.8; 000 п.10). Between occurrences (answered, or an absence
-    notice), the pending next-check timer is replaced — or written, if the step did not
-    recur before; an open occurrence writes its next one with the new period when answered
-    (``engine.escalations.recurrence``), and a step that never opened has none yet."""
-    if step.status not in (StepStatus.answered, StepStatus.absent):
-        return
+    """A recurring step between checks whose period the new version changes, or which it
+    makes recurring (``RouteMigration.checks_redated``): its next check follows the new
+    period from the current occurrence's opening (001 Регламент п.6 пп.8; 000 п.10) — the
+    pending next-check timer replaced, or written if the step did not recur before. An open
+    occurrence writes its next one with the new period when answered
+    (``engine.escalations.recurrence``); a step that never opened has none yet."""
     timers.cancel_pending(session, step.id, reason=reason, now=now, actor=actor,
                           kinds=(TimerKind.recur_next,))
     schedule_next(session, step, period_days=period, region=region, now=now, actor=actor)
@@ -167,7 +165,6 @@ def migrate_route(session: Session, cfg: EngineConfig, *, route_id: str, code: s
     order = [st.kind for st in template.steps]
     specs = {s.kind: s for s in new.steps}
     current = {s.kind: s for s in steps}
-    old_period = {renamed.get(k, k): st.period_days for k, st in old_specs.items()}
     for s in steps:
         s.seq = order.index(s.kind)
         if s.kind in specs:
@@ -178,7 +175,7 @@ def migrate_route(session: Session, cfg: EngineConfig, *, route_id: str, code: s
             # retired, or no longer recurring: its next check is not asked (001 п.6 пп.8)
             timers.cancel_pending(session, s.id, reason=reason, now=now, actor=actor,
                                   kinds=(TimerKind.recur_next,))
-        elif period != old_period.get(s.kind):
+        elif s.kind in mig.checks_redated:
             _reschedule_check(session, s, period, region=route.region, reason=reason,
                               now=now, actor=actor)
     session.flush()
