@@ -54,12 +54,15 @@ from sim.agencies import Profile
 from sim.scenario import DemoOptions, demo_stack, wait_idle
 from sim.seed import make_persons
 from tasks.prefect_logs import LOGGED
-from tasks.prefect_mirror import load_view, route_state, step_state
+from tasks.prefect_mirror import BATCH_SIZE, load_view, route_state, step_state
 from tasks.prefect_server import PrefectServer
 
 pytestmark = pytest.mark.slow
 
-N_ROUTES = 12
+#: more routes than one mirror pass takes: a pass records its flow runs together, so with
+#: fewer the first pass could mirror every route before the kill lands (a faster worker made
+#: it do so); the second pass needs Prefect, dead by then
+N_ROUTES = BATCH_SIZE + 10
 FAST: dict[str, Profile] = {
     "msp39": Profile(late=0.0, never=0.0, absent=0.1, fail_first=0.1, max_days=2),
     "mz39": Profile(late=0.0, never=0.0, absent=0.1, fail_first=0.1, max_days=2),
