@@ -44,6 +44,7 @@ from engine.notifications.outbox import NoTransportError, refuse_recording_chann
 from engine.persons.bulk_import import ImportRefusedError, import_file
 from engine.routes.transitions import EngineConfig
 from engine.runtime.worker import run_worker_forever
+from models.heartbeats import ProcessKind
 from models.template_files import ENV_DIR as TEMPLATE_ENV_DIR
 from models.template_files import TemplateFileError, reload_templates, templates
 
@@ -151,13 +152,33 @@ def worker(
              "containers); a restart never frees the leases a worker of that name holds")]
     = None,
 ) -> None:
-    """Run an engine worker: send requests, apply answers, notify, mirror into Prefect."""
-    from cli.runtime import worker_handlers
+    """Run an engine worker: send requests, apply answers, send cancel notices and
+    notifications (the Prefect mirror is ``rehab mirror``'s)."""
+    settings = get_settings()
+    _startup_check()
+    _logging()
+    run_worker_forever(settings, worker_id=name)
+
+
+@app.command()
+def mirror(
+    name: Annotated[str | None, typer.Option(
+        help="process id (default: <host>-<pid>-<random>)")] = None,
+) -> None:
+    """Mirror routes into Prefect (one flow run per route), in a process of its own at a
+    lower CPU priority (REHAB_MIRROR_NICE): under load the routes' work goes first and the
+    mirror catches up after."""
+    from cli.runtime import mirror_handlers
 
     settings = get_settings()
     _startup_check()
     _logging()
-    run_worker_forever(settings, worker_id=name, handlers=worker_handlers(settings))
+    if not settings.prefect_mirror:
+        raise typer.BadParameter("REHAB_PREFECT_MIRROR is off: there is nothing to mirror",
+                                 param_hint="REHAB_PREFECT_MIRROR")
+    os.nice(settings.mirror_nice)
+    run_worker_forever(settings, worker_id=name, handlers=mirror_handlers(settings),
+                       kind=ProcessKind.mirror)
 
 
 @app.command()

@@ -35,8 +35,8 @@ def up(
         "--print-config", help="print the supervisord configuration and exit")] = False,
 ) -> None:
     """Run the whole deployment under supervisord: the API processes, the workers, the
-    sweeper (and a Prefect server); a process that dies is restarted; SIGTERM stops them
-    all gracefully. docs/operations.md."""
+    sweeper, the Prefect mirror (and a Prefect server); a process that dies is restarted;
+    SIGTERM stops them all gracefully. docs/operations.md."""
 
     s = get_settings()
     engine = make_engine()
@@ -50,7 +50,8 @@ def up(
     topo = Topology(api_processes=api_processes, workers=workers,
                     sweep_interval_seconds=sweep_interval, prefect_server=prefect_server,
                     prefect_port=prefect_port, host=host or s.api_host,
-                    port=port or s.api_port, prefect_database_url=s.prefect_database_url)
+                    port=port or s.api_port, prefect_database_url=s.prefect_database_url,
+                    mirrors=1 if s.prefect_mirror else 0, prefect_nice=s.mirror_nice)
     workdir = Path.cwd() if (Path.cwd() / ".env").exists() else PROJECT_ROOT
     if print_config:
         typer.echo(render(topo, var_dir=s.var_dir, workdir=workdir))

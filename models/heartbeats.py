@@ -20,6 +20,8 @@ from models.types import UTCDateTime, utcnow
 
 class ProcessKind(StrEnum):
     worker = "worker"
+    #: ``rehab mirror``: mirrors routes into Prefect, nothing of the route's own work
+    mirror = "mirror"
     sweeper = "sweeper"
     api = "api"
 

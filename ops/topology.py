@@ -2,7 +2,9 @@
 settings and the command's options (``rehab up``; ``rehab up --print-config`` shows it).
 
 Processes: the API (``rehab api --workers N``: N processes behind one port, uvicorn restarts a
-process that dies), ``W`` engine workers, one timer sweeper, and optionally a Prefect server.
+process that dies), ``W`` engine workers, one timer sweeper, with the Prefect mirror on one
+``rehab mirror`` (at a lower CPU priority: it takes it itself), and optionally a Prefect server
+(started under ``nice``, as low as the mirror).
 supervisord starts them in that order of priority, restarts any that dies (``autorestart``),
 and stops them with SIGTERM, waiting for each to finish what it holds (``stopwaitsecs``).
 Every process reads the same environment: supervisord's own, plus ``.env`` in the working
@@ -28,6 +30,8 @@ class Topology:
     api_processes: int = 2
     workers: int = 2
     sweepers: int = 1
+    #: ``rehab mirror`` processes (0 with the Prefect mirror off; one suffices)
+    mirrors: int = 1
     sweep_interval_seconds: int = 60
     prefect_server: bool = False
     prefect_port: int = 4200
@@ -35,6 +39,8 @@ class Topology:
     port: int = 8000
     #: the Prefect server's own database (empty: SQLite in its PREFECT_HOME)
     prefect_database_url: str = ""
+    #: how much lower the Prefect server's CPU priority is (``mirror_nice``)
+    prefect_nice: int = 0
 
     def __post_init__(self) -> None:
         for name in ("api_processes", "workers"):
@@ -42,6 +48,8 @@ class Topology:
                 raise ValueError(f"{name}: at least 1")
         if self.sweepers not in (0, 1):
             raise ValueError("sweepers: 0 or 1 per deployment (several are safe, one suffices)")
+        if self.mirrors not in (0, 1):
+            raise ValueError("mirrors: 0 or 1 per deployment (several are safe, one suffices)")
 
 
 def _program(name: str, command: list[str], *, workdir: Path, logs: Path, priority: int,
@@ -91,8 +99,9 @@ def render(topology: Topology, *, var_dir: Path, workdir: Path) -> str:
         if topology.prefect_database_url:
             prefect_env.append(
                 f'PREFECT_API_DATABASE_CONNECTION_URL="{topology.prefect_database_url}"')
+        nice = ["nice", "-n", str(topology.prefect_nice)] if topology.prefect_nice else []
         parts.append(_program("prefect", [
-            sys.executable, "-m", "prefect", "server", "start", "--host", topology.host,
+            *nice, sys.executable, "-m", "prefect", "server", "start", "--host", topology.host,
             "--port", str(topology.prefect_port)], workdir=workdir, logs=logs, priority=10)
             + f"environment={','.join(prefect_env)}\n")
     parts.append(_program("api", [*rehab, "api", "--workers", str(topology.api_processes),
@@ -104,6 +113,9 @@ def render(topology: Topology, *, var_dir: Path, workdir: Path) -> str:
         parts.append(_program("sweeper", [
             *rehab, "sweeper", "--interval", str(topology.sweep_interval_seconds)],
             workdir=workdir, logs=logs, priority=40))
+    if topology.mirrors:
+        parts.append(_program("mirror", [*rehab, "mirror"], workdir=workdir, logs=logs,
+                              priority=50))
     return "\n".join(parts)
 
 

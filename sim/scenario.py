@@ -220,7 +220,8 @@ def demo_stack(opts: DemoOptions, settings: Settings) -> Iterator[dict[str, Any]
             from tasks.prefect_server import PrefectServer
 
             server = PrefectServer(home=work / "prefect",
-                                   database_url=settings.prefect_database_url or None)
+                                   database_url=settings.prefect_database_url or None,
+                                   nice=settings.mirror_nice)
             server.start()
             stack.callback(server.stop)
             env.update(server.env())
@@ -248,9 +249,16 @@ def demo_stack(opts: DemoOptions, settings: Settings) -> Iterator[dict[str, Any]
         worker = Proc("worker", ["worker", "--name", opts.worker_name], env=env, log_dir=logs)
         worker.start()
         stack.callback(worker.stop)
+        procs = [sim, api, worker]
+        if opts.prefect:  # the routes' Prefect mirror: a process of its own (rehab mirror)
+            mirror = Proc("mirror", ["mirror", "--name", f"{opts.worker_name}-mirror"],
+                          env=env, log_dir=logs)
+            mirror.start()
+            stack.callback(mirror.stop)
+            procs.append(mirror)
         yield {"engine": engine, "api_url": api_url, "sim_url": sim_url,
                "prefect_ui": prefect_ui, "prefect_api": prefect_api,
-               "procs": [sim, api, worker], "env": env, "db_url": db_url,
+               "procs": procs, "env": env, "db_url": db_url,
                "person_ids": person_ids}
         engine.dispose()
 

@@ -18,6 +18,7 @@ import socket
 import subprocess
 import sys
 import time
+from functools import partial
 from pathlib import Path
 from types import TracebackType
 from typing import IO
@@ -49,9 +50,13 @@ class PrefectServer:
     """A Prefect server subprocess bound to 127.0.0.1 (context manager: start/stop)."""
 
     def __init__(
-        self, home: Path, port: int | None = None, database_url: str | None = None
+        self, home: Path, port: int | None = None, database_url: str | None = None,
+        *, nice: int = 0,
     ) -> None:
         self.home = Path(home).resolve()
+        #: how much lower the server's CPU priority is than its starter's (``mirror_nice``):
+        #: it serves the mirror and the coordinators' views, never a route's path
+        self.nice = nice
         self.port = port if port is not None else free_port()
         self.database_url = database_url or f"sqlite+aiosqlite:///{self.home / 'prefect.db'}"
         self.log_path = self.home / "server.log"
@@ -123,6 +128,7 @@ class PrefectServer:
         self._proc = subprocess.Popen(
             cmd, env=self.server_env(), cwd=self.home, stdin=subprocess.DEVNULL,
             stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True,
+            preexec_fn=partial(os.nice, self.nice) if self.nice else None,
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

@@ -95,6 +95,7 @@ def enqueue_many(session: Session, kind: JobKind, refs: list[str], *,
         for row in rows:  # a second enqueue of (kind, ref) in one use case: one job
             pending.setdefault((row["kind"], row["ref"]), row)
         return
+    rows.sort(key=_lock_order)
     conn = session.connection()  # job rows reference nothing pending in the session
     conn.execute(_UPSERT, rows)
 
@@ -102,8 +103,16 @@ def enqueue_many(session: Session, kind: JobKind, refs: list[str], *,
 _BUFFER = "rehab.queue.buffer"
 
 
+def _lock_order(row: dict[str, Any]) -> tuple[str, str]:
+    """The order in which a statement of several jobs locks their rows: by (kind, ref), as
+    ``finish_many(lock_in_order=True)`` does — a transition's upsert of its routes' mirror
+    jobs and a mirror finishing a batch of them never wait for each other in a circle."""
+    return row["kind"], row["ref"]
+
+
 def _upsert_jobs(conn: Connection, pending: dict[tuple[str, str], dict[str, Any]]) -> None:
-    conn.execute(_UPSERT, list(pending.values()))
+    rows: list[dict[str, Any]] = sorted(pending.values(), key=_lock_order)
+    conn.execute(_UPSERT, rows)
 
 
 def buffered(session: Session) -> AbstractContextManager[None]:
@@ -173,17 +182,28 @@ def finish(session: Session, job: ClaimedJob) -> bool:
     return bool(conn.execute(_UNLOCK, _held(job)).rowcount)
 
 
-def finish_many(session: Session, jobs: Sequence[ClaimedJob]) -> list[ClaimedJob]:
+def finish_many(session: Session, jobs: Sequence[ClaimedJob], *,
+                lock_in_order: bool = False) -> list[ClaimedJob]:
     """``finish`` for a batch, in two statements at most instead of one or two per job:
     the jobs still held are removed (or unlocked, if re-enqueued meanwhile), in the caller's
     transaction. Returns the jobs whose lease was no longer the caller's (their work must
-    be undone: another worker has them)."""
+    be undone: another worker has them).
+
+    ``lock_in_order`` (PostgreSQL): the rows are first locked in (kind, ref) order, the
+    order in which transitions upsert jobs — for jobs that transactions of others enqueue
+    again meanwhile (a mirror's batch: each transition of its routes upserts their jobs).
+    Without it the two statements lock the rows in whatever order they find them, and a
+    mirror finishing its batch and a worker recording its transitions deadlocked."""
     if not jobs:
         return []
     if len(jobs) == 1:  # an answer's transaction: the prebuilt statements of ``finish``
         return [] if finish(session, jobs[0]) else [jobs[0]]
     conn = session.connection()
     by_id = {j.id: j for j in jobs}
+    if lock_in_order and conn.dialect.name == "postgresql":
+        conn.execute(text("SELECT id FROM job WHERE id IN :ids ORDER BY kind, ref "
+                          "FOR UPDATE").bindparams(bindparam("ids", expanding=True)),
+                     {"ids": list(by_id)})
     params: dict[str, object] = {}
     held, fenced = [], []
     for n, j in enumerate(by_id.values()):

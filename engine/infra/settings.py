@@ -51,6 +51,10 @@ class Settings(BaseSettings):
         1.0, ge=0, description="A route's Prefect mirror runs this many seconds (real time) "
         "after its last transition: transitions that come together (an answer, the next "
         "request, its delivery) are mirrored once. 0: at once.")
+    mirror_nice: int = Field(
+        10, ge=0, le=19, description="How much lower the CPU priority of `rehab mirror` is "
+        "than the other processes' (nice): on a busy host the routes' work goes first and "
+        "the Prefect mirror catches up after. 0: the same priority.")
     template_dir: str = Field(
         "", description="A further directory of route template files "
         "(<code>-v<version>.toml, docs/route-templates.md): its files are added to the "

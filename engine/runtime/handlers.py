@@ -4,7 +4,8 @@ The worker's core — apply answers, send requests and cancel notices, hand noti
 their channels — is the engine's own. Anything else a worker does with jobs (today: mirroring
 routes into Prefect, ``tasks/prefect_mirror.py:PrefectMirrorHandler``) is a
 :class:`JobHandler` registered by the process that starts the worker
-(``cli/runtime.py:worker_handlers``), so the engine knows nothing of what it talks to.
+(``cli/runtime.py:mirror_handlers``, for ``rehab mirror``), so the engine knows nothing of
+what it talks to.
 """
 
 from __future__ import annotations

@@ -116,8 +116,11 @@ class Worker:
 
     def __init__(self, engine: Engine, clock: Clock, cfg: EngineConfig, settings: Settings,
                  *, worker_id: str | None = None,
-                 handlers: Iterable[JobHandler] = ()) -> None:
+                 handlers: Iterable[JobHandler] = (), core: bool = True) -> None:
         self.engine = engine
+        #: the route's own work (answers, requests, cancel notices, notifications); False
+        #: in a process that only runs registered handlers (``rehab mirror``)
+        self.core = core
         self.clock = clock
         self.cfg = cfg
         self.settings = settings
@@ -168,17 +171,28 @@ class Worker:
         stopping = asyncio.ensure_future(stop.wait())
         poll = self.settings.worker_idle_poll_seconds
         idle = 0  # passes in a row that found nothing: the poll backs off
+        # a handlers-only process awaits each pass (there is no route work to go on with)
+        # and, idle, polls no faster than a side lane is asked again
+        background = inflight if self.core else None
+        idle_max = self.IDLE_POLL_MAX_SECONDS if self.core else self.LANE_IDLE_SECONDS
         try:
             while not stop.is_set():
-                done = await self.run_once(background=inflight)
+                try:
+                    done = await self.run_once(background=background)
+                except Exception as exc:  # noqa: BLE001 - see below
+                    if self.core:
+                        raise
+                    # a handler's failed pass fails alone, as in a worker's side lane:
+                    # logged and counted, its jobs' leases end and they are done again
+                    self._background_failed("handler pass", exc)
+                    done = 0
                 if done:
                     idle = 0
                     continue
                 if self.on_idle and not inflight:
                     self.on_idle()
                 await asyncio.wait({stopping, *inflight},
-                                   timeout=min(poll * 2 ** idle,
-                                               max(poll, self.IDLE_POLL_MAX_SECONDS)),
+                                   timeout=min(poll * 2 ** idle, max(poll, idle_max)),
                                    return_when=asyncio.FIRST_COMPLETED)
                 idle = min(idle + 1, 16)
         finally:
@@ -193,6 +207,8 @@ class Worker:
 
         ``background`` (the ``run`` loop's): requests are sent by a task added to that set
         instead of being awaited here; while the set is full, no requests are claimed."""
+        if not self.core:
+            return await self._run_handlers(refs, background)
         lease = self.settings.job_lease_seconds
         n = self.settings.worker_batch_size
         kinds = ROUTE_LANE_KINDS
@@ -208,6 +224,11 @@ class Worker:
         if cancels:
             await self._send_cancels(cancels)
         done = len(jobs) + await self._start_notifications(refs)
+        return done + await self._run_handlers(refs, background)
+
+    async def _run_handlers(self, refs: list[str] | None,
+                            background: set[asyncio.Task[None]] | None) -> int:
+        done = 0
         for lane, handler in enumerate(self.handlers):
             done += await self._run_handler(lane, handler, refs, background)
         return done
@@ -316,8 +337,9 @@ class Worker:
                 s.info[_FINISH_LATER] = later
                 try:
                     # the items' audit records written together at the end (one COPY for
-                    # the batch, not one an item)
-                    with audit.buffered(s):
+                    # the batch, not one an item), and the jobs they ask for (one upsert,
+                    # its rows locked in (kind, ref) order: ``queue._lock_order``)
+                    with audit.buffered(s), queue.buffered(s):
                         results = [do(s, item) for item in items]
                 finally:
                     s.info.pop(_FINISH_LATER, None)
@@ -418,11 +440,13 @@ class Worker:
 
     def finish_jobs(self, jobs: list[queue.ClaimedJob]) -> None:
         """Finish jobs together in a transaction of their own, one statement (synchronous:
-        call it in a thread)."""
+        call it in a thread); their rows are locked in the order transitions lock them
+        (``queue.finish_many(lock_in_order=True)``): a handler's jobs are enqueued again
+        by the routes' transitions meanwhile."""
         if not jobs:
             return
         with Session(self.engine) as s:
-            lost = queue.finish_many(s, jobs)
+            lost = queue.finish_many(s, jobs, lock_in_order=True)
             s.commit()
         self.stats.lease_lost += len(lost)
 
@@ -640,9 +664,11 @@ class Worker:
 
 
 def run_worker_forever(settings: Settings, *, worker_id: str | None = None,
-                       handlers: Iterable[JobHandler] = ()) -> None:
+                       handlers: Iterable[JobHandler] = (),
+                       kind: ProcessKind = ProcessKind.worker) -> None:
     """Entry point of ``rehab worker`` (``handlers``: the registry ``cli/runtime.py``
-    assembled).
+    assembled) and of ``rehab mirror`` (``kind=ProcessKind.mirror``: the handlers only, no
+    route work).
 
     Graceful shutdown: on SIGTERM or SIGINT the worker stops claiming, finishes what is in
     flight (each send is bounded by ``send_timeout_seconds``), gives back the leases it still
@@ -657,13 +683,12 @@ def run_worker_forever(settings: Settings, *, worker_id: str | None = None,
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
         async with Worker(engine, clock, cfg, settings, worker_id=worker_id,
-                          handlers=handlers) as w:
+                          handlers=handlers, core=kind is ProcessKind.worker) as w:
             def counters() -> dict[str, Any]:
                 return {**asdict(w.stats), "beat_interval_seconds": settings.heartbeat_seconds}
 
-            await asyncio.to_thread(heartbeats.register, engine, w.worker_id,
-                                    ProcessKind.worker)
-            process_log.started("worker", settings, worker_id=w.worker_id)
+            await asyncio.to_thread(heartbeats.register, engine, w.worker_id, kind)
+            process_log.started(kind.value, settings, worker_id=w.worker_id)
             beating = asyncio.create_task(heartbeats.beat_forever(
                 engine, w.worker_id, counters, interval_seconds=settings.heartbeat_seconds,
                 stop=stop))
@@ -671,8 +696,9 @@ def run_worker_forever(settings: Settings, *, worker_id: str | None = None,
             await beating
         released = await asyncio.to_thread(queue.release_held, engine, w.worker_id)
         await asyncio.to_thread(heartbeats.stopped, engine, w.worker_id, counters())
-        process_log.stopped("worker", worker_id=w.worker_id, released_leases=released,
-                            sent=w.stats.sent, answers_applied=w.stats.answers_applied)
+        process_log.stopped(kind.value, worker_id=w.worker_id, released_leases=released,
+                            sent=w.stats.sent, answers_applied=w.stats.answers_applied,
+                            mirrored=w.stats.mirrored)
 
     try:
         asyncio.run(main())

@@ -15,7 +15,7 @@ import pytest
 from sqlalchemy import Engine, text
 from sqlmodel import Session, select
 
-from cli.runtime import worker_handlers
+from cli.runtime import mirror_handlers
 from engine.infra.clock import DbClock
 from engine.infra.settings import Settings
 from engine.routes.transitions import EngineConfig, register_application
@@ -49,10 +49,10 @@ def test_the_registry_takes_one_handler_per_kind_and_never_a_core_kind() -> None
         HandlerRegistry().register(_Handler(JobKind.send_request))
 
 
-def test_a_worker_mirrors_only_when_the_installation_says_so() -> None:
-    on = worker_handlers(Settings(environment="test", prefect_mirror=True))
+def test_the_mirror_is_registered_only_when_the_installation_says_so() -> None:
+    on = mirror_handlers(Settings(environment="test", prefect_mirror=True))
     assert [type(h) for h in on] == [pm.PrefectMirrorHandler]
-    assert len(worker_handlers(Settings(environment="test", prefect_mirror=False))) == 0
+    assert len(mirror_handlers(Settings(environment="test", prefect_mirror=False))) == 0
 
 
 @pytest.mark.parametrize("first", ["engine.runtime.drive", "flows.route_flow",

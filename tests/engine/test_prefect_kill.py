@@ -1,10 +1,11 @@
-"""SIGKILL the Prefect server and the worker while routes are being mirrored into Prefect.
+"""SIGKILL the Prefect server, the mirror and the worker while routes are being mirrored.
 
 Real processes over real HTTP on loopback: a Prefect server of this test's own (SQLite in its
-home, or ``REHAB_PREFECT_DATABASE_URL``), the simulated agencies, our API and a worker with
-the mirror on. While the worker is creating the routes' flow runs, the Prefect server's
-process group and the worker are killed. With Prefect dead the routes go on (answers are
-applied, next requests go out); then both are restarted and the mirror catches up.
+home, or ``REHAB_PREFECT_DATABASE_URL``), the simulated agencies, our API, a worker and the
+mirror process (``rehab mirror``). While the mirror is creating the routes' flow runs, the
+Prefect server's process group and the mirror are killed. With Prefect dead the routes go on
+(answers are applied, next requests go out; the worker is killed once meanwhile); then both
+are restarted, and the mirror, killed once more while it catches up, catches up.
 
 Afterwards: exactly one flow run per route (by its ``route:<id>`` tag) and one task run per
 started step, each in the state our database says, no personal data anywhere in Prefect,
@@ -146,7 +147,7 @@ def test_sigkill_prefect_server_and_worker_while_mirroring(
     try:
         with demo_stack(opts, settings) as stack:
             engine: Engine = stack["engine"]
-            _sim, _api, worker = stack["procs"]
+            _sim, _api, worker, mirror = stack["procs"]
             clock = DbClock(engine, ttl=0)
             clock.freeze(pendulum.datetime(2026, 2, 2, 12, tz="Europe/Kaliningrad"))  # Monday
             cfg = EngineConfig(sender_region="39", public_base_url=stack["api_url"],
@@ -167,17 +168,17 @@ def test_sigkill_prefect_server_and_worker_while_mirroring(
                           json={"now": clock.now().isoformat()}).raise_for_status()
                 wait_idle(engine, timeout=60)
 
-            # 1. kill Prefect's process group and the worker while the worker is mirroring
+            # 1. kill Prefect's process group and the mirror while it is mirroring
             _poll(lambda: _mirrored(engine) >= 1, timeout=60, what="the first flow run")
             server.kill()
             kills["prefect"] += 1
             time.sleep(rng.uniform(0.0, 0.05))
-            worker.kill()
-            kills["worker"] += 1
+            mirror.kill()
+            kills["mirror"] += 1
             in_flight = _mirrored(engine)
             assert 1 <= in_flight < N_ROUTES, "the kill did not land while mirroring"
             assert _pending_mirror(engine) > 0
-            worker.start()
+            mirror.start()
 
             # 2. Prefect is dead: the routes go on (answers applied, next requests sent),
             #    the worker killed once more meanwhile
@@ -200,15 +201,15 @@ def test_sigkill_prefect_server_and_worker_while_mirroring(
                     select(Job).where(Job.kind == JobKind.mirror_route))]
             assert errors and any("prefect unavailable" in e for e in errors)
 
-            # 3. Prefect restarted (same port and database); the worker killed again while
+            # 3. Prefect restarted (same port and database); the mirror killed again while
             #    the mirror catches up; the routes finish
             server.start()
             marks["prefect restarted"] = time.monotonic() - t0
             _poll(lambda: _mirrored(engine) > in_flight, timeout=60,
                   what="the mirror to resume after Prefect's restart")
-            worker.kill()
-            kills["worker"] += 1
-            worker.start()
+            mirror.kill()
+            kills["mirror"] += 1
+            mirror.start()
             for _ in range(20):
                 with Session(engine) as s:
                     if all(r.status is RouteStatus.completed
@@ -240,7 +241,7 @@ def test_sigkill_prefect_server_and_worker_while_mirroring(
           f"{in_flight} flow runs before the kill, wall {wall:.1f} s; "
           + ", ".join(f"{k} at {v:.1f} s" for k, v in marks.items()))
 
-    assert kills == {"prefect": 1, "worker": 3}
+    assert kills == {"prefect": 1, "mirror": 2, "worker": 1}
     # -- Prefect: one flow run per route, one task run per started step, in our states
     assert all(r.status is RouteStatus.completed for r in routes.values())
     personal = [x for p in persons for x in (p.full_name, p.snils, p.birth_date.isoformat(),

@@ -1,7 +1,7 @@
 """The production smoke test (issue 13), on PostgreSQL: the topology started from its one
-definition (``rehab up``: two API processes, two workers, the sweeper, a Prefect server on
-PostgreSQL, under supervisord); applications registered through the API and answered by the
-simulated agencies; ``/health/ready`` and ``/metrics`` checked; a worker SIGKILLed and
+definition (``rehab up``: two API processes, two workers, the sweeper, the mirror, a Prefect
+server on PostgreSQL, under supervisord); applications registered through the API and answered
+by the simulated agencies; ``/health/ready`` and ``/metrics`` checked; a worker SIGKILLed and
 restarted by the supervisor with nothing lost or done twice; SIGTERM stops everything
 cleanly."""
 
@@ -119,8 +119,9 @@ def test_the_topology_runs_heals_and_stops(db_url: str, db: Engine, tmp_path: Pa
             procs = checks["processes"].get("processes", [])
             return (r.status_code == 200 and checks["prefect"]["ok"]
                     and sum(p["kind"] == "worker" and not p["silent"] for p in procs) == 2
-                    and any(p["kind"] == "sweeper" for p in procs))
-        _until("ready with Prefect, two workers and the sweeper", ready, 180, logs)
+                    and any(p["kind"] == "sweeper" for p in procs)
+                    and any(p["kind"] == "mirror" for p in procs))
+        _until("ready with Prefect, two workers, the sweeper and the mirror", ready, 180, logs)
 
         # applications through the API (the persons are found by SNILS, not duplicated): social
         # employment's newest data version, its six actions in order (001 Регламент п.16) and
@@ -204,3 +205,4 @@ def test_the_topology_runs_heals_and_stops(db_url: str, db: Engine, tmp_path: Pa
     assert len(killed_ids) == 1, killed_ids  # only the SIGKILLed worker never said goodbye
     worker_logs = "".join(p.read_text() for p in logs.glob("worker-*.log"))
     assert worker_logs.count("worker stopped:") >= 2
+    assert "mirror stopped:" in (logs / "mirror.log").read_text()
