@@ -183,8 +183,10 @@ def _counts(engine: Any) -> dict[str, int]:
 def run_ours(n: int, *, workers: int = 1, database_url: str = "", prefect_database: str = "",
              mirror: bool = True, profile: Path | None = None,
              mirror_wait_s: float = 300.0, scenario: Scenario = THREE_STEPS) -> RivalResult:
-    """Our engine as the product runs: API process + worker process(es) + a Prefect server
-    that the workers mirror every route into; real HTTP both ways.
+    """Our engine as the product runs: API process + worker process(es) + the mirror process
+    (``rehab mirror``) + a Prefect server it mirrors every route into (the mirror and the
+    server at ``mirror_nice``, as the demo and ``rehab up`` start them); real HTTP both ways.
+    The worker's CPU and the mirror's are reported apart.
 
     The clock runs from the first registration to the last route completed in our database
     (the mirror is not on a route's path: how long Prefect took to catch up afterwards is

@@ -322,9 +322,11 @@ class _Batch:
                        "reason": reason}
                       for actor, entity, ref, action, route_id, before, after, reason
                       in self.audit]
+        # the jobs in (kind, ref) order, as a transition writes them (queue._lock_order)
+        jobs = sorted(self.jobs, key=lambda j: (j["kind"], j["ref"]))
         for model, rows in ((Person, self.persons), (Route, self.routes), (Step, self.steps),
                             (AgencyRequest, self.requests), (Timer, self.timers),
-                            (Job, self.jobs), (AuditEvent, audit_rows)):
+                            (Job, jobs), (AuditEvent, audit_rows)):
             if rows:
                 _write_rows(conn, _table(model), rows)
 
