@@ -23,6 +23,12 @@ class JobKind(StrEnum):
     send_cancel = "send_cancel"  # tell an agency its request is withdrawn (CancelNotice)
 
 
+#: the routes' own work (a worker's core): the rest (notifications, the Prefect mirror) gives
+#: way to it
+ROUTE_WORK: tuple[JobKind, ...] = (JobKind.apply_answer, JobKind.send_request,
+                                   JobKind.send_cancel)
+
+
 # A unit of work; (kind, ref) is unique so that enqueueing twice is harmless.
 class Job(SQLModel, table=True):
     __table_args__ = (

@@ -73,7 +73,7 @@ from engine.routes.receipt import steps_awaiting_receipt
 from engine.runtime.handlers import WorkerContext
 from flows.names import ROUTE_FLOW_NAME, STEP_TASK_NAME
 from models.agencies import Agency
-from models.jobs import JobKind
+from models.jobs import ROUTE_WORK, JobKind
 from models.labels import step_kind_ru
 from models.mirror import RouteMirror
 from models.route_life import END_REASON_RU, EndReason
@@ -117,6 +117,9 @@ CONCURRENCY = 1
 #: Real seconds a worker spends on mirroring per pass before it goes back to core jobs
 #: (answers and requests never wait long behind Prefect); unstarted jobs are released.
 SLICE_SECONDS = 2.0
+#: Route jobs due at once (answers to apply, requests to send) from which the workers count
+#: as busy and the mirror gives way (``claim_mirror_jobs``); a region's steady load is a few.
+BUSY_BACKLOG = 20
 #: Real seconds one route's reconciliation may take before Prefect counts as unavailable.
 CALL_TIMEOUT_SECONDS = 15.0
 #: Real seconds to leave Prefect alone after it was found unavailable.
@@ -916,6 +919,21 @@ def _upsert_mirror(dialect: str, keys: tuple[str, ...], rows: list[dict[str, Any
 log = logging.getLogger("rehab.mirror")
 
 
+def claim_mirror_jobs(worker: WorkerContext, refs: list[str] | None) -> list[queue.ClaimedJob]:
+    """A batch of due mirror jobs — only those due ``mirror_max_lag_seconds`` already while
+    the workers are busy with the routes' own work (``queue.busy``: ``BUSY_BACKLOG`` jobs of
+    it due, or one waiting unclaimed for over a second). In a burst, Prefect's calls (and
+    the Prefect server's CPU behind each, about four times the caller's) wait, the routes
+    go first and the mirror catches up after, its view never more than the lag late. Asked
+    for given routes (``refs``), it claims them at once."""
+    lag = worker.settings.mirror_max_lag_seconds
+    wait = lag if refs is None and lag and queue.busy(
+        worker.engine, ROUTE_WORK, backlog=BUSY_BACKLOG) else 0.0
+    return queue.claim(worker.engine, worker.worker_id, kinds=[JobKind.mirror_route],
+                       limit=BATCH_SIZE, lease_seconds=worker.settings.job_lease_seconds,
+                       refs=refs, due_for_seconds=wait)
+
+
 class PrefectMirrorHandler:
     """The worker's handler of ``mirror_route`` jobs (registered at start-up).
 
@@ -944,9 +962,7 @@ class PrefectMirrorHandler:
     async def run_once(self, worker: WorkerContext, refs: list[str] | None) -> int:
         if monotonic() < self.down_until:
             return 0
-        jobs = await asyncio.to_thread(
-            queue.claim, worker.engine, worker.worker_id, kinds=[JobKind.mirror_route],
-            limit=BATCH_SIZE, lease_seconds=worker.settings.job_lease_seconds, refs=refs)
+        jobs = await asyncio.to_thread(claim_mirror_jobs, worker, refs)
         if not jobs:
             return 0
         with no_client_retries():  # our queue retries, not a minute-long client loop

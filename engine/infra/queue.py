@@ -124,8 +124,10 @@ def buffered(session: Session) -> AbstractContextManager[None]:
 
 
 def claim(engine: Engine, worker: str, *, kinds: list[JobKind], limit: int,
-          lease_seconds: float, refs: list[str] | None = None) -> list[ClaimedJob]:
-    """Claim up to ``limit`` due jobs of ``kinds`` (and of ``refs``, if given)."""
+          lease_seconds: float, refs: list[str] | None = None,
+          due_for_seconds: float = 0.0) -> list[ClaimedJob]:
+    """Claim up to ``limit`` due jobs of ``kinds`` (and of ``refs``, if given);
+    ``due_for_seconds``: only jobs due at least that long already."""
     now = utcnow()
     until = now + timedelta(seconds=lease_seconds)
     kind_list = ", ".join(f"'{k.value}'" for k in kinds)
@@ -145,7 +147,7 @@ def claim(engine: Engine, worker: str, *, kinds: list[JobKind], limit: int,
                        attempts = attempts + 1
         WHERE id IN (
             SELECT id FROM job
-            WHERE kind IN ({kind_list}) AND due_at <= :now{ref_clause}
+            WHERE kind IN ({kind_list}) AND due_at <= :due{ref_clause}
               AND (locked_until IS NULL OR locked_until < :now) AND dead_at IS NULL
             ORDER BY due_at, id LIMIT :limit{skip}
         )
@@ -153,8 +155,9 @@ def claim(engine: Engine, worker: str, *, kinds: list[JobKind], limit: int,
         """
     )
     pg = engine.dialect.name == "postgresql"
-    params["now"] = now if pg else now.replace(tzinfo=None)
     params["until"] = until if pg else until.replace(tzinfo=None)
+    params["due"] = _bind(engine.dialect.name, now - timedelta(seconds=due_for_seconds))
+    params["now"] = now if pg else now.replace(tzinfo=None)
     with engine.begin() as conn:
         rows = conn.execute(sql, params).all()
     return [ClaimedJob(r[0], JobKind(r[1]), r[2], r[3], r[4], worker, token) for r in rows]
@@ -342,6 +345,26 @@ def revive(engine: Engine, job_id: int) -> JobInfo:
         s.add(job)
         s.commit()
         return _info(job)
+
+
+def busy(engine: Engine, kinds: Sequence[JobKind], *, backlog: int,
+         late_seconds: float = 1.0) -> bool:
+    """Whether the workers are busy with the work of ``kinds``: ``backlog`` jobs of it are
+    due (on the wire or waiting), or one has waited unclaimed for over ``late_seconds``
+    (a job being worked on under its lease does not count as waiting). One statement; it
+    reads at most ``backlog`` rows."""
+    now = utcnow()
+    d = engine.dialect.name
+    kind_list = ", ".join(f"'{k.value}'" for k in kinds)
+    with engine.connect() as conn:
+        due, late = conn.execute(text(
+            "SELECT count(*), max(CASE WHEN due_at <= :late AND (locked_until IS NULL "
+            "OR locked_until < :now) THEN 1 ELSE 0 END) FROM (SELECT due_at, locked_until "
+            f"FROM job WHERE kind IN ({kind_list}) AND due_at <= :now AND dead_at IS NULL "
+            "LIMIT :backlog) AS due"),
+            {"late": _bind(d, now - timedelta(seconds=late_seconds)), "now": _bind(d, now),
+             "backlog": backlog}).one()
+    return int(due) >= backlog or bool(late)
 
 
 def pending_count(engine: Engine, kinds: list[JobKind] | None = None) -> int:

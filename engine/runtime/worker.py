@@ -59,7 +59,7 @@ from engine.routes.transitions import EngineConfig
 from engine.runtime.handlers import JobHandler, WorkerStats
 from models.agencies import Agency, AgencyRequest, RequestState
 from models.heartbeats import ProcessKind
-from models.jobs import JobKind
+from models.jobs import ROUTE_WORK, JobKind
 from models.routes import CancelNotice, CancelState
 from tasks.agency_client import (
     AgencyClient,
@@ -75,7 +75,7 @@ log = logging.getLogger("rehab.worker")
 
 #: What the worker's route lane claims (``run_once``): answers, requests, cancel notices.
 #: Notifications and handlers' kinds run in lanes of their own.
-ROUTE_LANE_KINDS = [JobKind.apply_answer, JobKind.send_request, JobKind.send_cancel]
+ROUTE_LANE_KINDS = list(ROUTE_WORK)
 
 _COUNT_ATTEMPTS = text("UPDATE agency_request SET attempts = attempts + 1 WHERE id IN :ids"
                        ).bindparams(bindparam("ids", expanding=True))

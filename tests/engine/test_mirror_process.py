@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +24,8 @@ from engine.routes.transitions import EngineConfig
 from engine.runtime.handlers import WorkerContext
 from engine.runtime.worker import Worker
 from models.heartbeats import ProcessKind
-from models.jobs import Job, JobKind
+from models.jobs import ROUTE_WORK, Job, JobKind
+from models.types import utcnow
 from tasks import prefect_mirror as pm
 from tests.conftest import PG_URL
 
@@ -201,3 +203,43 @@ def test_a_transition_upserts_its_jobs_in_ref_order(db: Engine) -> None:
             s.commit()
 
     assert _held_while_waiting(db, hold="b", probe="a", act=transition)
+
+
+def _due(db: Engine, kind: JobKind, ref: str, seconds_ago: float) -> None:
+    with Session(db) as s:
+        queue.enqueue(s, kind, ref, due_at=utcnow() - timedelta(seconds=seconds_ago))
+        s.commit()
+
+
+def test_the_workers_count_as_busy_with_a_backlog_or_a_job_left_waiting(db: Engine) -> None:
+    work = ROUTE_WORK
+    assert not queue.busy(db, work, backlog=3)
+    _due(db, JobKind.apply_answer, "fresh", 0.0)  # just due: a worker takes it at once
+    _due(db, JobKind.mirror_route, "m", 60.0)  # not the routes' work
+    assert not queue.busy(db, work, backlog=3)
+    _due(db, JobKind.send_request, "waiting", 5.0)  # due 5 s ago and nobody took it
+    assert queue.busy(db, work, backlog=3)
+    claimed = queue.claim(db, "w1", kinds=[JobKind.send_request], limit=1, lease_seconds=60)
+    assert [j.ref for j in claimed] == ["waiting"]  # now on the wire: not left waiting
+    assert not queue.busy(db, work, backlog=3)
+    _due(db, JobKind.send_cancel, "third", 0.0)  # three due at once: a backlog
+    assert queue.busy(db, work, backlog=3)
+
+
+def test_the_mirror_gives_way_while_the_workers_are_busy_but_never_past_its_lag(
+        db: Engine, clock: DbClock, cfg: EngineConfig, tmp_path: Path) -> None:
+    settings = Settings(environment="test", var_dir=tmp_path, prefect_mirror=True,
+                        mirror_max_lag_seconds=30.0)
+    w = Worker(db, clock, cfg, settings, worker_id="m-lag", core=False)
+    _due(db, JobKind.mirror_route, "recent", 1.0)
+    _due(db, JobKind.mirror_route, "old", 45.0)
+    assert sorted(j.ref for j in pm.claim_mirror_jobs(w, None)) == ["old", "recent"]  # idle
+    queue.release_held(db, "m-lag")
+    _due(db, JobKind.apply_answer, "late", 5.0)  # the routes' work is waiting
+    assert [j.ref for j in pm.claim_mirror_jobs(w, None)] == ["old"]  # 45 s ≥ the lag
+    queue.release_held(db, "m-lag")
+    assert [j.ref for j in pm.claim_mirror_jobs(w, ["recent"])] == ["recent"]  # asked for
+    queue.release_held(db, "m-lag")
+    no_lag = Worker(db, clock, cfg, settings.model_copy(update={"mirror_max_lag_seconds": 0}),
+                    worker_id="m-lag", core=False)
+    assert sorted(j.ref for j in pm.claim_mirror_jobs(no_lag, None)) == ["old", "recent"]
