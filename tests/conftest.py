@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import time
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
@@ -149,3 +150,18 @@ def second_region(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[P
     yield rules
     monkeypatch.delenv(regions.ENV_DIR)
     regions.reload_rules()
+
+
+def wait_for_lock_wait(db: Engine, timeout: float = 30.0) -> None:
+    """Until some transaction of this database waits for a row lock."""
+    deadline = time.monotonic() + timeout
+    with db.connect() as conn:
+        while time.monotonic() < deadline:
+            n = conn.execute(text(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                "AND wait_event_type = 'Lock'")).scalar_one()
+            conn.commit()
+            if n:
+                return
+            time.sleep(0.01)
+    raise AssertionError("no transaction started waiting for a lock")

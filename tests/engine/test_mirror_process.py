@@ -27,7 +27,7 @@ from models.heartbeats import ProcessKind
 from models.jobs import ROUTE_WORK, Job, JobKind
 from models.types import utcnow
 from tasks import prefect_mirror as pm
-from tests.conftest import PG_URL
+from tests.conftest import PG_URL, wait_for_lock_wait
 
 
 class _Counting:
@@ -147,14 +147,7 @@ def _held_while_waiting(db: Engine, hold: str, probe: str, act: Any) -> bool:
 
         t = threading.Thread(target=run, daemon=True)
         t.start()
-        for _ in range(200):  # until it waits for the held row
-            waiting = prober.execute(text(
-                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
-                "AND datname = current_database()")).scalar_one()
-            prober.rollback()
-            if waiting:
-                break
-            done.wait(0.02)
+        wait_for_lock_wait(db, timeout=15)  # until it waits for the held row
         assert not done.is_set(), "it did not wait for the held row"
         prober.execute(text("SET lock_timeout = '50ms'"))
         try:

@@ -8,10 +8,9 @@ there and these tests are PostgreSQL-only."""
 from __future__ import annotations
 
 import threading
-import time
 
 import pytest
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine
 from sqlmodel import Session, select
 
 from engine.infra.clock import DbClock
@@ -23,7 +22,7 @@ from models.persons import Person
 from models.routes import StepStatus
 from models.staff import StaffUser
 from models.timers import EscalationStatus, Timer, TimerStatus
-from tests.conftest import PG_URL, kaliningrad
+from tests.conftest import PG_URL, kaliningrad, wait_for_lock_wait
 from tests.ladder.conftest import Staff, audits, escalations, new_route, step_of, sweep
 
 pytestmark = [
@@ -32,21 +31,6 @@ pytestmark = [
                        "transaction (BEGIN IMMEDIATE), so an answer and a sweep cannot "
                        "interleave there"),
 ]
-
-
-def _wait_for_lock_wait(db: Engine, timeout: float = 30.0) -> None:
-    """Until some transaction of this database waits for a row lock."""
-    deadline = time.monotonic() + timeout
-    with db.connect() as conn:
-        while time.monotonic() < deadline:
-            n = conn.execute(text(
-                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-                "AND wait_event_type = 'Lock'")).scalar_one()
-            conn.commit()
-            if n:
-                return
-            time.sleep(0.01)
-    raise AssertionError("no transaction started waiting for a lock")
 
 
 def _stored_answer(db: Engine, clock: DbClock, route_id: str) -> int:
@@ -109,7 +93,7 @@ def test_answer_arriving_while_the_sweep_fires_the_step_resolves_what_it_opened(
     assert fired_all.wait(30)
     ta = threading.Thread(target=answer)
     ta.start()
-    _wait_for_lock_wait(db)  # the answer waits for the sweep's transaction
+    wait_for_lock_wait(db)  # the answer waits for the sweep's transaction
     release.set()
     ts.join(60)
     ta.join(60)
@@ -167,7 +151,7 @@ def test_sweep_claiming_timers_while_the_answer_is_applied_leaves_them_to_it(
     assert claimed.wait(30)
     ta = threading.Thread(target=answer)
     ta.start()
-    _wait_for_lock_wait(db)  # the answer holds the step and waits for the claimed timers
+    wait_for_lock_wait(db)  # the answer holds the step and waits for the claimed timers
     release.set()
     ts.join(60)
     ta.join(60)
