@@ -52,10 +52,10 @@ class Settings(BaseSettings):
         "after its last transition: transitions that come together (an answer, the next "
         "request, its delivery) are mirrored once. 0: at once.")
     mirror_max_lag_seconds: float = Field(
-        30.0, ge=0, description="While the routes' own work is behind (a job of it due and "
-        "unclaimed for over a second), the Prefect mirror gives way: it mirrors only routes "
-        "whose mirror has waited this many seconds, and catches up with the rest after. "
-        "0: it never gives way.")
+        30.0, ge=0, description="While the workers are busy with the routes' own work (20 "
+        "jobs of it due, or one left unclaimed for over a second), the Prefect mirror gives "
+        "way: it mirrors only routes whose mirror has waited this many seconds, and catches "
+        "up with the rest after. 0: it never gives way.")
     mirror_nice: int = Field(
         10, ge=0, le=19, description="How much lower the CPU priority of `rehab mirror` is "
         "than the other processes' (nice): on a busy host the routes' work goes first and "
