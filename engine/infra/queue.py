@@ -95,7 +95,7 @@ def enqueue_many(session: Session, kind: JobKind, refs: list[str], *,
         for row in rows:  # a second enqueue of (kind, ref) in one use case: one job
             pending.setdefault((row["kind"], row["ref"]), row)
         return
-    rows.sort(key=_lock_order)
+    rows.sort(key=lock_order)
     conn = session.connection()  # job rows reference nothing pending in the session
     conn.execute(_UPSERT, rows)
 
@@ -103,7 +103,7 @@ def enqueue_many(session: Session, kind: JobKind, refs: list[str], *,
 _BUFFER = "rehab.queue.buffer"
 
 
-def _lock_order(row: dict[str, Any]) -> tuple[str, str]:
+def lock_order(row: dict[str, Any]) -> tuple[str, str]:
     """The order in which a statement of several jobs locks their rows: by (kind, ref), as
     ``finish_many(lock_in_order=True)`` does — a transition's upsert of its routes' mirror
     jobs and a mirror finishing a batch of them never wait for each other in a circle."""
@@ -111,7 +111,7 @@ def _lock_order(row: dict[str, Any]) -> tuple[str, str]:
 
 
 def _upsert_jobs(conn: Connection, pending: dict[tuple[str, str], dict[str, Any]]) -> None:
-    rows: list[dict[str, Any]] = sorted(pending.values(), key=_lock_order)
+    rows: list[dict[str, Any]] = sorted(pending.values(), key=lock_order)
     conn.execute(_UPSERT, rows)
 
 
@@ -154,10 +154,9 @@ def claim(engine: Engine, worker: str, *, kinds: list[JobKind], limit: int,
         RETURNING id, kind, ref, generation, attempts
         """
     )
-    pg = engine.dialect.name == "postgresql"
-    params["until"] = until if pg else until.replace(tzinfo=None)
-    params["due"] = _bind(engine.dialect.name, now - timedelta(seconds=due_for_seconds))
-    params["now"] = now if pg else now.replace(tzinfo=None)
+    d = engine.dialect.name
+    params.update(until=_bind(d, until), now=_bind(d, now),
+                  due=_bind(d, now - timedelta(seconds=due_for_seconds)))
     with engine.begin() as conn:
         rows = conn.execute(sql, params).all()
     return [ClaimedJob(r[0], JobKind(r[1]), r[2], r[3], r[4], worker, token) for r in rows]

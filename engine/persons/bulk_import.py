@@ -40,7 +40,7 @@ import calendars
 from engine.agencies.providers import OPEN_STEP
 from engine.errors import EngineError
 from engine.escalations import timers
-from engine.infra import audit
+from engine.infra import audit, queue
 from engine.routes.forming import Forming, forming
 from engine.routes.ipra_plan import current_ipras
 from engine.routes.ipra_term import arm_ipra_expiry
@@ -322,8 +322,8 @@ class _Batch:
                        "reason": reason}
                       for actor, entity, ref, action, route_id, before, after, reason
                       in self.audit]
-        # the jobs in (kind, ref) order, as a transition writes them (queue._lock_order)
-        jobs = sorted(self.jobs, key=lambda j: (j["kind"], j["ref"]))
+        # the jobs in the order a transition writes them
+        jobs = sorted(self.jobs, key=queue.lock_order)
         for model, rows in ((Person, self.persons), (Route, self.routes), (Step, self.steps),
                             (AgencyRequest, self.requests), (Timer, self.timers),
                             (Job, jobs), (AuditEvent, audit_rows)):

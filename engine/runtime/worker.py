@@ -338,7 +338,7 @@ class Worker:
                 try:
                     # the items' audit records written together at the end (one COPY for
                     # the batch, not one an item), and the jobs they ask for (one upsert,
-                    # its rows locked in (kind, ref) order: ``queue._lock_order``)
+                    # its rows locked in (kind, ref) order: ``queue.lock_order``)
                     with audit.buffered(s), queue.buffered(s):
                         results = [do(s, item) for item in items]
                 finally:
